@@ -1,0 +1,30 @@
+# dualgen — the two commands of the README, and the setup they share.
+#   make study   create .venv (pinned, when missing) and run the default study: snakemake --cores all
+#   make test    create .venv (when missing) and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+CORES  ?= all
+PYTEST_ARGS ?=
+
+.PHONY: setup study test lint report clean-results
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+study: setup
+	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+report: setup
+	$(BIN)/snakemake --report report.html $(SNAKEMAKE_ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/snakemake --lint

@@ -1,0 +1,25 @@
+# dualgen: synthetic micrograph + mask pairs (VQ-VAE + PixelCNN) and the U-Net study around them.
+#   snakemake --cores all                              the default study (demo data, CPU scale)
+#   snakemake --cores all --configfile presets/ci.yaml a tiny run (what the tests use)
+# See README.md. Config: config.yaml, checked against schemas/config.schema.yaml.
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,6 @@
+"""dualgen: synthetic micrograph + mask pairs (VQ-VAE + PixelCNN) and the U-Net study around them."""
+from dualgen import env as _env
+
+_env.apply()
+
+__version__ = "0.1.0"

@@ -1,0 +1,52 @@
+# Paths, config checks and helpers shared by all rules.
+import json
+import os
+
+from snakemake.utils import validate
+
+from dualgen.config import check_config
+from dualgen.errors import DualgenError
+
+try:
+    check_config(config)  # one clear line naming the key (unknown key, wrong type, out of range, ...)
+except DualgenError as err:
+    raise SystemExit(f"dualgen: error: {err}")
+validate(config, "../schemas/config.schema.yaml")
+
+STUDY = config["study"]
+OUT = f"results/{STUDY}"
+LOGS = f"{OUT}/logs"
+BENCH = f"{OUT}/benchmarks"
+ENV = "../envs/dualgen.yaml"
+DEMO_DIR = "data/demo"
+SCRIPTS = os.path.join(workflow.basedir, "scripts")
+
+
+def script(name):
+    """The command that runs scripts/<name>.py (an absolute path, so --directory works)."""
+    return f"python {SCRIPTS}/{name}.py"
+
+
+def data_settings():
+    """The data section, with the demo folders filled in when dualgen makes the data itself."""
+    data = dict(config["data"])
+    if data["source"] == "demo":
+        data.update(images=f"{DEMO_DIR}/images", masks=f"{DEMO_DIR}/masks_lq", hq_masks=f"{DEMO_DIR}/masks_hq",
+                    mask_format="palette", crop_height=None)
+    return data
+
+
+def data_inputs():
+    if config["data"]["source"] == "demo":
+        return [DEMO_DIR]
+    data = config["data"]
+    return [d for d in (data["images"], data["masks"], data.get("hq_masks")) if d]
+
+
+def as_json(**sections):
+    """One JSON string of settings for a script's --settings (params: a change reruns exactly this rule)."""
+    return json.dumps(sections, sort_keys=True)
+
+
+def all_targets():
+    return [f"{OUT}/datasets"]

@@ -1,0 +1,92 @@
+"""The house: config schema and its one-line errors, scripts' --help, pinned environments, lint."""
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dualgen.config import check_config, load_yaml
+from dualgen.errors import DualgenError
+from tests.conftest import PY, REPO, env, snakemake
+
+CONFIG = load_yaml(REPO / "config.yaml")
+
+
+def merged(over):
+    cfg = copy.deepcopy(CONFIG)
+    for section, values in over.items():
+        if isinstance(values, dict) and isinstance(cfg.get(section), dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+@pytest.mark.parametrize("preset", [None, "presets/ci.yaml", "presets/paper.yaml"])
+def test_default_config_and_presets_are_valid(preset):
+    check_config(merged(load_yaml(REPO / preset)) if preset else copy.deepcopy(CONFIG))
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"patches": {"sizee": 64}}, "unknown key 'patches.sizee'"),
+    ({"patches": {"size": "big"}}, "patches.size: 'big' has the wrong type"),
+    ({"datasets": {"big_train": -2}}, "datasets.big_train: -2 is less than the minimum of 1"),
+    ({"datasets": {"test": 0}}, "datasets.test: 0 is less than the minimum of 1"),
+    ({"patches": {"size": 0}}, "patches.size: 0 is less than the minimum"),
+    ({"data": {"source": "web"}}, "data.source: 'web' is not one of"),
+    ({"classes": [{"name": "a", "value": 0, "color": "#000000"}, {"name": "b", "value": 0, "color": "#ffffff"}]},
+     "'a' and 'b' share the value 0"),
+    ({"datasets": {"small_train": 60}}, "must fit inside the big set"),
+])
+def test_config_errors_name_the_key(over, message):
+    with pytest.raises(DualgenError) as err:
+        check_config(merged(over))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_snakemake_stops_on_bad_config_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: {big_val: -1}\n")
+    proc = snakemake("-n", "--configfile", bad, workdir=tmp_path)
+    assert proc.returncode != 0
+    assert "dualgen: error: config: datasets.big_val: -1 is less than the minimum of 1" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_dry_run_and_lint_are_clean(tmp_path):
+    proc = snakemake("-n", workdir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = snakemake("--lint", workdir=tmp_path)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.py")))
+def test_every_script_has_help(script):
+    proc = subprocess.run([PY, str(REPO / "scripts" / script), "--help"], capture_output=True, text=True, env=env(),
+                          timeout=120)
+    assert proc.returncode == 0 and "usage:" in proc.stdout and "--settings" in proc.stdout, proc.stderr
+
+
+def pins(lines):
+    return {m.group(1).lower(): m.group(2) for m in (re.match(r"\s*-?\s*([A-Za-z0-9_.-]+)==(\S+)", ln) for ln in lines) if m}
+
+
+def test_envs_match_requirements():
+    req = pins((REPO / "requirements.txt").read_text().splitlines())
+    lock = pins((REPO / "requirements.lock").read_text().splitlines())
+    assert len(req) >= 15
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        spec = yaml.safe_load(env_file.read_text())
+        pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+        assert pins(pip) == req, f"{env_file.name} and requirements.txt differ"
+    for name, version in req.items():
+        assert lock.get(name) == version, f"requirements.lock has {name}=={lock.get(name)}, requirements.txt {version}"
+
+
+def test_environment_variables_set_in_one_place():
+    hits = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and "TF_USE_LEGACY_KERAS" in p.read_text()
+            and p.name != "env.py"]
+    assert hits == [], f"set only in dualgen/env.py: {hits}"
