@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from dualgen.config import check_config
 from dualgen.errors import DualgenError
+from dualgen.mixes import enumerate_mixes, pool_size
 
 try:
     check_config(config)  # one clear line naming the key (unknown key, wrong type, out of range, ...)
@@ -48,5 +49,24 @@ def as_json(**sections):
     return json.dumps(sections, sort_keys=True)
 
 
+try:
+    MIXES = enumerate_mixes(config["mixes"], config["datasets"])
+except DualgenError as err:
+    raise SystemExit(f"dualgen: error: {err}")
+POOL_SIZE = pool_size(config["mixes"], config["datasets"])
+PIXELCNN_KINDS = [config["pixelcnn"]["kind"]]
+if config["pixelcnn"].get("compare"):
+    PIXELCNN_KINDS.append("gated" if PIXELCNN_KINDS[0] == "plain" else "plain")
+
+
+def pixelcnn_settings():
+    """PixelCNN settings that change the trained model (not which kind the sampler uses)."""
+    return {k: v for k, v in config["pixelcnn"].items() if k not in ("kind", "compare")}
+
+
 def all_targets():
-    return [f"{OUT}/datasets"]
+    targets = [f"{OUT}/datasets", f"{OUT}/codes"]
+    targets += [f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS]
+    if POOL_SIZE > 0:
+        targets += [f"{OUT}/synthetic/clean", f"{OUT}/figures/synthetic"]
+    return targets

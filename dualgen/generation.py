@@ -1,0 +1,96 @@
+"""Glue of the generation stage shared by its scripts: the VQ-VAE's data, building models from settings,
+loading trained models with a clear error when the settings do not match."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dualgen import datasets
+from dualgen.errors import DualgenError
+
+VQVAE_KEYS = ("num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim", "num_embeddings",
+              "commitment_cost", "decay", "quantizer")
+PIXELCNN_KEYS = ("filters", "num_blocks")
+
+
+def generator_patches(patches_dir, datasets_dir, base="BMQ"):
+    """The generator's training data, as in the paper: all of BMQ's training + validation patches."""
+    manifest = pd.read_csv(Path(datasets_dir) / f"{base}.csv")
+    ids, images, masks = [], [], []
+    for split in ("train", "val"):
+        i, im, m = datasets.load(patches_dir, manifest, split)
+        ids += i
+        images.append(im)
+        masks.append(m)
+    return ids, np.concatenate(images), np.concatenate(masks)
+
+
+def holdout(n, n_val, seed):
+    """Indices (train, val) with n_val held out for choosing the best checkpoint (paper: 56 / 6)."""
+    if n_val >= n:
+        raise DualgenError(f"vqvae.val_images {n_val} leaves no training patches (only {n} patches): lower it")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def build_vqvae(settings, channels):
+    from dualgen import vqvae
+
+    return vqvae.VQVAE(channels + 1, **{k: settings[k] for k in VQVAE_KEYS})
+
+
+def load_vqvae(vqvae_dir):
+    """Rebuild the trained VQ-VAE from its meta.json and load the best checkpoint."""
+    from dualgen import vqvae
+
+    meta = read_meta(vqvae_dir)
+    settings = meta["settings"]["vqvae"]
+    model = build_vqvae(settings, meta["channels"])
+    vqvae.load_vqvae(model, Path(vqvae_dir) / "checkpoint")
+    return model, meta
+
+
+def build_pixelcnn(settings, kind, num_embeddings):
+    from dualgen import pixelcnn
+
+    return pixelcnn.PixelCNN(num_embeddings, filters=settings["filters"], num_blocks=settings["num_blocks"], kind=kind)
+
+
+def load_pixelcnn(pixelcnn_dir):
+    import tensorflow as tf
+
+    meta = read_meta(pixelcnn_dir)
+    model = build_pixelcnn(meta["settings"]["pixelcnn"], meta["kind"], meta["num_embeddings"])
+    model(tf.zeros([1] + list(meta["grid_shape"]), tf.int32))
+    ckpt = tf.train.Checkpoint(model=model)
+    try:
+        ckpt.read(str(Path(pixelcnn_dir) / "checkpoint" / "ckpt")).assert_existing_objects_matched().expect_partial()
+    except (tf.errors.OpError, AssertionError, ValueError) as err:
+        raise DualgenError(f"{pixelcnn_dir}/checkpoint: cannot load the PixelCNN ({type(err).__name__}): "
+                           "delete the folder and rerun train_pixelcnn")
+    return model, meta
+
+
+def read_meta(folder):
+    path = Path(folder) / "meta.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DualgenError(f"{path}: missing: run the step that makes {folder} first")
+    except json.JSONDecodeError:
+        raise DualgenError(f"{path}: damaged (not JSON): delete {folder} and rerun its step")
+
+
+def resume_dir(root, settings):
+    """A working folder for checkpoints that survives a killed job, reset when the settings change."""
+    root = Path(root)
+    stamp = root / "settings.json"
+    text = json.dumps(settings, sort_keys=True)
+    if root.exists() and (not stamp.exists() or stamp.read_text() != text):
+        print(f"{root}: settings changed since the last run: starting afresh", flush=True)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
+    return root

@@ -1,0 +1,79 @@
+"""The training mixes of the study (paper Tables 5 and 6): the one place that names them.
+
+Four base sets x synthetic additions in % of the base training size, plus the pure-synthetic sets
+SyntLQ / SyntMQ (synthetic only, in % of the big training size, validated on BLQ / BMQ's real
+validation images), plus BMQ_aug (BMQ with Albumentations, no synthetic data). Names: <BASE>_<pct:03d>.
+The rules, the plots and the tests all ask ``enumerate_mixes``.
+"""
+import math
+from dataclasses import dataclass
+
+from dualgen.errors import DualgenError
+
+BASES = ("SHQ", "SLQ", "BLQ", "BMQ")
+SYNTHETIC = {"SyntLQ": "BLQ", "SyntMQ": "BMQ"}  # pure-synthetic set -> base whose real validation it uses
+AUG_MIX = "BMQ_aug"
+
+
+@dataclass(frozen=True)
+class Mix:
+    name: str
+    base: str  # SHQ, SLQ, BLQ, BMQ, SyntLQ, SyntMQ
+    percent: int  # synthetic amount in % of the (base or big) training size
+    real_from: str | None  # base set whose real training patches are used (None: synthetic only)
+    val_from: str  # base set whose real validation patches are used
+    n_real: int
+    n_synth: int
+    augment: bool = False
+
+    @property
+    def pure_synthetic(self):
+        return self.real_from is None
+
+
+def train_size(base, datasets):
+    return datasets["small_train"] if base in ("SHQ", "SLQ") else datasets["big_train"]
+
+
+def n_synthetic(percent, train):
+    return int(math.floor(percent * train / 100 + 0.5))
+
+
+def enumerate_mixes(mixes_cfg, datasets):
+    """All mixes the config asks for, in a stable order."""
+    out = []
+    for base in mixes_cfg.get("bases", BASES):
+        n = train_size(base, datasets)
+        for pct in mixes_cfg.get("levels", []):
+            out.append(Mix(f"{base}_{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n)))
+    for synt in mixes_cfg.get("synthetic", list(SYNTHETIC)):
+        val = SYNTHETIC[synt]
+        for pct in mixes_cfg.get("synthetic_levels", []):
+            if pct <= 0:
+                raise DualgenError(f"config: mixes.synthetic_levels: {pct} % would train {synt} on nothing: use levels > 0")
+            out.append(Mix(f"{synt}_{pct:03d}", synt, pct, None, val, 0, n_synthetic(pct, datasets["big_train"])))
+    if mixes_cfg.get("augmentation"):
+        n = datasets["big_train"]
+        out.append(Mix(AUG_MIX, "BMQ", 0, "BMQ", "BMQ", n, 0, augment=True))
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DualgenError(f"config: mixes: the mix {dup} appears twice: list each level once")
+    return out
+
+
+def mix_names(mixes_cfg, datasets):
+    return [m.name for m in enumerate_mixes(mixes_cfg, datasets)]
+
+
+def get_mix(name, mixes_cfg, datasets):
+    for m in enumerate_mixes(mixes_cfg, datasets):
+        if m.name == name:
+            return m
+    known = mix_names(mixes_cfg, datasets)
+    raise DualgenError(f"mix '{name}' does not exist in this config (known: {', '.join(known[:6])}, ...)")
+
+
+def pool_size(mixes_cfg, datasets):
+    """Synthetic pairs the study needs: every mix takes a nested prefix of one pool."""
+    return max([m.n_synth for m in enumerate_mixes(mixes_cfg, datasets)] + [0])

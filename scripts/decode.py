@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Decode sampled code grids with the VQ-VAE decoder into (C+1)-channel images and split them into a
+synthetic micrograph and a raw (not yet cleaned) mask (paper Fig. 10).
+Writes OUT/images/synth_NNNNN.png, OUT/raw_masks.npy (N, H, W) float32 in mask-level units [0, 1],
+OUT/raw_masks/synth_NNNNN.png (the raw mask as 8-bit gray, to look at), meta.json.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np  # noqa: E402
+
+from dualgen import artifacts, cli, env, generation, io  # noqa: E402
+
+
+def main(args):
+    s = cli.settings(args)
+    tf = env.setup_tensorflow(args.threads, 0)
+    from dualgen import vqvae
+
+    model, vmeta = generation.load_vqvae(args.vqvae)
+    grids = np.load(Path(args.codes) / "grids.npy", allow_pickle=False)
+    n_classes = len(s["classes"])
+    images, raws = [], []
+    for i in range(0, len(grids), 16):
+        x = model.decode(tf.constant(grids[i:i + 16], tf.int32)).numpy()
+        img, raw = vqvae.from_model_output(x, n_classes)
+        images.append(img)
+        raws.append(raw.astype(np.float32))
+        print(f"decoded {min(i + 16, len(grids))}/{len(grids)}", flush=True)
+    images, raws = np.concatenate(images), np.concatenate(raws)
+    inputs = [Path(args.codes) / "grids.npy", Path(args.vqvae) / "meta.json"]
+    with artifacts.artifact_dir(args.out, "decode", s, None, inputs, {"n": len(grids)}) as tmp:
+        (tmp / "images").mkdir()
+        (tmp / "raw_masks").mkdir()
+        for i, (img, raw) in enumerate(zip(images, raws)):
+            io.write_png(tmp / "images" / f"synth_{i:05d}.png", img)
+            io.write_png(tmp / "raw_masks" / f"synth_{i:05d}.png", np.clip(np.rint(raw * 255), 0, 255).astype(np.uint8))
+        np.save(tmp / "raw_masks.npy", raws, allow_pickle=False)
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--vqvae", required=True)
+    p.add_argument("--codes", required=True, help="folder with grids.npy (the sample step's output)")
+    p.add_argument("--out", required=True)
+    cli.run(main, p)
