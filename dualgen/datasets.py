@@ -107,3 +107,39 @@ def load(patches_dir, manifest, split_name):
     if not images:
         return [], np.zeros((0, 0, 0, 0), np.uint8), np.zeros((0, 0, 0), np.uint8)
     return list(rows["patch_id"]), np.stack(images), np.stack(masks)
+
+
+def mix_manifest(mix, base_manifests, pool_ids):
+    """The training manifest of one mix: real train/val patches of its base plus the first n_synth
+    synthetic pairs of the pool (nested prefixes: a bigger mix contains the smaller ones' images)."""
+    if mix.n_synth > len(pool_ids):
+        raise DualgenError(
+            f"mix {mix.name} needs {mix.n_synth} synthetic images but the pool has {len(pool_ids)}: "
+            "rerun the sample step (its size follows mixes.levels) or lower the synthetic levels"
+        )
+    rows = []
+    if mix.real_from:
+        m = base_manifests[mix.real_from]
+        rows += [("real", p, "train", q) for p, q in m.loc[m.split == "train", ["patch_id", "mask"]].itertuples(index=False)]
+    rows += [("synth", p, "train", "synth") for p in pool_ids[:mix.n_synth]]
+    v = base_manifests[mix.val_from]
+    rows += [("real", p, "val", q) for p, q in v.loc[v.split == "val", ["patch_id", "mask"]].itertuples(index=False)]
+    return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"])
+
+
+def load_mix(manifest, patches_dir, synth_dir, split_name):
+    """(ids, images, masks) of one split of a mix manifest (real patches and synthetic pairs)."""
+    if isinstance(manifest, (str, Path)):
+        manifest = pd.read_csv(manifest)
+    rows = manifest[manifest["split"] == split_name]
+    images, masks = [], []
+    for origin, pid, which in zip(rows["origin"], rows["id"], rows["mask"]):
+        if origin == "synth":
+            img = io.read_png(Path(synth_dir) / "images" / f"{pid}.png")
+            mask = io.read_png(Path(synth_dir) / "masks" / f"{pid}.png")
+        else:
+            img = io.read_png(Path(patches_dir) / "images" / f"{pid}.png")
+            mask = io.read_png(Path(patches_dir) / which / f"{pid}.png")
+        images.append(img[..., None] if img.ndim == 2 else img)
+        masks.append(mask)
+    return list(rows["id"]), np.stack(images), np.stack(masks)

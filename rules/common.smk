@@ -28,6 +28,11 @@ def script(name):
     return f"python {SCRIPTS}/{name}.py"
 
 
+def work_dir(output):
+    """Where a training step keeps its resumable checkpoints: results/<study>/work/<output path>."""
+    return os.path.join(OUT, "work", os.path.relpath(output, OUT))
+
+
 def data_settings():
     """The data section, with the demo folders filled in when dualgen makes the data itself."""
     data = dict(config["data"])
@@ -64,9 +69,28 @@ def pixelcnn_settings():
     return {k: v for k, v in config["pixelcnn"].items() if k not in ("kind", "compare")}
 
 
+MIX = {m.name: m for m in MIXES}
+MIX_PATTERN = "|".join(MIX) or "NO_MIX"
+PRETEST_MIX = "BMQ_000"
+
+
+def pool_input(wildcards):
+    """The synthetic pool, only for mixes that use synthetic pairs (0 % mixes need no generator)."""
+    return [f"{OUT}/synthetic/clean"] if MIX[wildcards.mix].n_synth > 0 else []
+
+
+def unet_settings(mix):
+    augmentation = config["mixes"].get("augmentation", []) if MIX[mix].augment else []
+    return as_json(unet=config["unet"], classes=config["classes"], augmentation=augmentation)
+
+
 def all_targets():
     targets = [f"{OUT}/datasets", f"{OUT}/codes"]
     targets += [f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS]
     if POOL_SIZE > 0:
         targets += [f"{OUT}/synthetic/clean", f"{OUT}/figures/synthetic"]
+        if PRETEST_MIX in MIX:
+            targets.append(f"{OUT}/pretest")
+    if MIXES:
+        targets.append(f"{OUT}/study")
     return targets

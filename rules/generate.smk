@@ -10,7 +10,7 @@ rule train_vqvae:
         directory(f"{OUT}/vqvae"),
     params:
         run=script("train_vqvae"),
-        work=f"{OUT}/work/vqvae",
+        work=lambda wildcards, output: work_dir(output[0]),
         settings=as_json(vqvae=config["vqvae"], classes=config["classes"]),
     threads: 4
     resources:
