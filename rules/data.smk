@@ -39,7 +39,7 @@ rule datasets:
     input:
         patches=rules.patches.output[0],
     output:
-        directory(f"{OUT}/datasets"),
+        report(directory(f"{OUT}/datasets"), patterns=["{name}.png"], caption="../report/datasets.rst", category="1 Data"),
     params:
         run=script("make_datasets"),
         settings=as_json(

@@ -7,7 +7,7 @@ rule train_vqvae:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        directory(f"{OUT}/vqvae"),
+        report(directory(f"{OUT}/vqvae"), patterns=["{name}.png"], caption="../report/vqvae.rst", category="2 Generator"),
     params:
         run=script("train_vqvae"),
         work=lambda wildcards, output: work_dir(output[0]),
@@ -32,7 +32,7 @@ rule encode:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        directory(f"{OUT}/codes"),
+        report(directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/codes.rst", category="2 Generator"),
     params:
         run=script("encode"),
         settings=as_json(classes=config["classes"], postprocess=config["postprocess"]),
@@ -52,7 +52,13 @@ rule train_pixelcnn:
     input:
         codes=rules.encode.output[0],
     output:
-        directory(f"{OUT}/pixelcnn/{{kind}}"),
+        report(
+            directory(f"{OUT}/pixelcnn/{{kind}}"),
+            patterns=["{name}.png"],
+            caption="../report/pixelcnn.rst",
+            category="2 Generator",
+            subcategory="PixelCNN {kind}",
+        ),
     wildcard_constraints:
         kind="plain|gated",
     params:
@@ -118,7 +124,9 @@ rule postprocess:
     input:
         raw=rules.decode.output[0],
     output:
-        directory(f"{OUT}/synthetic/clean"),
+        report(
+            directory(f"{OUT}/synthetic/clean"), patterns=["{name}.png"], caption="../report/postprocess.rst", category="3 Synthetic pairs"
+        ),
     params:
         run=script("postprocess"),
         settings=as_json(classes=config["classes"], postprocess=config["postprocess"]),
@@ -138,7 +146,9 @@ rule synthetic_figure:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        directory(f"{OUT}/figures/synthetic"),
+        report(
+            directory(f"{OUT}/figures/synthetic"), patterns=["{name}.png"], caption="../report/synthetic.rst", category="3 Synthetic pairs"
+        ),
     params:
         run=script("synthetic_figure"),
         settings=as_json(classes=config["classes"], n=config["postprocess"]["figure_pairs"]),

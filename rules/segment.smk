@@ -82,7 +82,7 @@ rule pretest:
         unet=f"{OUT}/unet/{PRETEST_MIX}",
         pool=f"{OUT}/synthetic/clean",
     output:
-        directory(f"{OUT}/pretest"),
+        report(directory(f"{OUT}/pretest"), patterns=["{name}.png"], caption="../report/pretest.rst", category="3 Synthetic pairs"),
     params:
         run=script("pretest"),
         model=PRETEST_MIX,
@@ -105,7 +105,7 @@ rule aggregate:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        directory(f"{OUT}/study"),
+        report(directory(f"{OUT}/study"), patterns=["{name}.png"], caption="../report/study.rst", category="4 Study"),
     params:
         run=script("aggregate"),
         metrics=lambda wildcards, input: os.path.dirname(input.metrics[0]),
