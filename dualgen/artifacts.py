@@ -120,6 +120,7 @@ def meta(step, settings, seed, inputs, started, **extra):
         "libraries": library_versions(),
         "host": platform.node(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "device": os.environ.get("DUALGEN_DEVICE") or os.environ.get("CUDA_VISIBLE_DEVICES") or "cpu",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 3),
     }

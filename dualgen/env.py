@@ -27,6 +27,10 @@ def setup_tensorflow(threads=1, seed=None):
     Must run before any TensorFlow op executes. Returns the ``tf`` module.
     """
     apply()
+    from dualgen import devices
+
+    device = devices.claim()  # before TensorFlow initialises CUDA
+    print(f"device: {'GPU ' + device if device is not None else 'CPU'}, {threads} thread(s)", flush=True)
     threads = max(1, int(threads))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import tensorflow as tf

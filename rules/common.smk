@@ -5,6 +5,7 @@ import os
 from snakemake.utils import validate
 
 from dualgen.config import check_config
+from dualgen import devices
 from dualgen.errors import DualgenError
 from dualgen.mixes import enumerate_mixes, pool_size
 
@@ -20,6 +21,7 @@ LOGS = f"{OUT}/logs"
 BENCH = f"{OUT}/benchmarks"
 ENV = "../envs/dualgen.yaml"
 DEMO_DIR = "data/demo"
+GPU_PER_JOB = 1 if devices.available() else 0  # CPU-only hosts: no gpu cap on parallel jobs
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
 
 

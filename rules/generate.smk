@@ -14,7 +14,7 @@ rule train_vqvae:
         settings=as_json(vqvae=config["vqvae"], classes=config["classes"]),
     threads: 4
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     log:
         f"{LOGS}/train_vqvae.log",
     benchmark:
@@ -66,7 +66,7 @@ rule train_pixelcnn:
         settings=as_json(pixelcnn=pixelcnn_settings()),
     threads: 4
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     log:
         f"{LOGS}/train_pixelcnn_{{kind}}.log",
     benchmark:

@@ -41,7 +41,7 @@ rule train_unet:
         settings=lambda wildcards: unet_settings(wildcards.mix),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     log:
         f"{LOGS}/train_unet/{{mix}}.log",
     benchmark:

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Benchmark: the whole default study (all 46 mixes + BMQ_aug on the demo data) with `snakemake --cores N`.
+
+Runs in a fresh folder (default bench/out/study), measures wall time and how busy the CPUs were
+(from /proc/stat, all cores, over the run) and prints them, plus the per-rule times from Snakemake's
+benchmark files. Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_times():
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields), idle
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cores", default="2")
+    ap.add_argument("--configfile", default=None)
+    ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "study"))
+    ap.add_argument("--keep", action="store_true", help="reuse the folder (only what is missing runs)")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    if work.exists() and not args.keep:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(work),
+           "--cores", args.cores]
+    if args.configfile:
+        cmd += ["--configfile", str(Path(args.configfile).resolve())]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    total0, idle0 = cpu_times()
+    t0 = time.time()
+    with open(work / "snakemake.log", "w") as log:
+        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    wall = time.time() - t0
+    total1, idle1 = cpu_times()
+    busy = 1 - (idle1 - idle0) / max(1, total1 - total0)
+    print(f"snakemake exit status: {rc} (log: {work / 'snakemake.log'})")
+    import pandas as pd
+
+    rows = []
+    for f in work.glob("results/*/benchmarks/**/*.tsv"):
+        b = pd.read_csv(f, sep="\t")
+        rule = f.parent.name if f.parent.name != "benchmarks" else f.stem
+        rows.append((rule, float(b["s"].iloc[0])))
+    if rows:
+        per_rule = pd.DataFrame(rows, columns=["rule", "s"]).groupby("rule")["s"].agg(["count", "sum", "mean"])
+        print(per_rule.sort_values("sum", ascending=False).round(1).to_string())
+    print(f"study wall time: {wall:.0f} s ({wall / 60:.1f} min) on {args.cores} cores; CPU busy: {busy * 100:.0f} %")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

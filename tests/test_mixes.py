@@ -1,0 +1,63 @@
+"""The 46 mixes of the paper (+ BMQ_aug): names, sizes, nested synthetic prefixes, real validation."""
+import pandas as pd
+import pytest
+
+from dualgen import datasets
+from dualgen.config import load_yaml
+from dualgen.errors import DualgenError
+from dualgen.mixes import enumerate_mixes, get_mix, mix_names, pool_size
+from tests.conftest import REPO
+
+CFG = load_yaml(REPO / "config.yaml")
+
+
+def test_default_config_has_the_papers_46_mixes_plus_augmentation():
+    mixes = enumerate_mixes(CFG["mixes"], CFG["datasets"])
+    names = [m.name for m in mixes]
+    assert len(names) == 47 and names[-1] == "BMQ_aug"
+    assert len([m for m in mixes if not m.augment]) == 46
+    assert {"SHQ_000", "SLQ_075", "BLQ_300", "BMQ_100", "SyntLQ_050", "SyntMQ_300"} <= set(names)
+    assert not any(n.startswith("SyntMQ_000") for n in names)
+    shq50 = get_mix("SHQ_050", CFG["mixes"], CFG["datasets"])
+    assert (shq50.n_real, shq50.n_synth) == (16, 8)  # paper: SHQ [50 %] = 16 real + 8 synthetic
+    synt = get_mix("SyntMQ_300", CFG["mixes"], CFG["datasets"])
+    assert (synt.n_real, synt.n_synth, synt.val_from) == (0, 144, "BMQ")
+    assert get_mix("SyntLQ_050", CFG["mixes"], CFG["datasets"]).n_synth == 24
+    assert pool_size(CFG["mixes"], CFG["datasets"]) == 144
+
+
+def test_unknown_mix_is_a_clear_error():
+    with pytest.raises(DualgenError, match="mix 'BMQ_999' does not exist"):
+        get_mix("BMQ_999", CFG["mixes"], CFG["datasets"])
+
+
+def test_subset_of_mixes_from_config():
+    sub = {"bases": ["BMQ"], "levels": [0, 100], "synthetic": [], "synthetic_levels": [], "augmentation": []}
+    assert mix_names(sub, CFG["datasets"]) == ["BMQ_000", "BMQ_100"]
+
+
+def _bases():
+    table = pd.DataFrame([{"patch_id": f"{s}_{i}", "source": s, "has_hq": True} for s in "abt" for i in range(40)])
+    sizes = {k: CFG["datasets"][k] for k in datasets.SIZE_KEYS}
+    manifests, _ = datasets.split(table, sizes, ["t"], seed=0)
+    return manifests
+
+
+def test_mix_manifests_nested_prefixes_and_real_validation():
+    bases = _bases()
+    pool = [f"synth_{i:05d}" for i in range(144)]
+    by_name = {m.name: m for m in enumerate_mixes(CFG["mixes"], CFG["datasets"])}
+    small = datasets.mix_manifest(by_name["BMQ_050"], bases, pool)
+    big = datasets.mix_manifest(by_name["BMQ_100"], bases, pool)
+    synth = lambda m: list(m.loc[m.origin == "synth", "id"])  # noqa: E731
+    assert len(synth(small)) == 24 and len(synth(big)) == 48
+    assert synth(big)[:24] == synth(small)  # a bigger mix contains the smaller one's images
+    for m in (small, big):
+        assert (m.loc[m.split == "val", "origin"] == "real").all()
+        assert (m.loc[m.origin == "real", "split"].isin(["train", "val"])).all()
+        assert (m["split"] != "test").all()
+    pure = datasets.mix_manifest(by_name["SyntLQ_100"], bases, pool)
+    assert (pure.loc[pure.split == "train", "origin"] == "synth").all()
+    assert list(pure.loc[pure.split == "val", "id"]) == list(bases["BLQ"].loc[bases["BLQ"].split == "val", "patch_id"])
+    with pytest.raises(DualgenError, match="needs 144 synthetic images but the pool has 10"):
+        datasets.mix_manifest(by_name["SyntMQ_300"], bases, pool[:10])
