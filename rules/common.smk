@@ -1,6 +1,7 @@
 # Paths, config checks and helpers shared by all rules.
 import json
 import os
+import sys
 
 from snakemake.utils import validate
 
@@ -25,9 +26,18 @@ GPU_PER_JOB = 1 if devices.available() else 0  # CPU-only hosts: no gpu cap on p
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
 
 
+def _python():
+    """The Python that runs Snakemake (its venv), or the conda env's `python` under --sdm conda."""
+    methods = {str(m).lower() for m in getattr(workflow.deployment_settings, "deployment_method", ())}
+    return "python" if any("conda" in m for m in methods) else sys.executable
+
+
+PYTHON = _python()
+
+
 def script(name):
-    """The command that runs scripts/<name>.py (an absolute path, so --directory works)."""
-    return f"python {SCRIPTS}/{name}.py"
+    """The command that runs scripts/<name>.py (absolute paths, so --directory and cluster jobs work)."""
+    return f"{PYTHON} {SCRIPTS}/{name}.py"
 
 
 def work_dir(output):
