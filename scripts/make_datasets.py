@@ -31,7 +31,7 @@ def main(args):
             split = "test" if name == "test" else "train"
             _, images, masks = datasets.load(args.patches, m.head(len(m)), split)
             n = min(ds.get("preview", 4), len(images))
-            rows.append((f"{name} {split}", list(zip(images[:n], masks[:n]))))
+            rows.append(("test (HQ)" if name == "test" else f"{name} train", list(zip(images[:n], masks[:n]))))
         plots.pair_grid(rows, s["classes"], tmp / "preview.png", title="Base datasets: patches and masks")
 
 
