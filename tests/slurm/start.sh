@@ -18,7 +18,7 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH
 
 ROOT=${DUALGEN_SLURM_DIR:-/tmp/dualgen-slurm}
 CONF=$ROOT/slurm.conf
-STARTED=$ROOT/started   # one line per daemon started here: <name> <pid file>; read by stop.sh
+STARTED=$ROOT/started   # "munged <pid file>" when this script started munged; read by stop.sh
 WAIT_SECONDS=${DUALGEN_SLURM_WAIT:-90}
 HOST=$(hostname -s)
 PARTITION=test
@@ -70,6 +70,10 @@ else
     say "packages present: $(slurmctld -V 2>/dev/null || echo slurm), munge"
 fi
 [ "$(id -u)" = 0 ] || fail "the test cluster runs its daemons as root; run this script as root"
+if [ -e /etc/slurm/slurm.conf ] || [ -e /etc/slurm-llnl/slurm.conf ]; then
+    fail "this host has its own /etc/slurm/slurm.conf (part of a real cluster?): the test cluster would clash with it"
+fi
+unset SLURM_CONF
 
 # ---- 2. munge -----------------------------------------------------------------------------------------------------
 mkdir -p "$ROOT"/{state,spool,log}
@@ -99,10 +103,6 @@ else
 fi
 
 # ---- 3. slurm.conf ------------------------------------------------------------------------------------------------
-if [ -e /etc/slurm/slurm.conf ] || [ -e /etc/slurm-llnl/slurm.conf ]; then
-    fail "this host has its own /etc/slurm/slurm.conf (part of a real cluster?): the test cluster would clash with it"
-fi
-unset SLURM_CONF
 
 cpus=$(nproc)
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
@@ -162,7 +162,6 @@ else
     slurmctld -f "$CONF" >"$ROOT/log/slurmctld.start" 2>&1 || fail "slurmctld did not start: $(tail -n 1 "$ROOT/log/slurmctld.start") (log: $ROOT/log/slurmctld.log)"
     for _ in $(seq 50); do alive "$ROOT/slurmctld.pid" slurmctld && break; sleep 0.2; done
     alive "$ROOT/slurmctld.pid" slurmctld || fail "slurmctld exited: $(tail -n 1 "$ROOT/log/slurmctld.log" 2>/dev/null)"
-    grep -q '^slurmctld ' "$STARTED" || echo "slurmctld $ROOT/slurmctld.pid" >>"$STARTED"
     say "started slurmctld (pid $(cat "$ROOT/slurmctld.pid"))"
 fi
 if [ $d_up = 1 ]; then
@@ -171,7 +170,6 @@ else
     slurmd --conf-server 127.0.0.1 -N "$HOST" >"$ROOT/log/slurmd.start" 2>&1 || fail "slurmd did not start: $(tail -n 1 "$ROOT/log/slurmd.start") (log: $ROOT/log/slurmd.log)"
     for _ in $(seq 50); do alive "$ROOT/slurmd.pid" slurmd && break; sleep 0.2; done
     alive "$ROOT/slurmd.pid" slurmd || fail "slurmd exited: $(tail -n 1 "$ROOT/log/slurmd.log" 2>/dev/null)"
-    grep -q '^slurmd ' "$STARTED" || echo "slurmd $ROOT/slurmd.pid" >>"$STARTED"
     say "started slurmd (pid $(cat "$ROOT/slurmd.pid"))"
 fi
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Ends exactly the daemons tests/slurm/start.sh started (listed in $DUALGEN_SLURM_DIR/started, by pid file).
-# A daemon that was already running before start.sh (e.g. a system munged) is left alone.
+# Ends exactly the daemons of the test cluster, by pid file: slurmd and slurmctld (their pid files are under
+# $DUALGEN_SLURM_DIR, so they run the test cluster's config), and munged only when tests/slurm/start.sh started it
+# (listed in $DUALGEN_SLURM_DIR/started). A munged that ran before start.sh (e.g. the system's) is left alone.
 #   bash tests/slurm/stop.sh               slurmd, slurmctld, munged (those start.sh started)
 #   bash tests/slurm/stop.sh --slurm-only  slurmd and slurmctld only (start.sh uses it to restart on a new config)
 set -uo pipefail
@@ -10,14 +11,15 @@ ONLY_SLURM=0
 [ "${1:-}" = "--slurm-only" ] && ONLY_SLURM=1
 
 say() { echo "stop.sh: $*"; }
-if [ ! -s "$STARTED" ]; then
-    say "nothing to stop (no $STARTED)"
+if [ ! -d "$ROOT" ]; then
+    say "nothing to stop (no $ROOT)"
     exit 0
 fi
 
 stop_one() { # stop_one <name> <pid file>
     local name=$1 pidfile=$2 pid
-    pid=$(tr -dc 0-9 <"$pidfile" 2>/dev/null)
+    pid=
+    [ -s "$pidfile" ] && pid=$(tr -dc 0-9 <"$pidfile")
     if [ -z "$pid" ] || [ ! -r "/proc/$pid/comm" ] || [ "$(cat "/proc/$pid/comm")" != "$name" ]; then
         say "$name not running (pid file $pidfile)"
         return 0
@@ -35,15 +37,13 @@ stop_one() { # stop_one <name> <pid file>
     fi
 }
 
-keep=()
 # slurmd first, then slurmctld, then munged (what they authenticate with)
-for name in slurmd slurmctld munged; do
-    line=$(grep "^$name " "$STARTED" | tail -n 1)
-    [ -n "$line" ] || continue
-    if [ $ONLY_SLURM = 1 ] && [ "$name" = munged ]; then
-        keep+=("$line")
-        continue
-    fi
-    stop_one "$name" "${line#* }"
-done
-if [ ${#keep[@]} -gt 0 ]; then printf '%s\n' "${keep[@]}" >"$STARTED"; else rm -f "$STARTED"; fi
+stop_one slurmd "$ROOT/slurmd.pid"
+stop_one slurmctld "$ROOT/slurmctld.pid"
+line=$(grep "^munged " "$STARTED" 2>/dev/null | tail -n 1)
+if [ -n "$line" ] && [ $ONLY_SLURM = 0 ]; then
+    stop_one munged "${line#* }"
+    rm -f "$STARTED"
+elif [ -z "$line" ] && [ $ONLY_SLURM = 0 ]; then
+    say "munged: not started by start.sh, left alone"
+fi
