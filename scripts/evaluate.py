@@ -20,7 +20,7 @@ def main(args):
     model, umeta = study.load_unet(args.unet)
     ids, images, masks = study.test_set(args.patches, args.datasets)
     n = len(s["classes"])
-    pred = unet.predict(model, images)
+    pred = unet.predict(model, images, encoder_weights=umeta["settings"]["unet"]["encoder_weights"])
     per_image = [dict(metrics.image_metrics(t, p, n), patch_id=i) for i, t, p in zip(ids, masks, pred)]
     summary = metrics.aggregate([{k: v for k, v in r.items() if k != "patch_id"} for r in per_image])
     print(f"{args.name}: accuracy {summary['accuracy']:.4f}, mIoU {summary['miou']:.4f}, "

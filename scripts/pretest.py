@@ -19,13 +19,13 @@ def main(args):
     env.setup_tensorflow(args.threads, 0)
     from dualgen import unet
 
-    model, _ = study.load_unet(args.unet)
+    model, umeta = study.load_unet(args.unet)
     pool = Path(args.pool)
     ids = list(pd.read_csv(pool / "pool.csv")["synth_id"])
     images = np.stack([io.read_png(pool / "images" / f"{i}.png") for i in ids])
     images = images[..., None] if images.ndim == 3 else images
     masks = np.stack([io.read_png(pool / "masks" / f"{i}.png") for i in ids])
-    pred = unet.predict(model, images)
+    pred = unet.predict(model, images, encoder_weights=umeta["settings"]["unet"]["encoder_weights"])
     n = len(classes)
     rows = [dict(metrics.image_metrics(m, p, n), synth_id=i) for i, m, p in zip(ids, masks, pred)]
     table = pd.DataFrame(rows)

@@ -33,10 +33,11 @@ def main(args):
         epochs=u["epochs"], batch_size=u["batch_size"], val_batch_size=u["val_batch_size"],
         learning_rate=u["learning_rate"], early_stopping_patience=u["early_stopping_patience"],
         reduce_lr_patience=u["reduce_lr_patience"], seed=u["seed"], out_dir=str(work), augment=aug,
+        bn_momentum=u.get("bn_momentum"),
     )
     hist = pd.read_csv(work / "history.csv")
     extra = {"mix": args.name, "n_train": len(x_tr), "n_val": len(x_va), "epochs_run": len(hist),
-             "best_val_iou": float(hist["val_iou_score"].max()), "input_shape": list(x_tr.shape[1:]),
+             "best_val_iou": float(hist["val_iou_score"].max()), "input_shape": list(model.input_shape[1:]),
              "num_classes": n_classes, "resumed_from_epoch": history.get("resumed_from_epoch")}
     inputs = [Path(args.mix) / "manifest.csv"]
     with artifacts.artifact_dir(args.out, "train_unet", s, u["seed"], inputs, extra) as tmp:
