@@ -1,12 +1,19 @@
 """VQ-VAE on micrograph + mask stacked as one (C+1)-channel image (paper step 4), after DeepMind Sonnet's
-example: encoder (two 4x4 stride-2 convs, a 3x3 conv, a residual stack, a 1x1 pre-quantiser conv), a vector
-quantiser (snt.nets.VectorQuantizerEMA or VectorQuantizer), and a mirrored decoder. A 256-px patch becomes a
-64x64 grid of code indices. Training keeps the checkpoint with the lowest validation reconstruction error
-and resumes after a kill from the last checkpoint.
+example (sonnet/examples/vqvae_example.ipynb).
+
+Encoder: two 4x4 stride-2 convolutions (ReLU), a 3x3 convolution, a residual stack, a 1x1 convolution to the
+embedding dimension. Quantiser: ``snt.nets.VectorQuantizerEMA`` (codebook updated by moving averages) or
+``snt.nets.VectorQuantizer`` (codebook learned by gradient). Decoder: the mirror image, ending in two 4x4
+stride-2 transposed convolutions, the last one to C+1 channels. A 256-px patch becomes a 64x64 grid of code
+indices (``DOWNSAMPLE`` = 4).
+
+``train_vqvae`` keeps the checkpoint with the lowest validation reconstruction error (out_dir/best) and a
+rolling one with the optimizer state (out_dir/last), so a killed run continues where it stopped.
 """
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,40 +23,63 @@ import sonnet as snt
 import tensorflow as tf
 
 from dualgen.errors import DualgenError
-from dualgen.postprocess import mask_levels
+from dualgen.postprocess import mask_levels  # noqa: F401  (part of this module's API)
 
-DOWNSAMPLE = 4
+DOWNSAMPLE = 4  # two stride-2 convolutions
 
 
 def check_patch_size(patch_size):
-    if patch_size % DOWNSAMPLE:
+    """The encoder halves the size twice and the decoder doubles it twice: the patch size must divide by 4."""
+    if int(patch_size) % DOWNSAMPLE:
+        fit = max(DOWNSAMPLE, int(patch_size) - int(patch_size) % DOWNSAMPLE)
         raise DualgenError(
             f"patch size {patch_size} is not divisible by the VQ-VAE's downsampling factor {DOWNSAMPLE}: "
-            f"use a multiple of {DOWNSAMPLE} (e.g. {patch_size - patch_size % DOWNSAMPLE})"
+            f"use a multiple of {DOWNSAMPLE} (e.g. {fit})"
         )
 
 
+# --- data <-> model ------------------------------------------------------------------------------------------
+
 def to_model_input(images, masks, num_classes):
-    """uint8 images (N,H,W,C) + class masks (N,H,W) -> float32 (N,H,W,C+1) in [-0.5, 0.5]; the mask channel
-    holds the class levels spread over the range."""
-    img = np.asarray(images, np.float32) / 255.0 - 0.5
-    lvl = mask_levels(num_classes).astype(np.float32)[np.asarray(masks, np.intp)] - 0.5
+    """uint8 images (N,H,W,C) + class masks (N,H,W) -> float32 (N,H,W,C+1) in [-0.5, 0.5].
+
+    Image channels: value / 255 - 0.5. Mask channel: class k -> k / (num_classes - 1) - 0.5, so the class
+    levels are spread evenly over the range (class 0, the matrix, is the lowest)."""
+    images, masks = np.asarray(images), np.asarray(masks)
+    if images.ndim == 3:  # (N,H,W) gray
+        images = images[..., None]
+    if images.ndim != 4 or masks.shape != images.shape[:3]:
+        raise DualgenError(f"VQ-VAE input: images {images.shape} and masks {masks.shape} do not pair up: "
+                           "expected images (N,H,W,C) and masks (N,H,W) of the same N, H, W")
+    if num_classes < 2:
+        raise DualgenError(f"VQ-VAE input: {num_classes} class(es): the classes list needs at least 2")
+    if masks.size and (masks.min() < 0 or masks.max() >= num_classes):
+        raise DualgenError(f"VQ-VAE input: mask value {int(masks.max())} is not a class index 0..{num_classes - 1}: "
+                           "check the classes list in the config against the masks")
+    img = images.astype(np.float32) / 255.0 - 0.5
+    lvl = mask_levels(num_classes).astype(np.float32)[masks.astype(np.intp)] - 0.5
     return np.concatenate([img, lvl[..., None]], axis=-1)
 
 
 def from_model_output(x, num_classes):
-    """float (N,H,W,C+1) -> (uint8 images (N,H,W,C), raw mask float32 (N,H,W) in level units [0, 1])."""
+    """float (N,H,W,C+1) -> (uint8 images (N,H,W,C), raw mask float32 (N,H,W) in level units [0, 1]).
+
+    The raw mask is not yet classes: ``postprocess.clean_mask`` turns it into class indices."""
     x = np.asarray(x, np.float32)
     images = np.clip(np.rint((x[..., :-1] + 0.5) * 255.0), 0, 255).astype(np.uint8)
-    raw = np.clip(x[..., -1] + 0.5, 0.0, 1.0)
+    raw = np.clip(x[..., -1] + 0.5, 0.0, 1.0).astype(np.float32)
     return images, raw
 
 
+# --- the model -----------------------------------------------------------------------------------------------
+
 class ResidualStack(snt.Module):
+    """num_residual_layers x (ReLU, 3x3 conv, ReLU, 1x1 conv) added to the input, then a ReLU."""
+
     def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens, name=None):
         super().__init__(name=name)
-        self._layers = [(snt.Conv2D(num_residual_hiddens, 3, name=f"res3x3_{i}"), snt.Conv2D(num_hiddens, 1, name=f"res1x1_{i}"))
-                        for i in range(num_residual_layers)]
+        self._layers = [(snt.Conv2D(num_residual_hiddens, 3, name=f"res3x3_{i}"),
+                         snt.Conv2D(num_hiddens, 1, name=f"res1x1_{i}")) for i in range(num_residual_layers)]
 
     def __call__(self, h):
         for conv3, conv1 in self._layers:
@@ -85,139 +115,234 @@ class Decoder(snt.Module):
 
 
 class VQVAE(snt.Module):
+    """``channels`` is the model's channel count: the micrograph's C plus 1 for the mask (4 for RGB)."""
+
     def __init__(self, channels, num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
                  num_embeddings=10, commitment_cost=0.25, decay=0.99, quantizer="ema", name=None):
         super().__init__(name=name)
-        self.channels = channels
+        if quantizer not in ("ema", "vq"):
+            raise DualgenError(f"vqvae.quantizer is {quantizer!r}: use 'ema' (VectorQuantizerEMA) or 'vq' (VectorQuantizer)")
+        self.channels = int(channels)
+        self.settings = {"channels": self.channels, "num_hiddens": num_hiddens, "num_residual_hiddens": num_residual_hiddens,
+                         "num_residual_layers": num_residual_layers, "embedding_dim": embedding_dim,
+                         "num_embeddings": num_embeddings, "quantizer": quantizer}
         self.encoder = Encoder(num_hiddens, num_residual_layers, num_residual_hiddens)
         self.pre_vq = snt.Conv2D(embedding_dim, 1, name="to_vq")
         if quantizer == "ema":
             self.vq = snt.nets.VectorQuantizerEMA(embedding_dim, num_embeddings, commitment_cost, decay)
         else:
             self.vq = snt.nets.VectorQuantizer(embedding_dim, num_embeddings, commitment_cost)
-        self.decoder = Decoder(num_hiddens, num_residual_layers, num_residual_hiddens, channels)
+        self.decoder = Decoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.channels)
 
     def __call__(self, x, is_training):
-        z = self.pre_vq(self.encoder(x))
-        vq = self.vq(z, is_training=is_training)
+        vq = self.vq(self.pre_vq(self.encoder(x)), is_training=is_training)
         return {"x_recon": self.decoder(vq["quantize"]), "vq_loss": vq["loss"], "perplexity": vq["perplexity"],
                 "encoding_indices": vq["encoding_indices"]}
 
     def encode(self, x):
-        """(N,H,W,C+1) -> int (N,H/4,W/4) code indices."""
-        return self.vq(self.pre_vq(self.encoder(x)), is_training=False)["encoding_indices"]
+        """(N,H,W,C+1) -> int32 (N,H/4,W/4) code indices."""
+        out = self.vq(self.pre_vq(self.encoder(x)), is_training=False)
+        return tf.cast(out["encoding_indices"], tf.int32)
 
     def decode(self, indices):
-        """int code grids (N,h,w) -> (N,4h,4w,C+1)."""
-        emb = tf.transpose(tf.convert_to_tensor(self.vq.embeddings))
-        return self.decoder(tf.nn.embedding_lookup(emb, tf.cast(indices, tf.int32)))
+        """int code grids (N,h,w) -> float32 (N,4h,4w,C+1)."""
+        return self.decoder(self.vq.quantize(tf.cast(indices, tf.int32)))
 
 
 def _build(model, size=16):
+    """Create the lazily built variables (Sonnet makes convolution weights on the first call)."""
     model(tf.zeros([1, size, size, model.channels]), is_training=False)
 
 
+def _describe(model):
+    s = getattr(model, "settings", {})
+    return ", ".join(f"{k}={v}" for k, v in s.items())
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------
+
 def _write_checkpoint(folder, files=None, **objects):
-    """Write a tf.train.Checkpoint (and small text files) into ``folder`` atomically (temp folder, rename)."""
+    """Write a tf.train.Checkpoint (and small text files) into ``folder`` atomically: temp folder, rename."""
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tf.train.Checkpoint(**objects).write(str(tmp / "ckpt"))
     for name, text in (files or {}).items():
         (tmp / name).write_text(text)
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     if folder.exists():
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover(folder):
+    """After a kill: drop half-written temp folders; put back a folder killed between its two renames."""
+    folder = Path(folder)
+    for tmp in folder.parent.glob(f".{folder.name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    olds = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not folder.exists():
+        os.replace(olds.pop(), folder)
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return (text.splitlines()[0][:200] if text else type(err).__name__)
+
+
 def load_vqvae(model, ckpt_dir):
-    """Restore weights into ``model``; a missing, unreadable or mismatching checkpoint is one clear line."""
+    """Restore the weights of a ``best`` checkpoint into ``model`` (built with the settings it was trained with).
+
+    A missing, unreadable or mismatching checkpoint (other K, D, hidden sizes, layers, quantiser, channels)
+    raises a DualgenError naming the folder."""
     ckpt_dir = Path(ckpt_dir)
     if not (ckpt_dir / "ckpt.index").exists():
-        raise DualgenError(f"{ckpt_dir}: no VQ-VAE checkpoint here: rerun train_vqvae")
+        raise DualgenError(f"{ckpt_dir}: no VQ-VAE checkpoint (ckpt.index) there: train the VQ-VAE first "
+                           "(rule train_vqvae) or point to its checkpoint folder")
     _build(model)
     try:
-        tf.train.Checkpoint(model=model).read(str(ckpt_dir / "ckpt")).assert_existing_objects_matched().expect_partial()
-    except (ValueError, AssertionError, tf.errors.OpError) as err:
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise DualgenError(f"{ckpt_dir}: checkpoint does not match the VQ-VAE settings or is damaged ({first}): "
-                           "retrain with train_vqvae or use the settings it was trained with")
+        tf.train.Checkpoint(model=model).read(str(ckpt_dir / "ckpt")).assert_consumed()
+    except Exception as err:  # noqa: BLE001  (mismatch: ValueError/AssertionError; damage: OpError, IndexError, ...)
+        raise DualgenError(
+            f"{ckpt_dir}: the VQ-VAE checkpoint does not match a model with {_describe(model)} or is damaged "
+            f"({_first_line(err)}): use the vqvae settings it was trained with, or retrain (rule train_vqvae)")
     return model
 
 
-def _mse(model, x, batch_size):
-    total = 0.0
-    for i in range(0, len(x), batch_size):
-        xb = tf.constant(x[i:i + batch_size])
-        total += float(tf.reduce_sum(tf.reduce_mean((model(xb, is_training=False)["x_recon"] - xb) ** 2, axis=[1, 2, 3])))
-    return total / len(x)
+# --- training ------------------------------------------------------------------------------------------------
+
+class _Batches:
+    """The samples of update ``step`` (1-based): consecutive slices of one seeded permutation per epoch, so every
+    patch is seen once per epoch. Depends only on (n, batch_size, seed, step): a resumed run sees the same batches."""
+
+    def __init__(self, n, batch_size, seed):
+        self.n, self.b, self.seed, self._perm = n, batch_size, seed, {}
+
+    def __call__(self, step):
+        start = (step - 1) * self.b
+        out = np.empty(self.b, np.intp)
+        for j, pos in enumerate(range(start, start + self.b)):
+            epoch, i = divmod(pos, self.n)
+            if epoch not in self._perm:
+                self._perm = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n)}
+            out[j] = self._perm[epoch][i]
+        return out
+
+
+def _check_data(model, train_x, val_x, steps, batch_size, eval_every):
+    for name, x in (("training", train_x), ("validation", val_x)):
+        if x.ndim != 4 or x.shape[-1] != model.channels:
+            raise DualgenError(f"VQ-VAE {name} data has shape {x.shape}: expected (N,H,W,{model.channels}) "
+                               "from to_model_input")
+        if len(x) == 0:
+            raise DualgenError(f"VQ-VAE: no {name} patches: raise the number of patches or lower vqvae.val_images")
+        check_patch_size(x.shape[1])
+        check_patch_size(x.shape[2])
+        if not np.isfinite(x).all():
+            raise DualgenError(f"VQ-VAE {name} data contains NaN/Inf values: check the input patches")
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
+        if int(value) < 1:
+            raise DualgenError(f"vqvae.{name} is {value}: it must be at least 1")
 
 
 def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed, out_dir, eval_every,
                 data_variance=None, log=print, monitor=None):
-    """Train for ``steps`` updates; return the history (one dict per evaluation).
+    """Train ``model`` up to update ``steps`` with Adam; return the history (one dict per evaluation:
+    step, train_recon, train_vq_loss, perplexity, val_recon).
 
-    out_dir/last: rolling checkpoint (model, optimizer, step) + history.json, for resuming;
-    out_dir/best: the weights with the lowest validation reconstruction error (MSE).
+    Loss = reconstruction MSE / data variance + VQ loss (as in Sonnet's example). Every ``eval_every`` steps
+    (and at the last step): validation reconstruction error (MSE); out_dir/best gets the weights if it is the
+    lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun with
+    the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
+    weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order.
     """
+    train_x = np.asarray(train_x, np.float32)
+    val_x = np.asarray(val_x, np.float32)
+    _check_data(model, train_x, val_x, steps, batch_size, eval_every)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = len(train_x)
+    _recover(out_dir / "best")
+    _recover(out_dir / "last")
     variance = float(np.var(train_x)) if data_variance is None else float(data_variance)
-    _build(model, train_x.shape[1])
+    if not np.isfinite(variance) or variance <= 0:
+        variance = 1.0  # constant data: plain MSE
+    _build(model)
     opt = snt.optimizers.Adam(learning_rate)
     step_var = tf.Variable(0, dtype=tf.int64)
     history = []
     model.resumed_from_step = None
-    if (out_dir / "last" / "ckpt.index").exists():
-        # one update with zero gradients creates the optimizer's slots so the checkpoint can fill them
+    last = out_dir / "last"
+    if (last / "ckpt.index").exists():
+        # an update with zero gradients creates Adam's slots (a no-op on the weights) so the checkpoint can fill them
         opt.apply([tf.zeros_like(v) for v in model.trainable_variables], model.trainable_variables)
-        tf.train.Checkpoint(model=model, opt=opt, step=step_var).read(str(out_dir / "last" / "ckpt")).assert_consumed()
-        history = json.loads((out_dir / "last" / "history.json").read_text())
+        try:
+            tf.train.Checkpoint(model=model, opt=opt, step=step_var).read(str(last / "ckpt")).assert_consumed()
+            history = json.loads((last / "history.json").read_text())
+        except Exception as err:  # noqa: BLE001  (as in load_vqvae)
+            raise DualgenError(f"{last}: cannot resume from this checkpoint ({_first_line(err)}): it was written with "
+                               f"other VQ-VAE settings or is damaged; delete {out_dir} to start afresh")
         model.resumed_from_step = int(step_var.numpy())
-        log(f"resuming from step {model.resumed_from_step} (checkpoint {out_dir / 'last'})")
+        log(f"resuming from step {model.resumed_from_step} (checkpoint {last})")
 
     @tf.function
     def train_step(x):
         with tf.GradientTape() as tape:
             out = model(x, is_training=True)
-            recon = tf.reduce_mean((out["x_recon"] - x) ** 2) / variance
+            recon = tf.reduce_mean(tf.square(out["x_recon"] - x)) / variance
             loss = recon + out["vq_loss"]
         params = model.trainable_variables
         opt.apply(tape.gradient(loss, params), params)
-        return loss, recon, out["perplexity"]
+        return loss, recon, out["vq_loss"], out["perplexity"]
+
+    @tf.function(reduce_retracing=True)
+    def squared_error(x):
+        return tf.reduce_sum(tf.reduce_mean(tf.square(model(x, is_training=False)["x_recon"] - x), axis=[1, 2, 3]))
+
+    def val_recon():
+        total = sum(float(squared_error(tf.constant(val_x[i:i + batch_size]))) for i in range(0, len(val_x), batch_size))
+        return total / len(val_x)
 
     best = min((h["val_recon"] for h in history), default=np.inf)
-    last_finite = None
-    losses = []
+    batches = _Batches(len(train_x), int(batch_size), seed)
     start = int(step_var.numpy())
+    if start >= steps:
+        log(f"already trained to step {start} (>= {steps} steps): nothing to do")
+    last_finite, window, timed, seconds = None, [], 0, 0.0
     for step in range(start + 1, steps + 1):
-        idx = np.random.default_rng([seed, step]).choice(n, size=min(batch_size, n), replace=False)
-        loss, recon, perplexity = train_step(tf.constant(train_x[np.sort(idx)]))
-        loss = float(loss)
+        tick = time.perf_counter()
+        loss, recon, vq_loss, perplexity = (float(t) for t in train_step(tf.constant(train_x[batches(step)])))
+        if step > start + 1:  # the speed shown leaves out the first step (it builds the graph)
+            timed, seconds = timed + 1, seconds + time.perf_counter() - tick
         if not np.isfinite(loss):
-            raise DualgenError(f"VQ-VAE loss became NaN/Inf at step {step} (last finite loss {last_finite}): "
-                               "lower vqvae.learning_rate or check the input patches")
+            raise DualgenError(
+                f"VQ-VAE loss became NaN/Inf at step {step} (last finite loss "
+                f"{'none yet' if last_finite is None else f'{last_finite:.6g}'}): lower vqvae.learning_rate "
+                f"(now {learning_rate:g}) and rerun; the best checkpoint so far in {out_dir / 'best'} is kept")
         last_finite = loss
-        losses.append((float(recon), float(perplexity)))
-        if step % eval_every == 0 or step == steps:
-            val = _mse(model, val_x, batch_size)
-            train_recon = float(np.mean([r for r, _ in losses])) * variance
-            entry = {"step": step, "train_recon": train_recon, "train_vq_loss": loss - float(recon),
-                     "perplexity": float(np.mean([p for _, p in losses])), "val_recon": val}
-            history.append(entry)
-            losses = []
-            improved = val < best
-            if improved:
-                best = val
-                _write_checkpoint(out_dir / "best", model=model)
-            step_var.assign(step)
-            _write_checkpoint(out_dir / "last", files={"history.json": json.dumps(history)}, model=model, opt=opt,
-                              step=step_var)
-            if monitor is not None:
-                monitor(step, model)
-            log(f"step {step}/{steps}: reconstruction error {train_recon:.5f} (train), {val:.5f} (validation)"
-                f"{' *best*' if improved else ''}, perplexity {entry['perplexity']:.2f}")
+        window.append((recon * variance, vq_loss, perplexity))
+        if step % eval_every and step != steps:
+            continue
+        val = val_recon()
+        if not np.isfinite(val):
+            raise DualgenError(f"VQ-VAE validation reconstruction error became NaN/Inf at step {step}: lower "
+                               f"vqvae.learning_rate (now {learning_rate:g}) and rerun")
+        mean = np.mean(window, axis=0)
+        entry = {"step": step, "train_recon": float(mean[0]), "train_vq_loss": float(mean[1]),
+                 "perplexity": float(mean[2]), "val_recon": float(val)}
+        history.append(entry)
+        improved = val < best
+        if improved:
+            best = val
+            _write_checkpoint(out_dir / "best", model=model)
+        step_var.assign(step)
+        _write_checkpoint(last, files={"history.json": json.dumps(history)}, model=model, opt=opt, step=step_var)
+        if monitor is not None:
+            monitor(step, model)
+        speed = f", {timed / seconds:.1f} steps/s" if timed and seconds > 0 else ""
+        log(f"step {step}/{steps}: reconstruction error {entry['train_recon']:.5f} (train), {val:.5f} (validation)"
+            f"{' *best*' if improved else ''}, perplexity {entry['perplexity']:.2f}{speed}")
+        window, timed, seconds = [], 0, 0.0
     return history

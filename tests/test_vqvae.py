@@ -1,0 +1,178 @@
+"""VQ-VAE: shapes, data round trip, tiny training, best checkpoint, resume, clear load errors, NaN stop."""
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from dualgen import env
+
+tf = env.setup_tensorflow(1, 0)
+from dualgen import vqvae as V  # noqa: E402
+from dualgen.errors import DualgenError  # noqa: E402
+
+K_CLASSES = 4
+TINY = dict(num_hiddens=16, num_residual_hiddens=8, num_residual_layers=1, embedding_dim=8, num_embeddings=8)
+TRAIN = dict(batch_size=8, learning_rate=5e-3, seed=3, eval_every=10)
+
+
+def tiny(**over):
+    tf.keras.utils.set_random_seed(0)
+    return V.VQVAE(4, **{**TINY, **over})
+
+
+def pairs(n, size=32, seed=0):
+    """Blocky masks and RGB images whose colour follows the class (plus noise), as uint8."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, K_CLASSES, (n, size // 8, size // 8))
+    masks = np.kron(ids, np.ones((1, 8, 8), np.int64)).astype(np.uint8)
+    colours = np.array([[40, 40, 50], [200, 60, 60], [240, 230, 90], [90, 160, 220]], np.int16)
+    images = np.clip(colours[masks] + rng.integers(-15, 16, masks.shape + (3,)), 0, 255).astype(np.uint8)
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def data():
+    images, masks = pairs(24)
+    x = V.to_model_input(images, masks, K_CLASSES)
+    return x[:18], x[18:]
+
+
+def mse(model, x):
+    return float(tf.reduce_mean(tf.square(model(tf.constant(x), is_training=False)["x_recon"] - x)))
+
+
+def weights(model):
+    return [v.numpy() for v in sorted(model.variables, key=lambda v: v.name)]
+
+
+@pytest.fixture(scope="module")
+def runs(data, tmp_path_factory):
+    """One uninterrupted 60-step run and one stopped at 30 and resumed to 60."""
+    train, val = data
+    root = tmp_path_factory.mktemp("vqvae")
+    full = tiny()
+    before = mse(full, val)
+    hist_full = V.train_vqvae(full, train, val, steps=60, out_dir=root / "full", log=lambda m: None, **TRAIN)
+    part, logs = tiny(), []
+    V.train_vqvae(part, train, val, steps=30, out_dir=root / "part", log=logs.append, **TRAIN)
+    part = tiny()  # a fresh process would build a fresh model
+    hist_part = V.train_vqvae(part, train, val, steps=60, out_dir=root / "part", log=logs.append, **TRAIN)
+    return dict(root=root, full=full, before=before, hist_full=hist_full, part=part, hist_part=hist_part, logs=logs)
+
+
+@pytest.mark.parametrize("quantizer", ["ema", "vq"])
+def test_shapes_64px_rgb_mask_gives_16x16_codes(quantizer):
+    m = V.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, quantizer=quantizer)
+    x = tf.zeros([2, 64, 64, 4])
+    out = m(x, is_training=True)
+    assert out["x_recon"].shape == (2, 64, 64, 4) and out["encoding_indices"].shape == (2, 16, 16)
+    codes = m.encode(x)
+    assert codes.dtype == tf.int32 and codes.shape == (2, 16, 16)
+    assert m.decode(codes).shape == (2, 64, 64, 4)
+    assert np.isfinite(float(out["vq_loss"])) and float(out["perplexity"]) >= 1
+
+
+def test_check_patch_size():
+    V.check_patch_size(64)
+    with pytest.raises(DualgenError, match=r"patch size 66 is not divisible .* factor 4: use a multiple of 4 \(e\.g\. 64\)"):
+        V.check_patch_size(66)
+
+
+def test_model_input_round_trip():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 8, 12, 3)).astype(np.uint8)
+    masks = rng.integers(0, K_CLASSES, (3, 8, 12)).astype(np.uint8)
+    x = V.to_model_input(images, masks, K_CLASSES)
+    assert x.dtype == np.float32 and x.shape == (3, 8, 12, 4)
+    assert x.min() >= -0.5 and x.max() <= 0.5
+    assert np.allclose(np.unique(x[..., 3]) + 0.5, V.mask_levels(K_CLASSES))
+    img, raw = V.from_model_output(x, K_CLASSES)
+    assert img.dtype == np.uint8 and np.array_equal(img, images)
+    assert raw.dtype == np.float32 and raw.shape == masks.shape
+    assert np.array_equal(np.rint(raw * (K_CLASSES - 1)).astype(np.uint8), masks)
+    img, raw = V.from_model_output(x * 3, K_CLASSES)  # out-of-range outputs are clipped
+    assert raw.min() >= 0 and raw.max() <= 1
+    with pytest.raises(DualgenError, match="not a class index"):
+        V.to_model_input(images, masks + 4, K_CLASSES)
+
+
+def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
+    hist = runs["hist_full"]
+    assert [h["step"] for h in hist] == [10, 20, 30, 40, 50, 60]
+    assert set(hist[0]) == {"step", "train_recon", "train_vq_loss", "perplexity", "val_recon"}
+    assert min(h["val_recon"] for h in hist) < 0.6 * runs["before"]
+    assert all(np.isfinite(list(h.values())).all() for h in hist)
+    best = V.load_vqvae(tiny(), runs["root"] / "full" / "best")
+    assert mse(best, data[1]) == pytest.approx(min(h["val_recon"] for h in hist), rel=1e-4)
+    assert not list(runs["root"].glob("full/.*"))  # no temp folders left
+
+
+def test_best_checkpoint_is_the_lowest_validation_error_not_the_last(data, tmp_path):
+    """Validation on blank patches: the untrained model (output ~0) fits them best, training makes it worse."""
+    seen = []
+    hist = V.train_vqvae(tiny(), data[0], np.zeros((4, 32, 32, 4), np.float32), steps=20, out_dir=tmp_path,
+                         log=lambda m: None, monitor=lambda step, model: seen.append(step), **{**TRAIN, "eval_every": 5})
+    vals = [h["val_recon"] for h in hist]
+    assert seen == [5, 10, 15, 20] and np.argmin(vals) < len(vals) - 1
+    best = V.load_vqvae(tiny(), tmp_path / "best")
+    assert mse(best, np.zeros((4, 32, 32, 4), np.float32)) == pytest.approx(min(vals), rel=1e-4)
+
+
+def test_resume_continues_from_the_last_step(runs):
+    assert "resuming from step 30" in " ".join(runs["logs"])
+    assert runs["part"].resumed_from_step == 30
+    assert [h["step"] for h in runs["hist_part"]] == [10, 20, 30, 40, 50, 60]
+    assert runs["hist_part"] == runs["hist_full"]
+    for a, b in zip(weights(runs["full"]), weights(runs["part"])):
+        np.testing.assert_array_equal(a, b)  # same batches, restored Adam + EMA state: bit-identical
+    logs = []
+    again = V.train_vqvae(tiny(), *[np.zeros((2, 32, 32, 4), np.float32)] * 2, steps=60,
+                          out_dir=runs["root"] / "part", log=logs.append, **TRAIN)
+    assert len(again) == 6 and "nothing to do" in logs[-1]
+
+
+def test_checkpoint_errors_name_the_folder(runs, tmp_path):
+    best = runs["root"] / "full" / "best"
+    with pytest.raises(DualgenError, match=f"{best}.*does not match.*num_embeddings=5"):
+        V.load_vqvae(tiny(num_embeddings=5), best)
+    with pytest.raises(DualgenError, match="does not match"):
+        V.load_vqvae(tiny(num_residual_layers=2), best)
+    with pytest.raises(DualgenError, match=f"{tmp_path / 'nowhere'}: no VQ-VAE checkpoint"):
+        V.load_vqvae(tiny(), tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    shutil.copytree(best, broken)
+    for f in broken.glob("ckpt.data-*"):
+        f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(DualgenError, match=str(broken)):
+        V.load_vqvae(tiny(), broken)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_best(runs, data, tmp_path):
+    work = tmp_path / "run"
+    shutil.copytree(runs["root"] / "full", work)
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (work / "best").iterdir()}
+    with pytest.raises(DualgenError, match=r"NaN/Inf at step 6\d .*lower vqvae.learning_rate"):
+        V.train_vqvae(tiny(), *data, steps=80, out_dir=work, log=lambda m: None,
+                      **{**TRAIN, "learning_rate": 1e10})
+    assert digest == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (work / "best").iterdir()}
+    with pytest.raises(DualgenError, match="NaN/Inf values"):
+        bad = data[0].copy()
+        bad[0, 0, 0, 0] = np.nan
+        V.train_vqvae(tiny(), bad, data[1], steps=5, out_dir=tmp_path / "bad", **TRAIN)
+
+
+def test_decode_of_encode_equals_the_reconstruction(runs, data):
+    model = runs["full"]
+    x = tf.constant(data[1])
+    codes = model.encode(x)
+    assert codes.shape == (6, 8, 8) and int(tf.reduce_max(codes)) < TINY["num_embeddings"]
+    np.testing.assert_allclose(model.decode(codes).numpy(), model(x, is_training=False)["x_recon"].numpy(), atol=1e-5)
+
+
+def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
+    (tmp_path / ".last.old-99").mkdir()
+    (tmp_path / ".last.old-99" / "history.json").write_text("[]")
+    (tmp_path / ".last.tmp-98").mkdir()  # half written
+    V._recover(tmp_path / "last")
+    assert (tmp_path / "last" / "history.json").exists() and not list(tmp_path.glob(".*"))
