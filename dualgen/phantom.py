@@ -2,138 +2,252 @@
 
 ``generate(seed, height, width, scale)`` returns the image, the exact (HQ) mask and a "model-made" (LQ)
 mask with the faults of an imperfect segmentation model. Classes: 0 matrix (Phi grains), 1 oxide,
-2 Nd-rich, 3 Eta. Class shares are calibrated to the paper's test set (79 / 8 / 6 / 8 %).
-Same arguments -> same bytes (one numpy Generator, no global state).
+2 Nd-rich, 3 Eta. Same arguments -> same bytes (one ``numpy.random.default_rng(seed)``, no global state).
+
+Microstructure (the mask is drawn first, the image is rendered from it):
+
+* matrix: a Voronoi tessellation of jittered-grid seeds on slightly warped coordinates (curved grain
+  boundaries), grains ~22 px across at ``scale=1`` (so a 64 px patch shows several grains);
+* oxide: rounded blobs of log-normal radii, half of them at triple junctions;
+* Nd-rich: small triangular pockets at some triple junctions and thin bands along some grain boundaries;
+* Eta: irregular patches (thresholded smooth noise) inside some grains, clipped to those grains.
+
+Each phase is grown by ranking a score and taking the best pixels until its target share is met, so the
+class shares are those of the paper's test set (Table 2: oxide 8.0 %, Nd-rich 5.6 %, Eta 7.6 %,
+matrix 78.8 %) for every seed and size. Appearance: brownish/olive matrix grains of different shades with
+thin dark boundaries, light bluish-gray oxide, near-white Nd-rich, neutral mid-gray Eta (brightness
+matrix < Eta < oxide < Nd-rich), then fine texture, faint polishing scratches, gaussian blur, an
+illumination gradient, colour fringes (per-channel shift and blur) and sensor noise, so no single
+threshold separates the classes.
 """
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 CLASS_NAMES = ("matrix", "oxide", "nd_rich", "eta")
-TARGET = {1: 0.08, 2: 0.06, 3: 0.08}  # oxide, Nd-rich, Eta; the rest is matrix
+TARGET = {1: 0.080, 2: 0.056, 3: 0.076}  # paper's test set (Table 2); matrix gets the rest (78.8 %)
+GRAIN_PX = 22.0  # mean grain diameter at scale 1
 COLORS = np.array([
-    [122, 108, 86],   # matrix: brownish olive gray
-    [178, 186, 198],  # oxide: light bluish gray
-    [236, 230, 212],  # Nd-rich: near white
-    [166, 164, 160],  # Eta: mid gray, more neutral than the matrix
+    [121, 106, 83],   # matrix: brownish olive gray
+    [176, 188, 206],  # oxide: light bluish gray
+    [240, 236, 224],  # Nd-rich: near white
+    [142, 142, 140],  # Eta: neutral mid gray
 ], dtype=np.float64)
 
 
-def _grains(rng, h, w, size):
-    n = max(4, int(h * w / size ** 2))
-    seeds = rng.uniform(0, 1, size=(n, 2)) * [h, w]
-    yy, xx = np.mgrid[0:h, 0:w]
-    _, label = cKDTree(seeds).query(np.stack([yy.ravel(), xx.ravel()], 1))
-    label = label.reshape(h, w)
-    boundary = np.zeros((h, w), bool)
-    boundary[:-1] |= label[:-1] != label[1:]
-    boundary[:, :-1] |= label[:, :-1] != label[:, 1:]
-    return label, n, boundary
-
-
 def _smooth_noise(rng, h, w, sigma):
-    return ndi.gaussian_filter(rng.standard_normal((h, w)), sigma, mode="wrap")
+    """Gaussian-filtered white noise with unit standard deviation in expectation (for any image size, so a
+    small image looks like a crop of a large one). Wide fields are filtered on a coarser grid and
+    interpolated (linear), which keeps large images fast."""
+    sigma = max(float(sigma), 0.3)
+    f = max(1, int(sigma // 3))  # coarse grid step: the filter stays >= 3 coarse cells wide
+    sc = sigma / f
+    radius = int(4.0 * sc + 0.5)
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sc) ** 2)
+    k /= k.sum()
+    hc, wc = (h - 1) // f + 2, (w - 1) // f + 2
+    n = ndi.gaussian_filter(rng.standard_normal((hc, wc)), sc, mode="reflect") / np.sum(k ** 2)
+    if f == 1:
+        return n[:h, :w]
+    t = np.arange(h) / f
+    i0 = t.astype(np.intp)
+    t = (t - i0)[:, None]
+    n = n[i0] * (1 - t) + n[i0 + 1] * t
+    t = np.arange(w) / f
+    i0 = t.astype(np.intp)
+    t = t - i0
+    return n[:, i0] * (1 - t) + n[:, i0 + 1] * t
 
 
-def _fill_to(mask, candidate_score, allowed, fraction, value):
-    """Set ``value`` where the score is highest among allowed pixels until ``fraction`` of the image is covered."""
+def _fill_to(mask, score, allowed, fraction, value):
+    """Set ``value`` on the highest-scoring allowed pixels until ``fraction`` of the image is covered."""
     n = int(round(fraction * mask.size))
-    scores = np.where(allowed, candidate_score, -np.inf).ravel()
+    flat = np.where(allowed, score, -np.inf).ravel()
+    n = min(n, int(np.isfinite(flat).sum()))
     if n <= 0:
         return
-    idx = np.argpartition(-scores, n - 1)[:n]
-    idx = idx[np.isfinite(scores[idx])]
+    idx = np.argpartition(-flat, n - 1)[:n]
     mask.ravel()[idx] = value
 
 
+def _pair_value(u, v, i, j):
+    """A symmetric pseudo-random value in [0, 1) per unordered grain pair (i, j)."""
+    return np.mod(u[i] * u[j] * 97.1 + (v[i] + v[j]) * 13.3, 1.0)
+
+
+def _triple_value(u, v, i, j, k):
+    """A symmetric pseudo-random value in [0, 1) per unordered grain triple (i, j, k)."""
+    return np.mod(u[i] * u[j] * u[k] * 211.7 + (v[i] + v[j] + v[k]) * 31.9, 1.0)
+
+
+def _grains(rng, h, w, scale):
+    """Voronoi grains: label of the nearest seed and the distances to the 3 nearest seeds (warped plane)."""
+    s = GRAIN_PX * scale
+    ny, nx = int(np.ceil(h / s)) + 2, int(np.ceil(w / s)) + 2
+    gy, gx = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    seeds = np.stack([(gy.ravel() - 1 + rng.uniform(0.1, 0.9, gy.size)) * s,
+                      (gx.ravel() - 1 + rng.uniform(0.1, 0.9, gx.size)) * s], 1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    amp = 1.6 * scale  # gently curved boundaries
+    py = yy + amp * _smooth_noise(rng, h, w, 0.35 * s)
+    px = xx + amp * _smooth_noise(rng, h, w, 0.35 * s)
+    d, idx = cKDTree(seeds).query(np.stack([py.ravel(), px.ravel()], 1), k=3)
+    d = d.reshape(h, w, 3)
+    idx = idx.reshape(h, w, 3)
+    return idx, d, len(seeds)
+
+
 def _masks(rng, h, w, scale):
-    grain = 22.0 * scale
-    label, n, boundary = _grains(rng, h, w, grain)
+    idx, d, n = _grains(rng, h, w, scale)
+    label = idx[..., 0]
+    gb = d[..., 1] - d[..., 0]  # ~2x the distance to the grain boundary
+    tj = d[..., 2] - d[..., 0]  # small near triple junctions
+    boundary = gb < 1.3 * scale
+    u, v = rng.random(n), rng.random(n)
     mask = np.zeros((h, w), np.uint8)
-    # oxide: rounded blobs (distance to random centres, slightly elliptical)
-    k = max(1, int(h * w * TARGET[1] / (np.pi * (5.0 * scale) ** 2)))
+    yy, xx = np.mgrid[0:h, 0:w]
+    # large-scale heterogeneity: some regions richer in oxide / Eta than others
+    region = _smooth_noise(rng, h, w, 2.0 * GRAIN_PX * scale)
+
+    # oxide: rounded blobs; half of the centres at triple junctions (where oxides tend to sit)
+    mean_r2 = (4.6 * scale) ** 2 * np.exp(2 * 0.35 ** 2)
+    k = max(1, int(round(h * w * TARGET[1] / (np.pi * mean_r2) * 1.25)))
+    rad = np.clip(rng.lognormal(np.log(4.6 * scale), 0.35, k), 2.2 * scale, 11.0 * scale)
     centres = rng.uniform(0, 1, (k, 2)) * [h, w]
-    radii = rng.uniform(3.0, 8.0, k) * scale
-    yy, xx = np.mgrid[0:h, 0:w]
+    junction_px = np.flatnonzero((tj < 1.0 * scale).ravel())
+    at_tj = rng.random(k) < 0.5
+    if junction_px.size:
+        pick = junction_px[rng.integers(0, junction_px.size, k)]
+        centres[at_tj] = np.stack([pick // w, pick % w], 1)[at_tj]
     dist, which = cKDTree(centres).query(np.stack([yy.ravel(), xx.ravel()], 1))
-    rel = (dist / radii[which]).reshape(h, w) + _smooth_noise(rng, h, w, 1.5 * scale) * 0.8
-    _fill_to(mask, -rel, rel < 1.6, TARGET[1], 1)
-    # Nd-rich: thin bright bands along some grain boundaries, thicker at triple junctions
-    lab_max = ndi.maximum_filter(label, 3)
-    lab_min = ndi.minimum_filter(label, 3)
-    mid = ndi.median_filter(label, 3)
-    junction = (lab_max != lab_min) & (mid != lab_max) & (mid != lab_min)
-    chosen = rng.random(n) < 0.3
-    near_boundary = ndi.distance_transform_edt(~boundary)
-    near_junction = ndi.distance_transform_edt(~junction)
-    nd_score = -np.minimum(near_boundary + 1.5 * (~chosen[label]) * 10, near_junction * 0.45)
-    nd_score += _smooth_noise(rng, h, w, 2.0 * scale) * 0.3
-    _fill_to(mask, nd_score, (mask != 1), TARGET[2], 2)
-    # Eta: irregular patches from smooth noise, favouring some grains, on what is still matrix
-    grain_pref = rng.uniform(-1, 1, n)[label] * 0.6
-    eta_score = _smooth_noise(rng, h, w, 3.0 * scale) * 8 + grain_pref
-    _fill_to(mask, eta_score, mask == 0, TARGET[3], 3)
-    return mask, label, boundary
+    rel = (dist / rad[which]).reshape(h, w) + 0.18 * _smooth_noise(rng, h, w, 1.6 * scale) - 0.15 * region
+    _fill_to(mask, -rel, True, TARGET[1], 1)
+
+    # Nd-rich: triangular pockets at some triple junctions, thin bands along some grain boundaries
+    jun_on = _triple_value(u, v, idx[..., 0], idx[..., 1], idx[..., 2]) < 0.45
+    band_on = _pair_value(u, v, idx[..., 0], idx[..., 1]) < 0.16
+    nd_score = np.maximum(np.where(jun_on, -tj / 3.2, -np.inf), np.where(band_on, -gb / 1.0 - 1.0 * scale, -np.inf))
+    nd_score = nd_score + 0.25 * scale * _smooth_noise(rng, h, w, 1.5 * scale)
+    _fill_to(mask, nd_score, mask == 0, TARGET[2], 2)
+
+    # Eta: irregular patches inside host grains (thresholded smooth noise, clipped to the host grains)
+    host = rng.random(n) < 0.30
+    eta_score = (_smooth_noise(rng, h, w, 2.5 * scale) + np.where(host[label], 4.0, 0.0) - 0.6 * region
+                 + 0.25 * np.minimum(gb / scale, 4))  # a little away from the grain boundaries
+    _fill_to(mask, eta_score, (mask == 0) & ~boundary, TARGET[3], 3)
+    return mask, label, boundary, n
 
 
-def _render(rng, mask, label, boundary, scale):
+def _render(rng, mask, label, boundary, n, scale):
     h, w = mask.shape
-    n = label.max() + 1
     img = COLORS[mask].copy()
-    shade = rng.normal(0, 9, n)[label]  # each grain its own shade
-    img += np.where(mask == 0, shade, shade * 0.3)[..., None]
-    texture = ndi.gaussian_filter(rng.standard_normal((h, w)), 0.8) * 10
-    img += texture[..., None]
-    img[boundary & (mask == 0)] *= 0.62  # thin dark grain boundaries
+    # each matrix grain its own shade (brightness and a little hue); other phases vary less
+    shade = rng.normal(0, 10, n)[label]
+    tint = rng.normal(0, 3, (n, 3))[label]
+    weight = np.where(mask == 0, 1.0, 0.25)[..., None]
+    img += (shade[..., None] + tint) * weight
+    # fine texture: grainy inside the matrix, mottled in Eta and oxide
+    fine = _smooth_noise(rng, h, w, 0.7)
+    mottle = _smooth_noise(rng, h, w, 1.8 * scale)
+    amp_fine = np.array([4.5, 7.0, 4.0, 5.0])[mask]
+    amp_mottle = np.array([3.0, 6.0, 2.0, 12.0])[mask]
+    img += (amp_fine * fine + amp_mottle * mottle)[..., None]
+    # thin dark grain boundaries (only where the grain boundary is not covered by another phase)
+    img[boundary & (mask == 0)] *= 0.62
+    # oxide rims slightly darker (relief at the inclusion edge)
+    ox = mask == 1
+    rim = ox & ~ndi.binary_erosion(ox, iterations=max(1, int(round(scale))))
+    img[rim] *= 0.88
+    # faint polishing scratches
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    for _ in range(rng.integers(2, 6)):
+        a = rng.uniform(0, np.pi)
+        c = rng.uniform(-0.5, 0.5) * (h + w)
+        dist = np.abs(np.cos(a) * (xx - w / 2) + np.sin(a) * (yy - h / 2) - c)
+        img *= (1.0 - rng.uniform(0.03, 0.07) * np.exp(-0.5 * (dist / (0.6 * scale)) ** 2))[..., None]
+    # optics: blur, colour fringes (red shifted, blue blurred more), illumination gradient, noise
     img = np.stack([ndi.gaussian_filter(img[..., c], 1.0) for c in range(3)], -1)
-    # colour bleeding: red shifted by a pixel, blue blurred a little more
-    img[..., 0] = ndi.shift(img[..., 0], (0.0, 1.0), order=1, mode="nearest")
-    img[..., 2] = ndi.gaussian_filter(img[..., 2], 1.6)
-    angle = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:h, 0:w]
-    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)
-    img *= (1.0 + 0.18 * (ramp - ramp.mean()))[..., None]  # illumination gradient
-    img += rng.normal(0, 5, img.shape)
+    img[..., 0] = ndi.shift(img[..., 0], (0.0, 0.8), order=1, mode="nearest")
+    img[..., 2] = ndi.shift(ndi.gaussian_filter(img[..., 2], 0.7), (0.6, -0.4), order=1, mode="nearest")
+    ang = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(ang) * (xx / max(w - 1, 1) - 0.5) + np.sin(ang) * (yy / max(h - 1, 1) - 0.5)
+    r2 = ((xx - rng.uniform(0, w)) / max(w, 1)) ** 2 + ((yy - rng.uniform(0, h)) / max(h, 1)) ** 2
+    light = 1.0 + rng.uniform(0.14, 0.24) * ramp - 0.10 * r2
+    img *= (light / light.mean())[..., None]
+    img += rng.normal(0, 2.5, (h, w))[..., None] + rng.normal(0, 4.0, img.shape)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
+def _disc(shape, cy, cx, r):
+    y0, y1 = max(0, int(cy - r)), min(shape[0], int(cy + r) + 2)
+    x0, x1 = max(0, int(cx - r)), min(shape[1], int(cx + r) + 2)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    return (slice(y0, y1), slice(x0, x1)), (yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2
+
+
 def _model_made(rng, hq, scale):
-    """An imperfect expert model's mask: jittered boundaries, spurious blobs, missed objects, a wrong region."""
+    """An imperfect expert model's mask: jittered boundaries, grown/shrunk objects, spurious blobs,
+    missed small objects and, in about half of the images, one large wrongly labelled region."""
     h, w = hq.shape
-    dy = _smooth_noise(rng, h, w, 4.0 * scale) * 8 * scale
-    dx = _smooth_noise(rng, h, w, 4.0 * scale) * 8 * scale
-    yy, xx = np.mgrid[0:h, 0:w]
-    lq = ndi.map_coordinates(hq, [np.clip(yy + dy, 0, h - 1), np.clip(xx + dx, 0, w - 1)], order=0).astype(np.uint8)
-    # missed small objects
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # boundaries displaced by a smooth random field: by 1 px (now and then 2) in about a third of the image
+    dy = 0.4 * scale * _smooth_noise(rng, h, w, 8.0 * scale)
+    dx = 0.4 * scale * _smooth_noise(rng, h, w, 8.0 * scale)
+    lq = ndi.map_coordinates(hq, [np.clip(yy + dy, 0, h - 1), np.clip(xx + dx, 0, w - 1)], order=0, mode="nearest")
+    lq = lq.astype(np.uint8)
+    # per object: grown by a pixel, shrunk by a pixel, or missed when small
+    it = max(1, int(round(scale)))
     for cls in (1, 2, 3):
         comp, k = ndi.label(lq == cls)
-        if k:
-            sizes = np.bincount(comp.ravel())
-            small = np.flatnonzero((sizes < 25 * scale ** 2) & (np.arange(len(sizes)) > 0))
-            drop = small[rng.random(len(small)) < 0.3]
-            lq[np.isin(comp, drop)] = 0
-    # spurious small blobs of wrong classes
-    k = max(1, int(h * w / (90 * scale) ** 2 * 4))
-    cy, cx = rng.integers(0, h, k), rng.integers(0, w, k)
-    r = rng.uniform(1.0, 3.0, k) * scale
-    cls = rng.integers(1, 4, k)
-    for y, x, rad, c in zip(cy, cx, r, cls):
-        y0, y1, x0, x1 = max(0, int(y - rad)), min(h, int(y + rad) + 1), max(0, int(x - rad)), min(w, int(x + rad) + 1)
-        sub = (yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2 <= rad ** 2
-        lq[y0:y1, x0:x1][sub] = c
-    # now and then a large wrong region: Eta labelled as oxide inside a box
+        if not k:
+            continue
+        sizes = np.bincount(comp.ravel(), minlength=k + 1)
+        act = rng.random(k + 1)
+        small = sizes < 30 * scale ** 2
+        drop = (act < 0.2) & small
+        grow = act > 0.92
+        shrink = (act >= 0.2) & (act < 0.28) & ~small
+        drop[0] = grow[0] = shrink[0] = False
+        sel = shrink[comp]
+        lq[sel & ~ndi.binary_erosion(sel, iterations=it)] = 0
+        sel = grow[comp]
+        lq[ndi.binary_dilation(sel, iterations=it) & (lq == 0)] = cls
+        lq[drop[comp]] = 0
+    # spurious small blobs of wrong classes (about one per 50 x 50 px)
+    k = max(1, int(round(h * w / (50.0 * scale) ** 2)))
+    for cy, cx, r, c in zip(rng.uniform(0, h, k), rng.uniform(0, w, k), rng.uniform(1.0, 3.2, k) * scale,
+                            rng.integers(1, 4, k)):
+        win, disc = _disc(lq.shape, cy, cx, r)
+        sub = lq[win]
+        sub[disc & (sub != c)] = c
+    # now and then one large wrong region
     if rng.random() < 0.5:
-        bh, bw = int(h * rng.uniform(0.15, 0.3)), int(w * rng.uniform(0.15, 0.3))
-        y0, x0 = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
-        box = lq[y0:y0 + bh, x0:x0 + bw]
-        box[box == 3] = 1
+        r = rng.uniform(0.12, 0.22) * min(h, w)
+        cy, cx = rng.uniform(r, max(r, h - r)), rng.uniform(r, max(r, w - r))
+        blob = ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2 + 0.3 * _smooth_noise(rng, h, w, 0.15 * r) < 1.0
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            lq[blob & (lq == 3)] = 1  # Eta taken for oxide
+        elif kind == 1:
+            lq[blob & (lq == 1)] = 3  # oxide taken for Eta
+        else:
+            lq[blob & (lq == 2)] = 0  # Nd-rich missed (taken for matrix)
     return lq
 
 
-def generate(seed, height, width, scale=1.0):
-    """Return (image uint8 (H, W, 3), hq_mask uint8 (H, W), lq_mask uint8 (H, W))."""
+def generate(seed: int, height: int, width: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (image uint8 (H, W, 3), hq_mask uint8 (H, W), lq_mask uint8 (H, W)). Same args -> identical bytes.
+
+    ``scale`` multiplies all feature sizes (grains, inclusions, bands, boundary lines); 1.0 suits 64 px patches.
+    Masks hold class indices 0..3 in the order of ``CLASS_NAMES``.
+    """
+    height, width, scale = int(height), int(width), float(scale)
+    if height < 1 or width < 1:
+        raise ValueError(f"phantom: height and width must be positive, got {height} x {width}")
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"phantom: scale must be a positive number, got {scale}")
     rng = np.random.default_rng(seed)
-    hq, label, boundary = _masks(rng, height, width, scale)
-    image = _render(rng, hq, label, boundary, scale)
+    hq, label, boundary, n = _masks(rng, height, width, scale)
+    image = _render(rng, hq, label, boundary, n, scale)
     lq = _model_made(rng, hq, scale)
     return image, hq, lq
