@@ -1,16 +1,20 @@
-"""PixelCNN prior over VQ-VAE code grids (paper step 6), plain or gated, and a fast exact sampler.
+"""PixelCNN prior over VQ-VAE code grids (paper step 6), with an exact fast sampler.
 
-plain (van den Oord et al. 2016, as in the paper): 7x7 mask-A conv, residual blocks (1x1, 3x3 mask-B, 1x1),
-1x1 mask-B head, softmax over the K codes. gated (Gated PixelCNN): a vertical stack (rows above, full width)
-and a horizontal stack (the current row, to the left), gated tanh x sigmoid units: no blind spot.
+Two kinds share one API:
+- "plain" (van den Oord et al. 2016, as in the paper): 7x7 mask-A conv, residual blocks of
+  1x1 conv, 3x3 mask-B conv, 1x1 conv, then a 1x1 head. Has the well-known blind spot.
+- "gated" (Gated PixelCNN): a vertical stack that sees the rows above and a horizontal stack that sees
+  the pixels to the left in the current row, joined by gated tanh * sigmoid units: no blind spot.
 
-Sampling is pixel by pixel in raster order. The naive sampler runs the network on the whole grid for every
-pixel. The fast sampler runs it only on the window a pixel can see (``receptive_rows`` rows above,
-``receptive_cols`` columns to each side) of a padded canvas. Every layer multiplies its input by a validity
-mask (1 inside the grid, 0 outside), which is exactly what zero padding does at the real grid edges, so all
-windows have one shape (one compiled function) and the logits are the naive ones.
+Every masked conv is stored as a kernel over the taps it may see (``up`` rows above, ``left``/``right``
+columns beside) and always runs with VALID padding. On the whole grid (``model(grids)``) each conv's input
+is zero padded first, so the grid keeps its size: the ordinary network. For sampling, a pixel's logits
+depend only on a bounded window (``receptive_rows`` rows above, ``receptive_cols`` columns each side), so
+``sample_fast`` runs the same layers on that window only: the VALID convs shrink it layer by layer to the
+target pixel, and cells outside the grid are zeroed before each conv, exactly what zero padding does.
+The logits equal those of the whole network (``sample_naive``) up to float rounding, at a fraction of the work.
 """
-import math
+import itertools
 
 import numpy as np
 
@@ -20,93 +24,73 @@ import tensorflow as tf
 
 from dualgen.errors import DualgenError
 
-
-def causal_mask(k, include_center, full_center_row=False):
-    """(k, k) mask: rows above the centre; the centre row left of the centre (and the centre for mask B)."""
-    m = np.zeros((k, k), np.float32)
-    c = k // 2
-    m[:c] = 1
-    if full_center_row:
-        m[c] = 1
-    else:
-        m[c, :c] = 1
-        if include_center:
-            m[c, c] = 1
-    return m
+KINDS = ("plain", "gated")
+FIRST_REACH = 3  # the first layer is a 7x7 kernel: 3 rows above, 3 columns each side
+BLOCK_REACH = 1  # every later layer is 3x3
 
 
 class MaskedConv(snt.Module):
-    def __init__(self, cin, cout, mask, name=None):
+    """A conv that sees ``up`` rows above and ``left``/``right`` columns beside; in its own row it sees
+    ``row`` = "A" (left of the centre), "B" (left + centre), "all" or "none". Always VALID: the output of
+    an (h, w) input is (h - up, w - left - right), the output cell (i, j) sitting at input (i + up, j + left)."""
+
+    def __init__(self, in_channels, out_channels, up=0, left=0, right=0, row="B", seed=(0, 0), name=None):
         super().__init__(name=name)
-        kh, kw = mask.shape
-        scale = 1.0 / math.sqrt(max(1.0, mask.sum() * cin))
-        self.w = tf.Variable(tf.random.uniform([kh, kw, cin, cout], -scale, scale) * math.sqrt(3.0), name="w")
-        self.b = tf.Variable(tf.zeros([cout]), name="b")
-        self.mask = tf.constant(mask[:, :, None, None])
+        self.up, self.left, self.right = up, left, right
+        mask = np.ones((up + 1, left + right + 1, 1, 1), np.float32)
+        mask[up, {"A": left, "B": left + 1, "all": left + right + 1, "none": 0}[row]:] = 0.0
+        self._mask = None if mask.all() else tf.constant(mask)  # 1x1 convs see everything
+        shape = mask.shape[:2] + (in_channels, out_channels)
+        std = 1.0 / np.sqrt(mask.sum() * in_channels)  # fan-in of the visible taps
+        self.w = tf.Variable(tf.random.stateless_truncated_normal(shape, seed=seed) * std, name="w")
+        self.b = tf.Variable(tf.zeros([out_channels]), name="b")
 
-    def __call__(self, x, valid):
-        return tf.nn.conv2d(x * valid, self.w * self.mask, 1, "SAME") + self.b
+    def __call__(self, x):
+        w = self.w if self._mask is None else self.w * self._mask
+        return tf.nn.bias_add(tf.nn.conv2d(x, w, strides=1, padding="VALID"), self.b)
 
 
-def _ones(k):
-    return np.ones((k, k), np.float32)
+class Frame:
+    """Where a forward pass runs. ``inside=None``: the whole grid, convs zero pad so the size stays.
+    Otherwise a window of the grid padded with outside cells; ``inside`` (1, h, w, 1) is 1 on grid cells.
+    There convs shrink the window, and outside cells are zeroed before each conv (= zero padding)."""
+
+    def __init__(self, inside=None):
+        self.inside = inside
+
+    def conv(self, layer, x):
+        if self.inside is None:
+            return layer(tf.pad(x, [[0, 0], [layer.up, 0], [layer.left, layer.right], [0, 0]]))
+        return layer(x * self.inside)
+
+    def crop(self, x, up, left, right):
+        """Cut ``x`` to the region a conv of that reach leaves (no-op on the whole grid)."""
+        if self.inside is None:
+            return x
+        return x[:, up:, left:x.shape[2] - right]
+
+    def shrink(self, up, left, right):
+        if self.inside is not None:
+            self.inside = self.crop(self.inside, up, left, right)
 
 
-class PixelCNN(snt.Module):
-    def __init__(self, num_embeddings, filters=64, num_blocks=4, kind="plain", name=None):
+class PlainBlock(snt.Module):
+    """Residual block: 1x1 conv, 3x3 mask-B conv (half the filters), 1x1 conv, ReLU, + input."""
+
+    def __init__(self, filters, seeds, name=None):
         super().__init__(name=name)
-        if kind not in ("plain", "gated"):
-            raise DualgenError(f"config: pixelcnn.kind: '{kind}' is not plain or gated")
-        self.num_embeddings, self.filters, self.num_blocks, self.kind = num_embeddings, filters, num_blocks, kind
-        k, f = num_embeddings, filters
-        if kind == "plain":
-            self.first = MaskedConv(k, f, causal_mask(7, False), name="mask_a_7x7")
-            self.blocks = [(MaskedConv(f, f // 2, _ones(1), name=f"b{i}_in"),
-                            MaskedConv(f // 2, f // 2, causal_mask(3, True), name=f"b{i}_mask_b_3x3"),
-                            MaskedConv(f // 2, f, _ones(1), name=f"b{i}_out")) for i in range(num_blocks)]
-            self.receptive_rows = 3 + num_blocks
-            self.receptive_cols = 3 + num_blocks
-        else:
-            self.v_first = MaskedConv(k, 2 * f, causal_mask(7, True, full_center_row=True), name="v_7x7")
-            self.h_first = MaskedConv(k, 2 * f, causal_mask(7, False)[3:4], name="h_1x7")
-            self.v_link_first = MaskedConv(2 * f, 2 * f, _ones(1), name="v_to_h_0")
-            self.layers = [(MaskedConv(f, 2 * f, causal_mask(3, True, full_center_row=True), name=f"v{i}_3x3"),
-                            MaskedConv(f, 2 * f, causal_mask(3, True)[1:2], name=f"h{i}_1x3"),
-                            MaskedConv(2 * f, 2 * f, _ones(1), name=f"v_to_h_{i + 1}"),
-                            MaskedConv(f, f, _ones(1), name=f"h{i}_res")) for i in range(num_blocks)]
-            self.receptive_rows = 3 + num_blocks + 1
-            self.receptive_cols = 3 + 2 * num_blocks
-        self.head = MaskedConv(f, f, _ones(1), name="head_1x1")
-        self.out = MaskedConv(f, k, _ones(1), name="logits")
+        r = BLOCK_REACH
+        self.reduce = MaskedConv(filters, filters // 2, seed=next(seeds), name="reduce_1x1")
+        self.conv = MaskedConv(filters // 2, filters // 2, r, r, r, "B", seed=next(seeds), name="mask_b_3x3")
+        self.expand = MaskedConv(filters // 2, filters, seed=next(seeds), name="expand_1x1")
 
-    def __call__(self, grids, valid=None):
-        """int grids (B,H,W) -> logits (B,H,W,K). ``valid`` (B,H,W,1): 1 inside the grid, 0 outside."""
-        x = tf.one_hot(tf.cast(grids, tf.int32), self.num_embeddings)
-        if valid is None:
-            valid = tf.ones_like(x[..., :1])
-        if self.kind == "plain":
-            h = tf.nn.relu(self.first(x, valid))
-            for c_in, c_mid, c_out in self.blocks:
-                r = tf.nn.relu(c_in(h, valid))
-                r = tf.nn.relu(c_mid(r, valid))
-                h = h + c_out(r, valid)
-            h = tf.nn.relu(h)
-        else:
-            v = self.v_first(x, valid)
-            h = self.h_first(x, valid) + self.v_link_first(_down(v), valid)
-            v, h = _gate(v), _gate(h)
-            for v_conv, h_conv, link, res in self.layers:
-                v_pre = v_conv(v, valid)
-                h_new = _gate(h_conv(h, valid) + link(_down(v_pre), valid))
-                v = _gate(v_pre)
-                h = h + res(h_new, valid)
-            h = tf.nn.relu(h)
-        return self.out(tf.nn.relu(self.head(h, valid)), valid)
-
-
-def _down(v):
-    """Shift down by one row (row i gets row i-1): the horizontal stack only sees rows strictly above."""
-    return tf.pad(v, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
+    def __call__(self, h, frame):
+        r = BLOCK_REACH
+        t = tf.nn.relu(self.reduce(h))
+        t = tf.nn.relu(frame.conv(self.conv, t))
+        t = tf.nn.relu(self.expand(t))
+        frame.shrink(r, r, r)
+        return frame.crop(h, r, r, r) + t
 
 
 def _gate(x):
@@ -114,107 +98,247 @@ def _gate(x):
     return tf.tanh(a) * tf.sigmoid(b)
 
 
-def build(model, height, width):
-    model(tf.zeros([1, height, width], tf.int32))
-    return model
+class GatedLayer(snt.Module):
+    """Gated PixelCNN layer. The vertical stack sees only rows above the current one (the first layer's kernel
+    leaves out its own row; later layers may use the row itself, which already sees only rows above), so it
+    feeds the horizontal stack without a shift. The horizontal stack sees the current row up to the left
+    neighbour (first layer, mask A) or up to the pixel itself (later layers, mask B)."""
+
+    def __init__(self, in_channels, filters, reach, first, seeds, name=None):
+        super().__init__(name=name)
+        self.reach, self.first = reach, first
+        self.v_conv = MaskedConv(in_channels, 2 * filters, reach, reach, reach, "none" if first else "all",
+                                 seed=next(seeds), name="v_conv")
+        self.h_conv = MaskedConv(in_channels, 2 * filters, 0, reach, 0, "A" if first else "B",
+                                 seed=next(seeds), name="h_conv")
+        self.v_to_h = MaskedConv(2 * filters, 2 * filters, seed=next(seeds), name="v_to_h_1x1")
+        self.h_out = MaskedConv(filters, filters, seed=next(seeds), name="h_out_1x1")
+
+    def __call__(self, v, h, frame):
+        r = self.reach
+        v_pre = frame.conv(self.v_conv, v)
+        h_pre = frame.crop(frame.conv(self.h_conv, h), r, 0, r) + self.v_to_h(v_pre)
+        frame.shrink(r, r, r)
+        h_new = self.h_out(_gate(h_pre))
+        if not self.first:
+            h_new += frame.crop(h, r, r, r)  # residual connection
+        return _gate(v_pre), h_new
 
 
-def _nll(model, grids):
-    logits = model(grids)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(grids, tf.int32), logits=logits))
+class PixelCNN(snt.Module):
+    """Autoregressive prior over (B, H, W) integer code grids (values 0..K-1): ``model(grids)`` gives
+    (B, H, W, K) logits, cell (r, c) conditioned on the cells before it in raster order."""
+
+    def __init__(self, num_embeddings, filters=64, num_blocks=4, kind="plain", seed=0, name=None):
+        super().__init__(name=name)
+        if kind not in KINDS:
+            raise DualgenError(f"pixelcnn.kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
+        if num_embeddings < 2 or filters < 2 or num_blocks < 0:
+            raise DualgenError(f"PixelCNN needs num_embeddings >= 2, filters >= 2 and num_blocks >= 0 "
+                               f"(got {num_embeddings}, {filters}, {num_blocks}): fix the pixelcnn settings")
+        self.num_embeddings, self.filters, self.num_blocks, self.kind = num_embeddings, filters, num_blocks, kind
+        seeds = ((seed, i) for i in itertools.count())  # one stateless seed per layer
+        k, f, r0 = num_embeddings, filters, FIRST_REACH
+        if kind == "plain":
+            self.first = MaskedConv(k, f, r0, r0, r0, "A", seed=next(seeds), name="mask_a_7x7")
+            self.blocks = [PlainBlock(f, seeds, name=f"block_{i}") for i in range(num_blocks)]
+        else:
+            self.first = GatedLayer(k, f, r0, True, seeds, name="gated_0")
+            self.blocks = [GatedLayer(f, f, BLOCK_REACH, False, seeds, name=f"gated_{i + 1}")
+                           for i in range(num_blocks)]
+        self.head = MaskedConv(f, f, seed=next(seeds), name="head_1x1")
+        self.logits = MaskedConv(f, k, seed=next(seeds), name="logits_1x1")
+
+    @property
+    def receptive_rows(self):
+        """Rows above a cell that its logits can depend on."""
+        return FIRST_REACH + BLOCK_REACH * self.num_blocks
+
+    @property
+    def receptive_cols(self):
+        """Columns left and right of a cell that its logits can depend on."""
+        return FIRST_REACH + BLOCK_REACH * self.num_blocks
+
+    def __call__(self, grids):
+        return self.forward(grids, Frame())
+
+    def forward(self, codes, frame):
+        """Logits over the frame's output region; codes of -1 (outside the grid) become zero vectors."""
+        x = tf.one_hot(tf.cast(codes, tf.int32), self.num_embeddings, dtype=tf.float32)
+        r0 = FIRST_REACH
+        if self.kind == "plain":
+            h = tf.nn.relu(frame.conv(self.first, x))
+            frame.shrink(r0, r0, r0)
+            for block in self.blocks:
+                h = block(h, frame)
+        else:
+            v, h = self.first(x, x, frame)
+            for block in self.blocks:
+                v, h = block(v, h, frame)
+        return self.logits(tf.nn.relu(self.head(tf.nn.relu(h))))
+
+    @tf.function(reduce_retracing=True)
+    def grid_logits(self, grids):
+        """Compiled ``model(grids)``."""
+        return self(grids)
+
+    @tf.function(jit_compile=True)  # XLA: these small convs are dominated by per-op overhead otherwise (2x)
+    def window_logits(self, codes, inside):
+        """(B, K) logits of the bottom-centre cell of (B, receptive_rows + 1, 2 * receptive_cols + 1) windows."""
+        return self.forward(codes, Frame(inside))[:, 0, 0]
 
 
-def validation_nll(model, grids, batch_size=32):
+class Canvas:
+    """Grids padded with outside cells (code -1): ``receptive_rows`` above, ``receptive_cols`` left and right,
+    so every cell's window has the same shape (one compiled function for all cells)."""
+
+    def __init__(self, model, grids):
+        grids = np.asarray(grids, np.int32)
+        self.rows, self.cols = model.receptive_rows, model.receptive_cols
+        n, height, width = grids.shape
+        self.codes = np.full((n, height + self.rows, width + 2 * self.cols), -1, np.int32)
+        self.codes[:, self.rows:, self.cols:self.cols + width] = grids
+        self.inside = (self.codes[:1] >= 0).astype(np.float32)[..., None]
+
+    def window(self, r, c):
+        rows, cols = slice(r, r + self.rows + 1), slice(c, c + 2 * self.cols + 1)
+        return self.codes[:, rows, cols], self.inside[:, rows, cols]
+
+    def set(self, r, c, values):
+        self.codes[:, self.rows + r, self.cols + c] = values
+
+    def grids(self):
+        return self.codes[:, self.rows:, self.cols:self.codes.shape[2] - self.cols].copy()
+
+
+def logits_at(model, grids, r, c, fast):
+    """(B, K) logits of cell (r, c): ``fast`` runs the network on its window only, else on the whole grid."""
+    if fast:
+        return model.window_logits(*Canvas(model, grids).window(r, c)).numpy()
+    return model.grid_logits(tf.constant(np.asarray(grids, np.int32))).numpy()[:, r, c]
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+def nll(logits, grids):
     """Mean negative log-likelihood in nats per grid cell."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(grids, tf.int32), logits))
+
+
+def _check_grids(model, grids, what):
+    grids = np.asarray(grids)
+    if grids.ndim != 3 or not np.issubdtype(grids.dtype, np.integer):
+        raise DualgenError(f"PixelCNN {what}: expected integer code grids (N, H, W), got {grids.dtype} "
+                           f"{grids.shape}: rerun the encode step")
+    if grids.size and (grids.min() < 0 or grids.max() >= model.num_embeddings):
+        raise DualgenError(f"PixelCNN {what}: codes {grids.min()}..{grids.max()} outside "
+                           f"0..{model.num_embeddings - 1}: the grids and the model's num_embeddings disagree, "
+                           "rerun the encode step")
+    return grids.astype(np.int32)
+
+
+def validation_nll(model, grids, batch_size=16):
+    """Mean NLL (nats per grid cell) over ``grids``; NaN when there are none."""
+    grids = _check_grids(model, grids, "validation grids")
     if len(grids) == 0:
         return float("nan")
-    total = sum(float(_nll(model, tf.constant(grids[i:i + batch_size]))) * len(grids[i:i + batch_size])
-                for i in range(0, len(grids), batch_size))
+    total = 0.0
+    for i in range(0, len(grids), batch_size):
+        batch = tf.constant(grids[i:i + batch_size])
+        total += float(nll(model.grid_logits(batch), batch)) * len(batch)
     return total / len(grids)
 
 
 def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print):
-    build(model, *train_grids.shape[1:])
-    opt = snt.optimizers.Adam(learning_rate)
+    """Adam on the NLL, shuffled each epoch with ``seed``. Returns the history
+    {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps)."""
+    train = _check_grids(model, train_grids, "training grids")
+    val = _check_grids(model, val_grids, "validation grids")
+    if len(train) == 0:
+        raise DualgenError("PixelCNN: no training grids: check the encode step's train/val split")
+    optimizer = snt.optimizers.Adam(learning_rate)
 
-    @tf.function
-    def step(g):
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.int32)])
+    def train_step(batch):
         with tf.GradientTape() as tape:
-            loss = _nll(model, g)
+            loss = nll(model(batch), batch)
         params = model.trainable_variables
-        opt.apply(tape.gradient(loss, params), params)
+        optimizer.apply(tape.gradient(loss, params), params)
         return loss
 
-    history, last_finite = [], None
-    n = len(train_grids)
+    rng = np.random.default_rng(seed)
+    history = {"epoch": [], "train_nll": [], "val_nll": []}
+    last_finite = None
     for epoch in range(1, epochs + 1):
-        order = np.random.default_rng([seed, epoch]).permutation(n)
+        order = rng.permutation(len(train))
         losses = []
-        for i in range(0, n, batch_size):
-            loss = float(step(tf.constant(train_grids[order[i:i + batch_size]])))
-            if not math.isfinite(loss):
-                raise DualgenError(f"PixelCNN loss became NaN/Inf at epoch {epoch} step {i // batch_size + 1} (last finite "
-                                   f"loss {last_finite}): lower pixelcnn.learning_rate")
+        for step, start in enumerate(range(0, len(train), batch_size), 1):
+            loss = float(train_step(tf.constant(train[order[start:start + batch_size]])))
+            if not np.isfinite(loss):
+                raise DualgenError(f"PixelCNN loss became NaN/Inf at epoch {epoch} step {step} "
+                                   f"(last finite loss {last_finite}): lower pixelcnn.learning_rate")
             last_finite = loss
             losses.append(loss)
-        entry = {"epoch": epoch, "train_nll": float(np.mean(losses)), "val_nll": validation_nll(model, val_grids)}
-        history.append(entry)
-        log(f"epoch {epoch}/{epochs}: NLL {entry['train_nll']:.4f} (train), {entry['val_nll']:.4f} (validation) nats per cell")
+        history["epoch"].append(epoch)
+        history["train_nll"].append(float(np.mean(losses)))
+        history["val_nll"].append(validation_nll(model, val, batch_size))
+        log(f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
+            f"{history['val_nll'][-1]:.4f} (validation) nats per cell")
     return history
 
 
-def _draw(logits, u, temperature):
+# ---------------------------------------------------------------------------------------------------- sampling
+
+def draw(logits, u, temperature):
+    """Inverse-CDF draws from softmax(logits / temperature): (B, K) logits, (B,) uniforms -> (B,) int32."""
     z = np.asarray(logits, np.float64) / temperature
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
-    return np.minimum((cdf < u[:, None]).sum(axis=1), z.shape[1] - 1)
+    if not np.isfinite(z).all():
+        raise DualgenError("PixelCNN gave NaN/Inf logits while sampling: its weights are broken, rerun train_pixelcnn")
+    cdf = np.cumsum(np.exp(z - z.max(axis=-1, keepdims=True)), axis=-1)
+    k = (cdf <= u[:, None] * cdf[:, -1:]).sum(axis=-1)
+    return np.minimum(k, z.shape[-1] - 1).astype(np.int32)
 
 
-def sample_naive(model, n, height, width, *, seed, temperature=1.0, batch_size=16, log=None):
-    """Whole network on the whole grid for every pixel (the reference)."""
-    fn = tf.function(lambda g: model(g))
-    return _sample(lambda canvas, r, c: fn(tf.constant(canvas))[:, r, c].numpy(), n, height, width, seed, temperature,
-                   batch_size, pad=(0, 0), log=log)
+def _fill_naive(model, u, temperature, rows):
+    grids = np.zeros(u.shape, np.int32)
+    for r in range(rows):
+        for c in range(u.shape[2]):
+            logits = model.grid_logits(tf.constant(grids)).numpy()[:, r, c]
+            grids[:, r, c] = draw(logits, u[:, r, c], temperature)
+    return grids
 
 
-class _Windows:
-    """The padded canvas and the compiled window function of the fast sampler."""
-
-    def __init__(self, model):
-        self.R, self.C = model.receptive_rows, model.receptive_cols
-        self.fn = tf.function(lambda g, v: model(g, v)[:, self.R, self.C])
-
-    def logits(self, canvas, valid, r, c):
-        # canvas row r + R, column c + C holds pixel (r, c); the window ends at that pixel's row
-        win = canvas[:, r:r + self.R + 1, c:c + 2 * self.C + 1]
-        vwin = valid[:, r:r + self.R + 1, c:c + 2 * self.C + 1]
-        return self.fn(tf.constant(win), tf.constant(vwin)).numpy()
+def _fill_fast(model, u, temperature, rows):
+    canvas = Canvas(model, np.zeros(u.shape, np.int32))
+    for r in range(rows):
+        for c in range(u.shape[2]):
+            logits = model.window_logits(*canvas.window(r, c)).numpy()
+            canvas.set(r, c, draw(logits, u[:, r, c], temperature))
+    return canvas.grids()
 
 
-def sample_fast(model, n, height, width, *, seed, temperature=1.0, batch_size=16, log=None):
-    """Same draws as ``sample_naive`` (same seed -> same grids), running the network only on each pixel's window."""
-    w = _Windows(model)
-    return _sample(None, n, height, width, seed, temperature, batch_size, pad=(w.R, w.C), windows=w, log=log)
-
-
-def _sample(full_logits, n, height, width, seed, temperature, batch_size, pad, windows=None, log=None):
-    R, C = pad
-    rng = np.random.default_rng(seed)
-    out = []
+def _sample(fill, model, n, height, width, seed, temperature, batch_size, rows):
+    if temperature <= 0:
+        raise DualgenError(f"sample.temperature {temperature} must be > 0: use e.g. 1.0")
+    if n < 0 or height < 1 or width < 1 or batch_size < 1:
+        raise DualgenError(f"sample: cannot draw {n} grids of {height}x{width} in batches of {batch_size}: "
+                           "use positive sizes")
+    rows = height if rows is None else min(rows, height)
+    out = np.zeros((n, height, width), np.int32)
     for start in range(0, n, batch_size):
-        b = min(batch_size, n - start)
-        u = rng.random((height, width, b))  # one uniform per pixel per grid, drawn up front: chunking-independent order
-        canvas = np.zeros((b, height + R, width + 2 * C), np.int32)
-        valid = np.zeros((b, height + R, width + 2 * C, 1), np.float32)
-        valid[:, R:, C:C + width] = 1.0
-        for r in range(height):
-            for c in range(width):
-                if windows is not None:
-                    logits = windows.logits(canvas, valid, r, c)
-                else:
-                    logits = full_logits(canvas, r, c)
-                canvas[:, r + R, c + C] = _draw(logits, u[r, c], temperature)
-        out.append(canvas[:, R:, C:C + width].copy())
-        if log:
-            log(f"sampled {start + b}/{n} grids")
-    return np.concatenate(out).astype(np.int32)
+        stop = min(n, start + batch_size)
+        # one generator per grid: the grids do not depend on batch_size
+        u = np.stack([np.random.default_rng([seed, i]).random((height, width)) for i in range(start, stop)])
+        out[start:stop] = fill(model, u, temperature, rows)
+    return out
+
+
+def sample_naive(model, n, height, width, *, seed, temperature=1.0, batch_size=16, rows=None):
+    """n grids (n, H, W) int32, pixel by pixel in raster order, running the whole network on the whole grid
+    for every pixel (the reference). ``rows``: fill only the first rows (the rest stay 0), for timing."""
+    return _sample(_fill_naive, model, n, height, width, seed, temperature, batch_size, rows)
+
+
+def sample_fast(model, n, height, width, *, seed, temperature=1.0, batch_size=16, rows=None):
+    """Same grids as ``sample_naive`` (same seed), running the network only on each pixel's window."""
+    return _sample(_fill_fast, model, n, height, width, seed, temperature, batch_size, rows)
