@@ -141,12 +141,14 @@ def artifact_dir(out, step, settings, seed, inputs, extra=None):
     Yields the temporary folder; the caller may fill ``extra`` (a dict) with results for meta.json.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise DualgenError(f"{out.parent}: not writable: fix its permissions or choose another study name")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as err:
+        raise DualgenError(f"{out.parent}: cannot write results there ({err.strerror}): fix the folder's permissions "
+                           "or choose another study name")
     started = time.time()
     extra = {} if extra is None else extra
     try:

@@ -98,6 +98,11 @@ def check_rules(config):
             "lower small_train/small_val or raise big_train/big_val"
         )
     patches = config["patches"]
+    if patches["size"] % 32:
+        raise DualgenError(
+            f"config: patches.size {patches['size']} is not a multiple of 32 (the U-Net downsamples 5 times, the "
+            f"VQ-VAE 2 times): use e.g. {max(32, patches['size'] // 32 * 32)}"
+        )
     if patches.get("stride", 1) > 4 * patches["size"]:
         raise DualgenError(f"config: patches.stride {patches['stride']} is more than 4x patches.size: most pixels would be skipped")
 
@@ -107,3 +112,12 @@ def check_config(config):
     check_schema(config)
     check_rules(config)
     return config
+
+
+def merge(base, over):
+    """Merge ``over`` into a copy of ``base`` recursively (dicts merge, everything else replaces), as Snakemake
+    merges --configfile files over the workflow's config."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

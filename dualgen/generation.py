@@ -45,7 +45,7 @@ def load_vqvae(vqvae_dir):
     """Rebuild the trained VQ-VAE from its meta.json and load the best checkpoint."""
     from dualgen import vqvae
 
-    meta = read_meta(vqvae_dir)
+    meta = read_meta(vqvae_dir, "train_vqvae")
     settings = meta["settings"]["vqvae"]
     model = build_vqvae(settings, meta["channels"])
     vqvae.load_vqvae(model, Path(vqvae_dir) / "checkpoint")
@@ -61,7 +61,7 @@ def build_pixelcnn(settings, kind, num_embeddings):
 def load_pixelcnn(pixelcnn_dir):
     import tensorflow as tf
 
-    meta = read_meta(pixelcnn_dir)
+    meta = read_meta(pixelcnn_dir, "train_pixelcnn")
     model = build_pixelcnn(meta["settings"]["pixelcnn"], meta["kind"], meta["num_embeddings"])
     model(tf.zeros([1] + list(meta["grid_shape"]), tf.int32))
     ckpt = tf.train.Checkpoint(model=model)
@@ -73,14 +73,25 @@ def load_pixelcnn(pixelcnn_dir):
     return model, meta
 
 
-def read_meta(folder):
+def read_meta(folder, step=None):
+    """An input artifact's meta.json; with ``step``, also check it was made by that step of this dualgen."""
+    from dualgen import __version__
+
     path = Path(folder) / "meta.json"
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise DualgenError(f"{path}: missing: run the step that makes {folder} first")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise DualgenError(f"{path}: damaged (not JSON): delete {folder} and rerun its step")
+    if step is not None:
+        if meta.get("step") != step:
+            raise DualgenError(f"{folder}: made by step '{meta.get('step')}', expected '{step}': point to the {step} output")
+        made = str(meta.get("dualgen_version", "?")).split(".")[:2]
+        if made != __version__.split(".")[:2]:
+            raise DualgenError(f"{folder}: made by dualgen {meta.get('dualgen_version')}, this is {__version__}: "
+                               "delete the folder (or run with --forcerun) so it is rebuilt")
+    return meta
 
 
 def resume_dir(root, settings):

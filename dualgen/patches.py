@@ -118,6 +118,11 @@ def cut(sources, size, stride, drop_background_only=True, exclude=(), num_classe
         example = next(iter(sorted(all_ids)), "?")
         raise DualgenError(f"patches.exclude: '{unknown[0]}' is not a patch id (ids look like {example})")
     log(f"{len(kept)} patches kept, {dropped_bg} background-only dropped, {len(exclude)} excluded")
+    if not kept:
+        raise DualgenError(
+            f"no usable patches: all {len(all_ids)} patches show only the background class or are excluded: "
+            "check that the masks contain the other classes, or set patches.drop_background_only: false"
+        )
     return kept
 
 

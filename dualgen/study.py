@@ -13,7 +13,7 @@ def test_set(patches_dir, datasets_dir):
 def load_unet(unet_dir):
     from dualgen import unet
 
-    meta = generation.read_meta(unet_dir)
+    meta = generation.read_meta(unet_dir, "train_unet")
     u = meta["settings"]["unet"]
     model = unet.build_unet(u["backbone"], None, meta["num_classes"], tuple(meta["input_shape"]))
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dualgen.config import check_config, load_yaml
+from dualgen.config import check_config, load_yaml, merge
 from dualgen.errors import DualgenError
 from tests.conftest import PY, REPO, env, snakemake
 
@@ -15,13 +15,7 @@ CONFIG = load_yaml(REPO / "config.yaml")
 
 
 def merged(over):
-    cfg = copy.deepcopy(CONFIG)
-    for section, values in over.items():
-        if isinstance(values, dict) and isinstance(cfg.get(section), dict):
-            cfg[section].update(values)
-        else:
-            cfg[section] = values
-    return cfg
+    return merge(copy.deepcopy(CONFIG), over)
 
 
 @pytest.mark.parametrize("preset", [None, "presets/ci.yaml", "presets/paper.yaml"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
+from dualgen.config import load_yaml, merge
 from dualgen.mixes import enumerate_mixes
 from tests.conftest import REPO, snakemake
 
@@ -16,14 +16,7 @@ CI = REPO / "presets" / "ci.yaml"
 
 
 def ci_config():
-    base = yaml.safe_load((REPO / "config.yaml").read_text())
-    over = yaml.safe_load(CI.read_text())
-    for key, value in over.items():
-        if isinstance(value, dict):
-            base[key].update(value)
-        else:
-            base[key] = value
-    return base
+    return merge(load_yaml(REPO / "config.yaml"), load_yaml(CI))
 
 
 @pytest.fixture(scope="module")

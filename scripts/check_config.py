@@ -1,0 +1,29 @@
+#!/usr/bin/env python
+"""Check a config file (and presets merged over config.yaml, as Snakemake does) without running anything.
+
+Usage: python scripts/check_config.py [--base config.yaml] FILE [FILE ...]
+Prints `ok: <mixes> mixes, pool of <n> synthetic pairs` or one `dualgen: error: ...` line.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dualgen import cli  # noqa: E402
+from dualgen.config import check_config, load_yaml, merge  # noqa: E402
+from dualgen.mixes import enumerate_mixes, pool_size  # noqa: E402
+
+
+def main(args):
+    config = load_yaml(args.base)
+    for f in args.files:
+        config = merge(config, load_yaml(f))
+    check_config(config)
+    mixes = enumerate_mixes(config["mixes"], config["datasets"])
+    print(f"ok: {len(mixes)} mixes, pool of {pool_size(config['mixes'], config['datasets'])} synthetic pairs")
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--base", default=str(Path(__file__).resolve().parents[1] / "config.yaml"))
+    p.add_argument("files", nargs="*", help="config files merged over --base in order")
+    cli.run(main, p)
