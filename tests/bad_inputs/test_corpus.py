@@ -1,0 +1,274 @@
+"""The bad-input corpus: every case is a small fixture built here, the command a user would run, and the one
+line dualgen must answer with. For each: exit != 0, exactly one `dualgen: error:` line, no traceback, and the
+input files byte-identical afterwards."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.conftest import CLASSES, assert_one_line_error, make_user_data, run_script, tree_checksums
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def data_settings(root, **data):
+    d = {"images": f"{root}/images", "masks": f"{root}/masks", "hq_masks": f"{root}/hq_masks", "mask_format": "palette"}
+    d.update(data)
+    return {"classes": CLASSES, "data": d,
+            "patches": {"size": 32, "stride": 32, "drop_background_only": True, "exclude": []}}
+
+
+def patches_cmd(root, out, settings):
+    return ["make_patches.py", "--out", out / "patches", "--settings", json.dumps(settings)]
+
+
+def config_cmd(root, text):
+    (root / "my.yaml").write_text(text)
+    return ["check_config.py", root / "my.yaml"]
+
+
+# ---- data -------------------------------------------------------------------------------------------
+@case
+def missing_data_folder(root, out):
+    return patches_cmd(root, out, data_settings(root, images=f"{root}/nope")), "images folder not found"
+
+
+@case
+def empty_data_folder(root, out):
+    (root / "empty").mkdir()
+    return patches_cmd(root, out, data_settings(root, masks=f"{root}/empty")), "no PNG, TIFF or JPEG files"
+
+
+@case
+def file_not_an_image(root, out):
+    (root / "images" / "img1.png").write_bytes(b"not a png")
+    return patches_cmd(root, out, data_settings(root)), "img1.png: not a readable image"
+
+
+@case
+def truncated_image(root, out):
+    p = root / "images" / "img0.png"
+    p.write_bytes(p.read_bytes()[:200])
+    return patches_cmd(root, out, data_settings(root)), "img0.png: not a readable image"
+
+
+@case
+def mask_without_image(root, out):
+    (root / "images" / "img2.png").unlink()
+    return patches_cmd(root, out, data_settings(root)), "mask without a micrograph"
+
+
+@case
+def image_without_mask(root, out):
+    (root / "masks" / "img0.png").unlink()
+    return patches_cmd(root, out, data_settings(root)), "micrograph without a mask"
+
+
+@case
+def image_mask_size_mismatch(root, out):
+    Image.fromarray(np.zeros((64, 96), np.uint8)).save(root / "masks" / "img1.png")
+    return patches_cmd(root, out, data_settings(root)), "but its mask"
+
+
+@case
+def mask_values_not_in_palette(root, out):
+    arr = np.asarray(Image.open(root / "masks" / "img0.png")).copy()
+    arr[0, 0] = 13
+    Image.fromarray(arr).save(root / "masks" / "img0.png")
+    return patches_cmd(root, out, data_settings(root)), "1 pixels have values not in the palette (13)"
+
+
+@case
+def class_list_does_not_match_masks(root, out):
+    s = data_settings(root)
+    s["classes"] = CLASSES[:3]  # the masks also hold the fourth class's value 85
+    return patches_cmd(root, out, s), "values not in the palette (85)"
+
+
+@case
+def image_too_large_decompression_guard(root, out):
+    return patches_cmd(root, out, data_settings(root, max_pixels=1000)), "more than data.max_pixels"
+
+
+@case
+def patch_larger_than_image(root, out):
+    s = data_settings(root)
+    s["patches"]["size"] = 256
+    return patches_cmd(root, out, s), "patches.size 256 is larger than the image"
+
+
+@case
+def mask_with_a_single_class_everywhere(root, out):
+    for folder in ("masks", "hq_masks"):
+        for p in (root / folder).glob("*.png"):
+            Image.fromarray(np.zeros((96, 96), np.uint8)).save(p)
+    return patches_cmd(root, out, data_settings(root)), "no usable patches"
+
+
+@case
+def results_folder_not_writable(root, out):
+    (out / "blocked").write_text("a file where a folder should be")
+    return ["make_patches.py", "--out", out / "blocked" / "patches", "--settings", json.dumps(data_settings(root))], \
+        "cannot write results there"
+
+
+@case
+def settings_not_json(root, out):
+    return ["make_patches.py", "--out", out / "patches", "--settings", "{data: oops"], "--settings: not valid JSON"
+
+
+# ---- datasets ---------------------------------------------------------------------------------------
+def _patches(root, out, **kw):
+    proc = run_script(*patches_cmd(root, out, data_settings(root, **kw)))
+    assert proc.returncode == 0, proc.stderr
+    return out / "patches"
+
+
+DS = {"small_train": 3, "small_val": 1, "big_train": 8, "big_val": 2, "test": 5, "seed": 0, "preview": 2}
+
+
+@case
+def fewer_usable_patches_than_splits(root, out):
+    s = {"classes": CLASSES, "test_sources": ["img2"], "datasets": dict(DS, big_train=60)}
+    return ["make_datasets.py", "--patches", _patches(root, out), "--out", out / "ds", "--settings", json.dumps(s)], \
+        "big sets need"
+
+
+@case
+def empty_test_set_after_filtering(root, out):
+    hq = root / "hq_blank"  # the only HQ mask shows background only: its patches are filtered out
+    hq.mkdir()
+    Image.fromarray(np.zeros((96, 96), np.uint8)).save(hq / "img0.png")
+    s = {"classes": CLASSES, "test_sources": ["img2"], "datasets": DS}
+    return ["make_datasets.py", "--patches", _patches(root, out, hq_masks=str(hq)), "--out", out / "ds",
+            "--settings", json.dumps(s)], "no test patches"
+
+
+# ---- config -----------------------------------------------------------------------------------------
+@case
+def config_not_yaml(root, out):
+    return config_cmd(root, "patches: [size: 64\n  - oops: {\n"), "not valid YAML"
+
+
+@case
+def config_unknown_key(root, out):
+    return config_cmd(root, "unet: {epoch: 3}\n"), "unknown key 'unet.epoch'"
+
+
+@case
+def config_wrong_type(root, out):
+    return config_cmd(root, "vqvae: {steps: many}\n"), "vqvae.steps: 'many' has the wrong type"
+
+
+@case
+def config_negative_size(root, out):
+    return config_cmd(root, "datasets: {small_val: -1}\n"), "datasets.small_val: -1 is less than the minimum of 1"
+
+
+@case
+def config_palette_two_classes_share_a_value(root, out):
+    return config_cmd(root, "classes:\n  - {name: a, value: 0, color: '#000000'}\n"
+                            "  - {name: b, value: 0, color: '#ffffff'}\n"), "'a' and 'b' share the value 0"
+
+
+@case
+def config_patch_size_not_divisible(root, out):
+    return config_cmd(root, "patches: {size: 66, stride: 66}\n"), "patches.size 66 is not a multiple of 32"
+
+
+@case
+def demo_with_a_different_class_list(root, out):
+    s = {"demo": {"n_images": 1, "height": 64, "width": 64, "scale": 1.0, "seed": 0}, "classes": CLASSES[:3]}
+    return ["make_demo.py", "--out", out / "demo", "--settings", json.dumps(s)], "the demo data has 4 classes"
+
+
+# ---- mixes and artifacts ----------------------------------------------------------------------------
+MIXES = {"bases": ["BMQ"], "levels": [0, 300], "synthetic": [], "synthetic_levels": [], "augmentation": []}
+
+
+def _datasets(root):
+    ds = root / "datasets"
+    ds.mkdir()
+    rows = [(f"p{i}", "train" if i < 8 else "val" if i < 10 else "test", "lq") for i in range(14)]
+    for base in ("SHQ", "SLQ", "BLQ", "BMQ"):
+        pd.DataFrame(rows, columns=["patch_id", "split", "mask"]).to_csv(ds / f"{base}.csv", index=False)
+    return ds
+
+
+@case
+def synthetic_percentage_needs_more_than_the_pool(root, out):
+    pool = root / "pool"
+    pool.mkdir()
+    pd.DataFrame({"synth_id": ["synth_00000", "synth_00001"]}).to_csv(pool / "pool.csv", index=False)
+    s = {"mixes": MIXES, "datasets": DS}
+    return ["build_mix.py", "--mix", "BMQ_300", "--datasets", _datasets(root), "--pool", pool, "--out", out / "m",
+            "--settings", json.dumps(s)], "needs 24 synthetic images but the pool has 2"
+
+
+@case
+def mix_name_that_does_not_exist(root, out):
+    s = {"mixes": MIXES, "datasets": DS}
+    return ["build_mix.py", "--mix", "BMQ_999", "--datasets", _datasets(root), "--out", out / "m",
+            "--settings", json.dumps(s)], "mix 'BMQ_999' does not exist"
+
+
+def _vqvae_dir(root, **meta):
+    v = root / "vqvae"
+    (v / "checkpoint").mkdir(parents=True)
+    settings = {"vqvae": {"num_hiddens": 16, "num_residual_hiddens": 8, "num_residual_layers": 1, "embedding_dim": 8,
+                          "num_embeddings": 8, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}}
+    from dualgen import __version__
+
+    data = {"step": "train_vqvae", "dualgen_version": __version__, "settings": settings, "channels": 3, "val_ids": []}
+    data.update(meta)
+    (v / "meta.json").write_text(json.dumps(data))
+    (v / "checkpoint" / "ckpt.index").write_bytes(b"\x00garbage")
+    (v / "checkpoint" / "ckpt.data-00000-of-00001").write_bytes(b"garbage")
+    return v
+
+
+def _encode_cmd(root, out, vq):
+    s = {"classes": CLASSES, "postprocess": {"min_object_px": 200, "seed": 0}}
+    return ["encode.py", "--vqvae", vq, "--patches", root / "p", "--datasets", root / "d", "--out", out / "codes",
+            "--settings", json.dumps(s)]
+
+
+@case
+def unreadable_checkpoint(root, out):
+    return _encode_cmd(root, out, _vqvae_dir(root)), "checkpoint does not match"
+
+
+@case
+def artifact_from_another_step(root, out):
+    return _encode_cmd(root, out, _vqvae_dir(root, step="patches")), "made by step 'patches', expected 'train_vqvae'"
+
+
+@case
+def artifact_from_another_dualgen_version(root, out):
+    return _encode_cmd(root, out, _vqvae_dir(root, dualgen_version="0.0.1")), "made by dualgen 0.0.1"
+
+
+def test_corpus_is_big_enough():
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input(tmp_path, name):
+    root = make_user_data(tmp_path / "in", n=3, h=96, w=96)
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd, expected = CASES[name](root, out)
+    before = tree_checksums(root)
+    proc = run_script(*cmd)
+    assert_one_line_error(proc, expected)
+    assert tree_checksums(root) == before, "an input file was changed"
+    leftovers = [p for p in Path(out).rglob("*") if ".tmp-" in p.name]
+    assert not leftovers, leftovers
