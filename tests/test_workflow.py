@@ -97,3 +97,17 @@ def test_report_is_self_contained_html(ci_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (ci_run / "report.html").read_text(errors="replace")
     assert len(html) > 100_000 and "missing_class_iou" in html
+
+
+def test_two_runs_give_identical_metrics(ci_run, tmp_path_factory):
+    """Determinism: the same config in another folder gives the same numbers (TensorFlow op determinism on,
+    seeds everywhere, fixed data order)."""
+    other = tmp_path_factory.mktemp("ci_run_again")
+    proc = snakemake("--cores", "2", "--configfile", CI, workdir=other, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = (ci_run / "results" / "ci" / "study" / "metrics.csv").read_text()
+    second = (other / "results" / "ci" / "study" / "metrics.csv").read_text()
+    assert first == second
+    for name in ("codes/grids.npy", "synthetic/codes/grids.npy"):
+        a, b = (d / "results" / "ci" / name for d in (ci_run, other))
+        assert a.read_bytes() == b.read_bytes(), name
