@@ -33,7 +33,7 @@ def main(args):
         epochs=u["epochs"], batch_size=u["batch_size"], val_batch_size=u["val_batch_size"],
         learning_rate=u["learning_rate"], early_stopping_patience=u["early_stopping_patience"],
         reduce_lr_patience=u["reduce_lr_patience"], seed=u["seed"], out_dir=str(work), augment=aug,
-        bn_momentum=u.get("bn_momentum"),
+        bn_momentum=u.get("bn_momentum"), checkpoint_every_s=u.get("checkpoint_every_s", 60),
     )
     hist = pd.read_csv(work / "history.csv")
     extra = {"mix": args.name, "n_train": len(x_tr), "n_val": len(x_va), "epochs_run": len(hist),
@@ -44,6 +44,7 @@ def main(args):
         shutil.copy(work / "best.weights.h5", tmp / "best.weights.h5")
         hist.to_csv(tmp / "history.csv", index=False)
         plot(hist, args.name, tmp / "history.png")
+    shutil.rmtree(work, ignore_errors=True)  # the checkpoints are no longer needed once the result is complete
 
 
 def plot(hist, name, path):

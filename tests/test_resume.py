@@ -62,7 +62,7 @@ def test_vqvae_killed_mid_training_resumes(tmp_path):
 
 def test_unet_killed_mid_training_resumes(tmp_path):
     target = "results/ci/unet/SHQ_000"
-    proc = start(tmp_path, target, "unet: {epochs: 6}\n")
+    proc = start(tmp_path, target, "unet: {epochs: 6, checkpoint_every_s: 0}\n")
     log = tmp_path / "results" / "ci" / "logs" / "train_unet" / "SHQ_000.log"
     kill_when(log, "Epoch 3/6", "scripts/train_unet.py")
     proc.wait(timeout=120)

@@ -1,0 +1,239 @@
+"""The U-Net: building (ImageNet weights only from the cache, never downloaded), the data pipeline, a tiny
+training with its files, resume after a kill, the NaN stop, prediction."""
+import json
+import math
+import socket
+
+import numpy as np
+import pytest
+
+import dualgen  # noqa: F401
+from dualgen import env
+
+env.setup_tensorflow(1, 0)
+
+import segmentation_models as sm  # noqa: E402
+
+from dualgen import augment, unet  # noqa: E402
+from dualgen.errors import DualgenError  # noqa: E402
+
+SIZE, CLASSES, BACKBONE = 32, 4, "resnet18"
+
+
+def phantom(n, seed, channels=3, size=SIZE):
+    """Blocks of 4 classes with class-typical gray levels and noise (like the demo micrographs, tiny)."""
+    rng = np.random.default_rng(seed)
+    masks = np.kron(rng.integers(0, CLASSES, (n, size // 8, size // 8)), np.ones((1, 8, 8), np.int64)).astype(np.uint8)
+    gray = np.array([60, 200, 250, 130], np.float64)[masks] + rng.normal(0, 15, masks.shape)
+    images = np.clip(gray, 0, 255).astype(np.uint8)[..., None]
+    return (np.repeat(images, 3, -1) if channels == 3 else images), masks
+
+
+SETTINGS = dict(backbone=BACKBONE, encoder_weights=None, num_classes=CLASSES, epochs=2, batch_size=4, val_batch_size=1,
+                learning_rate=1e-3, early_stopping_patience=5, reduce_lr_patience=5, seed=3)
+
+
+def train(out_dir, **overrides):
+    x, y = phantom(8, 0)
+    xv, yv = phantom(2, 1)
+    logs = []
+    kwargs = dict(SETTINGS, out_dir=out_dir, log=logs.append,
+                  augment=augment.build_augmentation(["RandomBrightness", "GaussNoise", "Blur"], seed=3))
+    kwargs.update(overrides)
+    model, info = unet.train_unet(x, y, xv, yv, **kwargs)
+    return model, info, logs
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unet")
+    model, info, logs = train(out)
+    return out, model, info
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch):
+    """An empty Keras cache and no network: any connection attempt fails the test."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    return tmp_path
+
+
+def test_build_shapes_for_1_and_3_channels():
+    for channels in (1, 3):
+        model = unet.build_unet(BACKBONE, None, CLASSES, (SIZE, SIZE, channels))
+        assert model.input_shape == (None, SIZE, SIZE, channels)
+        assert model.output_shape == (None, SIZE, SIZE, CLASSES)
+    with pytest.raises(DualgenError, match="multiples of 32"):
+        unet.build_unet(BACKBONE, None, CLASSES, (48, 48, 3))
+    with pytest.raises(DualgenError, match="unknown 'resnet19'"):
+        unet.build_unet("resnet19", None, CLASSES, (SIZE, SIZE, 3))
+
+
+def test_missing_imagenet_weights_name_the_file_and_where_it_goes(offline_home):
+    expected = offline_home / ".keras" / "models" / "resnet18_imagenet_1000_no_top.h5"
+    with pytest.raises(DualgenError) as err:
+        unet.build_unet("resnet18", "imagenet", CLASSES, (SIZE, SIZE, 3))
+    msg = str(err.value)
+    assert str(expected) in msg and "unet.encoder_weights: null" in msg and "\n" not in msg
+    expected.parent.mkdir(parents=True, exist_ok=True)
+    expected.write_bytes(b"an interrupted download")
+    with pytest.raises(DualgenError, match="corrupt or incomplete"):
+        unet.build_unet("resnet18", "imagenet", CLASSES, (SIZE, SIZE, 3))
+
+
+def test_imagenet_weights_from_the_cache_and_gray_images(offline_home):
+    """A weights file in the cache is used (mobilenetv2's has no hash, so a stand-in works); a gray image gets a
+    3-channel model and the backbone's own scaling in predict."""
+    fname = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    cache = offline_home / ".keras" / "models"
+    cache.mkdir(parents=True)
+    submodules = dict(backend=sm._KERAS_BACKEND, layers=sm._KERAS_LAYERS, models=sm._KERAS_MODELS,
+                      utils=sm._KERAS_UTILS)
+    stand_in = sm.Backbones.get_backbone("mobilenetv2", input_shape=(SIZE, SIZE, 3), weights=None, include_top=False,
+                                         **submodules)
+    stand_in.save_weights(str(cache / fname))  # legacy h5, as keras_applications reads it
+    model = unet.build_unet("mobilenetv2", "imagenet", CLASSES, (SIZE, SIZE, 1))
+    assert model.input_shape == (None, SIZE, SIZE, 3)
+    assert np.array_equal(model.get_layer("Conv1").get_weights()[0], stand_in.get_layer("Conv1").get_weights()[0])
+    x, _ = phantom(2, 5, channels=1)
+    scaled = unet.preprocess(x, "imagenet", "mobilenetv2")
+    assert scaled.shape == (2, SIZE, SIZE, 3) and scaled.min() >= -1 and scaled.max() <= 1  # mobilenet: [-1, 1]
+    assert unet.predict(model, x, encoder_weights="imagenet").shape == (2, SIZE, SIZE)
+
+
+def test_dataset_order_augmentation_and_one_hot_masks():
+    x, y = phantom(10, 2)
+    aug = augment.build_augmentation(list(augment.AUGMENTATIONS), seed=1)
+
+    def batches(**kw):
+        ds = unet.make_dataset(x, y, CLASSES, 4, shuffle=True, seed=9, augment=aug, epochs=2, **kw)
+        return [(a.numpy(), b.numpy()) for a, b in ds]
+
+    full = batches()
+    assert len(full) == 2 * math.ceil(10 / 4) and all(a.shape == (4, SIZE, SIZE, 3) for a, _ in full)
+    again = batches()
+    assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(full, again))
+    assert all(np.array_equal(a, c) for (a, _), (c, _) in zip(full[3:], batches(first_epoch=1)))  # resume: same epoch 1
+    originals = {y[i].tobytes(): i for i in range(10)}
+    for images, onehot in full:
+        assert images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
+        assert np.all(onehot.sum(-1) == 1)
+        for mask in onehot.argmax(-1).astype(np.uint8):  # every mask is one of the inputs, unchanged
+            assert mask.tobytes() in originals
+    val = list(unet.make_dataset(x, y, CLASSES, 4, shuffle=False, seed=0))
+    assert [len(a) for a, _ in val] == [4, 4, 2]
+    assert np.array_equal(np.concatenate([b.numpy() for _, b in val]).argmax(-1), y)
+
+
+def test_training_writes_history_and_best_weights_and_predicts(trained):
+    out, model, info = trained
+    lines = (out / "history.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert len(lines) == 3
+    assert {"epoch", "loss", "val_loss", "iou_score", "val_iou_score", "lr", "seconds"} <= set(header)
+    assert info["epochs_run"] == 2 and info["resumed_from_epoch"] is None and not info["stopped_early"]
+    assert info["best_val_iou_score"] == max(info["history"]["val_iou_score"])
+    assert info["first_step_seconds"] > 0 and len(info["seconds_per_epoch"]) == 2
+    state = json.loads((out / "last_epoch.json").read_text())
+    assert state["finished"] and state["epoch"] == 1 and not (out / "last.weights.h5").exists()
+    size = (out / "best.weights.h5").stat().st_size  # weights only: 1x the model, not 3x (with Adam's moments)
+    assert 4 * model.count_params() < size < 1.2 * 4 * model.count_params()
+    x, y = phantom(3, 7)
+    pred = unet.predict(model, x)
+    assert pred.shape == (3, SIZE, SIZE) and pred.dtype == np.uint8 and pred.max() < CLASSES
+    fresh = unet.build_unet(BACKBONE, None, CLASSES, (SIZE, SIZE, 3))  # as dualgen.study.load_unet does it
+    fresh.load_weights(str(out / "best.weights.h5"))
+    assert np.array_equal(unet.predict(fresh, x), pred)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_training_resumes_at_the_next_epoch_and_ends_the_same(trained, tmp_path, monkeypatch):
+    out_a, _, info_a = trained
+    commit = unet._Keeper.on_epoch_end
+
+    def kill_after_first_epoch(self, epoch, logs=None):
+        commit(self, epoch, logs)
+        raise Killed()
+
+    monkeypatch.setattr(unet, "CHECKPOINT_EVERY_S", 0.0)  # commit after every epoch
+    monkeypatch.setattr(unet._Keeper, "on_epoch_end", kill_after_first_epoch)
+    with pytest.raises(Killed):
+        train(tmp_path)
+    assert json.loads((tmp_path / "last_epoch.json").read_text())["epoch"] == 0
+    assert (tmp_path / "last.weights.h5").exists()
+    monkeypatch.setattr(unet._Keeper, "on_epoch_end", commit)
+    model, info, logs = train(tmp_path)
+    assert any("resuming from epoch 1" in line for line in logs)
+    assert info["resumed_from_epoch"] == 1 and info["epochs_run"] == 2 and len(info["seconds_per_epoch"]) == 1
+    for key in ("loss", "val_loss", "val_iou_score"):  # same data order, augmentation and Adam state as unbroken
+        assert np.allclose(info["history"][key], info_a["history"][key], rtol=1e-5, atol=1e-6), key
+    _, info_again, logs_again = train(tmp_path)  # finished: nothing to do
+    assert any("finished already" in line for line in logs_again) and info_again["epochs_run"] == 2
+
+
+def test_checkpoints_between_commits_keep_the_best_weights(tmp_path):
+    """Commits happen at most every CHECKPOINT_EVERY_S: an improvement in between is kept in memory and
+    written at the next commit, whatever the weights are by then."""
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    model.compile(tf.keras.optimizers.Adam(1e-3), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    keeper = unet._Keeper(tmp_path, None, None, [])
+    keeper.set_model(model)
+    keeper.set_params({"epochs": 5})
+    keeper.on_train_begin()
+    keeper.every_s = 1e9
+    w0 = [w.copy() for w in model.get_weights()]
+    keeper.on_epoch_end(0, {"val_iou_score": 0.5})  # better, not committed
+    assert not (tmp_path / "last_epoch.json").exists()
+    model.set_weights([w + 1 for w in w0])
+    keeper.every_s = 0.0
+    keeper.on_epoch_end(1, {"val_iou_score": 0.4})  # worse, committed: best = epoch 0's weights
+    state = json.loads((tmp_path / "last_epoch.json").read_text())
+    assert (state["epoch"], state["best"], state["best_epoch"], state["finished"]) == (1, 0.5, 0, False)
+    assert all(np.array_equal(a, b + 1) for a, b in zip(model.get_weights(), w0))  # the model is left as it was
+    probe = tf.keras.models.clone_model(model)
+    probe.load_weights(str(tmp_path / "best.weights.h5"))
+    assert all(np.array_equal(a, b) for a, b in zip(probe.get_weights(), w0))
+    probe.load_weights(str(tmp_path / "last.weights.h5"))
+    assert all(np.array_equal(a, b + 1) for a, b in zip(probe.get_weights(), w0))
+    keeper.every_s = 1e9
+    keeper.on_epoch_end(4, {"val_iou_score": 0.6})  # the final epoch always commits
+    state = json.loads((tmp_path / "last_epoch.json").read_text())
+    assert state["finished"] and state["best_epoch"] == 4
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
+    stop = unet._StopOnNaN()
+    stop.on_epoch_begin(2)
+    stop.on_train_batch_end(0, {"loss": 0.75})
+    with pytest.raises(DualgenError, match=r"NaN/Inf at epoch 3 \(last finite loss 0.75\): lower unet.learning_rate"):
+        stop.on_train_batch_end(1, {"loss": float("nan")})
+    # in a real fit: a huge learning rate or NaN inputs do not do it here (the losses clip the softmax output),
+    # so the dice loss is poisoned
+
+    class InfiniteDice(sm.losses.DiceLoss):
+        def __call__(self, gt, pr):
+            return super().__call__(gt, pr) + float("inf")
+
+    monkeypatch.setattr(sm.losses, "DiceLoss", InfiniteDice)
+    with pytest.raises(DualgenError, match=r"NaN/Inf at epoch 1 \(last finite loss none\): lower unet.learning_rate"):
+        train(tmp_path, augment=None)
+    assert not (tmp_path / "best.weights.h5").exists()
+
+
+def test_bad_masks_are_one_line_errors(tmp_path):
+    x, y = phantom(4, 0)
+    with pytest.raises(DualgenError, match="outside 0..3"):
+        unet.train_unet(x, y + 1, x, y, **dict(SETTINGS, out_dir=tmp_path))
