@@ -104,7 +104,7 @@ fi
 
 # ---- 3. slurm.conf ------------------------------------------------------------------------------------------------
 
-cpus=$(nproc)
+cpus=$(nproc --all)  # --all: OMP_NUM_THREADS in the environment must not shrink the node
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 def_mem=$(( mem_mb / cpus < 1024 ? mem_mb / cpus : 1024 ))
 new_conf=$(cat <<EOF

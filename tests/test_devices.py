@@ -1,0 +1,48 @@
+"""One device per training job: a fake two-GPU host (DUALGEN_GPUS="0,1", CPU underneath)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import PY, REPO, env, snakemake
+
+HOLD = ("import sys, time; sys.path.insert(0, %r); from dualgen import devices; "
+        "print(devices.claim(wait_seconds=60), flush=True); time.sleep(float(sys.argv[1]))") % str(REPO)
+
+
+def holder(tmp_path, seconds):
+    e = dict(env(), DUALGEN_GPUS="0,1", DUALGEN_GPU_LOCKS=str(tmp_path / "locks"))
+    e.pop("CUDA_VISIBLE_DEVICES", None)
+    e.pop("SLURM_JOB_ID", None)
+    return subprocess.Popen([PY, "-c", HOLD, str(seconds)], stdout=subprocess.PIPE, text=True, env=e)
+
+
+def test_parallel_jobs_get_different_devices_and_a_crash_frees_one(tmp_path):
+    a, b = holder(tmp_path, 30), holder(tmp_path, 30)
+    ids = {a.stdout.readline().strip(), b.stdout.readline().strip()}
+    assert ids == {"0", "1"}
+    c = holder(tmp_path, 0)  # both devices taken: waits
+    time.sleep(1.5)
+    assert c.poll() is None
+    os.kill(a.pid, signal.SIGKILL)  # a crashed job: the kernel drops its lock
+    a.wait()
+    freed = c.stdout.readline().strip()
+    assert freed in ("0", "1") and c.wait(timeout=30) == 0
+    b.kill()
+    b.wait()
+
+
+@pytest.mark.slow
+def test_two_training_jobs_record_different_devices(tmp_path, monkeypatch):
+    monkeypatch.setenv("DUALGEN_GPUS", "0,1")
+    monkeypatch.setenv("DUALGEN_GPU_LOCKS", str(tmp_path / "locks"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    targets = ["results/ci/unet/SHQ_000", "results/ci/unet/BMQ_000"]
+    proc = snakemake(*targets, "--cores", "2", "--resources", "gpu=2", "--configfile", REPO / "presets" / "ci.yaml",
+                     workdir=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    devices = {json.loads((tmp_path / t / "meta.json").read_text())["device"] for t in targets}
+    assert len(devices) == 2 and devices <= {"0", "1"}, devices
