@@ -455,7 +455,7 @@ def _finish(out_dir):
 
 def train_unet(images_tr, masks_tr, images_val, masks_val, *, backbone, encoder_weights, num_classes, epochs,
                batch_size, val_batch_size, learning_rate, early_stopping_patience, reduce_lr_patience, seed, out_dir,
-               augment=None, bn_momentum=None, checkpoint_every_s=CHECKPOINT_EVERY_S, log=print):
+               augment=None, bn_momentum=None, checkpoint_every_s=None, log=print):
     """Train one U-Net (resuming from ``out_dir`` if an earlier call left epochs there).
 
     Returns (model with the best weights, info) where info has: resumed_from_epoch (None unless this call resumed),

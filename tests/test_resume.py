@@ -22,15 +22,28 @@ def start(workdir, target, override):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=workdir)
 
 
-def kill_when(log, pattern, script, timeout=600):
+def ours(pids, workdir):
+    """Only the processes running in this test's folder (other tests may train at the same time)."""
+    mine = []
+    for pid in pids:
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == Path(workdir).resolve():
+                mine.append(int(pid))
+        except OSError:
+            pass
+    return mine
+
+
+def kill_when(log, pattern, script, workdir, timeout=600):
     """Wait until the step's log shows ``pattern``, then SIGKILL the step's process."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if log.exists() and pattern in log.read_text(errors="replace"):
-            out = subprocess.run(["pgrep", "-f", script], capture_output=True, text=True).stdout.split()
-            for pid in out:
-                os.kill(int(pid), signal.SIGKILL)
-            if out:
+            pids = subprocess.run(["pgrep", "-f", script], capture_output=True, text=True).stdout.split()
+            mine = ours(pids, workdir)
+            for pid in mine:
+                os.kill(pid, signal.SIGKILL)
+            if mine:
                 return
         time.sleep(0.2)
     raise AssertionError(f"{log} never showed {pattern!r}")
@@ -46,7 +59,7 @@ def test_vqvae_killed_mid_training_resumes(tmp_path):
     target = "results/ci/vqvae"
     proc = start(tmp_path, target, "vqvae: {steps: 400, eval_every: 40}\n")
     log = tmp_path / "results" / "ci" / "logs" / "train_vqvae.log"
-    kill_when(log, "step 80/400", "scripts/train_vqvae.py")
+    kill_when(log, "step 80/400", "scripts/train_vqvae.py", tmp_path)
     proc.wait(timeout=120)
     assert proc.returncode != 0
     assert not (tmp_path / target / "meta.json").exists()  # no artifact under its final name
@@ -64,7 +77,7 @@ def test_unet_killed_mid_training_resumes(tmp_path):
     target = "results/ci/unet/SHQ_000"
     proc = start(tmp_path, target, "unet: {epochs: 6, checkpoint_every_s: 0}\n")
     log = tmp_path / "results" / "ci" / "logs" / "train_unet" / "SHQ_000.log"
-    kill_when(log, "Epoch 3/6", "scripts/train_unet.py")
+    kill_when(log, "Epoch 3/6", "scripts/train_unet.py", tmp_path)
     proc.wait(timeout=120)
     assert proc.returncode != 0
     done = resume(tmp_path, target)
