@@ -84,3 +84,13 @@ def test_environment_variables_set_in_one_place():
     hits = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and "TF_USE_LEGACY_KERAS" in p.read_text()
             and p.name not in ("env.py", "test_project.py")]
     assert hits == [], f"set only in dualgen/env.py: {hits}"
+
+
+def test_no_pickle_on_user_files():
+    """Arrays are read with allow_pickle=False; no pickle, no unsafe YAML loader anywhere in the code."""
+    for p in list((REPO / "dualgen").glob("*.py")) + list((REPO / "scripts").glob("*.py")):
+        text = p.read_text()
+        assert "import pickle" not in text and "yaml.load(" not in text, p.name
+        for line in text.splitlines():
+            if "np.load(" in line:
+                assert "allow_pickle=False" in line, f"{p.name}: {line.strip()}"
