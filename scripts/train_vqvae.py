@@ -5,6 +5,7 @@ Data: BMQ's training + validation patches (paper: 62 = 56 train + 6 val held out
 checkpoint with the lowest reconstruction error). Resumable: checkpoints live in --work; a rerun after a
 kill continues from the last one. Writes OUT/checkpoint (best), history.csv, loss.png, recon_steps.png.
 """
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,8 +49,6 @@ def main(args):
              "resumed_from_step": getattr(model, "resumed_from_step", None), "val_ids": [ids[i] for i in va]}
     inputs = [Path(args.datasets) / "BMQ.csv", Path(args.patches) / "patches.csv"]
     with artifacts.artifact_dir(args.out, "train_vqvae", s, v["seed"], inputs, extra) as tmp:
-        import shutil
-
         shutil.copytree(work / "best", tmp / "checkpoint")
         hist.to_csv(tmp / "history.csv", index=False)
         plot_history(hist, tmp / "loss.png", extra["best_step"])
