@@ -32,8 +32,6 @@ def _key(path):
 
 
 def _schema_error(err):
-    import jsonschema
-
     key = _key(err.absolute_path)
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
@@ -51,7 +49,6 @@ def _schema_error(err):
         return f"config: {key}: {err.message} (out of range)"
     if err.validator == "type":
         return f"config: {key}: {err.instance!r} has the wrong type (expected {err.validator_value})"
-    del jsonschema
     return f"config: {key}: {err.message}"
 
 
