@@ -11,12 +11,10 @@ Last line: `sampling speedup: <ratio>x`.   Usage: python bench/sampling.py [--qu
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
+import numpy as np
 
-from dualgen import env  # noqa: E402
+from dualgen import env
 
 SIZE, K, FILTERS, BATCH, SEED = 64, 10, 128, 16, 1
 

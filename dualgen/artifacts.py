@@ -1,14 +1,18 @@
-"""Versioned artifacts: every output folder holds meta.json and appears only when complete.
+"""Versioned artifacts, and the one way dualgen writes a file or a folder: under a temporary name, then renamed.
 
-``artifact_dir(out, ...)`` yields a temporary sibling folder; the step writes into it; on success
-meta.json is added and the folder is renamed to ``out`` in one step, so a killed job never leaves a
-half-written artifact under its final name. ``atomic_path`` does the same for a single file.
+``artifact_dir(out, ...)`` yields a temporary sibling folder; the step writes into it; on success meta.json is
+added and the folder takes the name ``out``, so a killed job never leaves a half-written artifact under its
+final name. ``atomic_path`` does the same for one file, ``atomic_dir`` for any folder (``recover`` repairs a
+kill between the two renames of replacing one). A temporary name keeps the target's ending
+(``.tmp-<pid>-<name>``): some writers pick the format by it (tf-keras: ``.weights.h5`` vs ``.h5``).
+A model's folder holds its weights and ``spec.json`` (``write_spec`` / ``read_spec``): what rebuilds it.
 """
 import contextlib
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -95,18 +99,101 @@ def read_json(path):
         raise DualgenError(f"{path}: not valid JSON (damaged?): delete it and rerun the step")
 
 
+def _temp_name(path, kind):
+    """``.tmp-<pid>-<name>`` (or ``.old-``) beside ``path``: hidden, unique to the process, same ending."""
+    return path.with_name(f".{kind}-{os.getpid()}-{path.name}")
+
+
+def _leftovers(path, kind):
+    """Temporary names of ``path`` left by any process (not those of another target whose name ends alike)."""
+    pattern = re.compile(rf"\.{kind}-\d+-{re.escape(path.name)}")
+    return [p for p in path.parent.glob(f".{kind}-*-{path.name}") if pattern.fullmatch(p.name)]
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary file name next to ``path``; rename it to ``path`` when the block succeeds."""
+    """Yield a temporary file name next to ``path`` (same ending); rename it to ``path`` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temp_name(path, "tmp")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def recover(path):
+    """After a kill: drop half-written temporary folders of ``path``; if the kill came between the two renames
+    of ``atomic_dir`` (the old folder moved aside, the new one not yet in place), put the old one back."""
+    path = Path(path)
+    for tmp in _leftovers(path, "tmp"):
+        _remove(tmp)
+    olds = sorted(_leftovers(path, "old"), key=lambda p: p.stat().st_mtime)
+    if olds and not path.exists():
+        os.replace(olds.pop(), path)
+    for old in olds:
+        _remove(old)
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield an empty temporary folder next to ``path``; when the block succeeds it becomes ``path``.
+
+    An existing ``path`` is first renamed aside (``.old-<pid>-<name>``), the new folder renamed in, the old one
+    deleted; ``recover`` (run here first, too) undoes what a kill in between left."""
+    path = Path(path)
+    recover(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path, "tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            old = _temp_name(path, "old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+SPEC = "spec.json"
+
+
+def write_spec(folder, spec):
+    """A model's ``spec.json``: what its module's ``load`` needs to rebuild it."""
+    write_json(Path(folder) / SPEC, dict(spec))
+
+
+def read_spec(folder, what, keys, rule):
+    """``folder/spec.json`` as a dict holding ``keys``; missing, damaged or incomplete: one DualgenError line."""
+    folder = Path(folder)
+    path = folder / SPEC
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DualgenError(f"{folder}: no {what} checkpoint ({SPEC}) there: train the {what} first (rule {rule}) "
+                           "or point to its checkpoint folder") from None
+    except (OSError, ValueError) as err:  # not a folder, unreadable, not JSON / not UTF-8
+        raise DualgenError(f"{path}: unreadable or damaged ({type(err).__name__}): delete {folder} and rerun "
+                           f"{rule}") from None
+    missing = [k for k in keys if k not in spec] if isinstance(spec, dict) else list(keys)
+    if missing:
+        raise DualgenError(f"{path}: lacks {', '.join(missing)} (damaged, or from another dualgen): delete {folder} "
+                           f"and rerun {rule}")
+    return spec
 
 
 def meta(step, settings, seed, inputs, started, **extra):
@@ -136,30 +223,18 @@ def _version():
 
 @contextlib.contextmanager
 def artifact_dir(out, step, settings, seed, inputs, extra=None):
-    """Build the artifact folder ``out`` atomically.
+    """Build the artifact folder ``out`` atomically (``atomic_dir``), meta.json added last.
 
     Yields the temporary folder; the caller may fill ``extra`` (a dict) with results for meta.json.
     """
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-    except OSError as err:
-        raise DualgenError(f"{out.parent}: cannot write results there ({err.strerror}): fix the folder's permissions "
-                           "or choose another study name")
-    started = time.time()
     extra = {} if extra is None else extra
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            tmp = stack.enter_context(atomic_dir(out))
+        except OSError as err:
+            raise DualgenError(f"{out.parent}: cannot write results there ({err.strerror}): fix the folder's "
+                               "permissions or choose another study name") from None
+        started = time.time()
         yield tmp
         write_json(tmp / "meta.json", meta(step, settings, seed, inputs, started, **extra))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,17 @@ from dualgen.errors import DualgenError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
+# Names checked when the workflow loads, without importing TensorFlow or albumentations (seconds per snakemake
+# call). Tests keep them equal to the libraries' lists: dualgen.augment.AUGMENTATIONS and
+# segmentation_models.Backbones.models_names() (tests/test_config_checks.py).
+AUGMENTATIONS = ("CLAHE", "RandomBrightness", "RandomGamma", "Sharpen", "Blur", "MotionBlur", "GaussianBlur",
+                 "GaussNoise", "RandomContrast", "HueSaturationValue")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "seresnet18", "seresnet34", "seresnet50",
+             "seresnet101", "seresnet152", "seresnext50", "seresnext101", "senet154", "resnext50", "resnext101",
+             "vgg16", "vgg19", "densenet121", "densenet169", "densenet201", "inceptionresnetv2", "inceptionv3",
+             "mobilenet", "mobilenetv2", "efficientnetb0", "efficientnetb1", "efficientnetb2", "efficientnetb3",
+             "efficientnetb4", "efficientnetb5", "efficientnetb6", "efficientnetb7")
+
 
 def load_yaml(path):
     """Read a YAML file into a dict, or fail with one line naming the file."""
@@ -41,7 +52,8 @@ def _schema_error(err):
     if err.validator == "required":
         return f"config: {key}: {err.message}"
     if err.validator == "oneOf":
-        options = [s.get("type") or s.get("$ref", "").split("/")[-1] for s in err.validator_value]
+        options = [s.get("type") or (" or ".join(map(repr, s["enum"])) if "enum" in s else s.get("$ref", "").split("/")[-1])
+                   for s in err.validator_value]
         return f"config: {key}: {err.instance!r} is not valid (allowed: {' or '.join(map(str, options))})"
     if err.validator == "enum":
         return f"config: {key}: {err.instance!r} is not one of {err.validator_value}"
@@ -102,6 +114,78 @@ def check_rules(config):
         )
     if patches.get("stride", 1) > 4 * patches["size"]:
         raise DualgenError(f"config: patches.stride {patches['stride']} is more than 4x patches.size: most pixels would be skipped")
+    _check_data(config)
+    _check_names(config)
+    _check_mixes(config)
+
+
+def _check_data(config):
+    data, names = config["data"], [c["name"] for c in config["classes"]]
+    for name in config["patches"].get("keep_rare") or []:
+        if name not in names:
+            raise DualgenError(f"config: patches.keep_rare: '{name}' is not a class (classes: {', '.join(names)})")
+    splits = {k: v for k, v in (data.get("splits") or {}).items() if v}
+    if splits and set(splits) != {"test"} and set(splits) != {"train", "val", "test"}:
+        lack = sorted({"train", "val", "test"} - set(splits))
+        raise DualgenError(f"config: data.splits has no {' and no '.join(lack)} list: give train, val and test lists "
+                           "(or only test, to reserve the test images)")
+    if data.get("simulate_lq") and data.get("source") == "folder" and data.get("hq_masks"):
+        raise DualgenError("config: data.simulate_lq derives the LQ masks from data.masks (taken as the truth), but "
+                           "data.hq_masks is set too: set data.hq_masks: null, or drop data.simulate_lq")
+
+
+def _check_names(config):
+    aug = (config.get("mixes") or {}).get("augmentation") or []
+    for name in aug:
+        if name not in AUGMENTATIONS:
+            raise DualgenError(f"config: mixes.augmentation: unknown '{name}' (allowed: {', '.join(AUGMENTATIONS)})")
+    backbone = (config.get("unet") or {}).get("backbone")
+    if backbone is not None and backbone not in BACKBONES:
+        close = [b for b in BACKBONES if b.startswith(backbone.rstrip("0123456789")[:6].lower())][:6]
+        raise DualgenError(f"config: unet.backbone: unknown '{backbone}' (segmentation_models has "
+                           f"{', '.join(close or BACKBONES[:6])}, ... {len(BACKBONES)} in all: "
+                           "dualgen/config.py BACKBONES)")
+
+
+def _check_mixes(config):
+    """Mixes the sizes cannot serve: a synthetic level that rounds to no synthetic image, a VQ-VAE hold-out
+    that leaves nothing to train on."""
+    from dualgen.mixes import enumerate_mixes
+
+    if "mixes" not in config:
+        return
+    ds = config["datasets"]
+    for mix in enumerate_mixes(config["mixes"], ds):
+        if mix.percent > 0 and mix.n_synth == 0 and not mix.augment:
+            size = "small_train" if mix.base in ("SHQ", "SLQ") else "big_train"  # SyntLQ/SyntMQ: big_train
+            n = ds[size]
+            key = "synthetic_levels" if mix.pure_synthetic else "pretrain" if mix.pretrain else "levels"
+            raise DualgenError(
+                f"config: mixes.{key}: {mix.percent} % of {n} training patches is no synthetic image (mix {mix.name}): "
+                f"use at least {-(-50 // n)} % or raise datasets.{size}"
+            )
+    vq = config.get("vqvae") or {}
+    n_gen = ds["big_train"] + ds["big_val"]
+    if vq.get("val_images") is not None and vq["val_images"] >= n_gen:
+        raise DualgenError(
+            f"config: vqvae.val_images {vq['val_images']} leaves no BMQ patch to train the VQ-VAE on (BMQ has "
+            f"{n_gen} = datasets.big_train + big_val): lower it"
+        )
+
+
+def patches_data_settings(data, demo_dir):
+    """What the patches step depends on of the data section (rules/data.smk): not the split lists or test images,
+    which only the datasets step reads. The demo with simulate_lq: its exact masks are the truth the LQ masks
+    derive from."""
+    out = {k: v for k, v in data.items() if k not in ("test_sources", "splits", "demo")}
+    if data.get("source") == "demo" and out.get("simulate_lq"):
+        out.update(masks=f"{demo_dir}/masks_hq", hq_masks=None)
+    return out
+
+
+def split_list_files(data):
+    """The data.splits list files: inputs of the datasets step (editing a list reruns it)."""
+    return [p for p in (data.get("splits") or {}).values() if p]
 
 
 def check_config(config):

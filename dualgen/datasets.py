@@ -3,6 +3,12 @@
 SHQ: small set, HQ masks. SLQ: the same patches with LQ masks. BLQ: big set (contains the small set),
 LQ masks. BMQ: BLQ with the small set's HQ masks swapped in. Test: HQ patches, never in any training or
 validation set, drawn first from ``test_sources`` (images reserved for testing), as in the paper.
+
+``data.splits`` instead gives list files of image names (train / val / test, as public sets ship them): then
+training patches come only from the train images, validation patches only from the val images and test patches
+only from the test images. Patches marked ``rare`` (``patches.keep_rare``) are drawn before the others, each
+draw taking its share of them, so every one is used while the sets have room. ``class_shares`` is the table
+of class shares per dataset and split (``class_shares.csv``), ``absent_classes`` what it lacks.
 """
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from dualgen.errors import DualgenError
 
 BASES = ("SHQ", "SLQ", "BLQ", "BMQ")
 SIZE_KEYS = ("small_train", "small_val", "big_train", "big_val", "test")
+SPLITS = ("train", "val", "test")
 
 
 def fit_sizes(sizes, n_usable):
@@ -23,60 +30,167 @@ def fit_sizes(sizes, n_usable):
     return {k: max(1, int(np.floor(sizes[k] * factor))) for k in SIZE_KEYS}
 
 
-def split(table, sizes, test_sources=(), seed=0, fit_to_data=False):
-    """Return {name: manifest DataFrame(patch_id, split, mask)} for SHQ, SLQ, BLQ, BMQ, and the sizes used."""
+def _entry(line, known):
+    """An image name from a list line: a stem, a file name or a path (extension dropped)."""
+    name = line.strip().replace("\\", "/").rsplit("/", 1)[-1]
+    if name in known:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return stem if dot and f".{ext.lower()}" in io.EXTENSIONS else name
+
+
+def read_split_lists(splits, known):
+    """{split: [image names]} from ``data.splits`` list files (one name per line; blank lines and # comments
+    skipped). Unknown names, a missing file, an empty list or an image in two lists: one line."""
+    known = sorted(set(known))
+    out, where = {}, {}
+    for split in SPLITS:
+        path = (splits or {}).get(split)
+        if not path:
+            continue
+        try:
+            lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+        except FileNotFoundError:
+            raise DualgenError(f"{path}: list file not found: check data.splits.{split} in your config")
+        except (OSError, UnicodeDecodeError) as err:
+            raise DualgenError(f"{path}: not a readable text list ({type(err).__name__}): one image name per line")
+        names = []
+        for i, line in enumerate(lines, 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            name = _entry(line, set(known))
+            if name not in known:
+                shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
+                raise DualgenError(
+                    f"{path}: line {i}: '{line.strip()}' is not one of the images ({len(known)}: {shown}): "
+                    f"fix data.splits.{split} or data.images"
+                )
+            if name in where and where[name] != split:
+                raise DualgenError(
+                    f"{path}: line {i}: '{name}' is also in the {where[name]} list: an image belongs to one split"
+                )
+            where[name] = split
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise DualgenError(f"{path}: no image names in data.splits.{split}: one image name per line")
+        out[split] = names
+    return out
+
+
+def split(table, sizes, test_sources=(), seed=0, fit_to_data=False, lists=None, log=print):
+    """Return {name: manifest DataFrame(patch_id, split, mask)} for SHQ, SLQ, BLQ, BMQ, and the sizes used.
+
+    ``lists``: {split: image names} from ``read_split_lists`` (replaces ``test_sources``). A ``rare`` column in
+    ``table`` marks patches to keep (``patches.keep_rare``)."""
     rng = np.random.default_rng(seed)
+    lists = {k: list(v) for k, v in (lists or {}).items() if v}
+    by_list = "train" in lists and "val" in lists
+    src = table["source"]
+    in_lists = src.isin([n for names in lists.values() for n in names]).to_numpy()
+    if by_list:
+        unused = sorted(set(src[~in_lists]))
+        if unused:
+            log(f"data.splits: {len(unused)} image(s) in no list, not used: {', '.join(unused[:5])}"
+                f"{' ...' if len(unused) > 5 else ''}")
     if fit_to_data:
-        sizes = fit_sizes(sizes, len(table))
+        sizes = fit_sizes(sizes, int(in_lists.sum()) if by_list else len(table))
     ids = table["patch_id"].to_numpy()
     has_hq = table["has_hq"].to_numpy(bool)
-    in_test_src = table["source"].isin(list(test_sources)).to_numpy()
-    unknown = sorted(set(test_sources) - set(table["source"]))
-    if unknown:
-        raise DualgenError(
-            f"data.test_sources: '{unknown[0]}' has no usable patches (sources: {', '.join(sorted(set(table['source'])))})"
-        )
+    rare = table["rare"].to_numpy(bool) if "rare" in table else np.zeros(len(table), bool)
+    test_names = lists.get("test", list(test_sources))
+    in_test_src = src.isin(test_names).to_numpy()
+    if "test" not in lists:
+        unknown = sorted(set(test_sources) - set(src))
+        if unknown:
+            raise DualgenError(
+                f"data.test_sources: '{unknown[0]}' has no usable patches (sources: {', '.join(sorted(set(src)))})"
+            )
+    train_img = src.isin(lists.get("train", [])).to_numpy()
+    val_img = src.isin(lists.get("val", [])).to_numpy()
+    usable = in_lists if by_list else np.ones(len(table), bool)
+    taken = np.zeros(len(ids), bool)
+    index = {p: i for i, p in enumerate(ids)}
 
-    def draw(mask, n):
+    def draw(mask, n, later=0):
+        """n patches of the pool ``mask`` at random; rare ones first, this draw's share of the pool's rare
+        patches (n / (n + later): ``later`` = what later draws from the same pool take; 0: all it can)."""
         pool = ids[mask]
-        return list(rng.permutation(pool)[:n])
+        perm = rng.permutation(pool)
+        is_rare = rare[[index[p] for p in perm]] if len(perm) else np.zeros(0, bool)
+        if not is_rare.any():
+            out = list(perm[:n])
+        else:
+            rare_pool, other_pool = perm[is_rare], perm[~is_rare]
+            quota = min(n, int(np.ceil(len(rare_pool) * n / max(n + later, 1))))
+            n_other = min(n - min(quota, len(rare_pool)), len(other_pool))
+            picked = rare_pool[:n - n_other]  # more than the quota when the others run out
+            out = list(rng.permutation(np.concatenate([picked, other_pool[:n_other]])))
+        taken[[index[p] for p in out]] = True
+        return out
 
     n_test = sizes["test"]
-    test = draw(in_test_src & has_hq, n_test)
-    if len(test) < n_test:
-        test += draw(~in_test_src & has_hq, n_test - len(test))
+    n_big = sizes["big_train"] + sizes["big_val"]
+    test = draw(in_test_src & has_hq, n_test, later=0 if in_test_src.any() else n_big)
+    if len(test) < n_test and "test" not in lists:
+        test += draw(~in_test_src & has_hq & ~np.isin(ids, test), n_test - len(test), later=n_big)
     if not test:
         raise DualgenError(
             "no test patches: no patch with an HQ mask is left after filtering: add HQ masks (data.hq_masks) "
             "or relax patches.drop_background_only / patches.exclude"
+            if "test" not in lists else
+            "no test patches: the images of data.splits.test have no usable patch with an HQ mask: list other "
+            "images, add HQ masks, or relax patches.drop_background_only / patches.exclude"
         )
     if len(test) < n_test:
+        where = "in the data.splits.test images" if "test" in lists else "with HQ masks"
         raise DualgenError(
-            f"only {len(test)} patches with HQ masks for the test set, datasets.test asks for {n_test}: "
+            f"only {len(test)} patches {where} for the test set, datasets.test asks for {n_test}: "
             "lower datasets.test, add HQ masks, or set datasets.fit_to_data: true"
         )
+    if sizes["big_train"] < sizes["small_train"] or sizes["big_val"] < sizes["small_val"]:
+        raise DualgenError("datasets: big_train/big_val must be at least small_train/small_val (the small set is part "
+                           "of the big one)")
     free = ~in_test_src & ~np.isin(ids, test)
-    n_small = sizes["small_train"] + sizes["small_val"]
-    small = draw(free & has_hq, n_small)
-    if len(small) < n_small:
-        raise DualgenError(
-            f"only {len(small)} usable patches with HQ masks outside the test set, the small sets need {n_small} "
-            "(datasets.small_train + small_val): lower them, add images, or set datasets.fit_to_data: true"
-        )
-    n_big = sizes["big_train"] + sizes["big_val"]
-    extra_needed = n_big - n_small
-    extra = draw(free & ~np.isin(ids, small), extra_needed)
-    if len(extra) < extra_needed:
-        raise DualgenError(
-            f"fewer usable patches ({n_small + len(extra)}) outside the test set than the big sets need ({n_big} = "
-            "datasets.big_train + big_val): lower them, add images, or set datasets.fit_to_data: true"
-        )
-    small_train, small_val = small[:sizes["small_train"]], small[sizes["small_train"]:]
-    n_extra_train = sizes["big_train"] - sizes["small_train"]
-    if n_extra_train < 0 or sizes["big_val"] < sizes["small_val"]:
-        raise DualgenError("datasets: big_train/big_val must be at least small_train/small_val (the small set is part of the big one)")
-    big_train = small_train + extra[:n_extra_train]
-    big_val = small_val + extra[n_extra_train:]
+    if by_list:
+        small_train = _need(draw(free & train_img & has_hq, sizes["small_train"],
+                                 later=sizes["big_train"] - sizes["small_train"]), sizes["small_train"],
+                            "with HQ masks in the data.splits.train images", "datasets.small_train")
+        small_val = _need(draw(free & val_img & has_hq, sizes["small_val"],
+                               later=sizes["big_val"] - sizes["small_val"]),
+                          sizes["small_val"], "with HQ masks in the data.splits.val images", "datasets.small_val")
+        small = small_train + small_val
+        big_train = small_train + _need(
+            draw(free & train_img & ~np.isin(ids, small), sizes["big_train"] - sizes["small_train"]),
+            sizes["big_train"] - sizes["small_train"], "more in the data.splits.train images",
+            "datasets.big_train - small_train")
+        big_val = small_val + _need(
+            draw(free & val_img & ~np.isin(ids, small), sizes["big_val"] - sizes["small_val"]),
+            sizes["big_val"] - sizes["small_val"], "more in the data.splits.val images", "datasets.big_val - small_val")
+    else:
+        n_small = sizes["small_train"] + sizes["small_val"]
+        small = draw(free & has_hq, n_small, later=n_big - n_small)
+        if len(small) < n_small:
+            raise DualgenError(
+                f"only {len(small)} usable patches with HQ masks outside the test set, the small sets need {n_small} "
+                "(datasets.small_train + small_val): lower them, add images, or set datasets.fit_to_data: true"
+            )
+        extra_needed = n_big - n_small
+        extra = draw(free & ~np.isin(ids, small), extra_needed)
+        if len(extra) < extra_needed:
+            raise DualgenError(
+                f"fewer usable patches ({n_small + len(extra)}) outside the test set than the big sets need ({n_big} = "
+                "datasets.big_train + big_val): lower them, add images, or set datasets.fit_to_data: true"
+            )
+        small_train, small_val = small[:sizes["small_train"]], small[sizes["small_train"]:]
+        n_extra_train = sizes["big_train"] - sizes["small_train"]
+        big_train = small_train + extra[:n_extra_train]
+        big_val = small_val + extra[n_extra_train:]
+    if rare.any():
+        n_rare, used = int((rare & usable).sum()), int((rare & taken).sum())
+        log(f"patches.keep_rare: {used} of {n_rare} patches with a rare class are in the datasets"
+            + ("" if used == n_rare else
+               f" ({n_rare - used} left out: the sets are full or the split lists exclude them)"))
 
     def manifest(train, val, mask_of):
         rows = [(p, "train", mask_of(p)) for p in train] + [(p, "val", mask_of(p)) for p in val]
@@ -91,6 +205,51 @@ def split(table, sizes, test_sources=(), seed=0, fit_to_data=False):
         "BMQ": manifest(big_train, big_val, lambda p: "hq" if p in small_set else "lq"),
     }
     return manifests, sizes
+
+
+def _need(drawn, n, what, key):
+    if len(drawn) < n:
+        raise DualgenError(
+            f"only {len(drawn)} usable patches {what}, {key} needs {n}: lower it, list more images, or set "
+            "datasets.fit_to_data: true"
+        )
+    return drawn
+
+
+def class_shares(manifests, table, class_names):
+    """Pixel share of every class in every split: DataFrame(dataset, split, n_patches, <class>...), from the
+    class fractions of patches.csv (``frac_k`` of the HQ mask, ``lq_frac_k`` of the LQ mask). The test set,
+    the same in every dataset, is one row (dataset ``test``)."""
+    t = table.set_index("patch_id")
+    k = len(class_names)
+    hq = t[[f"frac_{i}" for i in range(k)]].to_numpy(float)
+    lq_cols = [f"lq_frac_{i}" for i in range(k)]
+    lq = t[lq_cols].to_numpy(float) if all(c in t for c in lq_cols) else hq
+    pos = {p: i for i, p in enumerate(t.index)}
+    rows = []
+    parts = [(name, sp) for name in manifests for sp in ("train", "val")] + [("test", "test")]
+    for name, sp in parts:
+        m = manifests["SHQ" if name == "test" else name]
+        m = m[m["split"] == sp]
+        idx = np.array([pos[p] for p in m["patch_id"]], dtype=np.intp)
+        which = (m["mask"] == "hq").to_numpy()
+        fr = np.where(which[:, None], hq[idx], lq[idx]) if len(idx) else np.zeros((0, k))
+        shares = fr.mean(axis=0) if len(idx) else np.full(k, np.nan)
+        rows.append({"dataset": name, "split": sp, "n_patches": len(idx), **dict(zip(class_names, shares))})
+    return pd.DataFrame(rows, columns=["dataset", "split", "n_patches", *class_names])
+
+
+def absent_classes(shares, class_names):
+    """{class: ["SHQ val", ..., "test"]}: the validation and test splits (with patches) that lack the class."""
+    out = {}
+    for row in shares.to_dict("records"):
+        if row["split"] == "train" or not row["n_patches"]:
+            continue
+        where = "test" if row["dataset"] == "test" else f"{row['dataset']} {row['split']}"
+        for name in class_names:
+            if not row[name] > 0:
+                out.setdefault(name, []).append(where)
+    return out
 
 
 def load(patches_dir, manifest, split_name):
@@ -127,6 +286,19 @@ def mix_manifest(mix, base_manifests, pool_ids):
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"])
 
 
+def read_pool(pool_dir, ids=None):
+    """The synthetic pool (postprocess output): (ids, images uint8 (N,H,W,C), masks uint8 (N,H,W)); all pairs in
+    pool.csv order, or the given ids. The one reader of the pool's layout: images/<id>.png, masks/<id>.png."""
+    pool_dir = Path(pool_dir)
+    ids = list(pd.read_csv(pool_dir / "pool.csv")["synth_id"]) if ids is None else list(ids)
+    images = [io.read_png(pool_dir / "images" / f"{i}.png") for i in ids]
+    images = [img[..., None] if img.ndim == 2 else img for img in images]
+    masks = [io.read_png(pool_dir / "masks" / f"{i}.png") for i in ids]
+    if not ids:
+        return [], np.zeros((0, 0, 0, 0), np.uint8), np.zeros((0, 0, 0), np.uint8)
+    return ids, np.stack(images), np.stack(masks)
+
+
 def load_mix(manifest, patches_dir, synth_dir, split_name):
     """(ids, images, masks) of one split of a mix manifest (real patches and synthetic pairs)."""
     if isinstance(manifest, (str, Path)):
@@ -135,11 +307,12 @@ def load_mix(manifest, patches_dir, synth_dir, split_name):
     images, masks = [], []
     for origin, pid, which in zip(rows["origin"], rows["id"], rows["mask"]):
         if origin == "synth":
-            img = io.read_png(Path(synth_dir) / "images" / f"{pid}.png")
-            mask = io.read_png(Path(synth_dir) / "masks" / f"{pid}.png")
+            _, img, mask = read_pool(synth_dir, [pid])
+            img, mask = img[0], mask[0]
         else:
             img = io.read_png(Path(patches_dir) / "images" / f"{pid}.png")
+            img = img[..., None] if img.ndim == 2 else img
             mask = io.read_png(Path(patches_dir) / which / f"{pid}.png")
-        images.append(img[..., None] if img.ndim == 2 else img)
+        images.append(img)
         masks.append(mask)
     return list(rows["id"]), np.stack(images), np.stack(masks)

@@ -1,5 +1,5 @@
-"""Glue of the generation stage shared by its scripts: the VQ-VAE's data, building models from settings,
-loading trained models with a clear error when the settings do not match."""
+"""Glue of the generation stage shared by its scripts: the VQ-VAE's data, the artifacts' meta.json, loading the
+trained models of artifacts (the models themselves save and load through their modules)."""
 import json
 import shutil
 from pathlib import Path
@@ -9,10 +9,6 @@ import pandas as pd
 
 from dualgen import datasets
 from dualgen.errors import DualgenError
-
-VQVAE_KEYS = ("num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim", "num_embeddings",
-              "commitment_cost", "decay", "quantizer")
-PIXELCNN_KEYS = ("filters", "num_blocks")
 
 
 def generator_patches(patches_dir, datasets_dir, base="BMQ"):
@@ -35,42 +31,20 @@ def holdout(n, n_val, seed):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def build_vqvae(settings, channels):
-    from dualgen import vqvae
-
-    return vqvae.VQVAE(channels + 1, **{k: settings[k] for k in VQVAE_KEYS})
-
-
 def load_vqvae(vqvae_dir):
-    """Rebuild the trained VQ-VAE from its meta.json and load the best checkpoint."""
+    """(model, spec) of a train_vqvae artifact: its meta.json checked, its checkpoint folder loaded."""
     from dualgen import vqvae
 
-    meta = read_meta(vqvae_dir, "train_vqvae")
-    settings = meta["settings"]["vqvae"]
-    model = build_vqvae(settings, meta["channels"])
-    vqvae.load_vqvae(model, Path(vqvae_dir) / "checkpoint")
-    return model, meta
-
-
-def build_pixelcnn(settings, kind, num_embeddings):
-    from dualgen import pixelcnn
-
-    return pixelcnn.PixelCNN(num_embeddings, filters=settings["filters"], num_blocks=settings["num_blocks"], kind=kind)
+    read_meta(vqvae_dir, "train_vqvae")
+    return vqvae.load(Path(vqvae_dir) / "checkpoint")
 
 
 def load_pixelcnn(pixelcnn_dir):
-    import tensorflow as tf
+    """(model, spec) of a train_pixelcnn artifact: its meta.json checked, its checkpoint folder loaded."""
+    from dualgen import pixelcnn
 
-    meta = read_meta(pixelcnn_dir, "train_pixelcnn")
-    model = build_pixelcnn(meta["settings"]["pixelcnn"], meta["kind"], meta["num_embeddings"])
-    model(tf.zeros([1] + list(meta["grid_shape"]), tf.int32))
-    ckpt = tf.train.Checkpoint(model=model)
-    try:
-        ckpt.read(str(Path(pixelcnn_dir) / "checkpoint" / "ckpt")).assert_existing_objects_matched().expect_partial()
-    except (tf.errors.OpError, AssertionError, ValueError) as err:
-        raise DualgenError(f"{pixelcnn_dir}/checkpoint: cannot load the PixelCNN ({type(err).__name__}): "
-                           "delete the folder and rerun train_pixelcnn")
-    return model, meta
+    read_meta(pixelcnn_dir, "train_pixelcnn")
+    return pixelcnn.load(Path(pixelcnn_dir) / "checkpoint")
 
 
 def read_meta(folder, step=None):

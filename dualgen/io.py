@@ -3,13 +3,13 @@
 Masks come as class ids ("index") or as the pixel values of a palette (gray levels or RGB colours,
 ``classes[].value`` in config). Every reader error is one DualgenError line naming the file.
 """
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from dualgen.artifacts import atomic_path
 from dualgen.errors import DualgenError
 
 EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -52,8 +52,13 @@ def _open(path, max_pixels):
         raise DualgenError(f"{path}: not a readable image ({type(err).__name__}: {err}): replace the file")
 
 
-def read_micrograph(path, max_pixels=DEFAULT_MAX_PIXELS):
-    """Return uint8 (H, W, C) with C = 1 (gray) or 3 (RGB)."""
+GRAY_TOLERANCE = 8  # channel spread (levels) still counted as gray: JPEG chroma noise
+GRAY_OUTLIERS = 0.01  # share of pixels allowed beyond it (a coloured mark, JPEG ringing at a band edge)
+
+
+def read_micrograph(path, max_pixels=DEFAULT_MAX_PIXELS, collapse_gray=True):
+    """Return uint8 (H, W, C) with C = 1 (gray) or 3 (RGB). ``collapse_gray``: an RGB file holding a gray image
+    (``is_gray``) comes back with 1 channel; False keeps the file's channels (decide after cropping)."""
     img = _open(path, max_pixels)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
@@ -68,9 +73,40 @@ def read_micrograph(path, max_pixels=DEFAULT_MAX_PIXELS):
         arr = arr[..., None]
     else:
         arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-            arr = arr[..., :1]  # an RGB file holding a gray image
+        if collapse_gray and is_gray(arr):
+            arr = to_gray(arr)  # an RGB file holding a gray image
     return np.ascontiguousarray(arr)
+
+
+def is_gray(image):
+    """True for 1 channel, or 3 channels that agree within GRAY_TOLERANCE levels on all but GRAY_OUTLIERS of the
+    pixels (a gray micrograph stored as RGB JPEG, perhaps with a small coloured mark)."""
+    image = np.asarray(image)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    a = image.astype(np.int16)
+    spread = np.maximum(np.abs(a[..., 0] - a[..., 1]), np.abs(a[..., 1] - a[..., 2]))
+    return float((spread > GRAY_TOLERANCE).mean()) <= GRAY_OUTLIERS
+
+
+def to_gray(image):
+    """uint8 (H, W, 1): the image itself when gray, else its luminance (ITU-R 601, as PIL's "L")."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image[..., None]
+    if image.shape[2] == 1:
+        return image
+    if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
+        return np.ascontiguousarray(image[..., :1])
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image[..., :3])).convert("L"), dtype=np.uint8)[..., None]
+
+
+def to_rgb(image):
+    """uint8 (H, W, 3): a gray image repeated on three channels (lossless)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    return image if image.shape[2] == 3 else np.ascontiguousarray(np.repeat(image[..., :1], 3, axis=2))
 
 
 def read_mask(path, classes, mask_format, max_pixels=DEFAULT_MAX_PIXELS):
@@ -111,14 +147,13 @@ def read_mask(path, classes, mask_format, max_pixels=DEFAULT_MAX_PIXELS):
 
 
 def write_png(path, array):
-    """Write uint8 (H, W) or (H, W, C) as PNG atomically (temp name, then rename)."""
+    """Write uint8 (H, W) or (H, W, C) as PNG atomically (``artifacts.atomic_path``)."""
     path = Path(path)
     arr = np.asarray(array)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def read_png(path):

@@ -2,7 +2,10 @@
 
 Four base sets x synthetic additions in % of the base training size, plus the pure-synthetic sets
 SyntLQ / SyntMQ (synthetic only, in % of the big training size, validated on BLQ / BMQ's real
-validation images), plus BMQ_aug (BMQ with Albumentations, no synthetic data). Names: <BASE>_<pct:03d>.
+validation images), plus BMQ_aug (BMQ with Albumentations, no synthetic data), plus the pretrain-then-finetune
+arm <BASE>_pt<pct:03d> (synthetic pairs first, then the base's real training set, one budget). Names:
+<BASE>_<pct:03d>. Every mix with synthetic data is compared with its reference (``reference``): its own base's
+0 % mix, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ, BMQ_000 for BMQ_aug.
 The rules, the plots and the tests all ask ``enumerate_mixes``.
 """
 import math
@@ -25,6 +28,7 @@ class Mix:
     n_real: int
     n_synth: int
     augment: bool = False
+    pretrain: bool = False  # train on the n_synth synthetic pairs first, then fine-tune on the real ones
 
     @property
     def pure_synthetic(self):
@@ -52,6 +56,10 @@ def enumerate_mixes(mixes_cfg, datasets):
             if pct <= 0:
                 raise DualgenError(f"config: mixes.synthetic_levels: {pct} % would train {synt} on nothing: use levels > 0")
             out.append(Mix(f"{synt}_{pct:03d}", synt, pct, None, val, 0, n_synthetic(pct, datasets["big_train"])))
+    for base in mixes_cfg.get("bases", BASES):
+        n = train_size(base, datasets)
+        for pct in mixes_cfg.get("pretrain", []):
+            out.append(Mix(f"{base}_pt{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), pretrain=True))
     if mixes_cfg.get("augmentation"):
         n = datasets["big_train"]
         out.append(Mix(AUG_MIX, "BMQ", 0, "BMQ", "BMQ", n, 0, augment=True))
@@ -77,3 +85,18 @@ def get_mix(name, mixes_cfg, datasets):
 def pool_size(mixes_cfg, datasets):
     """Synthetic pairs the study needs: every mix takes a nested prefix of one pool."""
     return max([m.n_synth for m in enumerate_mixes(mixes_cfg, datasets)] + [0])
+
+
+def reference(mix):
+    """The 0 % mix a mix is compared with (same real validation data): its base's for a base set or the
+    pretrain arm, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ and BMQ_aug. None for the 0 % mixes themselves."""
+    if mix.percent == 0 and not mix.augment:
+        return None
+    return f"{mix.val_from}_000"
+
+
+def comparison_pairs(all_mixes):
+    """(mix, reference) for every mix whose reference the config trains."""
+    names = {m.name for m in all_mixes}
+    return [(m.name, reference(m)) for m in all_mixes if reference(m) in names]
+

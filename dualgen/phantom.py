@@ -24,6 +24,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from dualgen import labelnoise
+from dualgen.labelnoise import smooth_noise as _smooth_noise
+
 CLASS_NAMES = ("matrix", "oxide", "nd_rich", "eta")
 TARGET = {1: 0.080, 2: 0.056, 3: 0.076}  # paper's test set (Table 2); matrix gets the rest (78.8 %)
 GRAIN_PX = 22.0  # mean grain diameter at scale 1
@@ -33,30 +36,6 @@ COLORS = np.array([
     [240, 236, 224],  # Nd-rich: near white
     [142, 142, 140],  # Eta: neutral mid gray
 ], dtype=np.float64)
-
-
-def _smooth_noise(rng, h, w, sigma):
-    """Gaussian-filtered white noise with unit standard deviation in expectation (for any image size, so a
-    small image looks like a crop of a large one). Wide fields are filtered on a coarser grid and
-    interpolated (linear), which keeps large images fast."""
-    sigma = max(float(sigma), 0.3)
-    f = max(1, int(sigma // 3))  # coarse grid step: the filter stays >= 3 coarse cells wide
-    sc = sigma / f
-    radius = int(4.0 * sc + 0.5)
-    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sc) ** 2)
-    k /= k.sum()
-    hc, wc = (h - 1) // f + 2, (w - 1) // f + 2
-    n = ndi.gaussian_filter(rng.standard_normal((hc, wc)), sc, mode="reflect") / np.sum(k ** 2)
-    if f == 1:
-        return n[:h, :w]
-    t = np.arange(h) / f
-    i0 = t.astype(np.intp)
-    t = (t - i0)[:, None]
-    n = n[i0] * (1 - t) + n[i0 + 1] * t
-    t = np.arange(w) / f
-    i0 = t.astype(np.intp)
-    t = t - i0
-    return n[:, i0] * (1 - t) + n[:, i0 + 1] * t
 
 
 def _fill_to(mask, score, allowed, fraction, value):
@@ -178,61 +157,11 @@ def _render(rng, mask, label, boundary, n, scale):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _disc(shape, cy, cx, r):
-    y0, y1 = max(0, int(cy - r)), min(shape[0], int(cy + r) + 2)
-    x0, x1 = max(0, int(cx - r)), min(shape[1], int(cx + r) + 2)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    return (slice(y0, y1), slice(x0, x1)), (yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2
-
-
 def _model_made(rng, hq, scale):
-    """An imperfect expert model's mask: jittered boundaries, grown/shrunk objects, spurious blobs,
-    missed small objects and, in about half of the images, one large wrongly labelled region."""
-    h, w = hq.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    # boundaries displaced by a smooth random field: by 1 px (now and then 2) in about a third of the image
-    dy = 0.4 * scale * _smooth_noise(rng, h, w, 8.0 * scale)
-    dx = 0.4 * scale * _smooth_noise(rng, h, w, 8.0 * scale)
-    lq = ndi.map_coordinates(hq, [np.clip(yy + dy, 0, h - 1), np.clip(xx + dx, 0, w - 1)], order=0, mode="nearest")
-    lq = lq.astype(np.uint8)
-    # per object: grown by a pixel, shrunk by a pixel, or missed when small
-    it = max(1, int(round(scale)))
-    for cls in (1, 2, 3):
-        comp, k = ndi.label(lq == cls)
-        if not k:
-            continue
-        sizes = np.bincount(comp.ravel(), minlength=k + 1)
-        act = rng.random(k + 1)
-        small = sizes < 30 * scale ** 2
-        drop = (act < 0.2) & small
-        grow = act > 0.92
-        shrink = (act >= 0.2) & (act < 0.28) & ~small
-        drop[0] = grow[0] = shrink[0] = False
-        sel = shrink[comp]
-        lq[sel & ~ndi.binary_erosion(sel, iterations=it)] = 0
-        sel = grow[comp]
-        lq[ndi.binary_dilation(sel, iterations=it) & (lq == 0)] = cls
-        lq[drop[comp]] = 0
-    # spurious small blobs of wrong classes (about one per 50 x 50 px)
-    k = max(1, int(round(h * w / (50.0 * scale) ** 2)))
-    for cy, cx, r, c in zip(rng.uniform(0, h, k), rng.uniform(0, w, k), rng.uniform(1.0, 3.2, k) * scale,
-                            rng.integers(1, 4, k)):
-        win, disc = _disc(lq.shape, cy, cx, r)
-        sub = lq[win]
-        sub[disc & (sub != c)] = c
-    # now and then one large wrong region
-    if rng.random() < 0.5:
-        r = rng.uniform(0.12, 0.22) * min(h, w)
-        cy, cx = rng.uniform(r, max(r, h - r)), rng.uniform(r, max(r, w - r))
-        blob = ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2 + 0.3 * _smooth_noise(rng, h, w, 0.15 * r) < 1.0
-        kind = rng.integers(0, 3)
-        if kind == 0:
-            lq[blob & (lq == 3)] = 1  # Eta taken for oxide
-        elif kind == 1:
-            lq[blob & (lq == 1)] = 3  # oxide taken for Eta
-        else:
-            lq[blob & (lq == 2)] = 0  # Nd-rich missed (taken for matrix)
-    return lq
+    """An imperfect expert model's mask: the faults of ``dualgen.labelnoise`` (the same code as
+    ``data.simulate_lq``) at the phantom's feature scale: jittered boundaries, grown/shrunk objects, missed
+    small objects, spurious blobs and, in about half of the images, one large wrongly labelled region."""
+    return labelnoise.simulate(hq, rng, num_classes=len(CLASS_NAMES), **labelnoise.phantom_settings(scale))
 
 
 def generate(seed: int, height: int, width: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,8 +13,13 @@ depend only on a bounded window (``receptive_rows`` rows above, ``receptive_cols
 ``sample_fast`` runs the same layers on that window only: the VALID convs shrink it layer by layer to the
 target pixel, and cells outside the grid are zeroed before each conv, exactly what zero padding does.
 The logits equal those of the whole network (``sample_naive``) up to float rounding, at a fraction of the work.
+
+Persistence: ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (kind,
+num_embeddings, filters, num_blocks and the code grid's shape, ``make_spec``) into a folder; ``load(folder)``
+rebuilds the model from them.
 """
 import itertools
+from pathlib import Path
 
 import numpy as np
 
@@ -22,9 +27,11 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
+from dualgen.artifacts import read_spec, write_spec
 from dualgen.errors import DualgenError
 
 KINDS = ("plain", "gated")
+SPEC_KEYS = ("kind", "num_embeddings", "filters", "num_blocks", "grid_shape")
 FIRST_REACH = 3  # the first layer is a 7x7 kernel: 3 rows above, 3 columns each side
 BLOCK_REACH = 1  # every later layer is 3x3
 
@@ -216,6 +223,41 @@ def logits_at(model, grids, r, c, fast):
     if fast:
         return model.window_logits(*Canvas(model, grids).window(r, c)).numpy()
     return model.grid_logits(tf.constant(np.asarray(grids, np.int32))).numpy()[:, r, c]
+
+
+# ------------------------------------------------------------------------------------------------- persistence
+
+def make_spec(settings, kind, num_embeddings, grid_shape):
+    """The spec of a PixelCNN of ``kind`` over (H, W) = ``grid_shape`` grids of ``num_embeddings`` codes, with
+    config's ``pixelcnn`` settings (filters, num_blocks)."""
+    return {"kind": kind, "num_embeddings": int(num_embeddings), "filters": int(settings["filters"]),
+            "num_blocks": int(settings["num_blocks"]), "grid_shape": [int(n) for n in grid_shape]}
+
+
+def build(spec):
+    """A fresh (untrained) PixelCNN from a spec (initial weights: the constructor's default seed)."""
+    return PixelCNN(spec["num_embeddings"], filters=spec["filters"], num_blocks=spec["num_blocks"], kind=spec["kind"])
+
+
+def save(model, folder, spec):
+    """Write the weights (``ckpt.*``) and ``spec.json`` into ``folder`` (made if missing). For a folder that appears
+    whole or not at all, save into ``artifacts.atomic_dir`` (or ``artifact_dir``)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tf.train.Checkpoint(model=model).write(str(Path(folder) / "ckpt"))
+    write_spec(folder, spec)
+
+
+def load(folder):
+    """(model, spec) from a folder ``save`` wrote; a missing or damaged one is a DualgenError naming it."""
+    folder = Path(folder)
+    spec = read_spec(folder, "PixelCNN", SPEC_KEYS, "train_pixelcnn")
+    model = build(spec)
+    try:
+        tf.train.Checkpoint(model=model).read(str(folder / "ckpt")).assert_existing_objects_matched().expect_partial()
+    except Exception as err:  # noqa: BLE001  (mismatch: AssertionError/ValueError; damage: OpError, ...)
+        raise DualgenError(f"{folder}: cannot load the PixelCNN ({type(err).__name__}): delete the folder and rerun "
+                           "train_pixelcnn") from None
+    return model, spec
 
 
 # ---------------------------------------------------------------------------------------------------- training

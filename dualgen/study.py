@@ -1,24 +1,76 @@
-"""Glue of the segmentation study shared by its scripts: the test set, loading a trained U-Net."""
+"""Glue of the segmentation study shared by its scripts: the test set, the test segmentations a training job
+leaves for the numpy-only evaluation, and the per-image table of all trainings."""
 from pathlib import Path
 
-from dualgen import datasets, generation
+import numpy as np
+import pandas as pd
+
+from dualgen import artifacts, datasets
 from dualgen.errors import DualgenError
 
-
-def test_set(patches_dir, datasets_dir):
-    """The real HQ test patches (the same for every mix)."""
-    return datasets.load(patches_dir, Path(datasets_dir) / "SHQ.csv", "test")
+PREDICTIONS = "test_predictions.npz"  # in every unet/<mix>/seed<k>/: ids, class maps, the weights' sha256
 
 
-def load_unet(unet_dir):
-    from dualgen import unet
+def test_set(patches_dir, datasets_dir, images=False):
+    """The real HQ test patches (the same for every mix): (ids, masks, source micrographs[, images])."""
+    ids, imgs, masks = datasets.load(patches_dir, Path(datasets_dir) / "SHQ.csv", "test")
+    table = pd.read_csv(Path(patches_dir) / "patches.csv").set_index("patch_id")
+    sources = [str(table.loc[i, "source"]) for i in ids]
+    return (ids, masks, sources, imgs) if images else (ids, masks, sources)
 
-    meta = generation.read_meta(unet_dir, "train_unet")
-    u = meta["settings"]["unet"]
-    model = unet.build_unet(u["backbone"], None, meta["num_classes"], tuple(meta["input_shape"]))
+
+def write_test_predictions(folder, ids, pred, weights):
+    """The training job's segmentation of the test set, tied (by sha256) to the weights file it came from."""
+    folder = Path(folder)
+    with artifacts.atomic_path(folder / PREDICTIONS) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=np.array(ids, dtype=str), pred=np.asarray(pred, np.uint8),
+                     weights=np.array(str(Path(weights).relative_to(folder))),
+                     weights_sha256=np.array(artifacts.sha256_file(weights)))
+
+
+def read_test_predictions(unet_dir):
+    """(ids, class maps) of a train_unet folder; checks they belong to the weights next to them."""
+    path = Path(unet_dir) / PREDICTIONS
     try:
-        model.load_weights(str(Path(unet_dir) / "best.weights.h5"))
-    except (OSError, ValueError) as err:
-        raise DualgenError(f"{unet_dir}/best.weights.h5: cannot load the U-Net weights ({type(err).__name__}): "
-                           "delete the folder and rerun train_unet")
-    return model, meta
+        data = np.load(path, allow_pickle=False)
+        ids, pred = list(data["ids"]), data["pred"]
+        weights, sha = Path(unet_dir) / str(data["weights"]), str(data["weights_sha256"])
+    except FileNotFoundError:
+        raise DualgenError(f"{path}: missing: rerun train_unet for this mix (it writes the test segmentations)")
+    except (OSError, ValueError, KeyError) as err:
+        raise DualgenError(f"{path}: damaged ({type(err).__name__}): delete {unet_dir} and rerun train_unet")
+    if not weights.exists() or artifacts.sha256_file(weights) != sha:
+        raise DualgenError(f"{path}: not made by the weights {weights}: delete {unet_dir} and rerun train_unet")
+    return ids, pred
+
+
+def per_image_table(metrics_dirs, all_mixes):
+    """One long table of every training's per-image results: mix, base, percent, arm, seed, image, source,
+    accuracy, miou, missing_class_iou, iou_<class> (NaN where the class is absent from the image)."""
+    by_name = {m.name: m for m in all_mixes}
+    frames = []
+    for folder in metrics_dirs:
+        m = artifacts.read_json(Path(folder) / "metrics.json")
+        mix = by_name.get(m["mix"])
+        if mix is None:
+            raise DualgenError(f"{folder}: metrics of mix {m['mix']}, which this config does not have")
+        frame = pd.DataFrame(m["per_image"])
+        frame.insert(0, "seed", int(m["seed"]))
+        frame.insert(0, "arm", arm(mix))
+        frame.insert(0, "percent", mix.percent)
+        frame.insert(0, "base", mix.base)
+        frame.insert(0, "mix", mix.name)
+        frames.append(frame)
+    if not frames:
+        raise DualgenError("no metrics to aggregate: the config trains no mix")
+    return pd.concat(frames, ignore_index=True)
+
+
+def arm(mix):
+    """The arm of the study a mix belongs to: real+synthetic, synthetic only, augmentation or pretrain."""
+    if mix.augment:
+        return "augmentation"
+    if mix.pretrain:
+        return "pretrain"
+    return "synthetic only" if mix.pure_synthetic else "real + synthetic"

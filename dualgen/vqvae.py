@@ -7,12 +7,14 @@ embedding dimension. Quantiser: ``snt.nets.VectorQuantizerEMA`` (codebook update
 stride-2 transposed convolutions, the last one to C+1 channels. A 256-px patch becomes a 64x64 grid of code
 indices (``DOWNSAMPLE`` = 4).
 
-``train_vqvae`` keeps the checkpoint with the lowest validation reconstruction error (out_dir/best) and a
-rolling one with the optimizer state (out_dir/last), so a killed run continues where it stopped.
+Persistence: ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (the
+constructor's arguments, ``make_spec``) into a folder; ``load(folder)`` rebuilds the model from them.
+``train_vqvae`` keeps the model with the lowest validation reconstruction error (out_dir/best, a ``save``
+folder) and a rolling checkpoint with the optimizer state (out_dir/last), each replaced as a whole
+(``artifacts.atomic_dir``), so a killed run continues where it stopped; it returns its history, the best step
+and the step it resumed from.
 """
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -22,10 +24,14 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
+from dualgen.artifacts import atomic_dir, read_spec, recover, write_spec
 from dualgen.errors import DualgenError
 from dualgen.postprocess import mask_levels  # noqa: F401  (part of this module's API)
 
 DOWNSAMPLE = 4  # two stride-2 convolutions
+# the constructor's arguments a spec holds (channels: the model's, i.e. the micrograph's C + 1 for the mask)
+SPEC_KEYS = ("channels", "num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim",
+             "num_embeddings", "commitment_cost", "decay", "quantizer")
 
 
 def check_patch_size(patch_size):
@@ -115,7 +121,8 @@ class Decoder(snt.Module):
 
 
 class VQVAE(snt.Module):
-    """``channels`` is the model's channel count: the micrograph's C plus 1 for the mask (4 for RGB)."""
+    """``channels`` is the model's channel count: the micrograph's C plus 1 for the mask (4 for RGB).
+    ``spec`` keeps the constructor's arguments (``SPEC_KEYS``)."""
 
     def __init__(self, channels, num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
                  num_embeddings=10, commitment_cost=0.25, decay=0.99, quantizer="ema", name=None):
@@ -123,9 +130,10 @@ class VQVAE(snt.Module):
         if quantizer not in ("ema", "vq"):
             raise DualgenError(f"vqvae.quantizer is {quantizer!r}: use 'ema' (VectorQuantizerEMA) or 'vq' (VectorQuantizer)")
         self.channels = int(channels)
-        self.settings = {"channels": self.channels, "num_hiddens": num_hiddens, "num_residual_hiddens": num_residual_hiddens,
-                         "num_residual_layers": num_residual_layers, "embedding_dim": embedding_dim,
-                         "num_embeddings": num_embeddings, "quantizer": quantizer}
+        self.spec = {"channels": self.channels, "num_hiddens": num_hiddens, "num_residual_hiddens": num_residual_hiddens,
+                     "num_residual_layers": num_residual_layers, "embedding_dim": embedding_dim,
+                     "num_embeddings": num_embeddings, "commitment_cost": commitment_cost, "decay": decay,
+                     "quantizer": quantizer}
         self.encoder = Encoder(num_hiddens, num_residual_layers, num_residual_hiddens)
         self.pre_vq = snt.Conv2D(embedding_dim, 1, name="to_vq")
         if quantizer == "ema":
@@ -155,37 +163,34 @@ def _build(model, size=16):
 
 
 def _describe(model):
-    s = getattr(model, "settings", {})
-    return ", ".join(f"{k}={v}" for k, v in s.items())
+    return ", ".join(f"{k}={v}" for k, v in model.spec.items())
 
 
-# --- checkpoints ---------------------------------------------------------------------------------------------
+# --- persistence ---------------------------------------------------------------------------------------------
 
-def _write_checkpoint(folder, files=None, **objects):
-    """Write a tf.train.Checkpoint (and small text files) into ``folder`` atomically: temp folder, rename."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tf.train.Checkpoint(**objects).write(str(tmp / "ckpt"))
-    for name, text in (files or {}).items():
-        (tmp / name).write_text(text)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+def make_spec(settings, image_channels):
+    """The spec of a VQ-VAE for micrographs of ``image_channels`` (1 or 3) from config's ``vqvae`` settings."""
+    return {"channels": int(image_channels) + 1, **{k: settings[k] for k in SPEC_KEYS if k != "channels"}}
 
 
-def _recover(folder):
-    """After a kill: drop half-written temp folders; put back a folder killed between its two renames."""
-    folder = Path(folder)
-    for tmp in folder.parent.glob(f".{folder.name}.tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    olds = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if olds and not folder.exists():
-        os.replace(olds.pop(), folder)
-    for old in olds:
-        shutil.rmtree(old, ignore_errors=True)
+def build(spec):
+    """A fresh (untrained) VQ-VAE from a spec."""
+    return VQVAE(**{k: spec[k] for k in SPEC_KEYS})
+
+
+def save(model, folder, spec):
+    """Write the weights (``ckpt.*``) and ``spec.json`` into ``folder`` (made if missing). For a folder that appears
+    whole or not at all, save into ``artifacts.atomic_dir`` (or ``artifact_dir``)."""
+    _build(model)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tf.train.Checkpoint(model=model).write(str(Path(folder) / "ckpt"))
+    write_spec(folder, spec)
+
+
+def load(folder):
+    """(model, spec) from a folder ``save`` wrote; a missing or damaged one is a DualgenError naming it."""
+    spec = read_spec(folder, "VQ-VAE", SPEC_KEYS, "train_vqvae")
+    return _restore(build(spec), folder), spec
 
 
 def _first_line(err):
@@ -193,21 +198,19 @@ def _first_line(err):
     return (text.splitlines()[0][:200] if text else type(err).__name__)
 
 
-def load_vqvae(model, ckpt_dir):
-    """Restore the weights of a ``best`` checkpoint into ``model`` (built with the settings it was trained with).
-
-    A missing, unreadable or mismatching checkpoint (other K, D, hidden sizes, layers, quantiser, channels)
-    raises a DualgenError naming the folder."""
-    ckpt_dir = Path(ckpt_dir)
-    if not (ckpt_dir / "ckpt.index").exists():
-        raise DualgenError(f"{ckpt_dir}: no VQ-VAE checkpoint (ckpt.index) there: train the VQ-VAE first "
+def _restore(model, folder):
+    """Read the weights in ``folder`` into ``model``. A missing, unreadable or mismatching checkpoint (other K, D,
+    hidden sizes, layers, quantiser, channels) raises a DualgenError naming the folder."""
+    folder = Path(folder)
+    if not (folder / "ckpt.index").exists():
+        raise DualgenError(f"{folder}: no VQ-VAE checkpoint (ckpt.index) there: train the VQ-VAE first "
                            "(rule train_vqvae) or point to its checkpoint folder")
     _build(model)
     try:
-        tf.train.Checkpoint(model=model).read(str(ckpt_dir / "ckpt")).assert_consumed()
+        tf.train.Checkpoint(model=model).read(str(folder / "ckpt")).assert_consumed()
     except Exception as err:  # noqa: BLE001  (mismatch: ValueError/AssertionError; damage: OpError, IndexError, ...)
         raise DualgenError(
-            f"{ckpt_dir}: the VQ-VAE checkpoint does not match a model with {_describe(model)} or is damaged "
+            f"{folder}: the VQ-VAE checkpoint does not match a model with {_describe(model)} or is damaged "
             f"({_first_line(err)}): use the vqvae settings it was trained with, or retrain (rule train_vqvae)")
     return model
 
@@ -250,13 +253,14 @@ def _check_data(model, train_x, val_x, steps, batch_size, eval_every):
 
 def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed, out_dir, eval_every,
                 data_variance=None, log=print, monitor=None):
-    """Train ``model`` up to update ``steps`` with Adam; return the history (one dict per evaluation:
-    step, train_recon, train_vq_loss, perplexity, val_recon).
+    """Train ``model`` up to update ``steps`` with Adam. Returns a dict: ``history`` (one dict per evaluation:
+    step, train_recon, train_vq_loss, perplexity, val_recon, earlier calls' included), ``best_step`` and
+    ``best_val_recon`` (the model in out_dir/best), ``resumed_from_step`` (None unless this call resumed).
 
     Loss = reconstruction MSE / data variance + VQ loss (as in Sonnet's example). Every ``eval_every`` steps
-    (and at the last step): validation reconstruction error (MSE); out_dir/best gets the weights if it is the
-    lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun with
-    the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
+    (and at the last step): validation reconstruction error (MSE); out_dir/best gets the model (``save``) if it
+    is the lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun
+    with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
     weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order.
     """
     train_x = np.asarray(train_x, np.float32)
@@ -264,16 +268,15 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     _check_data(model, train_x, val_x, steps, batch_size, eval_every)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _recover(out_dir / "best")
-    _recover(out_dir / "last")
+    recover(out_dir / "best")
+    recover(out_dir / "last")
     variance = float(np.var(train_x)) if data_variance is None else float(data_variance)
     if not np.isfinite(variance) or variance <= 0:
         variance = 1.0  # constant data: plain MSE
     _build(model)
     opt = snt.optimizers.Adam(learning_rate)
     step_var = tf.Variable(0, dtype=tf.int64)
-    history = []
-    model.resumed_from_step = None
+    history, resumed_from = [], None
     last = out_dir / "last"
     if (last / "ckpt.index").exists():
         # an update with zero gradients creates Adam's slots (a no-op on the weights) so the checkpoint can fill them
@@ -281,11 +284,11 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
         try:
             tf.train.Checkpoint(model=model, opt=opt, step=step_var).read(str(last / "ckpt")).assert_consumed()
             history = json.loads((last / "history.json").read_text())
-        except Exception as err:  # noqa: BLE001  (as in load_vqvae)
+        except Exception as err:  # noqa: BLE001  (as in _restore)
             raise DualgenError(f"{last}: cannot resume from this checkpoint ({_first_line(err)}): it was written with "
                                f"other VQ-VAE settings or is damaged; delete {out_dir} to start afresh")
-        model.resumed_from_step = int(step_var.numpy())
-        log(f"resuming from step {model.resumed_from_step} (checkpoint {last})")
+        resumed_from = int(step_var.numpy())
+        log(f"resuming from step {resumed_from} (checkpoint {last})")
 
     @tf.function
     def train_step(x):
@@ -306,6 +309,7 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
         return total / len(val_x)
 
     best = min((h["val_recon"] for h in history), default=np.inf)
+    best_step = next((h["step"] for h in history if h["val_recon"] == best), None)
     batches = _Batches(len(train_x), int(batch_size), seed)
     start = int(step_var.numpy())
     if start >= steps:
@@ -335,14 +339,18 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
         history.append(entry)
         improved = val < best
         if improved:
-            best = val
-            _write_checkpoint(out_dir / "best", model=model)
+            best, best_step = val, step
+            with atomic_dir(out_dir / "best") as tmp:
+                save(model, tmp, model.spec)
         step_var.assign(step)
-        _write_checkpoint(last, files={"history.json": json.dumps(history)}, model=model, opt=opt, step=step_var)
+        with atomic_dir(last) as tmp:
+            tf.train.Checkpoint(model=model, opt=opt, step=step_var).write(str(tmp / "ckpt"))
+            (tmp / "history.json").write_text(json.dumps(history))
         if monitor is not None:
             monitor(step, model)
         speed = f", {timed / seconds:.1f} steps/s" if timed and seconds > 0 else ""
         log(f"step {step}/{steps}: reconstruction error {entry['train_recon']:.5f} (train), {val:.5f} (validation)"
             f"{' *best*' if improved else ''}, perplexity {entry['perplexity']:.2f}{speed}")
         window, timed, seconds = [], 0, 0.0
-    return history
+    return {"history": history, "best_step": best_step, "best_val_recon": float(best) if history else None,
+            "resumed_from_step": resumed_from}

@@ -1,4 +1,5 @@
 # Paths, config checks and helpers shared by all rules.
+import dataclasses
 import json
 import os
 import sys
@@ -66,6 +67,22 @@ def as_json(**sections):
     return json.dumps(sections, sort_keys=True)
 
 
+# Classes as the compute steps see them (name and mask value: what results depend on) and as the figure rules
+# see them (with the display colour). A colour therefore reaches only figure rules.
+CLASSES = [{k: v for k, v in c.items() if k != "color"} for c in config["classes"]]
+FIGURE_CLASSES = config["classes"]
+
+
+def postprocess_settings():
+    """The post-processing settings that change the cleaned masks (not the figure's pair count)."""
+    return {k: v for k, v in config["postprocess"].items() if k != "figure_pairs"}
+
+
+def mix_settings(mix):
+    """What build_mix needs of one mix: its own fields (adding a level does not touch the other mixes)."""
+    return as_json(mix=dataclasses.asdict(MIX[mix]))
+
+
 try:
     MIXES = enumerate_mixes(config["mixes"], config["datasets"])
 except DualgenError as err:
@@ -91,18 +108,60 @@ def pool_input(wildcards):
     return [f"{OUT}/synthetic/clean"] if MIX[wildcards.mix].n_synth > 0 else []
 
 
-def unet_settings(mix):
+SEEDS = list(config["unet"]["seeds"])
+UNET_MODEL_KEYS = [k for k in config["unet"] if k != "seeds"]  # one training gets its own seed, not the list
+
+
+def unet_settings(mix, seed):
+    """Everything one training (mix, seed) depends on: a new seed in the list trains only its own jobs."""
     augmentation = config["mixes"].get("augmentation", []) if MIX[mix].augment else []
-    return as_json(unet=config["unet"], classes=config["classes"], augmentation=augmentation)
+    unet = {k: config["unet"][k] for k in UNET_MODEL_KEYS}
+    return as_json(unet=unet, seed=int(seed), classes=CLASSES, augmentation=augmentation,
+                   mix=dataclasses.asdict(MIX[mix]))
 
 
 def all_targets():
     targets = [f"{OUT}/datasets", f"{OUT}/codes"]
     targets += [f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS]
+    targets += [f"{OUT}/figures/{kind}" for kind in ("datasets", "lq", "vqvae", "codes")]
     if POOL_SIZE > 0:
-        targets += [f"{OUT}/synthetic/clean", f"{OUT}/figures/synthetic"]
+        targets += [f"{OUT}/synthetic/clean", f"{OUT}/figures/synthetic", f"{OUT}/figures/cleaning"]
         if PRETEST_MIX in MIX:
-            targets.append(f"{OUT}/pretest")
+            targets += [f"{OUT}/pretest", f"{OUT}/figures/pretest"]
     if MIXES:
-        targets.append(f"{OUT}/study")
+        targets += [f"{OUT}/study", f"{OUT}/figures/study"]
     return targets
+
+
+def overlay_mixes():
+    """report.overlay_mixes that this config trains (a figure setting: reaches only figure_study)."""
+    return [m for m in config["report"]["overlay_mixes"] if m in MIX]
+
+
+def curve_mixes():
+    """The mixes whose validation curves show that trainings converged: each base's 0 % and largest level."""
+    out = []
+    for base in dict.fromkeys(m.base for m in MIXES if not m.augment and not m.pretrain):
+        levels = [m for m in MIXES if m.base == base and not m.augment and not m.pretrain]
+        out += sorted({levels[0].name, max(levels, key=lambda m: m.percent).name})
+    return out
+
+
+def study_figure_inputs(wildcards):
+    """figure_study reads the study tables, the test set, and the U-Nets of the overlay and curve mixes."""
+    inputs = {"study": f"{OUT}/study", "patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
+    for mix in dict.fromkeys(overlay_mixes() + curve_mixes()):
+        for seed in SEEDS:
+            inputs[f"unet_{mix}_seed{seed}"] = f"{OUT}/unet/{mix}/seed{seed}"
+    return inputs
+
+
+def figure_rule_shell():
+    """The command of every figure rule: scripts/figure.py with the rule's kind, inputs and settings."""
+    return "{params.run} --kind {params.kind} {params.inputs} --out {output} --settings {params.settings:q} --log {log}"
+
+
+def figure_inputs(wildcards, input):
+    """--input NAME=PATH for each named input of a figure rule."""
+    return " ".join(f"--input {name}={path}" for name, path in input.items())
+

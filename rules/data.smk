@@ -1,4 +1,5 @@
 # Data stage: demo micrographs -> patches -> base datasets SHQ, SLQ, BLQ, BMQ (+ HQ test set).
+from dualgen.config import patches_data_settings, split_list_files
 
 
 rule make_demo:
@@ -6,7 +7,7 @@ rule make_demo:
         directory(DEMO_DIR),
     params:
         run=script("make_demo"),
-        settings=as_json(demo=config["data"].get("demo", {}), classes=config["classes"]),
+        settings=as_json(demo=config["data"].get("demo", {}), classes=CLASSES),
     log:
         "data/logs/make_demo.log",
     benchmark:
@@ -24,7 +25,9 @@ rule patches:
         directory(f"{OUT}/patches"),
     params:
         run=script("make_patches"),
-        settings=as_json(data=data_settings(), patches=config["patches"], classes=config["classes"]),
+        settings=as_json(
+            data=patches_data_settings(data_settings(), DEMO_DIR), patches=config["patches"], classes=CLASSES
+        ),
     log:
         f"{LOGS}/patches.log",
     benchmark:
@@ -38,12 +41,16 @@ rule patches:
 rule datasets:
     input:
         patches=rules.patches.output[0],
+        lists=split_list_files(config["data"]),
     output:
-        report(directory(f"{OUT}/datasets"), patterns=["{name}.png"], caption="../report/datasets.rst", category="1 Data"),
+        directory(f"{OUT}/datasets"),
     params:
         run=script("make_datasets"),
         settings=as_json(
-            datasets=config["datasets"], classes=config["classes"], test_sources=config["data"].get("test_sources", [])
+            datasets={k: v for k, v in config["datasets"].items() if k != "preview"},
+            test_sources=[] if split_list_files(config["data"]) else config["data"].get("test_sources", []),
+            splits=config["data"].get("splits"),
+            classes=CLASSES,
         ),
     log:
         f"{LOGS}/datasets.log",

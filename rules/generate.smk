@@ -1,5 +1,5 @@
 # Generation stage (paper steps 4-7): VQ-VAE on image+mask -> code grids -> PixelCNN prior -> sampled grids
-# -> decoded image + raw mask -> cleaned masks, and their figures.
+# -> decoded image + raw mask -> cleaned masks. Their figures: rules/figures.smk.
 
 
 rule train_vqvae:
@@ -11,7 +11,7 @@ rule train_vqvae:
     params:
         run=script("train_vqvae"),
         work=lambda wildcards, output: work_dir(output[0]),
-        settings=as_json(vqvae=config["vqvae"], classes=config["classes"]),
+        settings=as_json(vqvae=config["vqvae"], classes=CLASSES),
     threads: 4
     resources:
         gpu=GPU_PER_JOB,
@@ -32,10 +32,10 @@ rule encode:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        report(directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/codes.rst", category="2 Generator"),
+        report(directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/usage.rst", category="2 Generator"),
     params:
         run=script("encode"),
-        settings=as_json(classes=config["classes"], postprocess=config["postprocess"]),
+        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     threads: 4
     log:
         f"{LOGS}/encode.log",
@@ -107,7 +107,7 @@ rule decode:
         directory(f"{OUT}/synthetic/raw"),
     params:
         run=script("decode"),
-        settings=as_json(classes=config["classes"]),
+        settings=as_json(classes=CLASSES),
     threads: 4
     log:
         f"{LOGS}/decode.log",
@@ -124,12 +124,10 @@ rule postprocess:
     input:
         raw=rules.decode.output[0],
     output:
-        report(
-            directory(f"{OUT}/synthetic/clean"), patterns=["{name}.png"], caption="../report/postprocess.rst", category="3 Synthetic pairs"
-        ),
+        directory(f"{OUT}/synthetic/clean"),
     params:
         run=script("postprocess"),
-        settings=as_json(classes=config["classes"], postprocess=config["postprocess"]),
+        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     log:
         f"{LOGS}/postprocess.log",
     benchmark:
@@ -138,26 +136,3 @@ rule postprocess:
         ENV
     shell:
         "{params.run} --raw {input.raw} --out {output} --settings {params.settings:q} --log {log}"
-
-
-rule synthetic_figure:
-    input:
-        clean=rules.postprocess.output[0],
-        patches=rules.patches.output[0],
-        datasets=rules.datasets.output[0],
-    output:
-        report(
-            directory(f"{OUT}/figures/synthetic"), patterns=["{name}.png"], caption="../report/synthetic.rst", category="3 Synthetic pairs"
-        ),
-    params:
-        run=script("synthetic_figure"),
-        settings=as_json(classes=config["classes"], n=config["postprocess"]["figure_pairs"]),
-    log:
-        f"{LOGS}/synthetic_figure.log",
-    benchmark:
-        f"{BENCH}/synthetic_figure.tsv"
-    conda:
-        ENV
-    shell:
-        "{params.run} --clean {input.clean} --patches {input.patches} --datasets {input.datasets} --out {output} "
-        "--settings {params.settings:q} --log {log}"

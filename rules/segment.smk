@@ -1,5 +1,6 @@
-# Segmentation study (paper steps 8-12): one training mix, one U-Net and one evaluation per mix;
-# the quality pre-test of the synthetic pairs; metrics.csv and the paper's figures.
+# Segmentation study (paper steps 8-12): one training mix per mix; one U-Net per (mix, seed), which also
+# segments the test set; a numpy-only evaluation per (mix, seed); the quality pre-test of the synthetic pairs;
+# the study's tables (per image, per mix with intervals, paired comparisons). Figures: rules/figures.smk.
 
 
 rule build_mix:
@@ -13,7 +14,7 @@ rule build_mix:
     params:
         run=script("build_mix"),
         pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
-        settings=as_json(mixes=config["mixes"], datasets=config["datasets"]),
+        settings=lambda wildcards: mix_settings(wildcards.mix),
     log:
         f"{LOGS}/build_mix/{{mix}}.log",
     benchmark:
@@ -21,7 +22,7 @@ rule build_mix:
     conda:
         ENV
     shell:
-        "{params.run} --mix {wildcards.mix} --datasets {input.datasets} {params.pool} --out {output} "
+        "{params.run} --datasets {input.datasets} {params.pool} --out {output} "
         "--settings {params.settings:q} --log {log}"
 
 
@@ -29,64 +30,67 @@ rule train_unet:
     input:
         mix=f"{OUT}/mixes/{{mix}}",
         patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
         pool=pool_input,
     output:
-        directory(f"{OUT}/unet/{{mix}}"),
+        directory(f"{OUT}/unet/{{mix}}/seed{{seed}}"),
     wildcard_constraints:
         mix=MIX_PATTERN,
+        seed=r"\d+",
     params:
         run=script("train_unet"),
         work=lambda wildcards, output: work_dir(output[0]),
         pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
-        settings=lambda wildcards: unet_settings(wildcards.mix),
+        settings=lambda wildcards: unet_settings(wildcards.mix, wildcards.seed),
     threads: 1
+    priority: lambda wildcards: MIX[wildcards.mix].n_real + MIX[wildcards.mix].n_synth  # long trainings first
     resources:
         gpu=GPU_PER_JOB,
     log:
-        f"{LOGS}/train_unet/{{mix}}.log",
+        f"{LOGS}/train_unet/{{mix}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/train_unet/{{mix}}.tsv"
+        f"{BENCH}/train_unet/{{mix}}/seed{{seed}}.tsv"
     conda:
         ENV
     shell:
-        "{params.run} --name {wildcards.mix} --mix {input.mix} --patches {input.patches} {params.pool} "
+        "{params.run} --mix {input.mix} --patches {input.patches} --datasets {input.datasets} {params.pool} "
         "--work {params.work} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
 
 
 rule evaluate:
     input:
-        unet=f"{OUT}/unet/{{mix}}",
+        unet=f"{OUT}/unet/{{mix}}/seed{{seed}}",
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        directory(f"{OUT}/metrics/{{mix}}"),
+        directory(f"{OUT}/metrics/{{mix}}/seed{{seed}}"),
     wildcard_constraints:
         mix=MIX_PATTERN,
+        seed=r"\d+",
     params:
         run=script("evaluate"),
-        settings=as_json(classes=config["classes"]),
-    threads: 1
+        settings=as_json(classes=CLASSES),
     log:
-        f"{LOGS}/evaluate/{{mix}}.log",
+        f"{LOGS}/evaluate/{{mix}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{mix}}.tsv"
+        f"{BENCH}/evaluate/{{mix}}/seed{{seed}}.tsv"
     conda:
         ENV
     shell:
-        "{params.run} --name {wildcards.mix} --unet {input.unet} --patches {input.patches} "
-        "--datasets {input.datasets} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
+        "{params.run} --name {wildcards.mix} --seed {wildcards.seed} --unet {input.unet} --patches {input.patches} "
+        "--datasets {input.datasets} --out {output} --settings {params.settings:q} --log {log}"
 
 
 rule pretest:
     input:
-        unet=f"{OUT}/unet/{PRETEST_MIX}",
+        unet=f"{OUT}/unet/{PRETEST_MIX}/seed{SEEDS[0]}",
         pool=f"{OUT}/synthetic/clean",
     output:
-        report(directory(f"{OUT}/pretest"), patterns=["{name}.png"], caption="../report/pretest.rst", category="3 Synthetic pairs"),
+        directory(f"{OUT}/pretest"),
     params:
         run=script("pretest"),
-        model=PRETEST_MIX,
-        settings=as_json(classes=config["classes"]),
+        model=f"{PRETEST_MIX} (seed {SEEDS[0]})",
+        settings=as_json(classes=CLASSES),
     threads: 1
     log:
         f"{LOGS}/pretest.log",
@@ -95,27 +99,24 @@ rule pretest:
     conda:
         ENV
     shell:
-        "{params.run} --unet {input.unet} --model-name {params.model} --pool {input.pool} --out {output} "
+        "{params.run} --unet {input.unet} --model-name {params.model:q} --pool {input.pool} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
 
 
 rule aggregate:
     input:
-        metrics=expand(f"{OUT}/metrics/{{mix}}", mix=[m.name for m in MIXES]),
-        patches=rules.patches.output[0],
-        datasets=rules.datasets.output[0],
+        metrics=expand(f"{OUT}/metrics/{{mix}}/seed{{seed}}", mix=[m.name for m in MIXES], seed=SEEDS),
     output:
-        report(directory(f"{OUT}/study"), patterns=["{name}.png"], caption="../report/study.rst", category="4 Study"),
+        report(
+            directory(f"{OUT}/study"),
+            patterns=["{name}.csv"],
+            caption="../report/study_tables.rst",
+            category="4 Study",
+            subcategory="Tables",
+        ),
     params:
         run=script("aggregate"),
-        metrics=lambda wildcards, input: os.path.dirname(input.metrics[0]),
-        settings=as_json(
-            classes=config["classes"],
-            mixes=config["mixes"],
-            datasets=config["datasets"],
-            overlay_mixes=config["report"]["overlay_mixes"],
-            overlay_images=config["report"]["overlay_images"],
-        ),
+        settings=as_json(classes=CLASSES, mixes=[dataclasses.asdict(m) for m in MIXES], stats=config["stats"]),
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -123,5 +124,5 @@ rule aggregate:
     conda:
         ENV
     shell:
-        "{params.run} --metrics {params.metrics} --patches {input.patches} --datasets {input.datasets} "
-        "--out {output} --settings {params.settings:q} --log {log}"
+        "{params.run} --metrics {input.metrics} --out {output} "
+        "--settings {params.settings:q} --log {log}"

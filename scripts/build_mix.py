@@ -1,20 +1,24 @@
 #!/usr/bin/env python
 """Build one training mix (paper Tables 5 and 6): the base set's real training patches plus a nested prefix
-of the synthetic pool; validation always real. Writes OUT/manifest.csv (origin, id, split, mask), meta.json.
+of the synthetic pool; validation always real. The pretrain arm lists the same pairs (the synthetic ones are
+used first, then the real ones). --settings: {"mix": the mix's fields (dualgen.mixes.Mix)}.
+Writes OUT/manifest.csv (origin, id, split, mask), meta.json.
 """
 import dataclasses
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from dualgen import artifacts, cli, datasets, mixes  # noqa: E402
+from dualgen import artifacts, cli, datasets, mixes
+from dualgen.errors import DualgenError
 
 
 def main(args):
     s = cli.settings(args)
-    mix = mixes.get_mix(args.mix, s["mixes"], s["datasets"])
+    try:
+        mix = mixes.Mix(**s["mix"])
+    except (KeyError, TypeError) as err:
+        raise DualgenError(f"--settings: 'mix' is not a mix ({err}): the rule passes dataclasses.asdict(Mix)")
     bases = {b: pd.read_csv(Path(args.datasets) / f"{b}.csv") for b in datasets.BASES}
     pool = []
     if args.pool:
@@ -30,7 +34,6 @@ def main(args):
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
-    p.add_argument("--mix", required=True, help="mix name, e.g. BMQ_100, SyntMQ_050, BMQ_aug")
     p.add_argument("--datasets", required=True)
     p.add_argument("--pool", default=None, help="the postprocess step's folder (synthetic pool); not needed for 0 %%")
     p.add_argument("--out", required=True)

@@ -4,13 +4,11 @@
 Usage: python scripts/check_config.py [--base config.yaml] FILE [FILE ...]
 Prints `ok: <mixes> mixes, pool of <n> synthetic pairs` or one `dualgen: error: ...` line.
 """
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dualgen import cli  # noqa: E402
-from dualgen.config import check_config, load_yaml, merge  # noqa: E402
-from dualgen.mixes import enumerate_mixes, pool_size  # noqa: E402
+from dualgen import cli
+from dualgen.config import check_config, load_yaml, merge
+from dualgen.mixes import enumerate_mixes, pool_size
 
 
 def main(args):

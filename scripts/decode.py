@@ -4,13 +4,11 @@ synthetic micrograph and a raw (not yet cleaned) mask (paper Fig. 10).
 Writes OUT/images/synth_NNNNN.png, OUT/raw_masks.npy (N, H, W) float32 in mask-level units [0, 1],
 OUT/raw_masks/synth_NNNNN.png (the raw mask as 8-bit gray, to look at), meta.json.
 """
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
+import numpy as np
 
-from dualgen import artifacts, cli, env, generation, io  # noqa: E402
+from dualgen import artifacts, cli, env, generation, io
 
 
 def main(args):
@@ -18,7 +16,7 @@ def main(args):
     tf = env.setup_tensorflow(args.threads, 0)
     from dualgen import vqvae
 
-    model, vmeta = generation.load_vqvae(args.vqvae)
+    model, _ = generation.load_vqvae(args.vqvae)
     grids = np.load(Path(args.codes) / "grids.npy", allow_pickle=False)
     n_classes = len(s["classes"])
     images, raws = [], []

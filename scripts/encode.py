@@ -3,16 +3,15 @@
 
 Also reconstructs them, cleans the reconstructed masks like synthetic ones and reports how well they
 agree with the real masks (mean IoU and Missing Class IoU over the held-out patches) in meta.json.
-Writes OUT/grids.npy (N, h, w) int32, OUT/codes.csv (patch id, split), codes.png, usage.png.
+Writes OUT/grids.npy (N, h, w) int32, OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed images and
+cleaned reconstructed masks, uint8), usage.png.
 """
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from dualgen import artifacts, cli, env, generation, metrics, plots, postprocess  # noqa: E402
+from dualgen import artifacts, cli, env, figures, generation, metrics, postprocess
 
 
 def main(args):
@@ -21,7 +20,8 @@ def main(args):
     tf = env.setup_tensorflow(args.threads, 0)
     from dualgen import vqvae
 
-    model, vmeta = generation.load_vqvae(args.vqvae)
+    model, spec = generation.load_vqvae(args.vqvae)
+    vmeta = generation.read_meta(args.vqvae)
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     n = len(classes)
     x = vqvae.to_model_input(images, masks, n)
@@ -44,7 +44,7 @@ def main(args):
         agreement[part] = {"miou": agg["miou"], "missing_class_iou": agg["missing_class_iou"], "n": len(rows)}
     print(f"reconstructed masks vs real masks: validation mIoU {agreement['val']['miou']:.3f}, "
           f"Missing Class IoU {agreement['val']['missing_class_iou']:.3f}", flush=True)
-    usage = np.bincount(grids.ravel(), minlength=vmeta["settings"]["vqvae"]["num_embeddings"])
+    usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])
     extra = {"grid_shape": list(grids.shape[1:]), "n": len(ids), "num_embeddings": len(usage),
              "codes_used": int((usage > 0).sum()), "min_object_px": min_px,
              "recon_mask_agreement": agreement}
@@ -52,42 +52,8 @@ def main(args):
     with artifacts.artifact_dir(args.out, "encode", s, pp["seed"], inputs, extra) as tmp:
         np.save(tmp / "grids.npy", grids, allow_pickle=False)
         pd.DataFrame({"patch_id": ids, "split": split}).to_csv(tmp / "codes.csv", index=False)
-        figure_codes(images, masks, grids, rec_images, cleaned, classes, tmp / "codes.png")
-        figure_usage(usage, tmp / "usage.png")
-
-
-def figure_codes(images, masks, grids, rec_images, cleaned, classes, path, n=4):
-    import matplotlib.pyplot as plt
-
-    n = min(n, len(images))
-    fig, axes = plt.subplots(n, 5, figsize=(9, 1.9 * n), squeeze=False)
-    for r in range(n):
-        plots.show_image(axes[r, 0], images[r], "micrograph" if r == 0 else None)
-        axes[r, 1].imshow(plots.colorize(masks[r], classes), interpolation="nearest")
-        axes[r, 2].imshow(grids[r], cmap="tab10" if grids.max() < 10 else "tab20", interpolation="nearest")
-        plots.show_image(axes[r, 3], rec_images[r], "reconstruction" if r == 0 else None)
-        axes[r, 4].imshow(plots.colorize(cleaned[r], classes), interpolation="nearest")
-        for ax, title in zip(axes[r, [1, 2, 4]], ("mask", f"code grid {grids.shape[1]}x{grids.shape[2]}", "cleaned recon. mask")):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle("Patches, their VQ-VAE code grids and reconstructions (paper Fig. 9)", fontsize=10)
-    plots.legend(fig, classes)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    plots.save(fig, path)
-
-
-def figure_usage(usage, path):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(np.arange(len(usage)), usage / usage.sum() * 100)
-    ax.set_xlabel("code index")
-    ax.set_ylabel("% of grid cells")
-    ax.set_title(f"Codebook use: {(usage > 0).sum()} of {len(usage)} codes")
-    fig.tight_layout()
-    plots.save(fig, path)
+        np.savez(tmp / "recon.npz", images=rec_images.astype(np.uint8), masks=cleaned.astype(np.uint8))
+        figures.codebook_usage(usage, tmp / "usage.png")
 
 
 if __name__ == "__main__":

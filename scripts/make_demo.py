@@ -2,16 +2,14 @@
 """Generate the demo micrographs (dualgen.phantom): images, exact (HQ) masks and model-made (LQ) masks.
 
 Writes OUT/images/demo_NN.png, OUT/masks_hq/demo_NN.png and OUT/masks_lq/demo_NN.png; masks use the
-palette values of config's classes (like the paper's grayscale masks). Same settings -> same bytes.
+palette values of config's classes (like the paper's grayscale masks). The LQ masks carry dualgen.labelnoise
+faults (the code of data.simulate_lq); meta.json gives their disagreement with the HQ masks (share of pixels
+changed, per class). Same settings -> same bytes.
 """
-import sys
-from pathlib import Path
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
-
-from dualgen import artifacts, cli, io, phantom  # noqa: E402
-from dualgen.errors import DualgenError  # noqa: E402
+from dualgen import artifacts, cli, io, labelnoise, phantom
+from dualgen.errors import DualgenError
 
 
 def main(args):
@@ -24,7 +22,8 @@ def main(args):
         )
     values = [c["value"] for c in classes]
     lut = np.array(values, dtype=np.uint8) if not isinstance(values[0], list) else np.array(values, dtype=np.uint8)
-    with artifacts.artifact_dir(args.out, "make_demo", s, demo["seed"], inputs=[]) as tmp:
+    extra, pairs = {}, []
+    with artifacts.artifact_dir(args.out, "make_demo", s, demo["seed"], [], extra) as tmp:
         for sub in ("images", "masks_hq", "masks_lq"):
             (tmp / sub).mkdir()
         for i in range(demo["n_images"]):
@@ -33,7 +32,16 @@ def main(args):
             io.write_png(tmp / "images" / f"{name}.png", image)
             io.write_png(tmp / "masks_hq" / f"{name}.png", lut[hq])
             io.write_png(tmp / "masks_lq" / f"{name}.png", lut[lq])
-            print(f"[{i + 1}/{demo['n_images']}] {name}: {demo['width']}x{demo['height']} px", flush=True)
+            pairs.append((hq, lq))
+            print(f"[{i + 1}/{demo['n_images']}] {name}: {demo['width']}x{demo['height']} px, LQ mask: "
+                  f"{(hq != lq).mean():.1%} of pixels changed", flush=True)
+        # the LQ masks are dualgen.labelnoise faults (as data.simulate_lq) at the phantom's scale
+        stats = labelnoise.disagreement(pairs, len(phantom.CLASS_NAMES))
+        stats["per_class"] = dict(zip(phantom.CLASS_NAMES, stats["per_class"]))
+        extra["lq_disagreement"] = dict(stats, settings=labelnoise.phantom_settings(demo["scale"]))
+        print("LQ masks: " + labelnoise.describe({"changed": stats["changed"],
+                                                  "per_class": list(stats["per_class"].values())}, phantom.CLASS_NAMES),
+              flush=True)
 
 
 if __name__ == "__main__":

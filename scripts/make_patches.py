@@ -1,29 +1,36 @@
 #!/usr/bin/env python
 """Cut the source micrographs and masks into a grid of patches (size, stride, filters from --settings).
 
-Reads data.images / data.masks / data.hq_masks; writes OUT/images, OUT/lq, OUT/hq (PNG per patch),
-OUT/patches.csv (id, source, position, HQ available, class fractions) and OUT/meta.json.
+Reads data.images / data.masks / data.hq_masks; cuts info bands (data.crop_height: N or auto, data.max_band),
+makes the set all gray or all colour, resizes (data.scale), simulates LQ masks (data.simulate_lq). Writes
+OUT/images, OUT/lq, OUT/hq (PNG per patch), OUT/patches.csv (id, source, position, HQ available, rare, class
+fractions of the HQ and LQ masks), OUT/sources.csv (per image: file size, rows cut, size used, gray, patches)
+and OUT/meta.json (with the scale, the channel count and the simulated disagreement).
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dualgen import artifacts, cli, patches  # noqa: E402
+from dualgen import artifacts, cli, patches
 
 
 def main(args):
     s = cli.settings(args)
-    data, p = s["data"], s["patches"]
+    data, p, classes = s["data"], s["patches"], s["classes"]
+    keep_rare = patches.class_ids(p.get("keep_rare") or [], classes)
+    simulate = data.get("simulate_lq")
+    scale = data.get("scale") or 1.0
     sources = patches.load_sources(
-        data["images"], data["masks"], data.get("hq_masks"), s["classes"], data.get("mask_format", "palette"),
-        data.get("crop_height"), data.get("max_pixels", 100_000_000),
+        data["images"], data["masks"], None if simulate else data.get("hq_masks"), classes,
+        data.get("mask_format", "palette"), data.get("crop_height"), data.get("max_pixels", 100_000_000),
+        max_band=data.get("max_band", patches.DEFAULT_MAX_BAND), scale=scale,
     )
+    extra = {"channels": int(sources[0].image.shape[2]), "scale": scale,
+             "rows_cut": {src.name: src.info["rows_cut"] for src in sources if src.info["rows_cut"]}}
+    if simulate:
+        extra["simulated_lq"] = patches.simulate_lq(sources, simulate, len(classes), [c["name"] for c in classes])
     kept = patches.cut(sources, p["size"], p.get("stride", p["size"]), p.get("drop_background_only", True),
-                       p.get("exclude", []), num_classes=len(s["classes"]))
-    inputs = [d for d in (data["images"], data["masks"], data.get("hq_masks")) if d]
-    extra = {"n_patches": len(kept), "channels": int(sources[0].image.shape[2])}
-    with artifacts.artifact_dir(args.out, "patches", s, None, inputs, extra) as tmp:
-        patches.write(kept, tmp)
+                       p.get("exclude", []), num_classes=len(classes), keep_rare=keep_rare)
+    inputs = [d for d in (data["images"], data["masks"], None if simulate else data.get("hq_masks")) if d]
+    extra["n_patches"] = len(kept)
+    with artifacts.artifact_dir(args.out, "patches", s, (simulate or {}).get("seed"), inputs, extra) as tmp:
+        patches.write(kept, tmp, sources)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,16 @@
 """Clean the raw synthetic masks as the paper did (step 7, Fig. 11): k-means on the mask values into as many
 clusters as classes, clusters mapped to the nearest class level, then objects smaller than min_object_px
 (200 px at 256 px patches, scaled with the patch area) filled from the neighbouring class.
-Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, cleaning.png, meta.json.
+Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the masks
+before small-object removal, for scripts/figure.py cleaning), meta.json.
 """
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from dualgen import artifacts, cli, io, plots, postprocess  # noqa: E402
+from dualgen import artifacts, cli, io, postprocess
 
 
 def main(args):
@@ -46,28 +45,7 @@ def main(args):
         for name, c in zip(names, cleaned):
             io.write_png(tmp / "masks" / name, c)
         table.to_csv(tmp / "pool.csv", index=False)
-        figure(raw_dir, names, raws, kmeans, cleaned, classes, tmp / "cleaning.png")
-
-
-def figure(raw_dir, names, raws, kmeans, cleaned, classes, path, n=4):
-    import matplotlib.pyplot as plt
-
-    n = min(n, len(names))
-    fig, axes = plt.subplots(n, 4, figsize=(7.5, 1.9 * n), squeeze=False)
-    for r in range(n):
-        plots.show_image(axes[r, 0], io.read_png(raw_dir / "images" / names[r]), "synthetic micrograph" if r == 0 else None)
-        axes[r, 1].imshow(raws[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axes[r, 2].imshow(plots.colorize(kmeans[r], classes), interpolation="nearest")
-        axes[r, 3].imshow(plots.colorize(cleaned[r], classes), interpolation="nearest")
-        for ax, title in zip(axes[r, 1:], ("raw mask", "k-means", "small objects filled")):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle("Mask post-processing (paper Fig. 11)", fontsize=10)
-    plots.legend(fig, classes)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    plots.save(fig, path)
+        np.save(tmp / "kmeans.npy", np.stack(kmeans).astype(np.uint8), allow_pickle=False)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,18 @@
 paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from dualgen import artifacts, cli, env, generation, plots  # noqa: E402
+from dualgen import artifacts, cli, env, figures, generation
 
 
 def main(args):
     s = cli.settings(args)
     pc = s["pixelcnn"]
-    tf = env.setup_tensorflow(args.threads, pc["seed"])
+    env.setup_tensorflow(args.threads, pc["seed"])
     from dualgen import pixelcnn
 
     codes = Path(args.codes)
@@ -24,34 +22,21 @@ def main(args):
     split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
     cmeta = generation.read_meta(codes)
     k = cmeta["num_embeddings"]
-    model = generation.build_pixelcnn(pc, args.kind, k)
+    spec = pixelcnn.make_spec(pc, args.kind, k, grids.shape[1:])
+    model = pixelcnn.build(spec)
     print(f"PixelCNN ({args.kind}): {int((split == 'train').sum())} training / {int((split == 'val').sum())} "
           f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}", flush=True)
     history = pixelcnn.train_pixelcnn(model, grids[split == "train"], grids[split == "val"], epochs=pc["epochs"],
                                       batch_size=pc["batch_size"], learning_rate=pc["learning_rate"], seed=pc["seed"])
     hist = pd.DataFrame(history)
     val_nll = float(pixelcnn.validation_nll(model, grids[split == "val"]))
-    extra = {"kind": args.kind, "num_embeddings": k, "grid_shape": list(grids.shape[1:]), "val_nll": val_nll,
-             "receptive_rows": int(model.receptive_rows), "receptive_cols": int(model.receptive_cols)}
+    extra = {"val_nll": val_nll, "receptive_rows": int(model.receptive_rows),
+             "receptive_cols": int(model.receptive_cols)}
     print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], [codes / "grids.npy"], extra) as tmp:
-        tf.train.Checkpoint(model=model).write(str(tmp / "checkpoint" / "ckpt"))
+        pixelcnn.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)
-        plot(hist, args.kind, tmp / "nll.png")
-
-
-def plot(hist, kind, path):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for col in [c for c in hist.columns if c != "epoch"]:
-        ax.plot(hist["epoch"] if "epoch" in hist else hist.index, hist[col], label=col)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("NLL (nats per grid cell)")
-    ax.set_title(f"PixelCNN prior ({kind})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    plots.save(fig, path)
+        figures.pixelcnn_history(hist, args.kind, tmp / "nll.png")
 
 
 if __name__ == "__main__":

@@ -1,76 +1,67 @@
 #!/usr/bin/env python
-"""Train the U-Net of one mix (paper Table 3): segmentation_models.Unet, dice + categorical focal loss, Adam,
-ReduceLROnPlateau and EarlyStopping on validation IoU, best weights kept. Resumable after a kill (--work).
-Writes OUT/best.weights.h5, history.csv, history.png, meta.json.
+"""Train the U-Net of one mix and seed (paper Table 3: segmentation_models.Unet, dice + categorical focal loss,
+Adam, ReduceLROnPlateau on validation IoU, best weights kept), then segment the real HQ test set with it, so that
+evaluation needs no TensorFlow. Budget ``updates`` (the same number of optimizer updates for every mix) or
+``epochs`` (the paper's). The pretrain arm trains on its synthetic pairs first, then on the real ones.
+Resumable after a kill (--work). Writes OUT/model/ (weights + spec), history.csv, history.png,
+test_predictions.npz, meta.json.
 """
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from dualgen import artifacts, cli, datasets, env, generation, plots  # noqa: E402
+from dualgen import artifacts, cli, datasets, env, figures, generation, mixes, study
 
 
 def main(args):
     s = cli.settings(args)
-    u = s["unet"]
-    env.setup_tensorflow(args.threads, u["seed"])
-    from dualgen import augment, unet
+    u, seed, mix = s["unet"], s["seed"], mixes.Mix(**s["mix"])
+    env.setup_tensorflow(args.threads, seed)
+    from dualgen import augment, unet, unet_train
 
     manifest = pd.read_csv(Path(args.mix) / "manifest.csv")
     _, x_tr, y_tr = datasets.load_mix(manifest, args.patches, args.pool, "train")
     _, x_va, y_va = datasets.load_mix(manifest, args.patches, args.pool, "val")
-    aug = augment.build_augmentation(s["augmentation"], u["seed"]) if s.get("augmentation") else None
+    origin = manifest.loc[manifest["split"] == "train", "origin"].to_numpy()
+    pretrain = np.flatnonzero(origin == "synth") if mix.pretrain else None
+    aug = augment.build_augmentation(s["augmentation"], seed) if s["augmentation"] else None
     n_classes = len(s["classes"])
-    print(f"{args.name}: {len(x_tr)} training ({int((manifest.origin == 'synth').sum())} synthetic), {len(x_va)} "
-          f"validation images, backbone {u['backbone']}, augmentation: {', '.join(s.get('augmentation') or []) or 'none'}",
-          flush=True)
+    print(f"{mix.name} seed {seed}: {len(x_tr)} training ({int((origin == 'synth').sum())} synthetic"
+          f"{', used first' if mix.pretrain else ''}), {len(x_va)} validation images, backbone {u['backbone']}, "
+          f"budget {u['budget']}, augmentation: {', '.join(s['augmentation']) or 'none'}", flush=True)
     work = generation.resume_dir(args.work, s)
-    model, history = unet.train_unet(
-        x_tr, y_tr, x_va, y_va, backbone=u["backbone"], encoder_weights=u["encoder_weights"], num_classes=n_classes,
-        epochs=u["epochs"], batch_size=u["batch_size"], val_batch_size=u["val_batch_size"],
-        learning_rate=u["learning_rate"], early_stopping_patience=u["early_stopping_patience"],
-        reduce_lr_patience=u["reduce_lr_patience"], seed=u["seed"], out_dir=str(work), augment=aug,
-        bn_momentum=u.get("bn_momentum"), checkpoint_every_s=u.get("checkpoint_every_s", 60),
+    spec = unet.make_spec(u, n_classes, x_tr.shape[1:])
+    model, result = unet_train.train_unet(
+        x_tr, y_tr, x_va, y_va, spec=spec, budget=u["budget"], updates=u["updates"],
+        validate_every=u["validate_every"], epochs=u["epochs"], early_stopping_patience=u["early_stopping_patience"],
+        batch_size=u["batch_size"], val_batch_size=u["val_batch_size"], learning_rate=u["learning_rate"],
+        reduce_lr_patience=u["reduce_lr_patience"], seed=seed, out_dir=str(work), augment=aug, pretrain=pretrain,
+        pretrain_share=u["pretrain_share"], checkpoint_every_s=u["checkpoint_every_s"],
     )
+    ids, _, _, test_images = study.test_set(args.patches, args.datasets, images=True)
+    pred = unet.predict(model, test_images, encoder_weights=spec["encoder_weights"])
     hist = pd.read_csv(work / "history.csv")
-    extra = {"mix": args.name, "n_train": len(x_tr), "n_val": len(x_va), "epochs_run": len(hist),
-             "best_val_iou": float(hist["val_iou_score"].max()), "input_shape": list(model.input_shape[1:]),
-             "num_classes": n_classes, "resumed_from_epoch": history.get("resumed_from_epoch")}
-    inputs = [Path(args.mix) / "manifest.csv"]
-    with artifacts.artifact_dir(args.out, "train_unet", s, u["seed"], inputs, extra) as tmp:
-        shutil.copy(work / "best.weights.h5", tmp / "best.weights.h5")
+    keep = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
+            "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
+            "first_step_seconds")
+    extra = {"mix": mix.name, "n_train": len(x_tr), "n_val": len(x_va), "n_test": len(ids),
+             **{k: result[k] for k in keep}, "train_seconds": float(sum(result["seconds_per_period"]))}
+    inputs = [Path(args.mix) / "manifest.csv", Path(args.datasets) / "SHQ.csv"]
+    with artifacts.artifact_dir(args.out, "train_unet", s, seed, inputs, extra) as tmp:
+        unet.save(model, tmp / "model", spec)
+        study.write_test_predictions(tmp, ids, pred, tmp / "model" / unet.WEIGHTS)
         hist.to_csv(tmp / "history.csv", index=False)
-        plot(hist, args.name, tmp / "history.png")
+        figures.unet_history(hist, f"{mix.name} (seed {seed})", tmp / "history.png")
     shutil.rmtree(work, ignore_errors=True)  # the checkpoints are no longer needed once the result is complete
-
-
-def plot(hist, name, path):
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    epoch = hist["epoch"] + 1
-    a.plot(epoch, hist["loss"], label="train")
-    a.plot(epoch, hist["val_loss"], label="validation")
-    a.set_ylabel("dice + focal loss")
-    b.plot(epoch, hist["iou_score"], label="train")
-    b.plot(epoch, hist["val_iou_score"], label="validation")
-    b.set_ylabel("IoU")
-    for ax in (a, b):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"U-Net {name}")
-    fig.tight_layout()
-    plots.save(fig, path)
 
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
-    p.add_argument("--name", required=True, help="the mix name")
     p.add_argument("--mix", required=True, help="the build_mix folder")
     p.add_argument("--patches", required=True)
+    p.add_argument("--datasets", required=True, help="the datasets folder (the test set)")
     p.add_argument("--pool", default=None, help="the synthetic pool folder (postprocess output)")
     p.add_argument("--work", required=True, help="folder for resumable checkpoints")
     p.add_argument("--out", required=True)

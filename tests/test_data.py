@@ -87,10 +87,40 @@ def test_crop_option_cuts_info_band(tmp_path):
     img = np.asarray(Image.open(root / "images" / "img0.png"))
     band = np.concatenate([img, np.full((16, 64, 3), 255, np.uint8)])
     Image.fromarray(band).save(root / "images" / "img0.png")
-    with pytest.raises(DualgenError, match="set data.crop_height"):
+    with pytest.raises(DualgenError, match="set data.crop_height: auto"):
         patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette")
     src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", crop_height=64, log=lambda *a: 0)
     assert src[0].image.shape == (64, 64, 3) and np.array_equal(src[0].image, img)
+    lines = []
+    src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", crop_height="auto",
+                               log=lines.append)
+    assert src[0].image.shape == (64, 64, 3) and np.array_equal(src[0].image, img)
+    assert lines == ["read img0.png: 64x80 px, 16 rows cut (info band), colour"]
+
+
+def test_gray_rgb_jpeg_with_a_coloured_band_is_gray_after_cropping(tmp_path):
+    """A gray micrograph saved as RGB JPEG, its info band holding a coloured scale bar: 1 channel."""
+    root = make_user_data(tmp_path / "d", n=2, h=64, w=64, rgb=False)
+    for i in range(2):
+        gray = np.asarray(Image.open(root / "images" / f"img{i}.png"))
+        band = np.zeros((12, 64, 3), np.uint8)
+        band[4:9, 30:60] = (40, 200, 60)
+        rgb = np.concatenate([np.repeat(gray[..., None], 3, axis=2), band])
+        Image.fromarray(rgb).save(root / "images" / f"img{i}.jpg", quality=90)
+        (root / "images" / f"img{i}.png").unlink()
+    assert io.read_micrograph(root / "images" / "img0.jpg").shape == (76, 64, 3)  # the whole file: colour
+    src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", crop_height="auto",
+                               log=lambda *a: 0)
+    assert [s.image.shape for s in src] == [(64, 64, 1), (64, 64, 1)]
+
+
+def test_mask_stored_as_equal_channel_rgb(tmp_path):
+    root = make_user_data(tmp_path / "d", n=1, h=64, w=64)
+    ids = io.read_mask(root / "masks" / "img0.png", CLASSES, "palette")
+    gray = np.asarray(Image.open(root / "masks" / "img0.png"))
+    Image.fromarray(np.repeat(gray[..., None], 3, axis=2)).save(root / "masks" / "img0.png")
+    src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", log=lambda *a: 0)
+    assert np.array_equal(src[0].lq, ids) and len(np.unique(ids)) == 4
 
 
 def test_patch_grid_keeps_source_position_and_filters(tmp_path):
@@ -183,7 +213,9 @@ def test_make_datasets_script(tmp_path, user_data):
     assert proc.returncode == 0, proc.stderr
     for name in datasets.BASES:
         assert (out / f"{name}.csv").exists()
-    assert (out / "preview.png").stat().st_size > 5000
+    shares = pd.read_csv(out / "class_shares.csv")
+    assert list(shares.columns) == ["dataset", "split", "n_patches", "matrix", "oxide", "nd_rich", "eta"]
+    assert not (out / "preview.png").exists()  # figures are drawn by figure rules (scripts/figure.py datasets)
     ids, images, masks = datasets.load(tmp_path / "out" / "patches", out / "BMQ.csv", "train")
     assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32) and masks.max() <= 3
     s["datasets"]["big_train"] = 40

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import PY, REPO, env, snakemake
 
-HOLD = ("import sys, time; sys.path.insert(0, %r); from dualgen import devices; "
-        "print(devices.claim(wait_seconds=60), flush=True); time.sleep(float(sys.argv[1]))") % str(REPO)
+HOLD = ("import sys, time; from dualgen import devices; "
+        "print(devices.claim(wait_seconds=60), flush=True); time.sleep(float(sys.argv[1]))")
 
 
 def holder(tmp_path, seconds):

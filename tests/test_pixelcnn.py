@@ -1,5 +1,7 @@
 """PixelCNN prior: causality and receptive field, the fast sampler's exactness, seeds, chunking, training,
-the NaN stop, checkpoints. Tiny models (16 filters) so the file runs in well under a minute on 2 cores."""
+the NaN stop, save/load. Tiny models (16 filters) so the file runs in well under a minute on 2 cores."""
+import json
+
 import numpy as np
 import pytest
 
@@ -81,7 +83,7 @@ def stripes(n, size=8, seed=0):
     return ((a[:, None, None] + np.arange(size)[None, :, None]) % 4 + np.zeros((1, 1, size), int)).astype(np.int32)
 
 
-def test_training_lowers_the_nll_and_a_checkpoint_restores_it(tmp_path):
+def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     grids = stripes(24)
     m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0)
     hist = P.train_pixelcnn(m, grids[:20], grids[20:], epochs=5, batch_size=4, learning_rate=3e-3, seed=0,
@@ -91,11 +93,22 @@ def test_training_lowers_the_nll_and_a_checkpoint_restores_it(tmp_path):
     assert hist["train_nll"][-1] < hist["train_nll"][0]
     assert abs(P.validation_nll(m, grids[20:]) - hist["val_nll"][-1]) < 1e-6
 
-    tf.train.Checkpoint(model=m).write(str(tmp_path / "ckpt"))
-    other = P.PixelCNN(4, filters=16, num_blocks=1, seed=7)
-    assert not np.array_equal(m(grids[:2]).numpy(), other(grids[:2]).numpy())
-    tf.train.Checkpoint(model=other).read(str(tmp_path / "ckpt")).assert_consumed()
+    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])
+    assert spec == {"kind": "plain", "num_embeddings": 4, "filters": 16, "num_blocks": 1, "grid_shape": [8, 8]}
+    P.save(m, tmp_path / "saved", spec)
+    other, loaded = P.load(tmp_path / "saved")
+    assert loaded == spec and (other.kind, other.num_blocks) == ("plain", 1)
     assert np.array_equal(m(grids[:2]).numpy(), other(grids[:2]).numpy())
+
+
+def test_load_errors_name_the_folder(tmp_path):
+    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "gated", 4, (8, 8))
+    P.save(P.build(spec), tmp_path / "saved", spec)
+    with pytest.raises(DualgenError, match=f"{tmp_path / 'nowhere'}: no PixelCNN checkpoint"):
+        P.load(tmp_path / "nowhere")
+    (tmp_path / "saved" / "spec.json").write_text(json.dumps({**spec, "filters": 8}))  # another model
+    with pytest.raises(DualgenError, match=f"{tmp_path / 'saved'}: cannot load the PixelCNN"):
+        P.load(tmp_path / "saved")
 
 
 def test_nan_loss_stops_with_one_clear_error():

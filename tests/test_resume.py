@@ -74,14 +74,14 @@ def test_vqvae_killed_mid_training_resumes(tmp_path):
 
 
 def test_unet_killed_mid_training_resumes(tmp_path):
-    target = "results/ci/unet/SHQ_000"
-    proc = start(tmp_path, target, "unet: {epochs: 6, checkpoint_every_s: 0}\n")
-    log = tmp_path / "results" / "ci" / "logs" / "train_unet" / "SHQ_000.log"
+    target = "results/ci/unet/SHQ_000/seed0"
+    proc = start(tmp_path, target, "unet: {updates: 24, validate_every: 4, checkpoint_every_s: 0}\n")
+    log = tmp_path / "results" / "ci" / "logs" / "train_unet" / "SHQ_000" / "seed0.log"
     kill_when(log, "Epoch 3/6", "scripts/train_unet.py", tmp_path)
     proc.wait(timeout=120)
     assert proc.returncode != 0
     done = resume(tmp_path, target)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "resuming from epoch" in log.read_text()
+    assert "resuming from period" in log.read_text()
     meta = json.loads((tmp_path / target / "meta.json").read_text())
-    assert meta["resumed_from_epoch"] >= 2 and meta["epochs_run"] == 6
+    assert meta["resumed_from_period"] >= 2 and meta["updates"] == 24

@@ -1,5 +1,6 @@
-"""The U-Net: building (ImageNet weights only from the cache, never downloaded), the data pipeline, a tiny
-training with its files, resume after a kill, the NaN stop, prediction."""
+"""The U-Net: building (ImageNet weights only from the cache, never downloaded), the data pipeline and its batch
+plans (equal budgets, the pretrain arm), a tiny training with its files, resume after a kill, the NaN stop,
+prediction."""
 import json
 import math
 import socket
@@ -14,7 +15,7 @@ env.setup_tensorflow(1, 0)
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen import augment, unet  # noqa: E402
+from dualgen import augment, unet, unet_data, unet_train  # noqa: E402
 from dualgen.errors import DualgenError  # noqa: E402
 
 SIZE, CLASSES, BACKBONE = 32, 4, "resnet18"
@@ -29,8 +30,9 @@ def phantom(n, seed, channels=3, size=SIZE):
     return (np.repeat(images, 3, -1) if channels == 3 else images), masks
 
 
-SETTINGS = dict(backbone=BACKBONE, encoder_weights=None, num_classes=CLASSES, epochs=2, batch_size=4, val_batch_size=1,
-                learning_rate=1e-3, early_stopping_patience=5, reduce_lr_patience=5, seed=3)
+SPEC = dict(backbone=BACKBONE, encoder_weights=None, num_classes=CLASSES, input_shape=(SIZE, SIZE, 3))
+SETTINGS = dict(spec=SPEC, budget="epochs", epochs=2, batch_size=4, val_batch_size=1, learning_rate=1e-3,
+                early_stopping_patience=5, reduce_lr_patience=5, seed=3)
 
 
 def train(out_dir, **overrides):
@@ -40,7 +42,7 @@ def train(out_dir, **overrides):
     kwargs = dict(SETTINGS, out_dir=out_dir, log=logs.append,
                   augment=augment.build_augmentation(["RandomBrightness", "GaussNoise", "Blur"], seed=3))
     kwargs.update(overrides)
-    model, info = unet.train_unet(x, y, xv, yv, **kwargs)
+    model, info = unet_train.train_unet(x, y, xv, yv, **kwargs)
     return model, info, logs
 
 
@@ -105,31 +107,64 @@ def test_imagenet_weights_from_the_cache_and_gray_images(offline_home):
     x, _ = phantom(2, 5, channels=1)
     scaled = unet.preprocess(x, "imagenet", "mobilenetv2")
     assert scaled.shape == (2, SIZE, SIZE, 3) and scaled.min() >= -1 and scaled.max() <= 1  # mobilenet: [-1, 1]
-    assert unet.predict(model, x, encoder_weights="imagenet").shape == (2, SIZE, SIZE)
+    pred = unet.predict(model, x, encoder_weights="imagenet")
+    assert pred.shape == (2, SIZE, SIZE)
+    spec = unet.make_spec({"backbone": "mobilenetv2", "encoder_weights": "imagenet"}, CLASSES, x.shape[1:])
+    unet.save(model, offline_home / "saved", spec)
+    (cache / fname).unlink()  # loading a trained U-Net never needs the ImageNet file
+    again, spec = unet.load(offline_home / "saved")
+    assert again.input_shape == (None, SIZE, SIZE, 3) and spec["input_shape"] == [SIZE, SIZE, 1]
+    assert np.array_equal(unet.predict(again, x, encoder_weights=spec["encoder_weights"]), pred)
+
+
+def _scale(images):
+    return unet.preprocess(images)
 
 
 def test_dataset_order_augmentation_and_one_hot_masks():
     x, y = phantom(10, 2)
     aug = augment.build_augmentation(list(augment.AUGMENTATIONS), seed=1)
 
-    def batches(**kw):
-        ds = unet.make_dataset(x, y, CLASSES, 4, shuffle=True, seed=9, augment=aug, epochs=2, **kw)
+    def batches(first=0):
+        plan = unet_data.batch_plan(10, 4, 2, math.ceil(10 / 4), 9, first_period=first, epoch_mode=True)
+        ds = unet_data.make_dataset(x, y, CLASSES, 4, plan=plan, seed=9, augment=aug, preprocess=_scale)
         return [(a.numpy(), b.numpy()) for a, b in ds]
 
     full = batches()
     assert len(full) == 2 * math.ceil(10 / 4) and all(a.shape == (4, SIZE, SIZE, 3) for a, _ in full)
     again = batches()
     assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(full, again))
-    assert all(np.array_equal(a, c) for (a, _), (c, _) in zip(full[3:], batches(first_epoch=1)))  # resume: same epoch 1
+    assert all(np.array_equal(a, c) for (a, _), (c, _) in zip(full[3:], batches(first=1)))  # resume: same epoch 1
     originals = {y[i].tobytes(): i for i in range(10)}
     for images, onehot in full:
         assert images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
         assert np.all(onehot.sum(-1) == 1)
         for mask in onehot.argmax(-1).astype(np.uint8):  # every mask is one of the inputs, unchanged
             assert mask.tobytes() in originals
-    val = list(unet.make_dataset(x, y, CLASSES, 4, shuffle=False, seed=0))
+    val = list(unet_data.make_dataset(x, y, CLASSES, 4, preprocess=_scale))
     assert [len(a) for a, _ in val] == [4, 4, 2]
     assert np.array_equal(np.concatenate([b.numpy() for _, b in val]).argmax(-1), y)
+
+
+def test_batch_plans_equal_budgets_and_pretrain_arm():
+    """updates: the same number of updates whatever the set size, one continuous stream of seeded permutations
+    (every image once per pass); resuming at a period gives the same batches; the pretrain arm draws its first
+    periods from the synthetic images only, then only from the real ones."""
+    for n in (5, 40):
+        periods, steps = unet_data.periods_and_steps("updates", n, 4, updates=24, validate_every=6)
+        plan = unet_data.batch_plan(n, 4, periods, steps, seed=1)
+        assert (periods, steps) == (4, 6) and plan.shape == (24, 4, 3)
+        stream = plan[..., 2].ravel()
+        for start in range(0, len(stream) - n + 1, n):  # full passes: each image exactly once
+            assert sorted(stream[start:start + n]) == list(range(n))
+        assert np.array_equal(unet_data.batch_plan(n, 4, periods, steps, seed=1, first_period=2), plan[12:])
+        assert not np.array_equal(unet_data.batch_plan(n, 4, periods, steps, seed=2), plan)
+    assert unet_data.periods_and_steps("epochs", 10, 4, epochs=3) == (3, 3)
+    synth = np.arange(6, 14)  # images 6..13 synthetic, 0..5 real
+    plan = unet_data.batch_plan(14, 2, 4, 3, seed=0, pretrain=synth, pretrain_periods=2)
+    assert set(plan[:6, :, 2].ravel()) <= set(synth) and set(plan[6:, :, 2].ravel()) <= set(range(6))
+    with pytest.raises(DualgenError, match="unknown 'steps'"):
+        unet_data.periods_and_steps("steps", 10, 4)
 
 
 def test_training_writes_history_and_best_weights_and_predicts(trained):
@@ -138,9 +173,10 @@ def test_training_writes_history_and_best_weights_and_predicts(trained):
     header = lines[0].split(",")
     assert len(lines) == 3
     assert {"epoch", "loss", "val_loss", "iou_score", "val_iou_score", "lr", "seconds"} <= set(header)
-    assert info["epochs_run"] == 2 and info["resumed_from_epoch"] is None and not info["stopped_early"]
+    assert {"updates"} <= set(header) and info["updates"] == 2 * 2  # 8 images, batch 4: 2 updates per epoch
+    assert info["periods"] == 2 and info["resumed_from_period"] is None and not info["stopped_early"]
     assert info["best_val_iou_score"] == max(info["history"]["val_iou_score"])
-    assert info["first_step_seconds"] > 0 and len(info["seconds_per_epoch"]) == 2
+    assert info["first_step_seconds"] > 0 and len(info["seconds_per_period"]) == 2
     state = json.loads((out / "last_epoch.json").read_text())
     assert state["finished"] and state["epoch"] == 1 and not (out / "last.weights.h5").exists()
     size = (out / "best.weights.h5").stat().st_size  # weights only: 1x the model, not 3x (with Adam's moments)
@@ -148,9 +184,17 @@ def test_training_writes_history_and_best_weights_and_predicts(trained):
     x, y = phantom(3, 7)
     pred = unet.predict(model, x)
     assert pred.shape == (3, SIZE, SIZE) and pred.dtype == np.uint8 and pred.max() < CLASSES
-    fresh = unet.build_unet(BACKBONE, None, CLASSES, (SIZE, SIZE, 3))  # as dualgen.study.load_unet does it
-    fresh.load_weights(str(out / "best.weights.h5"))
-    assert np.array_equal(unet.predict(fresh, x), pred)
+    spec = unet.make_spec({**SPEC, "bn_momentum": 0.9}, CLASSES, model.input_shape[1:])
+    unet.save(model, out / "saved", spec)
+    fresh, loaded = unet.load(out / "saved")
+    assert loaded == {"backbone": BACKBONE, "num_classes": CLASSES, "input_shape": [SIZE, SIZE, 3],
+                      "encoder_weights": None, "bn_momentum": 0.9}
+    assert np.array_equal(unet.predict(fresh, x, encoder_weights=loaded["encoder_weights"]), pred)
+    (out / "saved" / unet.WEIGHTS).write_bytes(b"damaged")
+    with pytest.raises(DualgenError, match=f"{out / 'saved' / unet.WEIGHTS}: cannot load the U-Net weights"):
+        unet.load(out / "saved")
+    with pytest.raises(DualgenError, match=f"{out / 'nowhere'}: no U-Net checkpoint"):
+        unet.load(out / "nowhere")
 
 
 class Killed(Exception):
@@ -159,26 +203,26 @@ class Killed(Exception):
 
 def test_a_killed_training_resumes_at_the_next_epoch_and_ends_the_same(trained, tmp_path, monkeypatch):
     out_a, _, info_a = trained
-    commit = unet._Keeper.on_epoch_end
+    commit = unet_train._Keeper.on_epoch_end
 
     def kill_after_first_epoch(self, epoch, logs=None):
         commit(self, epoch, logs)
         raise Killed()
 
-    monkeypatch.setattr(unet, "CHECKPOINT_EVERY_S", 0.0)  # commit after every epoch
-    monkeypatch.setattr(unet._Keeper, "on_epoch_end", kill_after_first_epoch)
+    monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)  # commit after every epoch
+    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_epoch)
     with pytest.raises(Killed):
         train(tmp_path)
     assert json.loads((tmp_path / "last_epoch.json").read_text())["epoch"] == 0
     assert (tmp_path / "last.weights.h5").exists()
-    monkeypatch.setattr(unet._Keeper, "on_epoch_end", commit)
+    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", commit)
     model, info, logs = train(tmp_path)
-    assert any("resuming from epoch 1" in line for line in logs)
-    assert info["resumed_from_epoch"] == 1 and info["epochs_run"] == 2 and len(info["seconds_per_epoch"]) == 1
+    assert any("resuming from period 1" in line for line in logs)
+    assert info["resumed_from_period"] == 1 and info["updates"] == 4 and len(info["seconds_per_period"]) == 1
     for key in ("loss", "val_loss", "val_iou_score"):  # same data order, augmentation and Adam state as unbroken
         assert np.allclose(info["history"][key], info_a["history"][key], rtol=1e-5, atol=1e-6), key
     _, info_again, logs_again = train(tmp_path)  # finished: nothing to do
-    assert any("finished already" in line for line in logs_again) and info_again["epochs_run"] == 2
+    assert any("finished already" in line for line in logs_again) and info_again["updates"] == 4
 
 
 def test_checkpoints_between_commits_keep_the_best_weights(tmp_path):
@@ -189,7 +233,7 @@ def test_checkpoints_between_commits_keep_the_best_weights(tmp_path):
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
     model.compile(tf.keras.optimizers.Adam(1e-3), loss="mse")
     model.optimizer.build(model.trainable_variables)
-    keeper = unet._Keeper(tmp_path, None, None, [])
+    keeper = unet_train._Keeper(tmp_path, None, None, [])
     keeper.set_model(model)
     keeper.set_params({"epochs": 5})
     keeper.on_train_begin()
@@ -215,7 +259,7 @@ def test_checkpoints_between_commits_keep_the_best_weights(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
-    stop = unet._StopOnNaN()
+    stop = unet_train._StopOnNaN()
     stop.on_epoch_begin(2)
     stop.on_train_batch_end(0, {"loss": 0.75})
     with pytest.raises(DualgenError, match=r"NaN/Inf at epoch 3 \(last finite loss 0.75\): lower unet.learning_rate"):
@@ -236,4 +280,4 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
 def test_bad_masks_are_one_line_errors(tmp_path):
     x, y = phantom(4, 0)
     with pytest.raises(DualgenError, match="outside 0..3"):
-        unet.train_unet(x, y + 1, x, y, **dict(SETTINGS, out_dir=tmp_path))
+        unet_train.train_unet(x, y + 1, x, y, **dict(SETTINGS, out_dir=tmp_path))

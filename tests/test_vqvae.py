@@ -1,5 +1,7 @@
-"""VQ-VAE: shapes, data round trip, tiny training, best checkpoint, resume, clear load errors, NaN stop."""
+"""VQ-VAE: shapes, data round trip, tiny training, best checkpoint, resume, save/load and clear load errors,
+NaN stop."""
 import hashlib
+import json
 import shutil
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from dualgen import env
 
 tf = env.setup_tensorflow(1, 0)
+from dualgen import artifacts  # noqa: E402
 from dualgen import vqvae as V  # noqa: E402
 from dualgen.errors import DualgenError  # noqa: E402
 
@@ -53,12 +56,13 @@ def runs(data, tmp_path_factory):
     root = tmp_path_factory.mktemp("vqvae")
     full = tiny()
     before = mse(full, val)
-    hist_full = V.train_vqvae(full, train, val, steps=60, out_dir=root / "full", log=lambda m: None, **TRAIN)
+    res_full = V.train_vqvae(full, train, val, steps=60, out_dir=root / "full", log=lambda m: None, **TRAIN)
     part, logs = tiny(), []
     V.train_vqvae(part, train, val, steps=30, out_dir=root / "part", log=logs.append, **TRAIN)
     part = tiny()  # a fresh process would build a fresh model
-    hist_part = V.train_vqvae(part, train, val, steps=60, out_dir=root / "part", log=logs.append, **TRAIN)
-    return dict(root=root, full=full, before=before, hist_full=hist_full, part=part, hist_part=hist_part, logs=logs)
+    res_part = V.train_vqvae(part, train, val, steps=60, out_dir=root / "part", log=logs.append, **TRAIN)
+    return dict(root=root, full=full, before=before, res_full=res_full, hist_full=res_full["history"], part=part,
+                res_part=res_part, hist_part=res_part["history"], logs=logs)
 
 
 @pytest.mark.parametrize("quantizer", ["ema", "vq"])
@@ -103,25 +107,34 @@ def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
     assert set(hist[0]) == {"step", "train_recon", "train_vq_loss", "perplexity", "val_recon"}
     assert min(h["val_recon"] for h in hist) < 0.6 * runs["before"]
     assert all(np.isfinite(list(h.values())).all() for h in hist)
-    best = V.load_vqvae(tiny(), runs["root"] / "full" / "best")
+    best, spec = V.load(runs["root"] / "full" / "best")
+    assert spec == {"channels": 4, **TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}
     assert mse(best, data[1]) == pytest.approx(min(h["val_recon"] for h in hist), rel=1e-4)
+    result = runs["res_full"]
+    assert result["best_val_recon"] == min(h["val_recon"] for h in hist) and result["resumed_from_step"] is None
+    assert result["best_step"] == min(hist, key=lambda h: h["val_recon"])["step"]
     assert not list(runs["root"].glob("full/.*"))  # no temp folders left
+    assert not hasattr(runs["full"], "resumed_from_step")  # results are returned, not set on the model
 
 
 def test_best_checkpoint_is_the_lowest_validation_error_not_the_last(data, tmp_path):
     """Validation on blank patches: the untrained model (output ~0) fits them best, training makes it worse."""
     seen = []
-    hist = V.train_vqvae(tiny(), data[0], np.zeros((4, 32, 32, 4), np.float32), steps=20, out_dir=tmp_path,
-                         log=lambda m: None, monitor=lambda step, model: seen.append(step), **{**TRAIN, "eval_every": 5})
-    vals = [h["val_recon"] for h in hist]
+    result = V.train_vqvae(tiny(), data[0], np.zeros((4, 32, 32, 4), np.float32), steps=20, out_dir=tmp_path,
+                           log=lambda m: None, monitor=lambda step, model: seen.append(step),
+                           **{**TRAIN, "eval_every": 5})
+    vals = [h["val_recon"] for h in result["history"]]
     assert seen == [5, 10, 15, 20] and np.argmin(vals) < len(vals) - 1
-    best = V.load_vqvae(tiny(), tmp_path / "best")
+    assert result["best_step"] == 5 * (int(np.argmin(vals)) + 1)
+    best, _ = V.load(tmp_path / "best")
     assert mse(best, np.zeros((4, 32, 32, 4), np.float32)) == pytest.approx(min(vals), rel=1e-4)
 
 
 def test_resume_continues_from_the_last_step(runs):
     assert "resuming from step 30" in " ".join(runs["logs"])
-    assert runs["part"].resumed_from_step == 30
+    assert runs["res_part"]["resumed_from_step"] == 30
+    assert {k: v for k, v in runs["res_part"].items() if k != "resumed_from_step"} == \
+        {k: v for k, v in runs["res_full"].items() if k != "resumed_from_step"}
     assert [h["step"] for h in runs["hist_part"]] == [10, 20, 30, 40, 50, 60]
     assert runs["hist_part"] == runs["hist_full"]
     for a, b in zip(weights(runs["full"]), weights(runs["part"])):
@@ -129,23 +142,44 @@ def test_resume_continues_from_the_last_step(runs):
     logs = []
     again = V.train_vqvae(tiny(), *[np.zeros((2, 32, 32, 4), np.float32)] * 2, steps=60,
                           out_dir=runs["root"] / "part", log=logs.append, **TRAIN)
-    assert len(again) == 6 and "nothing to do" in logs[-1]
+    assert len(again["history"]) == 6 and "nothing to do" in logs[-1]
+
+
+def test_save_and_load_round_trip(runs, data, tmp_path):
+    model = runs["full"]
+    V.save(model, tmp_path / "saved", model.spec)
+    assert {p.name for p in (tmp_path / "saved").iterdir()} == {"ckpt.index", "ckpt.data-00000-of-00001", "spec.json"}
+    again, spec = V.load(tmp_path / "saved")
+    assert spec == dict(model.spec) and again.spec == spec
+    np.testing.assert_array_equal(again(tf.constant(data[1]), is_training=False)["x_recon"].numpy(),
+                                  model(tf.constant(data[1]), is_training=False)["x_recon"].numpy())
 
 
 def test_checkpoint_errors_name_the_folder(runs, tmp_path):
     best = runs["root"] / "full" / "best"
-    with pytest.raises(DualgenError, match=f"{best}.*does not match.*num_embeddings=5"):
-        V.load_vqvae(tiny(num_embeddings=5), best)
+    mismatch = tmp_path / "mismatch"
+    shutil.copytree(best, mismatch)
+    spec = json.loads((mismatch / "spec.json").read_text())
+    (mismatch / "spec.json").write_text(json.dumps({**spec, "num_embeddings": 5}))
+    with pytest.raises(DualgenError, match=f"{mismatch}.*does not match.*num_embeddings=5"):
+        V.load(mismatch)
+    (mismatch / "spec.json").write_text(json.dumps({**spec, "num_residual_layers": 2}))
     with pytest.raises(DualgenError, match="does not match"):
-        V.load_vqvae(tiny(num_residual_layers=2), best)
+        V.load(mismatch)
     with pytest.raises(DualgenError, match=f"{tmp_path / 'nowhere'}: no VQ-VAE checkpoint"):
-        V.load_vqvae(tiny(), tmp_path / "nowhere")
+        V.load(tmp_path / "nowhere")
+    (mismatch / "spec.json").write_text("{not json")
+    with pytest.raises(DualgenError, match=f"{mismatch / 'spec.json'}: unreadable or damaged"):
+        V.load(mismatch)
+    (mismatch / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k != "channels"}))
+    with pytest.raises(DualgenError, match="lacks channels"):
+        V.load(mismatch)
     broken = tmp_path / "broken"
     shutil.copytree(best, broken)
     for f in broken.glob("ckpt.data-*"):
         f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(DualgenError, match=str(broken)):
-        V.load_vqvae(tiny(), broken)
+        V.load(broken)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_best(runs, data, tmp_path):
@@ -171,8 +205,10 @@ def test_decode_of_encode_equals_the_reconstruction(runs, data):
 
 
 def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
-    (tmp_path / ".last.old-99").mkdir()
-    (tmp_path / ".last.old-99" / "history.json").write_text("[]")
-    (tmp_path / ".last.tmp-98").mkdir()  # half written
-    V._recover(tmp_path / "last")
-    assert (tmp_path / "last" / "history.json").exists() and not list(tmp_path.glob(".*"))
+    (tmp_path / ".old-99-last").mkdir()
+    (tmp_path / ".old-99-last" / "history.json").write_text("[]")
+    (tmp_path / ".tmp-98-last").mkdir()  # half written
+    (tmp_path / ".tmp-97-first-last").mkdir()  # another folder's ("first-last"): not ours to touch
+    artifacts.recover(tmp_path / "last")
+    assert (tmp_path / "last" / "history.json").exists()
+    assert [p.name for p in tmp_path.glob(".*")] == [".tmp-97-first-last"]

@@ -44,18 +44,39 @@ def test_ci_study_produces_every_artifact(ci_run):
     out = ci_run / "results" / "ci"
     cfg = ci_config()
     mixes = enumerate_mixes(cfg["mixes"], cfg["datasets"])
+    seeds = cfg["unet"]["seeds"]
     table = pd.read_csv(out / "study" / "metrics.csv")
     assert list(table["mix"]) == [m.name for m in mixes]
-    for col in ("base", "percent", "n_real", "n_synth", "accuracy", "miou", "missing_class_iou", "iou_0", "iou_3"):
-        assert col in table.columns
+    for col in ("base", "percent", "arm", "n_real", "n_synth", "n_seeds", "accuracy", "miou", "missing_class_iou",
+                "missing_class_iou_lo", "missing_class_iou_hi", "iou_matrix", "iou_eta"):
+        assert col in table.columns, col
+    assert (table["n_seeds"] == len(seeds)).all()
     assert table["accuracy"].between(0, 1).all() and table["missing_class_iou"].between(0, 1).all()
-    for fig in ("accuracy", "miou", "missing_class_iou", "per_class", "overlays"):
-        assert (out / "study" / f"{fig}.png").stat().st_size > 10_000, fig
+    assert (table["missing_class_iou_lo"] <= table["missing_class_iou"]).all()
+    per_image = pd.read_csv(out / "study" / "per_image.csv")
+    n_test = cfg["datasets"]["test"]
+    assert len(per_image) == len(mixes) * len(seeds) * n_test
+    assert {"mix", "base", "percent", "seed", "image", "source", "iou_nd_rich"} <= set(per_image.columns)
+    comparisons = pd.read_csv(out / "study" / "comparisons.csv")
+    pairs = set(zip(comparisons["mix"], comparisons["reference"]))
+    assert ("BMQ_100", "BMQ_000") in pairs and ("SyntMQ_050", "BMQ_000") in pairs and ("BMQ_aug", "BMQ_000") in pairs
+    assert ("SHQ_pt100", "SHQ_000") in pairs and ("BMQ_000", "BMQ_000") not in pairs
+    row = comparisons[(comparisons.mix == "BMQ_100") & (comparisons.metric == "missing_class_iou")].iloc[0]
+    assert row["ci_low"] <= row["mean_diff"] <= row["ci_high"] and 0 <= row["p_holm"] <= 1
+    for fig in ("accuracy", "miou", "missing_class_iou", "per_class", "overlays", "forest", "convergence"):
+        assert (out / "figures" / "study" / f"{fig}.png").stat().st_size > 10_000, fig
+    assert "BMQ_100 vs BMQ_000" in (out / "figures" / "study" / "findings.html").read_text()
+    for fig in ("datasets/preview", "vqvae/recon_steps", "codes/codes", "cleaning/cleaning",
+                "synthetic/synthetic_vs_real", "pretest/pretest"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 5_000, fig
     for folder in ("patches", "datasets", "vqvae", "codes", "pixelcnn/plain", "pixelcnn/gated", "synthetic/codes",
-                   "synthetic/raw", "synthetic/clean", "figures/synthetic", "pretest", "study"):
+                   "synthetic/raw", "synthetic/clean", "pretest", "study", "unet/BMQ_000/seed0"):
         meta = json.loads((out / folder / "meta.json").read_text())
         assert meta["inputs_sha256"] or folder == "patches", folder
         assert meta["libraries"]["tensorflow"] and meta["wall_seconds"] >= 0
+    unet = json.loads((out / "unet" / "BMQ_100" / "seed1" / "meta.json").read_text())
+    assert unet["updates"] == cfg["unet"]["updates"] and unet["seed"] == 1  # the equal budget
+    assert json.loads((out / "unet" / "SHQ_000" / "seed0" / "meta.json").read_text())["updates"] == unet["updates"]
     codes = json.loads((out / "codes" / "meta.json").read_text())
     assert 0 <= codes["recon_mask_agreement"]["val"]["miou"] <= 1
     pool = pd.read_csv(out / "synthetic" / "clean" / "pool.csv")
@@ -63,7 +84,7 @@ def test_ci_study_produces_every_artifact(ci_run):
     manifest = pd.read_csv(out / "mixes" / "SyntMQ_050" / "manifest.csv")
     assert (manifest.loc[manifest.split == "train", "origin"] == "synth").all()
     assert (manifest.loc[manifest.split == "val", "origin"] == "real").all()
-    assert not list(out.rglob(".*.tmp-*")), "temporary files left behind"
+    assert not list(out.rglob(".tmp-*")) + list(out.rglob(".old-*")), "temporary files left behind"
 
 
 def test_nothing_to_do_after_a_complete_run(ci_run):
@@ -76,8 +97,17 @@ def _override(ci_run, name, text):
     return planned_jobs(snakemake("-n", "--configfile", CI, path, workdir=ci_run))
 
 
+FIGURE_RULES = {"figure_datasets", "figure_vqvae", "figure_codes", "figure_cleaning", "figure_synthetic",
+                "figure_pretest", "figure_study"}
+
+
+def _n_trainings():
+    cfg = ci_config()
+    return len(enumerate_mixes(cfg["mixes"], cfg["datasets"])) * len(cfg["unet"]["seeds"])
+
+
 def test_unet_setting_reruns_only_training_evaluation_and_aggregation(ci_run):
-    n = len(enumerate_mixes(ci_config()["mixes"], ci_config()["datasets"]))
+    n = _n_trainings()
     jobs = _override(ci_run, "unet", "unet: {learning_rate: 0.002}\n")
     assert jobs.get("train_unet") == n and jobs.get("evaluate") == n and jobs.get("aggregate") == 1
     assert not {"train_vqvae", "encode", "train_pixelcnn", "sample", "decode", "postprocess", "build_mix"} & set(jobs)
@@ -88,8 +118,55 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
     synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0]
     jobs = _override(ci_run, "pixelcnn", "pixelcnn: {epochs: 3}\n")
     assert jobs.get("train_pixelcnn") == 2 and jobs.get("sample") == 1 and jobs.get("postprocess") == 1
-    assert jobs.get("train_unet") == len(synthetic)  # the 0 % mixes do not depend on the generator
+    assert jobs.get("train_unet") == len(synthetic) * len(cfg["unet"]["seeds"])  # 0 % mixes need no generator
     assert "train_vqvae" not in jobs and "encode" not in jobs
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("preview", "datasets: {preview: 2}\n", {"figure_datasets": 1}),
+    ("figure_pairs", "postprocess: {figure_pairs: 2}\n", {"figure_synthetic": 1}),
+    ("overlay", "report: {overlay_mixes: [BMQ_000, SHQ_100], overlay_images: 1}\n", {"figure_study": 1}),
+    ("colour", "classes:\n  - {name: matrix,  value: 0,   color: '#000000'}\n"
+               "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n  - {name: nd_rich, value: 255, color: '#f5c211'}\n"
+               "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
+     {"figure_datasets": 1, "figure_vqvae": 1, "figure_codes": 1, "figure_cleaning": 1, "figure_synthetic": 1,
+      "figure_pretest": 1, "figure_study": 1}),
+])
+def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
+    """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only."""
+    jobs = _override(ci_run, name, text)
+    jobs.pop("all", None)
+    assert jobs == expected
+
+
+def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
+    """build_mix gets its own mix's fields: a new level adds its mix, its trainings and what aggregates them.
+    (The pool grows only if the new level needs more synthetic pairs than the largest one: 50 % does not.)"""
+    seeds = len(ci_config()["unet"]["seeds"])
+    jobs = _override(ci_run, "level", "mixes: {levels: [0, 50, 100]}\n")
+    jobs.pop("all", None)
+    assert jobs == {"build_mix": 2, "train_unet": 2 * seeds, "evaluate": 2 * seeds, "aggregate": 1, "figure_study": 1}
+
+
+def test_adding_a_seed_trains_only_the_new_seed(ci_run):
+    cfg = ci_config()
+    n_mixes = len(enumerate_mixes(cfg["mixes"], cfg["datasets"]))
+    seeds = ", ".join(str(s) for s in cfg["unet"]["seeds"] + [7])
+    jobs = _override(ci_run, "seed", f"unet: {{seeds: [{seeds}]}}\n")
+    jobs.pop("all", None)
+    assert jobs == {"train_unet": n_mixes, "evaluate": n_mixes, "aggregate": 1, "figure_study": 1}
+
+
+def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run):
+    cfg = ci_config()
+    synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0]
+    seeds = len(cfg["unet"]["seeds"])
+    jobs = _override(ci_run, "min_object", "postprocess: {min_object_px: 50}\n")
+    jobs.pop("all", None)
+    assert jobs == {"encode": 1, "figure_codes": 1, "postprocess": 1, "figure_cleaning": 1, "figure_synthetic": 1,
+                    "pretest": 1, "figure_pretest": 1, "build_mix": len(synthetic),
+                    "train_unet": len(synthetic) * seeds, "evaluate": len(synthetic) * seeds, "aggregate": 1,
+                    "figure_study": 1}
 
 
 def test_report_is_self_contained_html(ci_run):

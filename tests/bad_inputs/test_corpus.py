@@ -1,6 +1,7 @@
 """The bad-input corpus: every case is a small fixture built here, the command a user would run, and the one
 line dualgen must answer with. For each: exit != 0, exactly one `dualgen: error:` line, no traceback, and the
 input files byte-identical afterwards."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from dualgen.mixes import get_mix
 from tests.conftest import CLASSES, assert_one_line_error, make_user_data, run_script, tree_checksums
 
 CASES = {}
@@ -125,6 +127,32 @@ def settings_not_json(root, out):
     return ["make_patches.py", "--out", out / "patches", "--settings", "{data: oops"], "--settings: not valid JSON"
 
 
+@case
+def info_band_taller_than_max_band(root, out):
+    Image.fromarray(np.zeros((60, 96), np.uint8)).save(root / "masks" / "img1.png")
+    return patches_cmd(root, out, data_settings(root, hq_masks=None, crop_height="auto")), \
+        "36 rows more than the mask, above data.max_band"
+
+
+@case
+def auto_crop_with_a_mask_of_another_width(root, out):
+    Image.fromarray(np.zeros((80, 90), np.uint8)).save(root / "masks" / "img2.png")
+    return patches_cmd(root, out, data_settings(root, hq_masks=None, crop_height="auto")), \
+        "is 90x80 px: image and mask must have the same size"
+
+
+@case
+def keep_rare_names_an_unknown_class(root, out):
+    s = data_settings(root)
+    s["patches"]["keep_rare"] = ["pores"]
+    return patches_cmd(root, out, s), "patches.keep_rare: 'pores' is not a class"
+
+
+@case
+def scale_makes_images_smaller_than_a_patch(root, out):
+    return patches_cmd(root, out, data_settings(root, scale=0.25)), "larger than the image (24x24 px, after data.scale)"
+
+
 # ---- datasets ---------------------------------------------------------------------------------------
 def _patches(root, out, **kw):
     proc = run_script(*patches_cmd(root, out, data_settings(root, **kw)))
@@ -150,6 +178,29 @@ def empty_test_set_after_filtering(root, out):
     s = {"classes": CLASSES, "test_sources": ["img2"], "datasets": DS}
     return ["make_datasets.py", "--patches", _patches(root, out, hq_masks=str(hq)), "--out", out / "ds",
             "--settings", json.dumps(s)], "no test patches"
+
+
+def _lists(root, **content):
+    files = {}
+    for split, names in content.items():
+        files[split] = str(root / f"{split}.txt")
+        Path(files[split]).write_text("\n".join(names) + "\n")
+    return files
+
+
+@case
+def split_list_names_an_unknown_image(root, out):
+    s = {"classes": CLASSES, "datasets": DS,
+         "splits": _lists(root, train=["img0"], val=["img1.png"], test=["img2", "img7"])}
+    return ["make_datasets.py", "--patches", _patches(root, out), "--out", out / "ds", "--settings", json.dumps(s)], \
+        "line 2: 'img7' is not one of the images (3: img0, img1, img2)"
+
+
+@case
+def split_list_file_missing(root, out):
+    s = {"classes": CLASSES, "datasets": DS, "splits": {"test": str(root / "nowhere.txt")}}
+    return ["make_datasets.py", "--patches", _patches(root, out), "--out", out / "ds", "--settings", json.dumps(s)], \
+        "nowhere.txt: list file not found"
 
 
 # ---- config -----------------------------------------------------------------------------------------
@@ -185,6 +236,27 @@ def config_patch_size_not_divisible(root, out):
 
 
 @case
+def config_unknown_augmentation(root, out):
+    return config_cmd(root, "mixes: {augmentation: [GaussNoise, Sharpness]}\n"), "mixes.augmentation: unknown 'Sharpness'"
+
+
+@case
+def config_unknown_backbone(root, out):
+    return config_cmd(root, "unet: {backbone: resnet19}\n"), "unet.backbone: unknown 'resnet19'"
+
+
+@case
+def config_level_that_gives_no_synthetic_image(root, out):
+    return config_cmd(root, "mixes: {levels: [0, 2]}\n"), "mixes.levels: 2 % of 16 training patches is no synthetic image"
+
+
+@case
+def config_simulate_lq_with_hq_masks(root, out):
+    return config_cmd(root, "data: {source: folder, simulate_lq: {boundary_px: 2}}\n"), \
+        "data.simulate_lq derives the LQ masks from data.masks"
+
+
+@case
 def demo_with_a_different_class_list(root, out):
     s = {"demo": {"n_images": 1, "height": 64, "width": 64, "scale": 1.0, "seed": 0}, "classes": CLASSES[:3]}
     return ["make_demo.py", "--out", out / "demo", "--settings", json.dumps(s)], "the demo data has 4 classes"
@@ -208,16 +280,16 @@ def synthetic_percentage_needs_more_than_the_pool(root, out):
     pool = root / "pool"
     pool.mkdir()
     pd.DataFrame({"synth_id": ["synth_00000", "synth_00001"]}).to_csv(pool / "pool.csv", index=False)
-    s = {"mixes": MIXES, "datasets": DS}
-    return ["build_mix.py", "--mix", "BMQ_300", "--datasets", _datasets(root), "--pool", pool, "--out", out / "m",
+    s = {"mix": dataclasses.asdict(get_mix("BMQ_300", MIXES, DS))}
+    return ["build_mix.py", "--datasets", _datasets(root), "--pool", pool, "--out", out / "m",
             "--settings", json.dumps(s)], "needs 24 synthetic images but the pool has 2"
 
 
 @case
-def mix_name_that_does_not_exist(root, out):
-    s = {"mixes": MIXES, "datasets": DS}
-    return ["build_mix.py", "--mix", "BMQ_999", "--datasets", _datasets(root), "--out", out / "m",
-            "--settings", json.dumps(s)], "mix 'BMQ_999' does not exist"
+def mix_settings_that_are_not_a_mix(root, out):
+    s = {"mix": {"name": "BMQ_999", "base": "BMQ"}}
+    return ["build_mix.py", "--datasets", _datasets(root), "--out", out / "m",
+            "--settings", json.dumps(s)], "--settings: 'mix' is not a mix"
 
 
 def _vqvae_dir(root, **meta):
@@ -227,9 +299,10 @@ def _vqvae_dir(root, **meta):
                           "num_embeddings": 8, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}}
     from dualgen import __version__
 
-    data = {"step": "train_vqvae", "dualgen_version": __version__, "settings": settings, "channels": 3, "val_ids": []}
+    data = {"step": "train_vqvae", "dualgen_version": __version__, "settings": settings, "val_ids": []}
     data.update(meta)
     (v / "meta.json").write_text(json.dumps(data))
+    (v / "checkpoint" / "spec.json").write_text(json.dumps({"channels": 4, **settings["vqvae"]}))
     (v / "checkpoint" / "ckpt.index").write_bytes(b"\x00garbage")
     (v / "checkpoint" / "ckpt.data-00000-of-00001").write_bytes(b"garbage")
     return v
@@ -270,5 +343,5 @@ def test_bad_input(tmp_path, name):
     proc = run_script(*cmd)
     assert_one_line_error(proc, expected)
     assert tree_checksums(root) == before, "an input file was changed"
-    leftovers = [p for p in Path(out).rglob("*") if ".tmp-" in p.name]
+    leftovers = [p for p in Path(out).rglob("*") if p.name.startswith((".tmp-", ".old-"))]
     assert not leftovers, leftovers

@@ -1,0 +1,387 @@
+"""Every figure of dualgen. Scripts never import matplotlib: they call these functions with arrays.
+
+The class colours come from config (classes[].color): the one palette of the project, used only here, so a
+colour reaches only the figure rules. Mask-drawing figures are made by figure rules (rules/figures.smk,
+scripts/figure.py) from what the compute steps saved; curves without figure settings (loss, NLL, codebook use)
+are drawn by the step that computes them.
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dualgen.artifacts import atomic_path  # noqa: E402
+
+METRICS = (("accuracy", "Accuracy", "15"), ("miou", "mIoU", "16"), ("missing_class_iou", "Missing Class IoU", "17"))
+BASE_COLORS = {"SHQ": "tab:green", "SLQ": "tab:olive", "BLQ": "tab:orange", "BMQ": "tab:blue",
+               "SyntLQ": "tab:red", "SyntMQ": "tab:purple"}
+
+
+# ---------------------------------------------------------------------------------------------- palette, panels
+
+
+def class_colors(classes):
+    """uint8 (K, 3) display colours from config's classes[].color."""
+    return np.array([[int(c["color"][i:i + 2], 16) for i in (1, 3, 5)] for c in classes], dtype=np.uint8)
+
+
+def colorize(mask, classes):
+    return class_colors(classes)[np.asarray(mask, dtype=np.intp)]
+
+
+def as_rgb(image):
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    return image
+
+
+def _bare(ax, title=None):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def show_image(ax, image, title=None):
+    image = as_rgb(image)
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    _bare(ax, title)
+
+
+def mask_panel(ax, mask, classes, title=None):
+    """A class-id mask in the class colours: the one mask panel of every figure."""
+    ax.imshow(colorize(mask, classes), interpolation="nearest")
+    _bare(ax, title)
+
+
+def overlay(image, mask, classes, alpha=0.45):
+    rgb = as_rgb(image)
+    rgb = np.repeat(rgb[..., None], 3, -1) if rgb.ndim == 2 else rgb
+    return (rgb * (1 - alpha) + colorize(mask, classes) * alpha).astype(np.uint8)
+
+
+def legend(fig, classes):
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=np.array(c) / 255, label=cls["name"]) for c, cls in zip(class_colors(classes), classes)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(classes), fontsize=8, frameon=False)
+
+
+def save(fig, path, dpi=110):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panel_rows(rows, classes, path, suptitle, headers=()):
+    """rows: [(row label, [("image"|"mask"|"gray"|"codes", array), ...]), ...] -> one figure of panels."""
+    ncols = max(len(panels) for _, panels in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.8 * ncols + 0.4, 1.85 * len(rows) + 0.7), squeeze=False)
+    for r, (label, panels) in enumerate(rows):
+        for c in range(ncols):
+            axes[r, c].axis("off")
+        for c, (kind, arr) in enumerate(panels):
+            ax = axes[r, c]
+            ax.axis("on")
+            title = headers[c] if r == 0 and c < len(headers) else None
+            if kind == "image":
+                show_image(ax, arr, title)
+            elif kind == "mask":
+                mask_panel(ax, arr, classes, title)
+            elif kind == "gray":
+                ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                _bare(ax, title)
+            else:  # code grid
+                ax.imshow(arr, cmap="tab10" if arr.max() < 10 else "tab20", interpolation="nearest")
+                _bare(ax, title)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle(suptitle, fontsize=10)
+    legend(fig, classes)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    save(fig, path)
+
+
+def pair_grid(rows, classes, path, title=None):
+    """rows: list of (label, [(image, mask), ...]) -> image and colourised mask side by side."""
+    _panel_rows([(label, [p for image, mask in items for p in (("image", image), ("mask", mask))])
+                 for label, items in rows], classes, path, title or "")
+
+
+# ---------------------------------------------------------------------------------------------- data, generator
+
+
+def vqvae_history(hist, path, best_step):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot(hist["step"], hist["train_recon"], label="train reconstruction error")
+    a.plot(hist["step"], hist["val_recon"], label="validation reconstruction error (MSE)")
+    a.axvline(best_step, color="gray", ls="--", lw=1, label=f"best checkpoint (step {best_step})")
+    a.set_yscale("log")
+    a.set_xlabel("update step")
+    a.legend(fontsize=8)
+    b.plot(hist["step"], hist["perplexity"], color="tab:green")
+    b.set_xlabel("update step")
+    b.set_ylabel("codebook perplexity")
+    fig.suptitle("VQ-VAE training (paper Fig. 8)")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def vqvae_snapshots(image, mask, snapshots, classes, path, max_cols=8):
+    """snapshots: [(step, reconstructed image uint8, reconstructed mask as class ids), ...]."""
+    if len(snapshots) > max_cols:
+        snapshots = [snapshots[int(round(i))] for i in np.linspace(0, len(snapshots) - 1, max_cols)]
+    rows = [("real", [(image, mask)])] + [(f"step {step}", [(img, msk)]) for step, img, msk in snapshots]
+    pair_grid(rows, classes, path, title="Reconstruction of a validation patch during training (paper Fig. 7)")
+
+
+def codes_figure(images, masks, grids, rec_images, cleaned, classes, path, n=4):
+    n = min(n, len(images))
+    rows = [("", [("image", images[r]), ("mask", masks[r]), ("codes", grids[r]), ("image", rec_images[r]),
+                  ("mask", cleaned[r])]) for r in range(n)]
+    headers = ("micrograph", "mask", f"code grid {grids.shape[1]}x{grids.shape[2]}", "reconstruction",
+               "cleaned recon. mask")
+    _panel_rows(rows, classes, path, "Patches, their VQ-VAE code grids and reconstructions (paper Fig. 9)", headers)
+
+
+def codebook_usage(usage, path):
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(np.arange(len(usage)), usage / max(usage.sum(), 1) * 100)
+    ax.set_xlabel("code index")
+    ax.set_ylabel("% of grid cells")
+    ax.set_title(f"Codebook use: {(usage > 0).sum()} of {len(usage)} codes")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def pixelcnn_history(hist, kind, path):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for col in [c for c in hist.columns if c != "epoch"]:
+        ax.plot(hist["epoch"] if "epoch" in hist else hist.index, hist[col], label=col)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NLL (nats per grid cell)")
+    ax.set_title(f"PixelCNN prior ({kind})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def cleaning_figure(images, raws, kmeans, cleaned, classes, path, n=4):
+    n = min(n, len(images))
+    rows = [("", [("image", images[r]), ("gray", raws[r]), ("mask", kmeans[r]), ("mask", cleaned[r])])
+            for r in range(n)]
+    _panel_rows(rows, classes, path, "Mask post-processing (paper Fig. 11)",
+                ("synthetic micrograph", "raw mask", "k-means", "small objects filled"))
+
+
+def pretest_figure(images, masks, pred, scores, classes, model_name, path, n=4):
+    """The worst and the best agreements of the real-data model with the synthetic masks, and their histogram."""
+    order = np.argsort(scores)
+    n = min(n, len(order))
+    picks = list(order[:n // 2]) + list(order[len(order) - (n - n // 2):])
+    fig = plt.figure(figsize=(9, 2.0 * len(picks) + 2.2))
+    grid = fig.add_gridspec(len(picks) + 1, 3, height_ratios=[1] * len(picks) + [1.1])
+    for r, i in enumerate(picks):
+        ax = [fig.add_subplot(grid[r, c]) for c in range(3)]
+        show_image(ax[0], images[i], "synthetic micrograph" if r == 0 else None)
+        mask_panel(ax[1], masks[i], classes, "synthetic mask" if r == 0 else None)
+        mask_panel(ax[2], pred[i], classes, f"{model_name} segmentation" if r == 0 else None)
+        ax[0].set_ylabel(f"MCIoU {scores[i]:.2f}", fontsize=8)
+    h = fig.add_subplot(grid[-1, :])
+    h.hist(scores, bins=20, range=(0, 1), color="tab:blue")
+    h.set_xlabel("Missing Class IoU (model vs synthetic mask), per synthetic image")
+    h.set_ylabel("images")
+    fig.suptitle("Quality pre-test of the synthetic pairs (paper Fig. 12)", fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------- segmentation study
+
+
+def unet_history(hist, name, path):
+    """Training curves of one U-Net: loss and IoU against optimizer updates (validation every K updates)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    x = hist["updates"] if "updates" in hist else hist["epoch"] + 1
+    a.plot(x, hist["loss"], label="train")
+    a.plot(x, hist["val_loss"], label="validation")
+    a.set_ylabel("dice + focal loss")
+    b.plot(x, hist["iou_score"], label="train")
+    b.plot(x, hist["val_iou_score"], label="validation")
+    b.set_ylabel("IoU")
+    for ax in (a, b):
+        ax.set_xlabel("optimizer updates" if "updates" in hist else "epoch")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"U-Net {name}")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def _mix_series(table):
+    """(base, rows sorted by percent) of the level series (not BMQ_aug, not the pretrain arm)."""
+    levels = table[(~table["augmented"]) & (~table["pretrain"])]
+    for base, part in levels.groupby("base", sort=False):
+        yield base, part.sort_values("percent")
+
+
+def _significant(comparisons, key):
+    if comparisons is None or not len(comparisons):
+        return {}
+    rows = comparisons[comparisons["metric"] == key]
+    return dict(zip(rows["mix"], rows["significant"].astype(bool)))
+
+
+def _draw_levels(ax, table, comparisons, key, big_train, legend=True):
+    """One series per base with the interval over seeds as error bars; a ring marks a mix whose paired
+    difference to its 0 % mix survives Holm; dotted: the 0 % value; dash-dot: BMQ_aug; x: the pretrain arm."""
+    sig = _significant(comparisons, key)
+    lo, hi = f"{key}_lo", f"{key}_hi"
+    for base, part in _mix_series(table):
+        color = BASE_COLORS.get(base)
+        synthetic_only = part["arm"].eq("synthetic only").all()
+        err = np.vstack([part[key] - part[lo], part[hi] - part[key]])
+        err = None if np.isnan(err).all() else np.nan_to_num(err)
+        ax.errorbar(part["percent"], part[key], yerr=err, fmt="s--" if synthetic_only else "o-", color=color, ms=4,
+                    capsize=2, lw=1.2, label=f"{base} (synthetic only)" if synthetic_only else base)
+        hits = part[part["mix"].map(lambda m: sig.get(m, False))]
+        ax.plot(hits["percent"], hits[key], "o", ms=10, mfc="none", mec=color, mew=1.5)
+        zero = part[part["percent"] == 0]
+        if len(zero):
+            ax.axhline(float(zero[key].iloc[0]), color=color, ls=":", lw=1)
+    for _, row in table[table["pretrain"]].iterrows():
+        ax.plot(row["percent"], row[key], "x", ms=7, color=BASE_COLORS.get(row["base"]))
+    aug = table[table["augmented"]]
+    if len(aug):
+        ax.axhline(float(aug[key].iloc[0]), color="black", ls="-.", lw=1, label="BMQ_aug (augmentation)")
+    if table["arm"].eq("synthetic only").any():
+        top = ax.secondary_xaxis("top", functions=(lambda p: p * big_train / 100, lambda n: n * 100 / big_train))
+        top.set_xlabel("synthetic images in SyntLQ / SyntMQ", fontsize=8)
+    ax.set_xlabel("synthetic data (% of the base training size)")
+    if legend:
+        ax.legend(fontsize=7, ncol=2)
+
+
+def metric_figure(table, comparisons, key, label, fig_no, big_train, path, level=0.95):
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    _draw_levels(ax, table, comparisons, key, big_train)
+    ax.set_ylabel(label)
+    n_seeds = int(table["n_seeds"].max())
+    ax.set_title(f"{label} on the real test set vs synthetic data (paper Fig. {fig_no}): mean of {n_seeds} seed(s), "
+                 f"{level:.0%} interval over seeds;\nring: differs from its 0 % mix (paired, Holm p < {1 - level:.2f}); "
+                 "x: pretrain-then-finetune; dotted: 0 % value", fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def per_class_figure(table, comparisons, classes, big_train, path):
+    fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.9), squeeze=False)
+    for k, (ax, cls) in enumerate(zip(axes[0], classes)):
+        _draw_levels(ax, table, comparisons, f"iou_{cls['name']}", big_train, legend=(k == 0))
+        ax.set_title(cls["name"], fontsize=9)
+        ax.set_ylabel("Missing Class IoU of the class")
+    fig.suptitle("Missing Class IoU per class vs synthetic data (paper Fig. 19), intervals over seeds", fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def forest_plot(comparisons, key, label, path):
+    """Paired differences (mix - its 0 % mix) with their bootstrap intervals, one row per comparison."""
+    rows = comparisons[comparisons["metric"] == key].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(6.5, 0.24 * max(len(rows), 4) + 1.3))
+    y = np.arange(len(rows))[::-1]
+    colors = np.where(rows["significant"].astype(bool), np.where(rows["mean_diff"] > 0, "tab:green", "tab:red"), "gray")
+    ax.errorbar(rows["mean_diff"], y, xerr=np.vstack([rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]),
+                fmt="none", ecolor="lightgray", lw=2)
+    ax.scatter(rows["mean_diff"], y, c=list(colors), s=16, zorder=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{m} - {r}" for m, r in zip(rows["mix"], rows["reference"])], fontsize=7)
+    resample = rows["resample"].iloc[0] if "resample" in rows and len(rows) else "patch"
+    ax.set_xlabel(f"difference in {label} (paired over test images; bootstrap unit: {resample})")
+    ax.set_title(f"{label}: every mix against its 0 % mix; green/red: Holm p < 0.05", fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def overlay_figure(images, masks, preds, classes, path):
+    """Test images, their ground truth and the segmentations of chosen mixes (paper Figs. 18, 21).
+    preds: {label: class maps (N, H, W)}."""
+    cols = 2 + len(preds)
+    fig, axes = plt.subplots(len(images), cols, figsize=(2.1 * cols, 2.2 * len(images) + 0.6), squeeze=False)
+    for r in range(len(images)):
+        panels = [("test image", as_rgb(images[r])), ("ground truth", overlay(images[r], masks[r], classes))]
+        panels += [(label, overlay(images[r], p[r], classes)) for label, p in preds.items()]
+        for c, (title, img) in enumerate(panels):
+            show_image(axes[r, c], img, title if r == 0 else None)
+    fig.suptitle("Segmentations of test images (paper Figs. 18, 21)", fontsize=10)
+    legend(fig, classes)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    save(fig, path)
+
+
+def convergence_figure(histories, path):
+    """Validation IoU against optimizer updates of chosen mixes, every seed: a flat end means the budget sufficed.
+    histories: {mix: [history DataFrame per seed]}."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    cmap = plt.get_cmap("tab10")
+    for i, (mix, hists) in enumerate(histories.items()):
+        for j, hist in enumerate(hists):
+            x = hist["updates"] if "updates" in hist else hist["epoch"] + 1
+            ax.plot(x, hist["val_iou_score"], color=cmap(i % 10), lw=1, alpha=0.85, label=mix if j == 0 else None)
+    ax.set_xlabel("optimizer updates (epochs for budget: epochs)")
+    ax.set_ylabel("validation IoU")
+    ax.set_title("Validation curves of each base's 0 % and largest mix, every seed", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def findings_html(title, lines, path):
+    """The sentences that open the report's Study section, as a small HTML page."""
+    import html
+
+    items = "\n".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body style='font-family: sans-serif; font-size: 14px'><h3>{html.escape(title)}</h3>"
+            f"<ul>\n{items}\n</ul></body></html>\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------- data: classes, LQ
+
+
+def class_shares_figure(shares, classes, path):
+    """Pixel share of every class in every split (datasets/class_shares.csv) as grouped bars on a log axis, so a
+    class under 1 % stays visible; a class absent from a split is marked with an x at the bottom."""
+    names = [c["name"] for c in classes]
+    colors = class_colors(classes) / 255
+    labels = [f"{d}\n{s}" if d != "test" else "test" for d, s in zip(shares["dataset"], shares["split"])]
+    n, k = len(shares), len(names)
+    width = 0.8 / k
+    floor = 1e-4
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * n + 1.5), 3.8))
+    for j, name in enumerate(names):
+        x = np.arange(n) - 0.4 + width * (j + 0.5)
+        v = shares[name].to_numpy(float)
+        ax.bar(x, np.where(v > 0, v, np.nan), width, bottom=floor, color=colors[j], label=name)
+        zero = ~(v > 0) & (shares["n_patches"].to_numpy() > 0)
+        ax.plot(x[zero], np.full(zero.sum(), floor * 1.3), "x", color=colors[j], ms=6, mew=2)
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 1.5)
+    ax.axhline(0.01, color="gray", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(n))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("share of pixels (log)")
+    ax.set_title("Class shares of every split (x: class absent; dotted: 1 %)", fontsize=9)
+    ax.legend(fontsize=7, ncol=min(k, 6), loc="upper right")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def hq_lq_figure(images, hq, lq, labels, classes, path, title):
+    """A few patches: image, HQ mask, LQ mask and where they differ (white), one row per patch."""
+    rows = [(label, [("image", img), ("mask", h), ("mask", q), ("gray", (h != q).astype(float))])
+            for label, img, h, q in zip(labels, images, hq, lq)]
+    _panel_rows(rows, classes, path, title, headers=("image", "HQ mask", "LQ mask", "LQ differs"))

@@ -1,0 +1,340 @@
+"""Training of one U-Net (paper Table 3): dice + categorical focal loss, Adam, ``sm.metrics.IOUScore(threshold=0.5)``
+(logged as ``iou_score`` / ``val_iou_score``), ReduceLROnPlateau (factor ``LR_FACTOR``) on the validation IoU, the
+best weights by validation IoU kept in ``out_dir/best.weights.h5``, ``out_dir/history.csv`` (one row per
+validation: ``epoch`` = validation period, ``updates`` so far, losses, IoUs, ``lr``, ``seconds``).
+
+Budgets (``dualgen.unet_data``): ``updates`` - every mix gets the same number of optimizer updates, validated
+every K updates (no early stopping: equal budgets); ``epochs`` - up to N epochs with EarlyStopping (the paper's
+way). The pretrain arm spends the first ``pretrain_share`` of the periods on the synthetic images, then the rest
+on the real ones; the best checkpoint is chosen over the whole run.
+
+Resumable: a commit writes ``best.weights.h5``, ``last.weights.h5`` (with Adam's moments and step count) and,
+last of all, ``last_epoch.json`` (period, best score, learning rate, the callbacks' counters), after the first
+period ending ``CHECKPOINT_EVERY_S`` seconds after the previous commit and after the final one. A second call with
+the same ``out_dir`` continues after the committed period. The batches depend only on (seed, batch index) and
+Adam's state is restored, so a resumed run computes what an uninterrupted one would. When training is over,
+``last_epoch.json`` says ``"finished": true`` and ``last.weights.h5`` is deleted.
+"""
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_models)
+import segmentation_models as sm
+import tensorflow as tf
+
+from dualgen import unet, unet_data
+from dualgen.artifacts import atomic_path
+from dualgen.errors import DualgenError
+
+MONITOR = "val_iou_score"
+LR_FACTOR = 0.1  # ReduceLROnPlateau's factor: Keras' default (the paper names none)
+STATE = "last_epoch.json"
+CHECKPOINT_EVERY_S = 60.0  # commit a resumable state at most this often (a kill loses at most ~this much training)
+
+# ---------------------------------------------------------------------------------------------- callbacks
+
+
+class _Resumable:
+    """Mixin: restore the callback's counters after Keras resets them in on_train_begin."""
+
+    _restore_keys = ()
+
+    def __init__(self, state=None, **kwargs):
+        super().__init__(**kwargs)
+        self._restore = state or {}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for key, value in self._restore.items():
+            if key == "best" and value is None:
+                continue
+            setattr(self, key, value)
+
+    def state(self):
+        out = {}
+        for k in self._restore_keys:
+            v = getattr(self, k)
+            out[k] = (float(v) if math.isfinite(v) else None) if k == "best" else int(v)
+        return out
+
+
+class _EarlyStopping(_Resumable, tf.keras.callbacks.EarlyStopping):
+    _restore_keys = ("wait", "best")
+
+
+class _ReduceLROnPlateau(_Resumable, tf.keras.callbacks.ReduceLROnPlateau):
+    _restore_keys = ("wait", "best", "cooldown_counter")
+
+
+class _Timer(tf.keras.callbacks.Callback):
+    """Seconds per epoch (into the logs, hence history.csv) and the time to the first finished training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_step = None
+        self.epochs = []
+
+    def on_train_begin(self, logs=None):
+        self._t_train = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t_epoch = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_step is None:
+            self.first_step = time.perf_counter() - self._t_train
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._t_epoch
+        self.epochs.append(seconds)
+        if logs is not None:
+            logs["seconds"] = round(seconds, 3)
+
+
+class _StopOnNaN(tf.keras.callbacks.Callback):
+    """Like Keras' TerminateOnNaN, but a DualgenError with what to do."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.last_finite = 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            last = "none" if self.last_finite is None else f"{self.last_finite:.4g}"
+            raise DualgenError(f"U-Net loss became NaN/Inf at epoch {self.epoch + 1} (last finite loss {last}): "
+                               "lower unet.learning_rate")
+        self.last_finite = loss
+
+
+
+
+def _write_atomic(path, write):
+    """``write(tmp)`` then rename: the temporary name keeps the target's ending (tf-keras picks the weights format
+    by it)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+class _Updates(tf.keras.callbacks.Callback):
+    """Adds ``updates`` (optimizer updates so far) to each period's logs, for history.csv and the figures."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = int(steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["updates"] = (epoch + 1) * self.steps
+
+class _Keeper(tf.keras.callbacks.Callback):
+    """Keeps the best weights (highest validation IoU, in memory) and commits a resumable state: best.weights.h5,
+    last.weights.h5 (with the optimizer's state) and, last of all, last_epoch.json. It commits after the first
+    epoch that ends ``CHECKPOINT_EVERY_S`` seconds after the previous commit, and after the final epoch (all
+    epochs, or stopped early; then without last.weights.h5, which a finished run does not need)."""
+
+    def __init__(self, out_dir, best, best_epoch, resumables, every_s=CHECKPOINT_EVERY_S):
+        super().__init__()
+        self.out_dir, self.best, self.best_epoch, self.resumables = Path(out_dir), best, best_epoch, resumables
+        self.every_s = CHECKPOINT_EVERY_S if every_s is None else float(every_s)
+        self.stopped_early = False
+        self._best_weights = None  # weights of an improvement not yet on disk
+
+    def on_train_begin(self, logs=None):
+        self._last_commit = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get(MONITOR, float("nan")))
+        improved = math.isfinite(value) and (self.best is None or value > self.best)
+        if improved:
+            self.best, self.best_epoch = value, epoch
+            self._best_weights = None  # the model's current weights: no copy needed unless we go on without a commit
+        self.stopped_early = bool(self.model.stop_training)  # set by EarlyStopping (the only one that stops)
+        final = self.stopped_early or epoch + 1 >= self.params.get("epochs", epoch + 1)
+        if final or time.perf_counter() - self._last_commit >= self.every_s:
+            self._commit(epoch, improved, final)
+        elif improved:
+            self._best_weights = self.model.get_weights()
+
+    def _commit(self, epoch, improved, final):
+        if improved:
+            _write_atomic(self.out_dir / "best.weights.h5", lambda p: unet.save_weights(self.model, p))
+        elif self._best_weights is not None:  # an earlier, uncommitted improvement
+            current = self.model.get_weights()
+            self.model.set_weights(self._best_weights)
+            try:
+                _write_atomic(self.out_dir / "best.weights.h5", lambda p: unet.save_weights(self.model, p))
+            finally:
+                self.model.set_weights(current)
+        self._best_weights = None
+        if not final:
+            _write_atomic(self.out_dir / "last.weights.h5", lambda p: self.model.save_weights(str(p)))  # + Adam
+        state = {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch,
+                 "lr": float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)),
+                 "stopped_early": self.stopped_early, "finished": final,
+                 "callbacks": {type(c).__name__.lstrip("_"): c.state() for c in self.resumables}}
+        _write_atomic(self.out_dir / STATE, lambda p: p.write_text(json.dumps(state, indent=1)))
+        self._last_commit = time.perf_counter()
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _check_set(images, masks, num_classes, what):
+    x = unet_data.as_images(images)
+    y = np.asarray(masks)
+    if len(x) == 0:
+        raise DualgenError(f"U-Net {what} set is empty: the mix needs at least one {what} image")
+    if x.dtype != np.uint8:
+        raise DualgenError(f"U-Net {what} images are {x.dtype}: expected uint8")
+    if y.shape != x.shape[:3]:
+        raise DualgenError(f"U-Net {what} masks have shape {y.shape}, the images {x.shape}: one (H, W) mask per image")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise DualgenError(f"U-Net {what} masks hold class ids {int(y.min())}..{int(y.max())}, outside "
+                           f"0..{num_classes - 1}: masks must hold class indices")
+    return x, y.astype(np.uint8)
+
+
+def _read_history(path):
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _truncate_history(path, last_epoch):
+    """Drop rows of epochs after ``last_epoch`` (written before a kill, but not committed)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_epoch]
+    if len(keep) != len(rows):
+        def write(p):
+            with open(p, "w", newline="") as fh:
+                csv.writer(fh).writerows(keep)
+
+        _write_atomic(path, write)
+
+
+
+def _finish(out_dir):
+    """Training is over (all epochs, or stopped early): mark it and drop what only a resume needs."""
+    path = out_dir / STATE
+    if path.exists():
+        state = json.loads(path.read_text())
+        if not state.get("finished"):
+            state["finished"] = True
+            _write_atomic(path, lambda p: p.write_text(json.dumps(state, indent=1)))
+    for name in ("last.weights.h5",):
+        if (out_dir / name).exists():
+            (out_dir / name).unlink()
+
+
+
+
+def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batch_size, val_batch_size, learning_rate,
+               reduce_lr_patience, seed, out_dir, updates=None, validate_every=None, epochs=None,
+               early_stopping_patience=None, pretrain=None, pretrain_share=0.5, augment=None, checkpoint_every_s=None,
+               log=print):
+    """Train one U-Net (resuming from ``out_dir`` if an earlier call left periods there).
+
+    ``spec``: the model (``unet.build_unet`` keywords: backbone, encoder_weights, num_classes, input_shape,
+    bn_momentum). ``pretrain``: indices of the training images used first (the synthetic ones of the pretrain
+    arm). Returns (model with the best weights, result) where result has: budget, periods, steps_per_period,
+    updates (run in total), resumed_from_period (None unless this call resumed), stopped_early, best_period
+    (0-based), best_updates, best_val_iou_score, build_seconds, first_step_seconds (fit start to the end of the
+    first update: tracing included), seconds_per_period, history (history.csv as columns of floats).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    num_classes = int(spec["num_classes"])
+    x_tr, y_tr = _check_set(images_tr, masks_tr, num_classes, "training")
+    x_va, y_va = _check_set(images_val, masks_val, num_classes, "validation")
+    if x_tr.shape[1:] != x_va.shape[1:]:
+        raise DualgenError(f"U-Net training images {x_tr.shape[1:]} and validation images {x_va.shape[1:]} differ "
+                           "in size or channels")
+    n_first = len(x_tr) - len(pretrain) if pretrain is not None and len(pretrain) else len(x_tr)
+    periods, steps = unet_data.periods_and_steps(budget, n_first, batch_size, updates=updates,
+                                                 validate_every=validate_every, epochs=epochs)
+    pre_periods = int(round(periods * float(pretrain_share))) if pretrain is not None and len(pretrain) else 0
+
+    t0 = time.perf_counter()
+    tf.keras.utils.set_random_seed(int(seed))  # the initial weights
+    model = unet.build_unet(**spec)
+    state_path = out_dir / STATE
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    first, lr, best, best_period = 0, float(learning_rate), None, None
+    if state:
+        first, lr, best, best_period = state["epoch"] + 1, state["lr"], state["best"], state.get("best_epoch")
+        _truncate_history(out_dir / "history.csv", state["epoch"])
+    done = bool(state) and (state.get("finished") or state.get("stopped_early") or first >= periods)
+    resume = bool(state) and not done
+    if resume:
+        shown = "none" if best is None else f"{best:.4f}"
+        log(f"resuming from period {first} ({first * steps} updates done, best validation IoU so far {shown})")
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr),
+                  loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
+                  metrics=[sm.metrics.IOUScore(threshold=0.5)])  # name "iou_score" -> monitor "val_iou_score"
+    if resume:  # the model's and Adam's variables (moments, step count) as they were after the last period
+        model.optimizer.build(model.trainable_variables)
+        unet.load_weights(model, out_dir / "last.weights.h5")
+        model.optimizer.learning_rate.assign(lr)
+    build_seconds = time.perf_counter() - t0
+
+    cb_state = (state or {}).get("callbacks", {})
+    resumables = [_ReduceLROnPlateau(state=cb_state.get("ReduceLROnPlateau"), monitor=MONITOR, mode="max",
+                                     patience=int(reduce_lr_patience), factor=LR_FACTOR, verbose=1)]
+    if budget == "epochs":  # equal budgets (updates) never stop early
+        resumables.append(_EarlyStopping(state=cb_state.get("EarlyStopping"), monitor=MONITOR, mode="max",
+                                         patience=int(early_stopping_patience)))
+    timer, nan_stop = _Timer(), _StopOnNaN()
+    keeper = _Keeper(out_dir, best, best_period, resumables, checkpoint_every_s)
+    csv_logger = tf.keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=first > 0)
+    stopped_early = bool(state and state.get("stopped_early"))
+    if done:
+        log(f"{out_dir}: training finished already ({first} periods{', stopped early' if stopped_early else ''}); "
+            "delete the folder to train again")
+    else:
+        preprocess = unet.preprocessor(spec)
+        plan = unet_data.batch_plan(len(x_tr), batch_size, periods, steps, seed, first_period=first,
+                                    pretrain=pretrain, pretrain_periods=pre_periods, epoch_mode=budget == "epochs")
+        train = unet_data.make_dataset(x_tr, y_tr, num_classes, batch_size, plan=plan, seed=seed, augment=augment,
+                                       preprocess=preprocess)
+        val = unet_data.make_dataset(x_va, y_va, num_classes, val_batch_size, preprocess=preprocess)
+        # order matters: the timer, _Updates and ReduceLROnPlateau add 'seconds' / 'updates' / 'lr' to the logs
+        # before CSVLogger writes them, EarlyStopping sets stop_training before the keeper commits the period
+        model.fit(train, validation_data=val, epochs=periods, initial_epoch=first, steps_per_epoch=steps,
+                  callbacks=[nan_stop, timer, _Updates(steps), *resumables, csv_logger, keeper], verbose=2)
+        stopped_early = keeper.stopped_early
+
+    _finish(out_dir)
+    if (out_dir / "best.weights.h5").exists():
+        unet.load_weights(model, out_dir / "best.weights.h5", optimizer=False)
+    else:  # keep the contract (a best.weights.h5 after training) even then
+        log(f"{out_dir}: the validation IoU was never finite: best.weights.h5 gets the last weights")
+        _write_atomic(out_dir / "best.weights.h5", lambda p: unet.save_weights(model, p))
+    rows = _read_history(out_dir / "history.csv")
+    history = {k: [float(r[k]) if r.get(k) not in (None, "") else float("nan") for r in rows]
+               for k in (rows[0].keys() if rows else [])}
+    best_period = keeper.best_epoch
+    result = {"budget": budget, "periods": periods, "steps_per_period": steps, "pretrain_periods": pre_periods,
+              "updates": len(rows) * steps, "resumed_from_period": first if resume else None,
+              "stopped_early": stopped_early, "best_period": best_period,
+              "best_updates": None if best_period is None else (best_period + 1) * steps,
+              "best_val_iou_score": keeper.best, "build_seconds": build_seconds,
+              "first_step_seconds": timer.first_step, "seconds_per_period": timer.epochs, "history": history}
+    return model, result

@@ -1,0 +1,169 @@
+# Figures that draw masks or depend on figure settings (class colours, preview counts, figure pairs, overlay
+# choices): one rule per figure, reading what the compute steps saved. A figure setting reruns only these.
+
+
+rule figure_datasets:
+    input:
+        datasets=rules.datasets.output[0],
+        patches=rules.patches.output[0],
+    output:
+        report(directory(f"{OUT}/figures/datasets"), patterns=["{name}.png"], caption="../report/datasets.rst", category="1 Data"),
+    params:
+        run=script("figure"),
+        kind="datasets",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=config["datasets"]["preview"]),
+    log:
+        f"{LOGS}/figures/datasets.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_vqvae:
+    input:
+        vqvae=rules.train_vqvae.output[0],
+    output:
+        report(directory(f"{OUT}/figures/vqvae"), patterns=["{name}.png"], caption="../report/vqvae.rst", category="2 Generator"),
+    params:
+        run=script("figure"),
+        kind="vqvae",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES),
+    log:
+        f"{LOGS}/figures/vqvae.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_codes:
+    input:
+        codes=rules.encode.output[0],
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        report(directory(f"{OUT}/figures/codes"), patterns=["{name}.png"], caption="../report/codes.rst", category="2 Generator"),
+    params:
+        run=script("figure"),
+        kind="codes",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=4),
+    log:
+        f"{LOGS}/figures/codes.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_cleaning:
+    input:
+        clean=rules.postprocess.output[0],
+        raw=rules.decode.output[0],
+    output:
+        report(
+            directory(f"{OUT}/figures/cleaning"), patterns=["{name}.png"], caption="../report/postprocess.rst", category="3 Synthetic pairs"
+        ),
+    params:
+        run=script("figure"),
+        kind="cleaning",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=4),
+    log:
+        f"{LOGS}/figures/cleaning.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_synthetic:
+    input:
+        clean=rules.postprocess.output[0],
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        report(
+            directory(f"{OUT}/figures/synthetic"), patterns=["{name}.png"], caption="../report/synthetic.rst", category="3 Synthetic pairs"
+        ),
+    params:
+        run=script("figure"),
+        kind="synthetic",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=config["postprocess"]["figure_pairs"]),
+    log:
+        f"{LOGS}/figures/synthetic.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_pretest:
+    input:
+        pretest=rules.pretest.output[0],
+        clean=rules.postprocess.output[0],
+    output:
+        report(directory(f"{OUT}/figures/pretest"), patterns=["{name}.png"], caption="../report/pretest.rst", category="3 Synthetic pairs"),
+    params:
+        run=script("figure"),
+        kind="pretest",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=4),
+    log:
+        f"{LOGS}/figures/pretest.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_study:
+    input:
+        unpack(study_figure_inputs),
+    output:
+        report(
+            directory(f"{OUT}/figures/study"),
+            patterns=["{name}.png", "{name}.html"],
+            caption="../report/study.rst",
+            category="4 Study",
+            subcategory="Figures",
+        ),
+    params:
+        run=script("figure"),
+        kind="study",
+        inputs=figure_inputs,
+        settings=as_json(
+            classes=FIGURE_CLASSES,
+            overlay_mixes=overlay_mixes(),
+            overlay_images=config["report"]["overlay_images"],
+            curve_mixes=curve_mixes(),
+            big_train=config["datasets"]["big_train"],
+        ),
+    log:
+        f"{LOGS}/figures/study.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_lq:
+    input:
+        patches=rules.patches.output[0],
+    output:
+        report(directory(f"{OUT}/figures/lq"), patterns=["{name}.png"], caption="../report/lq.rst", category="1 Data"),
+    params:
+        run=script("figure"),
+        kind="lq",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=4),
+    log:
+        f"{LOGS}/figures/lq.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()

@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""Draw the figures of one step from what the step saved: the only place figure settings arrive.
+
+Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figure>.png + meta.json):
+  datasets   preview.png        patches of every base dataset and the test set (datasets, patches)
+             class_shares.png   class shares of every split, log axis (datasets)
+  lq         hq_vs_lq.png       HQ vs (simulated) LQ masks of a few patches, least to most changed (patches)
+  vqvae      recon_steps.png    a validation patch reconstructed during VQ-VAE training (vqvae)
+  codes      codes.png          patches, code grids, reconstructions (codes, patches, datasets)
+  cleaning   cleaning.png       raw, k-means and cleaned synthetic masks (clean, raw)
+  synthetic  synthetic_vs_real.png  synthetic pairs next to real training patches (clean, patches, datasets)
+  pretest    pretest.png        the real-data model on synthetic images (pretest, clean)
+  study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> / one per overlay mix)
+Settings (--settings): classes (with colours) and the kind's own counts.
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dualgen import artifacts, cli, datasets, figures, generation, io, stats, study
+from dualgen.errors import DualgenError
+
+
+def draw_datasets(inp, s, out):
+    rows = []
+    base = Path(inp["datasets"])
+    for name in datasets.BASES:
+        _, images, masks = datasets.load(inp["patches"], base / f"{name}.csv", "train")
+        rows.append((f"{name} train", list(zip(images, masks))[:s["n"]]))
+    _, images, masks = datasets.load(inp["patches"], base / "SHQ.csv", "test")
+    rows.append(("test (HQ)", list(zip(images, masks))[:s["n"]]))
+    figures.pair_grid(rows, s["classes"], out / "preview.png", title="Base datasets: patches and masks")
+    if (base / "class_shares.csv").exists():
+        figures.class_shares_figure(pd.read_csv(base / "class_shares.csv"), s["classes"], out / "class_shares.png")
+
+
+def draw_lq(inp, s, out):
+    """HQ vs LQ masks of a few patches: spread over the range of disagreement (least to most changed)."""
+    folder = Path(inp["patches"])
+    table = pd.read_csv(folder / "patches.csv")
+    table = table[table["has_hq"].astype(bool)]
+    ids = list(table["patch_id"])
+    if not ids:
+        raise DualgenError(f"{folder}: no patch has an HQ mask: nothing to compare (set data.hq_masks or data.simulate_lq)")
+
+    def read(sub, i):
+        return io.read_png(folder / sub / f"{i}.png")
+
+    changed = np.array([(read("hq", i) != read("lq", i)).mean() for i in ids])
+    order = np.argsort(changed, kind="stable")
+    pick = sorted(set(order[np.linspace(0, len(ids) - 1, min(s["n"], len(ids))).round().astype(int)]),
+                  key=lambda j: changed[j])
+    images = [read("images", ids[j]) for j in pick]
+    meta = artifacts.read_json(folder / "meta.json")
+    sim = meta.get("simulated_lq")
+    kind = "simulated LQ" if sim else "LQ"
+    total = f"{sim['changed']:.1%} of all pixels changed" if sim else f"{changed.mean():.1%} of patch pixels differ"
+    figures.hq_lq_figure(images, [read("hq", ids[j]) for j in pick], [read("lq", ids[j]) for j in pick],
+                         [f"{ids[j]}\n{changed[j]:.1%} changed" for j in pick], s["classes"], out / "hq_vs_lq.png",
+                         f"HQ vs {kind} masks ({total})")
+
+
+def draw_vqvae(inp, s, out):
+    snap = np.load(Path(inp["vqvae"]) / "snapshots.npz", allow_pickle=False)
+    shots = list(zip(snap["steps"].tolist(), snap["images"], snap["masks"]))
+    figures.vqvae_snapshots(snap["real_image"], snap["real_mask"], shots, s["classes"], out / "recon_steps.png")
+
+
+def draw_codes(inp, s, out):
+    codes = Path(inp["codes"])
+    _, images, masks = generation.generator_patches(inp["patches"], inp["datasets"])  # the order encode used
+    recon = np.load(codes / "recon.npz", allow_pickle=False)
+    grids = np.load(codes / "grids.npy", allow_pickle=False)
+    n = min(s["n"], len(grids))
+    figures.codes_figure(images[:n], masks[:n], grids[:n], recon["images"][:n], recon["masks"][:n], s["classes"],
+                         out / "codes.png", n)
+
+
+def draw_cleaning(inp, s, out):
+    raws = np.load(Path(inp["raw"]) / "raw_masks.npy", allow_pickle=False)
+    kmeans = np.load(Path(inp["clean"]) / "kmeans.npy", allow_pickle=False)
+    ids, images, cleaned = datasets.read_pool(inp["clean"])
+    n = min(s["n"], len(ids))
+    figures.cleaning_figure(images[:n], raws[:n], kmeans[:n], cleaned[:n], s["classes"], out / "cleaning.png", n)
+
+
+def draw_synthetic(inp, s, out):
+    ids, images, masks = datasets.read_pool(inp["clean"])
+    synth = list(zip(images, masks))[:s["n"]]
+    _, images, masks = datasets.load(inp["patches"], Path(inp["datasets"]) / "BMQ.csv", "train")
+    real = list(zip(images[:len(synth)], masks[:len(synth)]))
+    per_row = min(4, max(1, len(synth)))
+    rows = [(f"synthetic {i // per_row + 1}", synth[i:i + per_row]) for i in range(0, len(synth), per_row)]
+    rows += [(f"real {i // per_row + 1}", real[i:i + per_row]) for i in range(0, len(real), per_row)]
+    figures.pair_grid(rows, s["classes"], out / "synthetic_vs_real.png",
+                      title="Synthetic pairs (top) and real BMQ training patches (bottom), paper Fig. 10")
+
+
+def draw_pretest(inp, s, out):
+    pre = Path(inp["pretest"])
+    table = pd.read_csv(pre / "agreement.csv")
+    ids, images, masks = datasets.read_pool(inp["clean"], table["synth_id"])
+    pred = np.load(pre / "predictions.npy", allow_pickle=False)
+    model = artifacts.read_json(pre / "meta.json").get("model", "real-data model")
+    figures.pretest_figure(images, masks, pred, table["missing_class_iou"].to_numpy(), s["classes"], model,
+                           out / "pretest.png", s["n"])
+
+
+def draw_study(inp, s, out):
+    folder = Path(inp["study"])
+    table = pd.read_csv(folder / "metrics.csv")
+    comparisons = pd.read_csv(folder / "comparisons.csv")
+    level = artifacts.read_json(folder / "meta.json")["settings"]["stats"]["level"]
+    for key, label, fig_no in figures.METRICS:
+        figures.metric_figure(table, comparisons, key, label, fig_no, s["big_train"], out / f"{key}.png", level)
+    figures.per_class_figure(table, comparisons, s["classes"], s["big_train"], out / "per_class.png")
+    lines = []
+    if len(comparisons):
+        figures.forest_plot(comparisons, "missing_class_iou", "Missing Class IoU", out / "forest.png")
+        unit = comparisons["resample"].iloc[0]
+        lines = stats.sentences(comparisons) + [
+            f"Intervals: {level:.0%} percentile bootstrap over test {'micrographs' if unit == 'source' else 'patches'}"
+            f" (seeds resampled within each), Wilcoxon signed-rank over test images, Holm over the comparisons of"
+            f" each metric; {int(table['n_seeds'].max())} seed(s) per mix."]
+    figures.findings_html("Findings: Missing Class IoU of every mix against its 0 % mix", lines or
+                          ["No comparisons: the config trains no 0 % mix to compare with."], out / "findings.html")
+    units = {name[len("unet_"):]: path for name, path in inp.items() if name.startswith("unet_")}
+    histories = {}
+    for mix in s["curve_mixes"]:
+        runs = sorted(k for k in units if k.startswith(f"{mix}_seed"))
+        histories[mix] = [pd.read_csv(Path(units[k]) / "history.csv") for k in runs]
+    if histories:
+        figures.convergence_figure(histories, out / "convergence.png")
+    if s["overlay_mixes"]:
+        ids, masks, _, images = study.test_set(inp["patches"], inp["datasets"], images=True)
+        n = min(s["overlay_images"], len(ids))
+        preds = {}
+        for mix in s["overlay_mixes"]:
+            first = sorted((k for k in units if k.startswith(f"{mix}_seed")), key=lambda k: int(k.rsplit("seed", 1)[1]))[0]
+            preds[f"{mix} ({first.rsplit('_', 1)[1]})"] = study.read_test_predictions(units[first])[1]
+        figures.overlay_figure(images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"],
+                               out / "overlays.png")
+
+
+KINDS = {"datasets": draw_datasets, "vqvae": draw_vqvae, "codes": draw_codes, "cleaning": draw_cleaning,
+         "synthetic": draw_synthetic, "pretest": draw_pretest, "study": draw_study, "lq": draw_lq}
+
+
+def main(args):
+    s = cli.settings(args)
+    inputs = {}
+    for item in args.input:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise DualgenError(f"--input {item}: expected NAME=PATH")
+        inputs[name] = path
+    with artifacts.artifact_dir(args.out, f"figure_{args.kind}", s, None, [], {"input_folders": inputs}) as tmp:
+        KINDS[args.kind](inputs, s, tmp)
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--kind", required=True, choices=sorted(KINDS))
+    p.add_argument("--input", action="append", default=[], help="NAME=PATH of a folder the figure reads (repeat)")
+    p.add_argument("--out", required=True, help="output folder (results/<study>/figures/<kind>)")
+    cli.run(main, p)
