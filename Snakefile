@@ -3,9 +3,6 @@
 #   snakemake --cores all --configfile presets/ci.yaml a tiny run (what the tests use)
 # See README.md. Config: config.yaml, checked against schemas/config.schema.yaml.
 import os
-import sys
-
-sys.path.insert(0, workflow.basedir)
 
 from snakemake.utils import min_version
 

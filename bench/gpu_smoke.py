@@ -16,6 +16,7 @@ train_on_batch ("first"), then --steps timed. Per training: updates per second a
 Last line: `gpu smoke: <n> trainings ok`.
 Usage: python bench/gpu_smoke.py [--steps 20] [--size 256] [--threads N] [--only vqvae,prior_plain,prior_gated,unet]
        [--modes strict,fast]        On a CPU: python bench/gpu_smoke.py --steps 2 --size 64 (a few minutes)
+Needs dualgen installed (make setup; or `pip install --no-deps --no-build-isolation -e .` after requirements.lock).
 """
 import argparse
 import json
@@ -26,17 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TRAININGS = ("vqvae", "prior_plain", "prior_gated", "unet")
 MODES = ("strict", "fast")
 SEED = 0
 CHANNELS = 3  # the demo micrographs (and ImageNet U-Nets) are RGB
-VQVAE_KEYS = ("num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim", "num_embeddings",
-              "commitment_cost", "decay", "quantizer")
 
 
 def paper_settings():
@@ -73,7 +71,7 @@ def run_vqvae(tf, s, size, steps):
 
     v = s["vqvae"]
     b = int(v["batch_size"])
-    model = vqvae.VQVAE(CHANNELS + 1, **{k: v[k] for k in VQVAE_KEYS if k in v})
+    model = vqvae.build(vqvae.make_spec(v, CHANNELS))
     x = np.random.default_rng(SEED).uniform(-0.5, 0.5, (b + 1, size, size, CHANNELS + 1)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -91,7 +89,7 @@ def run_prior(tf, s, size, steps, kind):
 
     p, k = s["pixelcnn"], int(s["vqvae"]["num_embeddings"])
     b, g = int(p["batch_size"]), size // 4
-    model = pixelcnn.PixelCNN(k, filters=int(p["filters"]), num_blocks=int(p["num_blocks"]), kind=kind)
+    model = pixelcnn.build(pixelcnn.make_spec(p, kind, k, (g, g)))
     grids = np.random.default_rng(SEED).integers(0, k, (b + 1, g, g)).astype(np.int32)
     t = time.perf_counter()
     with determinism.captured_functions(pixelcnn) as graphs:

@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""Benchmark: the whole default study (all 46 mixes + BMQ_aug on the demo data) with `snakemake --cores N`.
+"""Benchmark: the whole default study (47 mixes x the seeds of unet.seeds, demo data) with `snakemake --cores N`.
 
-Runs in a fresh folder (default bench/out/study), measures wall time and how busy the CPUs were
-(from /proc/stat, all cores, over the run) and prints them, plus the per-rule times from Snakemake's
-benchmark files. Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]
+Runs in a fresh folder (default bench/out/study), measures wall time and how busy the CPUs were (from /proc/stat,
+all cores, over the run), prints the per-rule times from Snakemake's benchmark files and, last, one line:
+`study wall time: <min> min for <n> trainings; CPU busy <p> %; overhead <q> %`, where overhead is the share of the
+train_unet jobs' time not spent inside optimizer updates (TensorFlow start, data loading, model build, the first
+update's tracing, validations, writing; from each training's meta.json `update_seconds`).
+Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -52,12 +56,18 @@ def main():
     rows = []
     for f in work.glob("results/*/benchmarks/**/*.tsv"):
         b = pd.read_csv(f, sep="\t")
-        rule = f.parent.name if f.parent.name != "benchmarks" else f.stem
+        rule = f.relative_to(next(q for q in f.parents if q.name == "benchmarks")).parts[0].removesuffix(".tsv")
         rows.append((rule, float(b["s"].iloc[0])))
     if rows:
         per_rule = pd.DataFrame(rows, columns=["rule", "s"]).groupby("rule")["s"].agg(["count", "sum", "mean"])
         print(per_rule.sort_values("sum", ascending=False).round(1).to_string())
-    print(f"study wall time: {wall:.0f} s ({wall / 60:.1f} min) on {args.cores} cores; CPU busy: {busy * 100:.0f} %")
+    jobs = [(r, s) for r, s in rows if r == "train_unet"]
+    updates = sum(json.loads(m.read_text()).get("update_seconds", 0.0)
+                  for m in work.glob("results/*/unet/*/seed*/meta.json"))
+    job_seconds = sum(s for _, s in jobs)
+    overhead = 1 - updates / job_seconds if job_seconds else float("nan")
+    print(f"study wall time: {wall / 60:.1f} min for {len(jobs)} trainings; CPU busy {busy * 100:.0f} %; "
+          f"overhead {overhead * 100:.0f} %")
     return rc
 
 

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import shlex
 import sys
 
 from snakemake.utils import validate
@@ -30,7 +31,9 @@ SCRIPTS = os.path.join(workflow.basedir, "scripts")
 def _python():
     """The Python that runs Snakemake (its venv), or the conda env's `python` under --sdm conda."""
     methods = {str(m).lower() for m in getattr(workflow.deployment_settings, "deployment_method", ())}
-    return "python" if any("conda" in m for m in methods) else sys.executable
+    if any("conda" in m for m in methods):  # the env has the pinned packages; dualgen itself comes from the checkout
+        return f"PYTHONPATH={shlex.quote(workflow.basedir)} python"
+    return sys.executable
 
 
 PYTHON = _python()

@@ -6,9 +6,6 @@ Writes OUT/metrics.json (per image with its source micrograph, and the summary),
 """
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from dualgen import artifacts, cli, metrics, study
 from dualgen.errors import DualgenError
 

@@ -45,7 +45,7 @@ def main(args):
     hist = pd.read_csv(work / "history.csv")
     keep = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
             "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
-            "first_step_seconds")
+            "first_step_seconds", "update_seconds")
     extra = {"mix": mix.name, "n_train": len(x_tr), "n_val": len(x_va), "n_test": len(ids),
              **{k: result[k] for k in keep}, "train_seconds": float(sum(result["seconds_per_period"]))}
     inputs = [Path(args.mix) / "manifest.csv", Path(args.datasets) / "SHQ.csv"]
