@@ -61,3 +61,18 @@ def test_mix_manifests_nested_prefixes_and_real_validation():
     assert list(pure.loc[pure.split == "val", "id"]) == list(bases["BLQ"].loc[bases["BLQ"].split == "val", "patch_id"])
     with pytest.raises(DualgenError, match="needs 144 synthetic images but the pool has 10"):
         datasets.mix_manifest(by_name["SyntMQ_300"], bases, pool[:10])
+
+
+def test_pretrain_arm_and_the_reference_of_every_mix():
+    from dualgen.mixes import comparison_pairs, reference
+
+    cfg = dict(CFG["mixes"], pretrain=[100, 300])
+    all_mixes = enumerate_mixes(cfg, CFG["datasets"])
+    by_name = {m.name: m for m in all_mixes}
+    pt = by_name["SHQ_pt300"]
+    assert pt.pretrain and (pt.n_real, pt.n_synth, pt.real_from) == (16, 48, "SHQ") and len(all_mixes) == 47 + 8
+    assert pool_size(cfg, CFG["datasets"]) == 144  # the pretrain arm needs no more than the levels do
+    refs = dict(comparison_pairs(all_mixes))
+    assert refs["SHQ_pt300"] == "SHQ_000" and refs["SyntLQ_050"] == "BLQ_000" and refs["BMQ_aug"] == "BMQ_000"
+    assert refs["BLQ_075"] == "BLQ_000" and "BMQ_000" not in refs and reference(by_name["SHQ_000"]) is None
+    assert len(refs) == len(all_mixes) - 4  # every mix but the four 0 % mixes
