@@ -1,11 +1,17 @@
 """VQ-VAE on micrograph + mask stacked as one (C+1)-channel image (paper step 4), after DeepMind Sonnet's
 example (sonnet/examples/vqvae_example.ipynb).
 
-Encoder: two 4x4 stride-2 convolutions (ReLU), a 3x3 convolution, a residual stack, a 1x1 convolution to the
-embedding dimension. Quantiser: ``snt.nets.VectorQuantizerEMA`` (codebook updated by moving averages) or
-``snt.nets.VectorQuantizer`` (codebook learned by gradient). Decoder: the mirror image, ending in two 4x4
-stride-2 transposed convolutions, the last one to C+1 channels. A 256-px patch becomes a 64x64 grid of code
-indices (``DOWNSAMPLE`` = 4).
+Encoder: two 4x4 stride-2 convolutions (ReLU), a 3x3 convolution (ReLU, as in Sonnet's example), a residual
+stack, a 1x1 convolution to the embedding dimension. Quantiser: ``snt.nets.VectorQuantizerEMA`` (codebook updated
+by moving averages) or ``snt.nets.VectorQuantizer`` (codebook learned by gradient). Decoder: the mirror image,
+ending in two 4x4 stride-2 transposed convolutions, the last one to C+1 channels. A 256-px patch becomes a 64x64
+grid of code indices (``downsample`` = 4, the paper's). With ``downsample`` = 2 the second convolution of the
+encoder and the first transposed convolution of the decoder keep the size (stride 1; same layers otherwise): a
+64-px patch becomes a 32x32 grid, one code per 2x2 pixels, fine enough for one-pixel boundaries.
+
+Training loss (as in Sonnet's example): reconstruction MSE / data variance + VQ loss, where the mask channel's
+squared error is weighted by ``mask_weight`` (1: the plain MSE of all C+1 channels; the mask is only one of them,
+so at 1 an RGB micrograph outweighs its mask 3:1).
 
 Persistence: ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (the
 constructor's arguments, ``make_spec``) into a folder; ``load(folder)`` rebuilds the model from them.
@@ -28,19 +34,21 @@ from dualgen.artifacts import atomic_dir, read_spec, recover, write_spec
 from dualgen.errors import DualgenError
 from dualgen.postprocess import mask_levels  # noqa: F401  (part of this module's API)
 
-DOWNSAMPLE = 4  # two stride-2 convolutions
+DOWNSAMPLE = 4  # the default (and the paper's) factor: two stride-2 convolutions
+DOWNSAMPLES = (2, 4)  # patch pixels per code cell along each side
 # the constructor's arguments a spec holds (channels: the model's, i.e. the micrograph's C + 1 for the mask)
 SPEC_KEYS = ("channels", "num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim",
-             "num_embeddings", "commitment_cost", "decay", "quantizer")
+             "num_embeddings", "commitment_cost", "decay", "quantizer", "downsample")
+OPTIONAL_SPEC = {"downsample": DOWNSAMPLE}  # keys a spec written before they existed may lack: their old value
 
 
-def check_patch_size(patch_size):
-    """The encoder halves the size twice and the decoder doubles it twice: the patch size must divide by 4."""
-    if int(patch_size) % DOWNSAMPLE:
-        fit = max(DOWNSAMPLE, int(patch_size) - int(patch_size) % DOWNSAMPLE)
+def check_patch_size(patch_size, downsample=DOWNSAMPLE):
+    """The encoder shrinks a patch by ``downsample`` and the decoder grows it back: the size must divide by it."""
+    if int(patch_size) % int(downsample):
+        fit = max(int(downsample), int(patch_size) - int(patch_size) % int(downsample))
         raise DualgenError(
-            f"patch size {patch_size} is not divisible by the VQ-VAE's downsampling factor {DOWNSAMPLE}: "
-            f"use a multiple of {DOWNSAMPLE} (e.g. {fit})"
+            f"patch size {patch_size} is not divisible by the VQ-VAE's downsampling factor {downsample}: "
+            f"use a multiple of {downsample} (e.g. {fit})"
         )
 
 
@@ -94,25 +102,30 @@ class ResidualStack(snt.Module):
 
 
 class Encoder(snt.Module):
-    def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens, name=None):
+    """Sonnet's example encoder: conv 4x4 /2, ReLU, conv 4x4 /2 (/1 at downsample 2), ReLU, conv 3x3, ReLU,
+    residual stack."""
+
+    def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens, downsample=DOWNSAMPLE, name=None):
         super().__init__(name=name)
         self._enc_1 = snt.Conv2D(num_hiddens // 2, 4, stride=2, name="enc_1")
-        self._enc_2 = snt.Conv2D(num_hiddens, 4, stride=2, name="enc_2")
+        self._enc_2 = snt.Conv2D(num_hiddens, 4, stride=downsample // 2, name="enc_2")
         self._enc_3 = snt.Conv2D(num_hiddens, 3, name="enc_3")
         self._residual = ResidualStack(num_hiddens, num_residual_layers, num_residual_hiddens)
 
     def __call__(self, x):
         h = tf.nn.relu(self._enc_1(x))
         h = tf.nn.relu(self._enc_2(h))
-        return self._residual(self._enc_3(h))
+        h = tf.nn.relu(self._enc_3(h))
+        return self._residual(h)
 
 
 class Decoder(snt.Module):
-    def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens, out_channels, name=None):
+    def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens, out_channels, downsample=DOWNSAMPLE,
+                 name=None):
         super().__init__(name=name)
         self._dec_1 = snt.Conv2D(num_hiddens, 3, name="dec_1")
         self._residual = ResidualStack(num_hiddens, num_residual_layers, num_residual_hiddens)
-        self._dec_2 = snt.Conv2DTranspose(num_hiddens // 2, 4, stride=2, name="dec_2")
+        self._dec_2 = snt.Conv2DTranspose(num_hiddens // 2, 4, stride=downsample // 2, name="dec_2")
         self._dec_3 = snt.Conv2DTranspose(out_channels, 4, stride=2, name="dec_3")
 
     def __call__(self, z):
@@ -125,22 +138,27 @@ class VQVAE(snt.Module):
     ``spec`` keeps the constructor's arguments (``SPEC_KEYS``)."""
 
     def __init__(self, channels, num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
-                 num_embeddings=10, commitment_cost=0.25, decay=0.99, quantizer="ema", name=None):
+                 num_embeddings=10, commitment_cost=0.25, decay=0.99, quantizer="ema", downsample=DOWNSAMPLE,
+                 name=None):
         super().__init__(name=name)
         if quantizer not in ("ema", "vq"):
             raise DualgenError(f"vqvae.quantizer is {quantizer!r}: use 'ema' (VectorQuantizerEMA) or 'vq' (VectorQuantizer)")
+        if downsample not in DOWNSAMPLES:
+            raise DualgenError(f"vqvae.downsample is {downsample!r}: use one of {', '.join(map(str, DOWNSAMPLES))} "
+                               "(patch pixels per code cell along each side)")
         self.channels = int(channels)
+        self.downsample = int(downsample)
         self.spec = {"channels": self.channels, "num_hiddens": num_hiddens, "num_residual_hiddens": num_residual_hiddens,
                      "num_residual_layers": num_residual_layers, "embedding_dim": embedding_dim,
                      "num_embeddings": num_embeddings, "commitment_cost": commitment_cost, "decay": decay,
-                     "quantizer": quantizer}
-        self.encoder = Encoder(num_hiddens, num_residual_layers, num_residual_hiddens)
+                     "quantizer": quantizer, "downsample": self.downsample}
+        self.encoder = Encoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.downsample)
         self.pre_vq = snt.Conv2D(embedding_dim, 1, name="to_vq")
         if quantizer == "ema":
             self.vq = snt.nets.VectorQuantizerEMA(embedding_dim, num_embeddings, commitment_cost, decay)
         else:
             self.vq = snt.nets.VectorQuantizer(embedding_dim, num_embeddings, commitment_cost)
-        self.decoder = Decoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.channels)
+        self.decoder = Decoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.channels, self.downsample)
 
     def __call__(self, x, is_training):
         vq = self.vq(self.pre_vq(self.encoder(x)), is_training=is_training)
@@ -148,12 +166,12 @@ class VQVAE(snt.Module):
                 "encoding_indices": vq["encoding_indices"]}
 
     def encode(self, x):
-        """(N,H,W,C+1) -> int32 (N,H/4,W/4) code indices."""
+        """(N,H,W,C+1) -> int32 (N,H/d,W/d) code indices (d = downsample)."""
         out = self.vq(self.pre_vq(self.encoder(x)), is_training=False)
         return tf.cast(out["encoding_indices"], tf.int32)
 
     def decode(self, indices):
-        """int code grids (N,h,w) -> float32 (N,4h,4w,C+1)."""
+        """int code grids (N,h,w) -> float32 (N,d*h,d*w,C+1) (d = downsample)."""
         return self.decoder(self.vq.quantize(tf.cast(indices, tf.int32)))
 
 
@@ -170,12 +188,14 @@ def _describe(model):
 
 def make_spec(settings, image_channels):
     """The spec of a VQ-VAE for micrographs of ``image_channels`` (1 or 3) from config's ``vqvae`` settings."""
-    return {"channels": int(image_channels) + 1, **{k: settings[k] for k in SPEC_KEYS if k != "channels"}}
+    return {"channels": int(image_channels) + 1,
+            **{k: settings.get(k, OPTIONAL_SPEC.get(k)) if k in OPTIONAL_SPEC else settings[k]
+               for k in SPEC_KEYS if k != "channels"}}
 
 
 def build(spec):
     """A fresh (untrained) VQ-VAE from a spec."""
-    return VQVAE(**{k: spec[k] for k in SPEC_KEYS})
+    return VQVAE(**{k: spec.get(k, OPTIONAL_SPEC.get(k)) for k in SPEC_KEYS})
 
 
 def save(model, folder, spec):
@@ -189,7 +209,8 @@ def save(model, folder, spec):
 
 def load(folder):
     """(model, spec) from a folder ``save`` wrote; a missing or damaged one is a DualgenError naming it."""
-    spec = read_spec(folder, "VQ-VAE", SPEC_KEYS, "train_vqvae")
+    spec = read_spec(folder, "VQ-VAE", [k for k in SPEC_KEYS if k not in OPTIONAL_SPEC], "train_vqvae")
+    spec = {**OPTIONAL_SPEC, **spec}
     return _restore(build(spec), folder), spec
 
 
@@ -235,37 +256,48 @@ class _Batches:
         return out
 
 
-def _check_data(model, train_x, val_x, steps, batch_size, eval_every):
+def _check_data(model, train_x, val_x, steps, batch_size, eval_every, mask_weight):
     for name, x in (("training", train_x), ("validation", val_x)):
         if x.ndim != 4 or x.shape[-1] != model.channels:
             raise DualgenError(f"VQ-VAE {name} data has shape {x.shape}: expected (N,H,W,{model.channels}) "
                                "from to_model_input")
         if len(x) == 0:
             raise DualgenError(f"VQ-VAE: no {name} patches: raise the number of patches or lower vqvae.val_images")
-        check_patch_size(x.shape[1])
-        check_patch_size(x.shape[2])
+        check_patch_size(x.shape[1], model.downsample)
+        check_patch_size(x.shape[2], model.downsample)
         if not np.isfinite(x).all():
             raise DualgenError(f"VQ-VAE {name} data contains NaN/Inf values: check the input patches")
     for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
         if int(value) < 1:
             raise DualgenError(f"vqvae.{name} is {value}: it must be at least 1")
+    if not (np.isfinite(mask_weight) and mask_weight > 0):
+        raise DualgenError(f"vqvae.mask_weight is {mask_weight}: it must be a positive number (1: plain MSE)")
+
+
+def channel_weights(channels, mask_weight=1.0):
+    """(channels,) float32 loss weights: 1 for each micrograph channel, ``mask_weight`` for the mask (the last)."""
+    w = np.ones(int(channels), np.float32)
+    w[-1] = float(mask_weight)
+    return w
 
 
 def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed, out_dir, eval_every,
-                data_variance=None, log=print, monitor=None):
+                mask_weight=1.0, data_variance=None, log=print, monitor=None):
     """Train ``model`` up to update ``steps`` with Adam. Returns a dict: ``history`` (one dict per evaluation:
     step, train_recon, train_vq_loss, perplexity, val_recon, earlier calls' included), ``best_step`` and
     ``best_val_recon`` (the model in out_dir/best), ``resumed_from_step`` (None unless this call resumed).
 
-    Loss = reconstruction MSE / data variance + VQ loss (as in Sonnet's example). Every ``eval_every`` steps
-    (and at the last step): validation reconstruction error (MSE); out_dir/best gets the model (``save``) if it
-    is the lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun
+    Loss = reconstruction MSE / data variance + VQ loss (as in Sonnet's example), the mask channel's squared error
+    weighted by ``mask_weight`` (``channel_weights``; 1 = plain MSE). Every ``eval_every`` steps (and at the last
+    step): validation reconstruction error (the same weighted MSE, the loss the model is trained for); out_dir/best
+    gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun
     with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
     weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order.
     """
     train_x = np.asarray(train_x, np.float32)
     val_x = np.asarray(val_x, np.float32)
-    _check_data(model, train_x, val_x, steps, batch_size, eval_every)
+    _check_data(model, train_x, val_x, steps, batch_size, eval_every, float(mask_weight))
+    weights = tf.constant(channel_weights(model.channels, mask_weight))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     recover(out_dir / "best")
@@ -294,7 +326,7 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     def train_step(x):
         with tf.GradientTape() as tape:
             out = model(x, is_training=True)
-            recon = tf.reduce_mean(tf.square(out["x_recon"] - x)) / variance
+            recon = tf.reduce_mean(tf.square(out["x_recon"] - x) * weights) / variance
             loss = recon + out["vq_loss"]
         params = model.trainable_variables
         opt.apply(tape.gradient(loss, params), params)
@@ -302,7 +334,8 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
 
     @tf.function(reduce_retracing=True)
     def squared_error(x):
-        return tf.reduce_sum(tf.reduce_mean(tf.square(model(x, is_training=False)["x_recon"] - x), axis=[1, 2, 3]))
+        error = tf.square(model(x, is_training=False)["x_recon"] - x) * weights
+        return tf.reduce_sum(tf.reduce_mean(error, axis=[1, 2, 3]))
 
     def val_recon():
         total = sum(float(squared_error(tf.constant(val_x[i:i + batch_size]))) for i in range(0, len(val_x), batch_size))

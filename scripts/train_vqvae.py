@@ -22,7 +22,7 @@ def main(args):
     from dualgen import vqvae
 
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
-    vqvae.check_patch_size(images.shape[1])
+    vqvae.check_patch_size(images.shape[1], v.get("downsample", vqvae.DOWNSAMPLE))
     tr, va = generation.holdout(len(ids), v["val_images"], v["seed"])
     x = vqvae.to_model_input(images, masks, n)
     work = generation.resume_dir(args.work, s)
@@ -37,10 +37,12 @@ def main(args):
     spec = vqvae.make_spec(v, images.shape[3])
     model = vqvae.build(spec)
     print(f"VQ-VAE: {len(tr)} training / {len(va)} validation patches of {images.shape[1]} px, "
-          f"{images.shape[3]}+1 channels, K={v['num_embeddings']}, D={v['embedding_dim']}", flush=True)
+          f"{images.shape[3]}+1 channels, K={v['num_embeddings']}, D={v['embedding_dim']}, "
+          f"downsample {spec['downsample']}, mask weight {v.get('mask_weight', 1.0)}", flush=True)
     result = vqvae.train_vqvae(
         model, x[tr], x[va], steps=v["steps"], batch_size=v["batch_size"], learning_rate=v["learning_rate"],
-        seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], monitor=monitor,
+        seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v.get("mask_weight", 1.0),
+        monitor=monitor,
     )
     hist = pd.DataFrame(result["history"])
     extra = {"patch_size": int(images.shape[1]), "n_train": len(tr), "n_val": len(va),
