@@ -8,14 +8,17 @@ instead of ImageNet's: the same computation, no weights file needed). Random dat
 Each training runs in its own process, once per mode:
   strict  op determinism on, as the pipeline trains (env.setup_tensorflow): a kernel without a deterministic GPU
           implementation fails the training here (UnimplementedError), which no CPU test can see;
-  fast    op determinism off.
+  fast    op determinism off, cuDNN autotuning on.
+--mixed-precision: the VQ-VAE and the U-Net train as with vqvae/unet.mixed_precision: true (float16 compute, float32
+variables and outputs, loss scaling; dualgen.precision); the priors are float32 either way.
 VQ-VAE and priors: the real training function runs one update (tracing, validation and checkpoint included:
 "first"), then --steps updates of its compiled step are timed. U-Net: compiled as train_unet does, one
 train_on_batch ("first"), then --steps timed. Per training: updates per second and the process' peak GPU memory
 (``tf.config.experimental.get_memory_info('GPU:0')['peak']``; "n/a (CPU)" without a GPU).
 Last line: `gpu smoke: <n> trainings ok`.
 Usage: python bench/gpu_smoke.py [--steps 20] [--size 256] [--threads N] [--only vqvae,prior_plain,prior_gated,unet]
-       [--modes strict,fast]        On a CPU: python bench/gpu_smoke.py --steps 2 --size 64 (a few minutes)
+       [--modes strict,fast] [--mixed-precision]
+On a CPU: python bench/gpu_smoke.py --steps 2 --size 64 (a few minutes)
 Needs dualgen installed (make setup; or `pip install --no-deps --no-build-isolation -e .` after requirements.lock).
 """
 import argparse
@@ -44,15 +47,10 @@ def paper_settings():
 
 
 def setup(mode, threads):
-    """TensorFlow as the pipeline sets it up; ``fast``: without op determinism."""
+    """TensorFlow as the pipeline sets it up (config key ``determinism``: strict or fast)."""
     from dualgen import env
 
-    tf = env.setup_tensorflow(threads, SEED)  # with env's determinism argument: setup_tensorflow(threads, SEED, mode)
-    if mode == "fast":
-        from tensorflow.python.framework import config as tf_config  # 2.21 has no public disable_op_determinism
-
-        tf_config.disable_op_determinism()
-    return tf
+    return env.setup_tensorflow(threads, SEED, mode)
 
 
 def quiet(*args, **kwargs):
@@ -77,11 +75,12 @@ def run_vqvae(tf, s, size, steps):
         t = time.perf_counter()
         with determinism.captured_functions(vqvae) as graphs:
             vqvae.train_vqvae(model, x[:b], x[b:], steps=1, batch_size=b, learning_rate=v["learning_rate"], seed=SEED,
-                              out_dir=tmp, eval_every=1, log=quiet)
+                              out_dir=tmp, eval_every=1, log=quiet, mixed_precision=v["mixed_precision"])
         first = time.perf_counter() - t
     step = next(g for g in graphs if "train_step" in g.name.decode())
     batch = tf.constant(x[:b])
-    return first, timed(lambda: float(step(batch)[0]), steps), f"batch {b}, {size} px, {CHANNELS + 1} channels"
+    return first, timed(lambda: float(step(batch)[0]), steps), (f"batch {b}, {size} px, {CHANNELS + 1} channels"
+                                                                f"{', mixed precision' * v['mixed_precision']}")
 
 
 def run_prior(tf, s, size, steps, kind):
@@ -104,12 +103,12 @@ def run_prior(tf, s, size, steps, kind):
 def run_unet(tf, s, size, steps):
     import segmentation_models as sm
 
-    from dualgen import unet
+    from dualgen import precision, unet
 
     u, n = s["unet"], len(s["classes"])
-    b = int(u["batch_size"])
-    model = unet.build_unet(u["backbone"], None, n, (size, size, CHANNELS), u.get("bn_momentum"))
-    model.compile(optimizer=tf.keras.optimizers.Adam(u["learning_rate"]),  # as train_unet compiles it
+    b, mixed = int(u["batch_size"]), u["mixed_precision"]
+    model = unet.build_unet(u["backbone"], None, n, (size, size, CHANNELS), u.get("bn_momentum"), mixed)
+    model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(u["learning_rate"]), mixed),
                   loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
                   metrics=[sm.metrics.IOUScore(threshold=0.5)])
     rng = np.random.default_rng(SEED)
@@ -118,12 +117,15 @@ def run_unet(tf, s, size, steps):
     t = time.perf_counter()
     model.train_on_batch(x, y)
     first = time.perf_counter() - t
-    return first, timed(lambda: model.train_on_batch(x, y), steps), f"{u['backbone']}, batch {b}, {size} px"
+    return first, timed(lambda: model.train_on_batch(x, y), steps), (f"{u['backbone']}, batch {b}, {size} px"
+                                                                     f"{', mixed precision' * mixed}")
 
 
 def worker(args):
     tf = setup(args.determinism, args.threads)
     s = paper_settings()
+    for part in ("vqvae", "unet"):
+        s[part]["mixed_precision"] = bool(args.mixed_precision)
     run = {"vqvae": run_vqvae, "prior_plain": lambda *a: run_prior(*a, "plain"),
            "prior_gated": lambda *a: run_prior(*a, "gated"), "unet": run_unet}[args.worker]
     first, seconds, what = run(tf, s, args.size, args.steps)
@@ -150,6 +152,7 @@ def main():
     ap.add_argument("--only", default=",".join(TRAININGS), help=f"comma-separated subset of {', '.join(TRAININGS)}")
     ap.add_argument("--modes", default=",".join(MODES), help="strict, fast or both (default)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per training")
+    ap.add_argument("--mixed-precision", action="store_true", help="VQ-VAE and U-Net in mixed precision (float16)")
     ap.add_argument("--worker", choices=TRAININGS, help=argparse.SUPPRESS)
     ap.add_argument("--determinism", choices=MODES, default="strict", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -172,7 +175,8 @@ def main():
         for mode in modes:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--determinism", mode,
                    "--steps", str(args.steps), "--size", str(args.size), "--threads", str(args.threads)]
-            e = dict(os.environ, PYTHONHASHSEED="0", TF_DETERMINISTIC_OPS="1" if mode == "strict" else "0")
+            cmd += ["--mixed-precision"] if args.mixed_precision else []
+            e = dict(os.environ, PYTHONHASHSEED="0")  # the worker's setup_tensorflow sets the determinism variables
             t = time.perf_counter()
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=e, cwd=REPO)

@@ -272,7 +272,8 @@ def main():
 
     base = results.get(CURRENT) or []
     base_ups = med(base, "updates_per_cpu_s") if base else float("nan")
-    head = (f"{'candidate':<18} {'params':>10} {'upd/s':>6} {'wall':>6} {'img/s':>6} {'2B':>6} {'vs r18':>6} {'import':>6} "
+    head = (f"{'candidate':<18} {'params':>10} {'upd/s':>6} {'wall':>6} {'img/s':>6} {'2B':>6} {'vs r18':>6} "
+            f"{'import':>6} "
             f"{'build':>5} {'compile':>7} {'trace':>5} {'valtr':>5} {'process':>7} {'n':>2} {'det':>3}  decoder")
     print()
     print(head)
@@ -293,7 +294,8 @@ def main():
               f"{med(rows, 'val_trace_cpu'):>5.1f} {med(rows, 'wall'):>7.1f} {len(rows):>2} {det:>3}  {decoder}"
               + (f"  ({errors[n]})" if n in errors else ""))
     print("medians over the rounds (n). upd/s: steady updates per CPU-second of the worker (= per second on a "
-          "dedicated core; robust to the shared cores), wall: per wall second (median update); img/s = upd/s x batch, 2B: img/s at twice the batch (the same trace, as many images). "
+          "dedicated core; robust to the shared cores), wall: per wall second (median update); img/s = upd/s x batch, "
+          "2B: img/s at twice the batch (the same trace, as many images). "
           "CPU seconds: import = interpreter + dualgen + TensorFlow + segmentation_models, build = sm.Unet, trace = "
           "first fit minus its steady updates, valtr = first evaluate (batch 1); process: worker wall seconds. det: "
           "the same loss after the first update in every round.")

@@ -208,11 +208,19 @@ def meta(step, settings, seed, inputs, started, **extra):
         "host": platform.node(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "device": os.environ.get("DUALGEN_DEVICE") or os.environ.get("CUDA_VISIBLE_DEVICES") or "cpu",
+        "determinism": _determinism(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 3),
     }
     data.update(extra)
     return data
+
+
+def _determinism():
+    """The determinism mode this process set TensorFlow up with (env.setup_tensorflow), "n/a" without TensorFlow."""
+    from dualgen import env
+
+    return env.mode or "n/a"
 
 
 def _version():

@@ -12,7 +12,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.y
 
 # Names checked when the workflow loads, without importing TensorFlow or albumentations (seconds per snakemake
 # call). Tests keep them equal to the libraries' lists: dualgen.augment.AUGMENTATIONS and
-# segmentation_models.Backbones.models_names() (tests/test_config_checks.py).
+# segmentation_models.Backbones.models_names() (tests/test_lab_data.py).
 AUGMENTATIONS = ("CLAHE", "RandomBrightness", "RandomGamma", "Sharpen", "Blur", "MotionBlur", "GaussianBlur",
                  "GaussNoise", "RandomContrast", "HueSaturationValue")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "seresnet18", "seresnet34", "seresnet50",
@@ -188,9 +188,32 @@ def split_list_files(data):
     return [p for p in (data.get("splits") or {}).values() if p]
 
 
+def fill_defaults(config, schema=None):
+    """Add every key the schema gives a ``default`` and the config lacks (in sections the config has, and in
+    sections whose keys all have defaults), in place. The schema is the one source of defaults: scripts and
+    rules index settings directly, with no fallbacks of their own."""
+    schema = load_yaml(SCHEMA_PATH) if schema is None else schema
+
+    def fill(node, sub):
+        for key, prop in sub.get("properties", {}).items():
+            if key not in node and "default" in prop:
+                node[key] = prop["default"]
+            if prop.get("type") == "object" and "properties" in prop:
+                if key not in node and all("default" in p for p in prop["properties"].values()):
+                    node[key] = {}
+                if isinstance(node.get(key), dict):
+                    fill(node[key], prop)
+
+    fill(config, schema)
+    return config
+
+
 def check_config(config):
-    """Validate a merged config dict; raises DualgenError with one line."""
+    """Validate a merged config dict (the schema, then the rules across keys) and fill in the schema's defaults;
+    raises DualgenError with one line. The workflow calls it once, when it loads."""
+    schema = load_yaml(SCHEMA_PATH)
     check_schema(config)
+    fill_defaults(config, schema)
     check_rules(config)
     return config
 

@@ -1,9 +1,12 @@
-"""One GPU per training job on a multi-GPU host.
+"""One GPU per training job on a multi-GPU host (or N jobs per GPU: DUALGEN_JOBS_PER_GPU).
 
 Snakemake caps how many ``gpu=1`` jobs run at once but does not say which device is whose. Before TensorFlow
-starts, ``claim()`` takes an exclusive ``flock`` on one lock file per device and sets CUDA_VISIBLE_DEVICES to
+starts, ``claim()`` takes an exclusive ``flock`` on one lock file per device slot and sets CUDA_VISIBLE_DEVICES to
 that device. The kernel releases the lock when the process ends, however it ends (also kill -9), so a crashed
-job frees its device. Devices: DUALGEN_GPUS (e.g. "0,1"), else the GPUs nvidia-smi lists, else none (CPU).
+job frees its slot. Devices: DUALGEN_GPUS (e.g. "0,1"), else the GPUs nvidia-smi lists, else none (CPU).
+Slots: DUALGEN_JOBS_PER_GPU (default 1) per device, filled device by device in turn (the first job on each
+device before a second on any); with more than 1, jobs share a device's memory (``env.setup_tensorflow`` turns
+memory growth on) and Snakemake's ``gpu`` resource must allow devices x N jobs (``--resources gpu=...``).
 Under Slurm, or when CUDA_VISIBLE_DEVICES is already set, the scheduler/user has chosen: nothing is claimed.
 """
 import fcntl
@@ -30,6 +33,22 @@ def available():
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
+def jobs_per_gpu():
+    """DUALGEN_JOBS_PER_GPU: how many jobs may share one device (default 1)."""
+    value = os.environ.get("DUALGEN_JOBS_PER_GPU", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        from dualgen.errors import DualgenError
+
+        raise DualgenError(f"DUALGEN_JOBS_PER_GPU={value!r}: expected a whole number of jobs per GPU, 1 or more")
+    return int(value)
+
+
+def _slots(devices):
+    """(device, lock file name) in the order claim tries them: slot 0 of every device, then slot 1, ..."""
+    return [(dev, f"gpu{dev}.lock" if slot == 0 else f"gpu{dev}.{slot}.lock")
+            for slot in range(jobs_per_gpu()) for dev in devices]
+
+
 def lock_dir():
     return Path(os.environ.get("DUALGEN_GPU_LOCKS", Path(tempfile.gettempdir()) / "dualgen-gpu-locks"))
 
@@ -41,12 +60,13 @@ def claim(wait_seconds=3600, poll=0.5):
     devices = available()
     if not devices:
         return None
+    slots = _slots(devices)
     folder = lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + wait_seconds
     while True:
-        for dev in devices:
-            fh = open(folder / f"gpu{dev}.lock", "a+")
+        for dev, name in slots:
+            fh = open(folder / name, "a+")
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -2,6 +2,13 @@
 
 Imported by ``dualgen/__init__`` so every script, test and notebook that imports dualgen gets them
 before TensorFlow is loaded.
+
+Determinism (config key ``determinism``, README "Running on a GPU"): ``setup_tensorflow(threads, seed, mode)``
+with ``strict`` (the default) turns TensorFlow's op determinism on (``TF_DETERMINISTIC_OPS=1`` and
+``tf.config.experimental.enable_op_determinism()``): same config -> same numbers on the same machine / GPU type;
+``fast`` turns it off and lets cuDNN autotune (``TF_DETERMINISTIC_OPS=0``, ``TF_CUDNN_USE_AUTOTUNE=1``): faster on
+a GPU, results may differ in the last digits between runs. ``mode`` records what this process set up
+(None before ``setup_tensorflow``); ``artifacts.meta`` writes it into every meta.json ("n/a" without TensorFlow).
 """
 import os
 
@@ -10,9 +17,18 @@ ENVIRONMENT = {
     "SM_FRAMEWORK": "tf.keras",  # ... and must be told to use it
     "NO_ALBUMENTATIONS_UPDATE": "1",  # no network check at import
     "TF_CPP_MIN_LOG_LEVEL": "2",  # keep TensorFlow's C++ start-up chatter out of the logs
-    "TF_DETERMINISTIC_OPS": "1",  # same config -> same numbers
+    "TF_DETERMINISTIC_OPS": "1",  # same config -> same numbers (determinism: strict; setup_tensorflow sets the mode)
     "PYTHONHASHSEED": "0",
 }
+
+# determinism mode -> the variables setup_tensorflow sets for it (over ENVIRONMENT and the user's: the config decides)
+DETERMINISM = {
+    "strict": {"TF_DETERMINISTIC_OPS": "1"},
+    "fast": {"TF_DETERMINISTIC_OPS": "0", "TF_CUDNN_USE_AUTOTUNE": "1"},
+}
+MODES = tuple(DETERMINISM)
+
+mode = None  # the determinism mode setup_tensorflow set up in this process (None: not called)
 
 
 def apply():
@@ -21,16 +37,24 @@ def apply():
         os.environ.setdefault(key, value)
 
 
-def setup_tensorflow(threads=1, seed=None):
-    """Import TensorFlow with its thread pools sized to the rule's ``threads`` and determinism on.
+def setup_tensorflow(threads=1, seed=None, determinism="strict"):
+    """Import TensorFlow with its thread pools sized to the rule's ``threads`` and the ``determinism`` mode
+    (``strict``: op determinism on; ``fast``: off, cuDNN autotuning on; see the module docstring).
 
     Must run before any TensorFlow op executes. Returns the ``tf`` module.
     """
+    global mode
+    if determinism not in DETERMINISM:
+        from dualgen.errors import DualgenError
+
+        raise DualgenError(f"config: determinism: {determinism!r} is not one of {list(MODES)}")
     apply()
+    os.environ.update(DETERMINISM[determinism])  # before TensorFlow reads them (and for any child process)
     from dualgen import devices
 
     device = devices.claim()  # before TensorFlow initialises CUDA
-    print(f"device: {'GPU ' + device if device is not None else 'CPU'}, {threads} thread(s)", flush=True)
+    print(f"device: {'GPU ' + device if device is not None else 'CPU'}, {threads} thread(s), determinism "
+          f"{determinism}", flush=True)
     threads = max(1, int(threads))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import tensorflow as tf
@@ -45,7 +69,20 @@ def setup_tensorflow(threads=1, seed=None):
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
             pass
-    tf.config.experimental.enable_op_determinism()
+    if determinism == "strict":
+        tf.config.experimental.enable_op_determinism()
+    else:  # TF 2.21 has no public switch-off; this one overrides TF_DETERMINISTIC_OPS, as enable does
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    mode = determinism
     if seed is not None:
         tf.keras.utils.set_random_seed(int(seed))
     return tf
+
+
+def op_determinism_enabled():
+    """Whether TensorFlow's op determinism is on in this process (TensorFlow must be imported)."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())

@@ -416,3 +416,57 @@ def summary(table):
     return {"worst_ratio": float(worst["ratio"]), "worst_class": worst["class"],
             "worst_statistic": worst["statistic"], "worst_variant": worst["variant"], "per_statistic": per,
             "line": f"fidelity ratios: {worst['class']}/{worst['statistic']} {float(worst['ratio']):.1f}"}
+
+
+# ---------------------------------------------------------------- what the figures draw
+
+def profile(images, masks, n_classes):
+    """The statistics of one set as the fidelity figures draw them (a dict of arrays):
+
+    fractions (N, K): phase fraction of each class in each patch; s2 (K, R + 1): S2 curves (``two_point_correlation``);
+    chords (K, L + 1): counts of chord lengths 0..L (L = the patch size), rows and columns pooled, border chords
+    dropped as in ``chord_lengths``; intensity (K, C, 256): counts of the uint8 values of each channel inside each
+    class."""
+    im, m = _as_pairs(images, masks)
+    k = int(n_classes)
+    _check_ids(m, k)
+    size = max(m.shape[1], m.shape[2])
+    chords = np.zeros((k, size + 1), np.int64)
+    for c in range(k):
+        for axis in ("rows", "cols"):
+            chords[c] += np.bincount(chord_lengths(m, c, axis), minlength=size + 1)[:size + 1]
+    values = np.clip(im, 0, 255).astype(np.int64)
+    n_ch = im.shape[-1]
+    code = (m[..., None] * n_ch + np.arange(n_ch)) * 256 + values
+    intensity = np.bincount(code.ravel(), minlength=k * n_ch * 256).reshape(k, n_ch, 256)
+    return {"fractions": phase_fractions(m, k), "s2": np.stack([two_point_correlation(m, c) for c in range(k)]),
+            "chords": chords, "intensity": intensity}
+
+
+FAMILIES = {"phase_fraction": "phase fraction", "s2": "S2", "chord": "chord lengths", "object_size": "object sizes",
+            "boundary_density": "boundary density", "intensity": "intensities"}
+
+
+def family(statistic):
+    """The family of a statistic of ``compare``: chord_rows / chord_cols -> chord, intensity_c<k> -> intensity."""
+    return "chord" if statistic.startswith("chord_") else "intensity" if statistic.startswith("intensity_") \
+        else statistic
+
+
+def worst_by_family(table):
+    """{variant: {family: {"class", "statistic", "ratio", "floor", "distance"}}}: the largest ratio of each family of
+    statistics (``FAMILIES``) per variant of a ``compare`` table (NaN ratios skipped; none defined: ratio NaN)."""
+    out = {}
+    for variant, rows in table.groupby("variant", sort=False):
+        fam = rows["statistic"].map(family)
+        out[variant] = {}
+        for name in FAMILIES:
+            group = rows[(fam == name) & ~pd.isna(rows["ratio"])]
+            if group.empty:
+                out[variant][name] = {"class": None, "statistic": None, "ratio": float("nan"), "floor": float("nan"),
+                                      "distance": float("nan")}
+                continue
+            row = group.loc[group["ratio"].astype(float).idxmax()]
+            out[variant][name] = {"class": row["class"], "statistic": row["statistic"], "ratio": float(row["ratio"]),
+                                  "floor": float(row["floor"]), "distance": float(row["distance"])}
+    return out

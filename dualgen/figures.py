@@ -200,24 +200,6 @@ def pretest_figure(images, masks, pred, scores, classes, model_name, path, n=4):
 # ---------------------------------------------------------------------------------------------- segmentation study
 
 
-def unet_history(hist, name, path):
-    """Training curves of one U-Net: loss and IoU against optimizer updates (validation every K updates)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    x = hist["updates"] if "updates" in hist else hist["epoch"] + 1
-    a.plot(x, hist["loss"], label="train")
-    a.plot(x, hist["val_loss"], label="validation")
-    a.set_ylabel("dice + focal loss")
-    b.plot(x, hist["iou_score"], label="train")
-    b.plot(x, hist["val_iou_score"], label="validation")
-    b.set_ylabel("IoU")
-    for ax in (a, b):
-        ax.set_xlabel("optimizer updates" if "updates" in hist else "epoch")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"U-Net {name}")
-    fig.tight_layout()
-    save(fig, path)
-
-
 def _mix_series(table):
     """(base, rows sorted by percent) of the level series (not BMQ_aug, not the pretrain arm)."""
     levels = table[(~table["augmented"]) & (~table["pretrain"])]
@@ -385,3 +367,159 @@ def hq_lq_figure(images, hq, lq, labels, classes, path, title):
     rows = [(label, [("image", img), ("mask", h), ("mask", q), ("gray", (h != q).astype(float))])
             for label, img, h, q in zip(labels, images, hq, lq)]
     _panel_rows(rows, classes, path, title, headers=("image", "HQ mask", "LQ mask", "LQ differs"))
+
+
+# ---------------------------------------------------------------------------------------------- generator fidelity
+
+
+def _variant_styles(variants):
+    """One colour per generator variant (real data is black)."""
+    cmap = plt.get_cmap("tab10")
+    return {v: cmap(i % 10) for i, v in enumerate(variants)}
+
+
+def _class_axes(n, ncols=None, size=(3.2, 2.6)):
+    ncols = ncols or min(n, 4)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows + 0.6), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def _ratio_label(ratios, variant, k, statistic):
+    r = ratios.get((variant, k, statistic))
+    return f"{variant} (ratio {r:.1f})" if r is not None and np.isfinite(r) else variant
+
+
+def fidelity_curves(profiles, variants, table, classes, out):
+    """Real vs synthetic, overlaid, one panel per class: s2.png (S2 curves), chords.png (chord-length
+    distributions, rows and columns pooled), phase_fractions.png (per-patch phase fractions) and intensities.png
+    (pixel values inside each class, per channel). ``profiles``: the fidelity step's profiles.npz (real__<stat>,
+    <variant>__<stat>); ``table``: its fidelity.csv (the ratios go into the legends)."""
+    names = [c["name"] for c in classes]
+    colors = _variant_styles(variants)
+    ratios = {(r["variant"], r["class"], r["statistic"]): float(r["ratio"]) for _, r in table.iterrows()}
+    sets = ["real"] + list(variants)
+
+    def style(name):
+        return dict(color="black", lw=2.2, alpha=0.8) if name == "real" else dict(color=colors[name], lw=1.3)
+
+    fig, axes = _class_axes(len(names))
+    for k, (ax, name) in enumerate(zip(axes, names)):
+        for v in sets:
+            s2 = profiles[f"{v}__s2"][k]
+            ax.plot(np.arange(len(s2)), s2, label="real (BMQ train)" if v == "real" else _ratio_label(ratios, v, name, "s2"),
+                    **style(v))
+        f = profiles["real__fractions"][:, k].mean()
+        ax.axhline(f * f, color="gray", ls=":", lw=0.8)
+        ax.set_title(f"{name}: S2(r)", fontsize=9)
+        ax.set_xlabel("r (px)", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle("Two-point correlation, real vs synthetic (dotted: real phase fraction squared)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out / "s2.png")
+
+    fig, axes = _class_axes(len(names))
+    for k, (ax, name) in enumerate(zip(axes, names)):
+        for v in sets:
+            counts = profiles[f"{v}__chords"][k].astype(float)
+            if counts.sum() == 0:
+                continue
+            label = "real (BMQ train)" if v == "real" else _ratio_label(ratios, v, name, "chord_rows")
+            ax.step(np.arange(len(counts)), counts / counts.sum(), where="mid", label=label, **style(v))
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: chord lengths", fontsize=9)
+        ax.set_xlabel("chord length (px), rows and columns", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle("Chord-length distributions, real vs synthetic (ratio: along rows)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out / "chords.png")
+
+    fig, axes = _class_axes(len(names))
+    class_rgb = class_colors(classes) / 255
+    for k, (ax, name) in enumerate(zip(axes, names)):
+        data = [profiles[f"{v}__fractions"][:, k] for v in sets]
+        box = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=False)
+        for j, patch in enumerate(box["boxes"]):
+            patch.set_facecolor(class_rgb[k] if j == 0 else colors[sets[j]])
+            patch.set_alpha(0.7)
+        ax.set_xticks(np.arange(1, len(sets) + 1))
+        ax.set_xticklabels(["real"] + [_ratio_label(ratios, v, name, "phase_fraction").replace(" (", "\n(")
+                                       for v in variants], fontsize=6)
+        ax.set_title(f"{name}: phase fraction per patch", fontsize=9)
+    fig.suptitle("Phase fractions, real vs synthetic (boxes: quartiles, whiskers: 1.5 IQR)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out / "phase_fractions.png")
+
+    channels = profiles["real__intensity"].shape[1]
+    fig, axes = plt.subplots(len(names), channels, figsize=(3.0 * channels, 2.1 * len(names) + 0.6), squeeze=False)
+    for k, name in enumerate(names):
+        for c in range(channels):
+            ax = axes[k, c]
+            for v in sets:
+                counts = profiles[f"{v}__intensity"][k, c].astype(float)
+                if counts.sum() == 0:
+                    continue
+                label = "real (BMQ train)" if v == "real" else _ratio_label(ratios, v, name, f"intensity_c{c}")
+                ax.plot(np.arange(256), counts / counts.sum(), label=label, **style(v))
+            ax.set_title(f"{name}, channel {c}", fontsize=8)
+            ax.set_yticks([])
+            ax.legend(fontsize=5)
+    fig.suptitle("Pixel intensities inside each class (the image given the mask), real vs synthetic", fontsize=10)
+    fig.tight_layout()
+    save(fig, out / "intensities.png")
+
+
+def fidelity_ratios(table, variants, classes, path, target=2.0):
+    """Heat maps of the ratios to the real-vs-real floor (class x statistic), one per variant; 1 = as close as
+    two halves of the real data, cells above ``target`` framed."""
+    from matplotlib.colors import LogNorm
+
+    names = [c["name"] for c in classes]
+    stats = list(dict.fromkeys(table["statistic"]))
+    fig, axes = plt.subplots(len(variants), 1, figsize=(1.0 * len(stats) + 2.2, 0.45 * len(names) * len(variants)
+                                                          + 1.2 * len(variants) + 0.4), squeeze=False)
+    for ax, v in zip(axes[:, 0], variants):
+        t = table[table["variant"] == v].set_index(["class", "statistic"])["ratio"]
+        grid = np.array([[float(t.get((n, s), np.nan)) for s in stats] for n in names])
+        shown = np.clip(np.where(np.isfinite(grid), grid, np.nan), 0.1, 100)
+        ax.imshow(shown, cmap="RdYlGn_r", norm=LogNorm(0.25, 16), aspect="auto")
+        for i in range(len(names)):
+            for j in range(len(stats)):
+                value = grid[i, j]
+                ax.text(j, i, "-" if np.isnan(value) else f"{value:.1f}", ha="center", va="center", fontsize=7)
+                if np.isfinite(value) and value > target or value == np.inf:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=1.2))
+        ax.set_xticks(np.arange(len(stats)))
+        ax.set_xticklabels(stats, fontsize=7, rotation=30, ha="right")
+        ax.set_yticks(np.arange(len(names)))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set_title(f"{v}: distance / real-vs-real floor (framed: > {target:g})", fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def html_card(title, intro, tables, path):
+    """A small HTML page of tables: ``tables`` = [(heading, header cells, rows of cells, note)]; a cell may be a
+    (text, css style) pair. The generator report card at the top of the report's Generator section."""
+    import html
+
+    def cell(tag, value):
+        text, css = value if isinstance(value, tuple) else (value, "")
+        return f"<{tag} style='{css}'>{html.escape(str(text))}</{tag}>"
+
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:6px}"
+             " td,th{border:1px solid #bbb;padding:3px 8px;text-align:left} th{background:#eee}</style></head><body>",
+             f"<h3>{html.escape(title)}</h3>"]
+    parts += [f"<p>{html.escape(line)}</p>" for line in intro]
+    for heading, header, rows, note in tables:
+        parts.append(f"<h4>{html.escape(heading)}</h4><table><tr>{''.join(cell('th', h) for h in header)}</tr>")
+        parts += [f"<tr>{''.join(cell('td', c) for c in row)}</tr>" for row in rows]
+        parts.append("</table>")
+        if note:
+            parts.append(f"<p style='color:#555'>{html.escape(note)}</p>")
+    parts.append("</body></html>\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts))

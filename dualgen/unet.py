@@ -15,8 +15,8 @@
   error.
 - Persistence: ``save(model, folder, spec)`` writes the weights (``best.weights.h5``, no optimizer state) and
   ``spec.json`` (``build_unet``'s arguments: backbone, encoder_weights (also for ``preprocess``), num_classes,
-  input_shape, bn_momentum; ``make_spec``) into a folder; ``load(folder)`` rebuilds the model from them (never
-  needing the ImageNet weights file).
+  input_shape, bn_momentum, mixed_precision (a spec without it: float32); ``make_spec``) into a folder;
+  ``load(folder)`` rebuilds the model from them (never needing the ImageNet weights file).
 """
 import os
 import warnings
@@ -33,6 +33,8 @@ from dualgen.errors import DualgenError
 from dualgen.unet_data import as_images
 
 SPEC_KEYS = ("backbone", "num_classes", "input_shape", "encoder_weights", "bn_momentum")
+# keys a spec.json written before them lacks -> the value they then have
+OPTIONAL_SPEC = {"mixed_precision": False, "decoder_filters": None}
 WEIGHTS = "best.weights.h5"  # what ``save`` writes; the ending tells tf-keras the format (Keras 3 style)
 
 
@@ -97,11 +99,16 @@ class _NoDownload:
 # ---------------------------------------------------------------------------------------------- model
 
 
-def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=None):
+def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=None, mixed_precision=False,
+               decoder_filters=None):
     """``sm.Unet`` with a softmax over ``num_classes``; ``input_shape`` (H, W, C), H and W multiples of 32.
 
     With ``encoder_weights="imagenet"`` a 1-channel ``input_shape`` gives a 3-channel model (``preprocess``
     repeats the channel). ``bn_momentum`` (optional) overrides BatchNormalization's momentum (short CPU runs).
+    ``decoder_filters`` (optional, 5 numbers): the decoder's widths (segmentation_models' default 256..16; a slimmer
+    decoder trains faster on a CPU, bench/unet_step.py).
+    ``mixed_precision``: layers under Keras' ``mixed_float16`` policy (float32 variables, the same weight files),
+    the final softmax in float32 (``dualgen.precision``); compile with a LossScaleOptimizer (``unet_train``).
     The backbone name is kept as ``model.dualgen_backbone`` for ``predict``.
     """
     names = backbones()
@@ -119,11 +126,16 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
         raise DualgenError(f"U-Net input has {c} channels: images must have 1 (gray) or 3 (RGB)")
     if encoder_weights:
         c = 3
-    with _NoDownload(backbone), warnings.catch_warnings():
+    from dualgen import precision
+
+    with _NoDownload(backbone), warnings.catch_warnings(), precision.keras_policy(bool(mixed_precision)):
         # keras_applications' MobileNets: "Weights for input shape (224, 224) will be loaded" (fine: convolutions)
         warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square")
+        decoder = {"decoder_filters": tuple(int(f) for f in decoder_filters)} if decoder_filters else {}
         model = sm.Unet(backbone, encoder_weights=encoder_weights, classes=int(num_classes), activation="softmax",
-                        input_shape=(h, w, c))
+                        input_shape=(h, w, c), **decoder)
+    if mixed_precision:
+        model = precision.float32_outputs(model)  # the softmax (and so the loss) in float32
     if bn_momentum is not None:  # short CPU runs: let BatchNorm's moving statistics catch up in few steps
         for layer in model.layers:
             if isinstance(layer, tf.keras.layers.BatchNormalization):
@@ -191,7 +203,9 @@ def make_spec(settings, num_classes, input_shape):
     bn_momentum), the number of classes and the images' ``input_shape`` (H, W, C)."""
     return {"backbone": settings["backbone"], "num_classes": int(num_classes),
             "input_shape": [None if n is None else int(n) for n in input_shape],
-            "encoder_weights": settings.get("encoder_weights"), "bn_momentum": settings.get("bn_momentum")}
+            "encoder_weights": settings.get("encoder_weights"), "bn_momentum": settings.get("bn_momentum"),
+            "mixed_precision": bool(settings.get("mixed_precision", False)),
+            "decoder_filters": settings.get("decoder_filters")}
 
 
 def save(model, folder, spec):
@@ -210,7 +224,9 @@ def load(folder):
     spec = read_spec(folder, "U-Net", SPEC_KEYS, "train_unet")
     h, w, c = spec["input_shape"]
     shape = (h, w, 3 if spec["encoder_weights"] else c)  # ImageNet encoders: 3 channels, as in build_unet
-    model = build_unet(spec["backbone"], None, spec["num_classes"], shape, spec["bn_momentum"])
+    model = build_unet(spec["backbone"], None, spec["num_classes"], shape, spec["bn_momentum"],
+                       spec.get("mixed_precision", OPTIONAL_SPEC["mixed_precision"]),
+                       spec.get("decoder_filters", OPTIONAL_SPEC["decoder_filters"]))
     try:
         model.load_weights(str(folder / WEIGHTS))
     except Exception as err:  # noqa: BLE001  (missing/damaged: OSError; another model: ValueError, KeyError, ...)
@@ -224,10 +240,11 @@ def preprocessor(spec):
     return lambda images: preprocess(images, spec.get("encoder_weights"), spec["backbone"])
 
 
-def predict(model, images, batch_size=4, encoder_weights=None, backbone=None):
+def predict(model, images, batch_size=16, encoder_weights=None, backbone=None):
     """uint8 class maps (N, H, W) for uint8 images (N, H, W[, C]), scaled as in training (``encoder_weights`` as
-    trained; ``backbone`` defaults to the one ``build_unet`` recorded on the model)."""
+    trained; ``backbone`` defaults to the one ``build_unet`` recorded on the model). Eager calls in inference mode:
+    for the few dozen test patches of a study this is faster than tracing Keras' predict function."""
     backbone = backbone or getattr(model, "dualgen_backbone", None)
     x = preprocess(images, encoder_weights, backbone)
-    probs = model.predict(x, batch_size=int(batch_size), verbose=0)
-    return probs.argmax(-1).astype(np.uint8)
+    out = [np.asarray(model(x[i:i + int(batch_size)], training=False)).argmax(-1) for i in range(0, len(x), int(batch_size))]
+    return (np.concatenate(out) if out else np.zeros(x.shape[:3], np.int64)).astype(np.uint8)

@@ -27,7 +27,7 @@ import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_mode
 import segmentation_models as sm
 import tensorflow as tf
 
-from dualgen import unet, unet_data
+from dualgen import precision, unet, unet_data
 from dualgen.artifacts import atomic_path
 from dualgen.errors import DualgenError
 
@@ -261,8 +261,9 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     """Train one U-Net (resuming from ``out_dir`` if an earlier call left periods there).
 
     ``spec``: the model (``unet.build_unet`` keywords: backbone, encoder_weights, num_classes, input_shape,
-    bn_momentum). ``pretrain``: indices of the training images used first (the synthetic ones of the pretrain
-    arm). Returns (model with the best weights, result) where result has: budget, periods, steps_per_period,
+    bn_momentum; optional mixed_precision: Adam wrapped in a LossScaleOptimizer). ``pretrain``: indices of the
+    training images used first (the synthetic ones of the pretrain arm). Returns (model with the best weights,
+    result) where result has: budget, periods, steps_per_period,
     updates (run in total), resumed_from_period (None unless this call resumed), stopped_early, best_period
     (0-based), best_updates, best_val_iou_score, build_seconds, first_step_seconds (fit start to the end of the
     first update: tracing included), update_seconds (inside the later updates), seconds_per_period, history
@@ -295,7 +296,10 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     if resume:
         shown = "none" if best is None else f"{best:.4f}"
         log(f"resuming from period {first} ({first * steps} updates done, best validation IoU so far {shown})")
-    model.compile(optimizer=tf.keras.optimizers.Adam(lr),
+    mixed = bool(spec.get("mixed_precision"))  # float16 gradients: dynamic loss scaling (dualgen.precision)
+    if mixed:
+        precision.warn_if_cpu(log, "unet.mixed_precision")
+    model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(lr), mixed),
                   loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
                   metrics=[sm.metrics.IOUScore(threshold=0.5)])  # name "iou_score" -> monitor "val_iou_score"
     if resume:  # the model's and Adam's variables (moments, step count) as they were after the last period

@@ -161,8 +161,10 @@ class VQVAE(snt.Module):
         self.decoder = Decoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.channels, self.downsample)
 
     def __call__(self, x, is_training):
-        vq = self.vq(self.pre_vq(self.encoder(x)), is_training=is_training)
-        return {"x_recon": self.decoder(vq["quantize"]), "vq_loss": vq["loss"], "perplexity": vq["perplexity"],
+        z = self.pre_vq(self.encoder(x))  # float16 under mixed precision (train_vqvae), else float32
+        vq = self.vq(tf.cast(z, tf.float32), is_training=is_training)  # codebook + its updates: always float32
+        x_recon = tf.cast(self.decoder(tf.cast(vq["quantize"], z.dtype)), tf.float32)  # casts: no-ops in float32
+        return {"x_recon": x_recon, "vq_loss": vq["loss"], "perplexity": vq["perplexity"],
                 "encoding_indices": vq["encoding_indices"]}
 
     def encode(self, x):
@@ -282,7 +284,7 @@ def channel_weights(channels, mask_weight=1.0):
 
 
 def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed, out_dir, eval_every,
-                mask_weight=1.0, data_variance=None, log=print, monitor=None):
+                mask_weight=1.0, data_variance=None, log=print, monitor=None, mixed_precision=False):
     """Train ``model`` up to update ``steps`` with Adam. Returns a dict: ``history`` (one dict per evaluation:
     step, train_recon, train_vq_loss, perplexity, val_recon, earlier calls' included), ``best_step`` and
     ``best_val_recon`` (the model in out_dir/best), ``resumed_from_step`` (None unless this call resumed).
@@ -292,7 +294,12 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     step): validation reconstruction error (the same weighted MSE, the loss the model is trained for); out_dir/best
     gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun
     with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
-    weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order.
+    weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order. The batches
+    are gathered on the host (tf.data, prefetched) while the device trains.
+
+    ``mixed_precision``: the training step computes in float16 with float32 variables (``precision.half_variables``),
+    the quantiser (codebook, moving averages), losses and outputs in float32, and a dynamic loss scale
+    (``precision.LossScale``, kept in out_dir/last with the optimizer). Validation, encoding, decoding: float32.
     """
     train_x = np.asarray(train_x, np.float32)
     val_x = np.asarray(val_x, np.float32)
@@ -307,6 +314,11 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
         variance = 1.0  # constant data: plain MSE
     _build(model)
     opt = snt.optimizers.Adam(learning_rate)
+    if mixed_precision:  # float16 gradients underflow without it; an attribute: checkpointed with the optimizer
+        from dualgen import precision
+
+        precision.warn_if_cpu(log, "vqvae.mixed_precision")
+        opt.loss_scale = precision.LossScale()
     step_var = tf.Variable(0, dtype=tf.int64)
     history, resumed_from = [], None
     last = out_dir / "last"
@@ -325,11 +337,19 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     @tf.function
     def train_step(x):
         with tf.GradientTape() as tape:
-            out = model(x, is_training=True)
+            if mixed_precision:
+                with precision.half_variables(model, keep=[model.vq]):
+                    out = model(tf.cast(x, tf.float16), is_training=True)
+            else:
+                out = model(x, is_training=True)
             recon = tf.reduce_mean(tf.square(out["x_recon"] - x) * weights) / variance
             loss = recon + out["vq_loss"]
+            scaled = opt.loss_scale.scaled(loss) if mixed_precision else loss
         params = model.trainable_variables
-        opt.apply(tape.gradient(loss, params), params)
+        if mixed_precision:
+            opt.loss_scale.apply(opt, tape.gradient(scaled, params), params)  # skipped if not finite
+        else:
+            opt.apply(tape.gradient(loss, params), params)
         return loss, recon, out["vq_loss"], out["perplexity"]
 
     @tf.function(reduce_retracing=True)
@@ -348,9 +368,12 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     if start >= steps:
         log(f"already trained to step {start} (>= {steps} steps): nothing to do")
     last_finite, window, timed, seconds = None, [], 0, 0.0
+    stream = iter(tf.data.Dataset.from_generator(  # the batches of steps start+1.., gathered on the host ahead
+        lambda: (train_x[batches(s)] for s in range(start + 1, steps + 1)),
+        output_signature=tf.TensorSpec((int(batch_size),) + train_x.shape[1:], tf.float32)).prefetch(2))
     for step in range(start + 1, steps + 1):
         tick = time.perf_counter()
-        loss, recon, vq_loss, perplexity = (float(t) for t in train_step(tf.constant(train_x[batches(step)])))
+        loss, recon, vq_loss, perplexity = (float(t) for t in train_step(next(stream)))
         if step > start + 1:  # the speed shown leaves out the first step (it builds the graph)
             timed, seconds = timed + 1, seconds + time.perf_counter() - tick
         if not np.isfinite(loss):

@@ -2,10 +2,9 @@
 import dataclasses
 import json
 import os
+import re
 import shlex
 import sys
-
-from snakemake.utils import validate
 
 from dualgen.config import check_config
 from dualgen import devices
@@ -13,10 +12,9 @@ from dualgen.errors import DualgenError
 from dualgen.mixes import enumerate_mixes, pool_size
 
 try:
-    check_config(config)  # one clear line naming the key (unknown key, wrong type, out of range, ...)
+    check_config(config)  # once: one clear line naming the key (unknown, wrong type, out of range, ...); defaults
 except DualgenError as err:
     raise SystemExit(f"dualgen: error: {err}")
-validate(config, "../schemas/config.schema.yaml")
 
 STUDY = config["study"]
 OUT = f"results/{STUDY}"
@@ -120,7 +118,7 @@ def unet_settings(mix, seed):
     augmentation = config["mixes"].get("augmentation", []) if MIX[mix].augment else []
     unet = {k: config["unet"][k] for k in UNET_MODEL_KEYS}
     return as_json(unet=unet, seed=int(seed), classes=CLASSES, augmentation=augmentation,
-                   mix=dataclasses.asdict(MIX[mix]))
+                   mix=dataclasses.asdict(MIX[mix]), determinism=config["determinism"])
 
 
 def all_targets():
@@ -129,6 +127,7 @@ def all_targets():
     targets += [f"{OUT}/figures/{kind}" for kind in ("datasets", "lq", "vqvae", "codes")]
     if POOL_SIZE > 0:
         targets += [f"{OUT}/synthetic/clean", f"{OUT}/figures/synthetic", f"{OUT}/figures/cleaning"]
+        targets += [f"{OUT}/fidelity", f"{OUT}/figures/fidelity", f"{OUT}/figures/generator_card"]
         if PRETEST_MIX in MIX:
             targets += [f"{OUT}/pretest", f"{OUT}/figures/pretest"]
     if MIXES:
@@ -168,3 +167,49 @@ def figure_inputs(wildcards, input):
     """--input NAME=PATH for each named input of a figure rule."""
     return " ".join(f"--input {name}={path}" for name, path in input.items())
 
+
+# Generator variants for the fidelity step (rules/generate.smk): the study's pool (pixelcnn.kind at
+# sample.temperature) and each trained prior at each of sample.temperatures, named <kind>_t<temperature>.
+def sample_settings(temperature=None):
+    """The sample section as one sampling run uses it: its own temperature, not the list of fidelity variants."""
+    sm = {k: v for k, v in config["sample"].items() if k != "temperatures"}
+    return sm if temperature is None else {**sm, "temperature": float(temperature)}
+
+
+def variant_name(kind, temperature):
+    return f"{kind}_t{float(temperature):g}"
+
+
+POOL_VARIANT = variant_name(config["pixelcnn"]["kind"], config["sample"]["temperature"])
+VARIANTS = {POOL_VARIANT: (config["pixelcnn"]["kind"], float(config["sample"]["temperature"]))}
+for _kind in PIXELCNN_KINDS:
+    for _t in config["sample"].get("temperatures", [config["sample"]["temperature"]]):
+        VARIANTS.setdefault(variant_name(_kind, _t), (_kind, float(_t)))
+EXTRA_VARIANTS = [v for v in VARIANTS if v != POOL_VARIANT]
+VARIANT_PATTERN = "|".join(re.escape(v) for v in EXTRA_VARIANTS) or "NO_VARIANT"
+VARIANT_DIR = f"{OUT}/synthetic/variants"
+
+
+def variant_pool(name):
+    """The cleaned pairs of a generator variant: the study's pool itself, or its own small sample."""
+    return f"{OUT}/synthetic/clean" if name == POOL_VARIANT else f"{VARIANT_DIR}/{name}/clean"
+
+
+def fidelity_inputs(wildcards):
+    inputs = {"patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
+    inputs.update({f"variant_{name}": variant_pool(name) for name in VARIANTS})
+    return inputs
+
+
+def fidelity_variants():
+    return [{"name": name, "kind": kind, "temperature": t, "pool": name == POOL_VARIANT}
+            for name, (kind, t) in VARIANTS.items()]
+
+
+def generator_card_inputs(wildcards):
+    """The card reads what the generator's steps measured: VQ-VAE, codes, each prior, fidelity, the pre-test."""
+    inputs = {"vqvae": f"{OUT}/vqvae", "codes": f"{OUT}/codes", "fidelity": f"{OUT}/fidelity"}
+    inputs.update({f"pixelcnn_{kind}": f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS})
+    if PRETEST_MIX in MIX:
+        inputs["pretest"] = f"{OUT}/pretest"
+    return inputs

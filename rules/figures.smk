@@ -167,3 +167,51 @@ rule figure_lq:
         ENV
     shell:
         figure_rule_shell()
+
+
+rule figure_fidelity:
+    input:
+        fidelity=rules.fidelity.output[0],
+    output:
+        report(
+            directory(f"{OUT}/figures/fidelity"),
+            patterns=["{name}.png"],
+            caption="../report/fidelity.rst",
+            category="2 Generator",
+            subcategory="Fidelity",
+        ),
+    params:
+        run=script("figure"),
+        kind="fidelity",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES),
+    log:
+        f"{LOGS}/figures/fidelity.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+
+
+rule figure_generator_card:
+    input:
+        unpack(generator_card_inputs),
+    output:
+        report(
+            directory(f"{OUT}/figures/generator_card"),
+            patterns=["{name}.html"],
+            caption="../report/generator_card.rst",
+            category="2 Generator",
+            subcategory="0 Report card",
+        ),
+    params:
+        run=script("figure"),
+        kind="generator_card",
+        inputs=figure_inputs,
+        settings=as_json(),
+    log:
+        f"{LOGS}/figures/generator_card.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()

@@ -1,5 +1,7 @@
 # Generation stage (paper steps 4-7): VQ-VAE on image+mask -> code grids -> PixelCNN prior -> sampled grids
-# -> decoded image + raw mask -> cleaned masks. Their figures: rules/figures.smk.
+# -> decoded image + raw mask -> cleaned masks; then the fidelity of the synthetic pairs against real ones, for
+# the study's pool and each other generator variant (prior kind x sampling temperature, a few pairs each, made by
+# the same scripts as the pool). Their figures: rules/figures.smk.
 
 
 rule train_vqvae:
@@ -11,7 +13,7 @@ rule train_vqvae:
     params:
         run=script("train_vqvae"),
         work=lambda wildcards, output: work_dir(output[0]),
-        settings=as_json(vqvae=config["vqvae"], classes=CLASSES),
+        settings=as_json(vqvae=config["vqvae"], classes=CLASSES, determinism=config["determinism"]),
     threads: 4
     resources:
         gpu=GPU_PER_JOB,
@@ -35,7 +37,7 @@ rule encode:
         report(directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/usage.rst", category="2 Generator"),
     params:
         run=script("encode"),
-        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
+        settings=as_json(classes=CLASSES, postprocess=postprocess_settings(), determinism=config["determinism"]),
     threads: 4
     log:
         f"{LOGS}/encode.log",
@@ -63,7 +65,7 @@ rule train_pixelcnn:
         kind="plain|gated",
     params:
         run=script("train_pixelcnn"),
-        settings=as_json(pixelcnn=pixelcnn_settings()),
+        settings=as_json(pixelcnn=pixelcnn_settings(), determinism=config["determinism"]),
     threads: 4
     resources:
         gpu=GPU_PER_JOB,
@@ -86,7 +88,7 @@ rule sample:
     params:
         run=script("sample"),
         n=POOL_SIZE,
-        settings=as_json(sample=config["sample"]),
+        settings=as_json(sample=sample_settings(), determinism=config["determinism"]),
     threads: 4
     log:
         f"{LOGS}/sample.log",
@@ -107,7 +109,7 @@ rule decode:
         directory(f"{OUT}/synthetic/raw"),
     params:
         run=script("decode"),
-        settings=as_json(classes=CLASSES),
+        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     threads: 4
     log:
         f"{LOGS}/decode.log",
@@ -136,3 +138,76 @@ rule postprocess:
         ENV
     shell:
         "{params.run} --raw {input.raw} --out {output} --settings {params.settings:q} --log {log}"
+
+
+# Generator variants for the fidelity step: the same three steps as the pool, fidelity.n pairs each.
+use rule sample as fidelity_sample with:
+    input:
+        pixelcnn=lambda wildcards: f"{OUT}/pixelcnn/{VARIANTS[wildcards.variant][0]}",
+    output:
+        directory(f"{VARIANT_DIR}/{{variant}}/codes"),
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
+    params:
+        run=script("sample"),
+        n=config["fidelity"]["n"],
+        settings=lambda wildcards: as_json(sample=sample_settings(VARIANTS[wildcards.variant][1]),
+                                           determinism=config["determinism"]),
+    log:
+        f"{LOGS}/variants/{{variant}}/sample.log",
+    benchmark:
+        f"{BENCH}/variants/{{variant}}/sample.tsv"
+
+
+use rule decode as fidelity_decode with:
+    input:
+        vqvae=rules.train_vqvae.output[0],
+        codes=f"{VARIANT_DIR}/{{variant}}/codes",
+    output:
+        directory(f"{VARIANT_DIR}/{{variant}}/raw"),
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
+    log:
+        f"{LOGS}/variants/{{variant}}/decode.log",
+    benchmark:
+        f"{BENCH}/variants/{{variant}}/decode.tsv"
+
+
+use rule postprocess as fidelity_postprocess with:
+    input:
+        raw=f"{VARIANT_DIR}/{{variant}}/raw",
+    output:
+        directory(f"{VARIANT_DIR}/{{variant}}/clean"),
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
+    log:
+        f"{LOGS}/variants/{{variant}}/postprocess.log",
+    benchmark:
+        f"{BENCH}/variants/{{variant}}/postprocess.tsv"
+
+
+rule fidelity:
+    input:
+        unpack(fidelity_inputs),
+    output:
+        report(
+            directory(f"{OUT}/fidelity"),
+            patterns=["{name}.csv"],
+            caption="../report/fidelity_tables.rst",
+            category="2 Generator",
+            subcategory="Fidelity",
+        ),
+    params:
+        run=script("fidelity"),
+        variants=lambda wildcards, input: " ".join(f"--variant {name}={input[f'variant_{name}']}" for name in VARIANTS),
+        settings=as_json(classes=CLASSES, fidelity={k: config["fidelity"][k] for k in ("n_splits", "seed")},
+                         variants=fidelity_variants()),
+    log:
+        f"{LOGS}/fidelity.log",
+    benchmark:
+        f"{BENCH}/fidelity.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.run} --patches {input.patches} --datasets {input.datasets} {params.variants} --out {output} "
+        "--settings {params.settings:q} --log {log}"

@@ -85,12 +85,14 @@ rule pretest:
     input:
         unet=f"{OUT}/unet/{PRETEST_MIX}/seed{SEEDS[0]}",
         pool=f"{OUT}/synthetic/clean",
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
     output:
         directory(f"{OUT}/pretest"),
     params:
         run=script("pretest"),
         model=f"{PRETEST_MIX} (seed {SEEDS[0]})",
-        settings=as_json(classes=CLASSES),
+        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     threads: 1
     log:
         f"{LOGS}/pretest.log",
@@ -99,7 +101,8 @@ rule pretest:
     conda:
         ENV
     shell:
-        "{params.run} --unet {input.unet} --model-name {params.model:q} --pool {input.pool} --out {output} "
+        "{params.run} --unet {input.unet} --model-name {params.model:q} --pool {input.pool} "
+        "--patches {input.patches} --datasets {input.datasets} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
 
 

@@ -11,6 +11,8 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
   synthetic  synthetic_vs_real.png  synthetic pairs next to real training patches (clean, patches, datasets)
   pretest    pretest.png        the real-data model on synthetic images (pretest, clean)
   study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> / one per overlay mix)
+  fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
+  generator_card  card.html   the Generator section's report card (vqvae, codes, pixelcnn_<kind>, fidelity, pretest)
 Settings (--settings): classes (with colours) and the kind's own counts.
 """
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, figures, generation, io, stats, study
+from dualgen import artifacts, cli, datasets, fidelity, figures, generation, io, stats, study
 from dualgen.errors import DualgenError
 
 
@@ -143,8 +145,90 @@ def draw_study(inp, s, out):
                                out / "overlays.png")
 
 
+def draw_fidelity(inp, s, out):
+    folder = Path(inp["fidelity"])
+    table = pd.read_csv(folder / "fidelity.csv")
+    variants = [v["name"] for v in artifacts.read_json(folder / "meta.json")["variants"]]
+    with np.load(folder / "profiles.npz", allow_pickle=False) as npz:
+        profiles = {k: npz[k] for k in npz.files}
+    figures.fidelity_curves(profiles, variants, table, s["classes"], out)
+    figures.fidelity_ratios(table, variants, s["classes"], out / "ratios.png", TARGET_RATIO)
+
+
+TARGET_RATIO, TARGET_MIOU = 2.0, 0.80  # issue 12: what the default generator is held to
+
+
+def _mark(ok):
+    return "background:#d8f0d8" if ok else "background:#f6d5d5"
+
+
+def _ratio_cell(w):
+    if w["class"] is None:
+        return "-"
+    return (f"{w['ratio']:.2f} ({w['class']})", _mark(w["ratio"] <= TARGET_RATIO))
+
+
+def draw_generator_card(inp, s, out):
+    """The report card at the top of the Generator section: each measure next to its real-data reference."""
+    vmeta = artifacts.read_json(Path(inp["vqvae"]) / "meta.json")
+    cmeta = artifacts.read_json(Path(inp["codes"]) / "meta.json")
+    fmeta = artifacts.read_json(Path(inp["fidelity"]) / "meta.json")
+    v = vmeta["settings"]["vqvae"]
+    pool = fmeta["pool_variant"]
+    agree = cmeta["recon_mask_agreement"]
+    label = fmeta.get("label_agreement_hq_vs_lq")
+    rows = [["VQ-VAE reconstruction agreement: mask mIoU of the reconstructions (validation patches)",
+             (f"{agree['val']['miou']:.3f} (training patches {agree['train']['miou']:.3f})",
+              _mark(agree["val"]["miou"] >= TARGET_MIOU)),
+             f"{label['miou']:.3f}: LQ vs HQ masks of the same {label['n']} patches" if label else "-",
+             f">= {TARGET_MIOU:.2f}"]]
+    for name in sorted(k for k in inp if k.startswith("pixelcnn_")):
+        pmeta = artifacts.read_json(Path(inp[name]) / "meta.json")
+        hist = pd.read_csv(Path(inp[name]) / "history.csv")
+        k = cmeta["num_embeddings"]
+        rows.append([f"PixelCNN {name[len('pixelcnn_'):]}: validation NLL (nats per code)", f"{pmeta['val_nll']:.3f}",
+                     f"training NLL {hist['train_nll'].iloc[-1]:.3f}; uniform over K={k}: {np.log(k):.3f}", "lower"])
+    worst = fmeta["worst_by_family"][pool]
+    for family, label_text in fidelity.FAMILIES.items():
+        w = worst[family]
+        floor = "-" if w["class"] is None else f"1 (two halves of the real patches; floor distance {w['floor']:.4g})"
+        target = f"<= {TARGET_RATIO:g}" if family in ("phase_fraction", "s2", "chord") else "about 1"
+        rows.append([f"fidelity ratio, {label_text} (worst class)", _ratio_cell(w), floor, target])
+    memo = fmeta["memorisation"][pool]
+    rows.append(["memorisation: share of synthetic pairs nearer a training patch than 99 % of real validation patches",
+                 (f"{memo['share_closer']:.3f}", _mark(memo["share_closer"] <= 0.05)),
+                 f"0.01 (real validation patches, by construction; {memo['n_val']} of them)", "about 0.01"])
+    if "pretest" in inp:
+        pre = artifacts.read_json(Path(inp["pretest"]) / "meta.json")
+        real = pre.get("real_val")
+        syn = pre["overall"]["missing_class_iou"]
+        rows.append([f"pair consistency: {pre['model']} U-Net vs the masks (Missing Class IoU)", f"{syn:.3f}",
+                     f"{real['missing_class_iou']:.3f} on the real BMQ validation patches" if real else "-",
+                     "near the real value"])
+    card = ("Generator report card", ["measure", f"generator (study pool: {pool})", "real-data reference", "target"],
+            rows, "Green: the target is met; red: it is not. A fidelity ratio is a distance between synthetic and "
+                  "real statistics divided by the same distance between two disjoint halves of the real BMQ training "
+                  "patches: 1 means as close as real data is to itself.")
+    families = list(fidelity.FAMILIES)
+    side = []
+    for variant in fmeta["variants"]:
+        name = variant["name"]
+        w = fmeta["worst_by_family"][name]
+        side.append([name + (" (study pool)" if variant["pool"] else "") + (" *closest*" if name == fmeta["closest_variant"] else ""),
+                     *[_ratio_cell(w[f]) for f in families], f"{fmeta['memorisation'][name]['share_closer']:.3f}"])
+    variants = ("Generator variants side by side (worst ratio per statistic)",
+                ["variant"] + [fidelity.FAMILIES[f] for f in families] + ["memorisation share"], side,
+                "*closest*: the variant whose worst ratio over phase fraction, S2 and chord lengths is lowest. "
+                "Details: fidelity/fidelity.csv and the Fidelity figures.")
+    intro = [f"VQ-VAE: K={v['num_embeddings']}, D={v['embedding_dim']}, num_hiddens={v['num_hiddens']}, "
+             f"downsample {v.get('downsample', 4)}, mask weight {v.get('mask_weight', 1.0)}, {v['steps']} updates "
+             f"(best step {vmeta.get('best_step')}), {vmeta['wall_seconds']:.0f} s."]
+    figures.html_card("Generator report card", intro, [card, variants], out / "card.html")
+
+
 KINDS = {"datasets": draw_datasets, "vqvae": draw_vqvae, "codes": draw_codes, "cleaning": draw_cleaning,
-         "synthetic": draw_synthetic, "pretest": draw_pretest, "study": draw_study, "lq": draw_lq}
+         "synthetic": draw_synthetic, "pretest": draw_pretest, "study": draw_study, "lq": draw_lq,
+         "fidelity": draw_fidelity, "generator_card": draw_generator_card}
 
 
 def main(args):

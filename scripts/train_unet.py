@@ -3,8 +3,8 @@
 Adam, ReduceLROnPlateau on validation IoU, best weights kept), then segment the real HQ test set with it, so that
 evaluation needs no TensorFlow. Budget ``updates`` (the same number of optimizer updates for every mix) or
 ``epochs`` (the paper's). The pretrain arm trains on its synthetic pairs first, then on the real ones.
-Resumable after a kill (--work). Writes OUT/model/ (weights + spec), history.csv, history.png,
-test_predictions.npz, meta.json.
+Resumable after a kill (--work). Writes OUT/model/ (weights + spec), history.csv (the curves: figures/study
+convergence.png), test_predictions.npz, meta.json.
 """
 import shutil
 from pathlib import Path
@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, env, figures, generation, mixes, study
+from dualgen import artifacts, cli, datasets, env, generation, mixes, study
 
 
 def main(args):
     s = cli.settings(args)
     u, seed, mix = s["unet"], s["seed"], mixes.Mix(**s["mix"])
-    env.setup_tensorflow(args.threads, seed)
+    env.setup_tensorflow(args.threads, seed, s.get("determinism", "strict"))
     from dualgen import augment, unet, unet_train
 
     manifest = pd.read_csv(Path(args.mix) / "manifest.csv")
@@ -47,13 +47,13 @@ def main(args):
             "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
             "first_step_seconds", "update_seconds")
     extra = {"mix": mix.name, "n_train": len(x_tr), "n_val": len(x_va), "n_test": len(ids),
-             **{k: result[k] for k in keep}, "train_seconds": float(sum(result["seconds_per_period"]))}
+             **{k: result[k] for k in keep}, "train_seconds": float(sum(result["seconds_per_period"])),
+             "mixed_precision": spec["mixed_precision"]}
     inputs = [Path(args.mix) / "manifest.csv", Path(args.datasets) / "SHQ.csv"]
     with artifacts.artifact_dir(args.out, "train_unet", s, seed, inputs, extra) as tmp:
         unet.save(model, tmp / "model", spec)
         study.write_test_predictions(tmp, ids, pred, tmp / "model" / unet.WEIGHTS)
         hist.to_csv(tmp / "history.csv", index=False)
-        figures.unet_history(hist, f"{mix.name} (seed {seed})", tmp / "history.png")
     shutil.rmtree(work, ignore_errors=True)  # the checkpoints are no longer needed once the result is complete
 
 

@@ -18,7 +18,7 @@ from dualgen import artifacts, cli, env, figures, generation
 def main(args):
     s = cli.settings(args)
     v, n = s["vqvae"], len(s["classes"])
-    tf = env.setup_tensorflow(args.threads, v["seed"])
+    tf = env.setup_tensorflow(args.threads, v["seed"], s.get("determinism", "strict"))
     from dualgen import vqvae
 
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
@@ -42,12 +42,13 @@ def main(args):
     result = vqvae.train_vqvae(
         model, x[tr], x[va], steps=v["steps"], batch_size=v["batch_size"], learning_rate=v["learning_rate"],
         seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v.get("mask_weight", 1.0),
-        monitor=monitor,
+        monitor=monitor, mixed_precision=bool(v.get("mixed_precision", False)),
     )
     hist = pd.DataFrame(result["history"])
     extra = {"patch_size": int(images.shape[1]), "n_train": len(tr), "n_val": len(va),
              "best_step": result["best_step"], "best_val_recon": result["best_val_recon"],
-             "resumed_from_step": result["resumed_from_step"], "val_ids": [ids[i] for i in va]}
+             "resumed_from_step": result["resumed_from_step"], "val_ids": [ids[i] for i in va],
+             "mixed_precision": bool(v.get("mixed_precision", False))}
     inputs = [Path(args.datasets) / "BMQ.csv", Path(args.patches) / "patches.csv"]
     with artifacts.artifact_dir(args.out, "train_vqvae", s, v["seed"], inputs, extra) as tmp:
         shutil.copytree(work / "best", tmp / "checkpoint")

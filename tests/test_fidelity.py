@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
@@ -238,3 +239,31 @@ def test_nearest_distances_definition():
         expected.append(math.sqrt(min(d2)))
     assert np.allclose(got, expected, atol=1e-9)
     assert got[2] == pytest.approx(0, abs=1e-6)
+
+
+# ---------------------------------------------------------------- what the figures and the report card read
+
+def test_profile_holds_the_statistics_of_one_set():
+    images, masks = blobs(6, sigma=3, seed=40, channels=3)
+    p = fidelity.profile(images, masks, 3)
+    assert p["fractions"].shape == (6, 3) and np.allclose(p["fractions"], fidelity.phase_fractions(masks, 3))
+    assert p["s2"].shape == (3, 33) and np.allclose(p["s2"][1], fidelity.two_point_correlation(masks, 1))
+    chords = np.concatenate([fidelity.chord_lengths(masks, 2, "rows"), fidelity.chord_lengths(masks, 2, "cols")])
+    assert p["chords"].shape == (3, 65) and np.array_equal(p["chords"][2], np.bincount(chords, minlength=65))
+    assert p["intensity"].shape == (3, 3, 256)
+    assert np.array_equal(p["intensity"][0, 1], np.bincount(fidelity.class_intensities(images, masks, 0, 1),
+                                                            minlength=256))
+    assert p["intensity"].sum() == images.size
+
+
+def test_worst_by_family_takes_the_largest_ratio_of_each_family(real):
+    coarse = blobs(60, sigma=6, seed=41)
+    table = pd.concat([fidelity.compare(*real, *blobs(60, sigma=3, seed=42), NAMES, variant="same"),
+                       fidelity.compare(*real, *coarse, NAMES, variant="coarse")], ignore_index=True)
+    worst = fidelity.worst_by_family(table)
+    assert set(worst) == {"same", "coarse"} and set(worst["coarse"]) == set(fidelity.FAMILIES)
+    chords = table[(table["variant"] == "coarse") & table["statistic"].str.startswith("chord_")]
+    assert worst["coarse"]["chord"]["ratio"] == chords["ratio"].max()
+    assert worst["coarse"]["chord"]["statistic"] in ("chord_rows", "chord_cols")
+    assert worst["coarse"]["s2"]["ratio"] > worst["same"]["s2"]["ratio"]
+    assert fidelity.family("intensity_c2") == "intensity" and fidelity.family("s2") == "s2"

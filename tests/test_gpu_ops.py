@@ -18,7 +18,7 @@ tf = env.setup_tensorflow(1, 0)  # op determinism on while tracing, as in every 
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen import determinism, pixelcnn, unet, vqvae  # noqa: E402
+from dualgen import determinism, pixelcnn, precision, unet, vqvae  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,9 +29,9 @@ def assert_runs_on_gpu(what, graphs):
         f"  {op} ({node}): {reason}" for op, node, reason in found)
 
 
-def train_step_graph(model, x, y):
+def train_step_graph(model, x, y, mixed_precision=False):
     """The step Keras' fit runs (forward, loss, gradient, Adam, metrics) for a model compiled as train_unet does."""
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+    model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(1e-3), mixed_precision),
                   loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
                   metrics=[sm.metrics.IOUScore(threshold=0.5)])
     return determinism.trace(model.train_step, (x, y))
@@ -188,17 +188,18 @@ def test_the_list_looks_into_nested_and_xla_compiled_functions():
 # ---------------------------------------------------------------------------------------------- the models
 
 
+@pytest.mark.parametrize("mixed_precision", [False, True])
 @pytest.mark.parametrize("quantizer", ["ema", "vq"])
-def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, tmp_path):
+def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, mixed_precision, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.5, 0.5, (3, 16, 16, 2)).astype(np.float32)
     model = vqvae.VQVAE(2, num_hiddens=8, num_residual_hiddens=4, num_residual_layers=1, embedding_dim=4,
                         num_embeddings=5, quantizer=quantizer)
     with determinism.captured_functions(vqvae) as graphs:  # the real train_vqvae, one update
         vqvae.train_vqvae(model, x[:2], x[2:], steps=1, batch_size=2, learning_rate=1e-3, seed=0,
-                          out_dir=str(tmp_path), eval_every=1, log=lambda *a: None)
+                          out_dir=str(tmp_path), eval_every=1, log=lambda *a: None, mixed_precision=mixed_precision)
     assert any("Conv2DBackpropFilter" in determinism.op_types(g) for g in graphs), "no training step traced"
-    assert_runs_on_gpu(f"VQ-VAE (quantizer {quantizer})", graphs)
+    assert_runs_on_gpu(f"VQ-VAE (quantizer {quantizer}{', mixed precision' if mixed_precision else ''})", graphs)
 
 
 @pytest.mark.parametrize("kind", ["plain", "gated"])
@@ -225,6 +226,14 @@ def test_unet_training_step_runs_under_gpu_determinism(backbone, decoder):
                                                        activation="softmax", input_shape=(64, 64, 1),
                                                        decoder_block_type="transpose"))
     assert_runs_on_gpu(f"U-Net {backbone} (decoder {decoder})", [train_step_graph(model, x, y)])
+
+
+def test_mixed_precision_unet_training_step_runs_under_gpu_determinism():
+    x, y = unet_batch()
+    model = unet.build_unet("resnet18", None, 4, (64, 64, 1), mixed_precision=True)
+    graph = train_step_graph(model, x, y, mixed_precision=True)
+    assert "Conv2DBackpropFilter" in determinism.op_types(graph)
+    assert_runs_on_gpu("U-Net resnet18 (mixed precision)", [graph])
 
 
 def test_unet_without_the_replacement_would_fail_and_with_it_is_the_same_network():
@@ -266,3 +275,13 @@ def test_gpu_smoke_benchmark_runs_every_training_on_the_cpu():
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "gpu smoke: 8 trainings ok", proc.stdout
     assert sum("steps/s" in line for line in lines) == 8
+
+
+@pytest.mark.slow
+def test_gpu_study_benchmark_plans_jobs_per_gpu_on_the_cpu():
+    """bench/gpu_study.py: concurrent U-Net jobs on one device, updates/s each and in total (CPU: tiny)."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_study.py"), "--jobs", "1", "--steps", "1",
+                           "--size", "32"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("gpu study: best 1 jobs per GPU:") and "updates/s in total" in last, proc.stdout

@@ -81,7 +81,8 @@ def test_envs_match_requirements():
 
 
 def test_environment_variables_set_in_one_place():
-    hits = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and "TF_USE_LEGACY_KERAS" in p.read_text()
+    names = ("TF_USE_LEGACY_KERAS", "TF_DETERMINISTIC_OPS", "TF_CUDNN_USE_AUTOTUNE")  # the last two: determinism
+    hits = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and any(n in p.read_text() for n in names)
             and p.name not in ("env.py", "test_project.py")]
     assert hits == [], f"set only in dualgen/env.py: {hits}"
 

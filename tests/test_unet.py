@@ -188,7 +188,7 @@ def test_training_writes_history_and_best_weights_and_predicts(trained):
     unet.save(model, out / "saved", spec)
     fresh, loaded = unet.load(out / "saved")
     assert loaded == {"backbone": BACKBONE, "num_classes": CLASSES, "input_shape": [SIZE, SIZE, 3],
-                      "encoder_weights": None, "bn_momentum": 0.9}
+                      "encoder_weights": None, "bn_momentum": 0.9, "mixed_precision": False, "decoder_filters": None}
     assert np.array_equal(unet.predict(fresh, x, encoder_weights=loaded["encoder_weights"]), pred)
     (out / "saved" / unet.WEIGHTS).write_bytes(b"damaged")
     with pytest.raises(DualgenError, match=f"{out / 'saved' / unet.WEIGHTS}: cannot load the U-Net weights"):

@@ -108,7 +108,7 @@ def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
     assert min(h["val_recon"] for h in hist) < 0.6 * runs["before"]
     assert all(np.isfinite(list(h.values())).all() for h in hist)
     best, spec = V.load(runs["root"] / "full" / "best")
-    assert spec == {"channels": 4, **TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}
+    assert spec == {"channels": 4, **TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema", "downsample": 4}
     assert mse(best, data[1]) == pytest.approx(min(h["val_recon"] for h in hist), rel=1e-4)
     result = runs["res_full"]
     assert result["best_val_recon"] == min(h["val_recon"] for h in hist) and result["resumed_from_step"] is None
@@ -212,3 +212,40 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
     artifacts.recover(tmp_path / "last")
     assert (tmp_path / "last" / "history.json").exists()
     assert [p.name for p in tmp_path.glob(".*")] == [".tmp-97-first-last"]
+
+
+def test_downsample_2_gives_grids_twice_as_fine_and_is_checked():
+    m = V.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, downsample=2)
+    x = tf.zeros([2, 64, 64, 4])
+    codes = m.encode(x)
+    assert codes.shape == (2, 32, 32) and m.decode(codes).shape == (2, 64, 64, 4)
+    assert m(x, is_training=False)["x_recon"].shape == (2, 64, 64, 4) and m.spec["downsample"] == 2
+    V.check_patch_size(66, 2)
+    with pytest.raises(DualgenError, match="factor 2: use a multiple of 2"):
+        V.check_patch_size(65, 2)
+    with pytest.raises(DualgenError, match="vqvae.downsample is 3: use one of 2, 4"):
+        V.VQVAE(4, downsample=3)
+    assert V.make_spec({**TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}, 3)["downsample"] == 4
+
+
+def test_a_spec_from_before_downsample_loads_as_downsample_4(runs, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(runs["root"] / "full" / "best", old)
+    spec = json.loads((old / "spec.json").read_text())
+    (old / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k != "downsample"}))
+    model, loaded = V.load(old)
+    assert loaded["downsample"] == 4 and model.downsample == 4
+
+
+def test_mask_weight_weights_the_mask_channel_in_loss_and_validation(data, tmp_path):
+    assert V.channel_weights(4, 5.0).tolist() == [1, 1, 1, 5] and V.channel_weights(2).tolist() == [1, 1]
+    train, val = data
+    result = V.train_vqvae(tiny(), train, val, steps=4, out_dir=tmp_path / "w", log=lambda m: None, mask_weight=5.0,
+                           **{**TRAIN, "eval_every": 4})
+    best, _ = V.load(tmp_path / "w" / "best")
+    error = np.square(best(tf.constant(val), is_training=False)["x_recon"].numpy() - val)
+    weighted = float(np.mean(error * V.channel_weights(4, 5.0)))
+    assert result["history"][-1]["val_recon"] == pytest.approx(weighted, rel=1e-4)
+    assert weighted > float(np.mean(error)) * 1.05  # the mask channel counts more than the plain MSE
+    with pytest.raises(DualgenError, match="vqvae.mask_weight is 0.0: it must be a positive number"):
+        V.train_vqvae(tiny(), train, val, steps=2, out_dir=tmp_path / "z", log=lambda m: None, mask_weight=0.0, **TRAIN)

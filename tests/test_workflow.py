@@ -87,6 +87,39 @@ def test_ci_study_produces_every_artifact(ci_run):
     assert not list(out.rglob(".tmp-*")) + list(out.rglob(".old-*")), "temporary files left behind"
 
 
+def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
+    """The fidelity step end to end: the pool and the other prior side by side, the memorisation check, the figures,
+    the pre-test on real validation patches and the report card."""
+    out = ci_run / "results" / "ci"
+    cfg = ci_config()
+    table = pd.read_csv(out / "fidelity" / "fidelity.csv")
+    assert list(table.columns) == ["variant", "kind", "temperature", "pool", "n_synthetic", "class", "statistic",
+                                   "real_value", "synthetic_value", "distance", "floor", "ratio"]
+    assert set(table["variant"]) == {"plain_t1", "gated_t1"} and set(table["kind"]) == {"plain", "gated"}
+    assert set(table["class"]) == {c["name"] for c in cfg["classes"]}
+    assert {"phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density",
+            "intensity_c0"} <= set(table["statistic"])
+    assert table.loc[table["variant"] == "plain_t1", "pool"].all() and not table.loc[table["variant"] == "gated_t1", "pool"].any()
+    assert (table.loc[table["variant"] == "gated_t1", "n_synthetic"] == cfg["fidelity"]["n"]).all()
+    assert (table["floor"].dropna() >= 0).all() and (table["ratio"].dropna() >= 0).all()
+    meta = json.loads((out / "fidelity" / "meta.json").read_text())
+    assert meta["pool_variant"] == "plain_t1" and meta["closest_variant"] in {"plain_t1", "gated_t1"}
+    assert set(meta["worst_by_family"]["gated_t1"]) == {"phase_fraction", "s2", "chord", "object_size",
+                                                       "boundary_density", "intensity"}
+    memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
+    assert list(memo["variant"]) == ["plain_t1", "gated_t1"] and memo["share_closer"].between(0, 1).all()
+    for fig in ("s2", "chords", "phase_fractions", "intensities", "ratios"):
+        assert (out / "figures" / "fidelity" / f"{fig}.png").stat().st_size > 5_000, fig
+    pretest = json.loads((out / "pretest" / "meta.json").read_text())
+    assert pretest["n_real_val"] == cfg["datasets"]["big_val"] and 0 <= pretest["real_val"]["missing_class_iou"] <= 1
+    assert len(pd.read_csv(out / "pretest" / "agreement_real.csv")) == cfg["datasets"]["big_val"]
+    card = (out / "figures" / "generator_card" / "card.html").read_text()
+    for text in ("Generator report card", "reconstruction agreement", "PixelCNN gated: validation NLL",
+                 "fidelity ratio, S2", "memorisation", "real BMQ validation patches", "gated_t1"):
+        assert text in card, text
+    assert (out / "synthetic" / "variants" / "gated_t1" / "clean" / "pool.csv").exists()
+
+
 def test_nothing_to_do_after_a_complete_run(ci_run):
     assert planned_jobs(snakemake("-n", "--configfile", CI, workdir=ci_run)) == {}
 
@@ -98,7 +131,7 @@ def _override(ci_run, name, text):
 
 
 FIGURE_RULES = {"figure_datasets", "figure_vqvae", "figure_codes", "figure_cleaning", "figure_synthetic",
-                "figure_pretest", "figure_study"}
+                "figure_pretest", "figure_study", "figure_fidelity", "figure_generator_card"}
 
 
 def _n_trainings():
@@ -130,7 +163,7 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
                "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n  - {name: nd_rich, value: 255, color: '#f5c211'}\n"
                "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
      {"figure_datasets": 1, "figure_vqvae": 1, "figure_codes": 1, "figure_cleaning": 1, "figure_synthetic": 1,
-      "figure_pretest": 1, "figure_study": 1}),
+      "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1}),
 ])
 def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
     """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only."""
@@ -164,7 +197,8 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
     jobs = _override(ci_run, "min_object", "postprocess: {min_object_px: 50}\n")
     jobs.pop("all", None)
     assert jobs == {"encode": 1, "figure_codes": 1, "postprocess": 1, "figure_cleaning": 1, "figure_synthetic": 1,
-                    "pretest": 1, "figure_pretest": 1, "build_mix": len(synthetic),
+                    "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
+                    "figure_fidelity": 1, "figure_generator_card": 1, "build_mix": len(synthetic),
                     "train_unet": len(synthetic) * seeds, "evaluate": len(synthetic) * seeds, "aggregate": 1,
                     "figure_study": 1}
 

@@ -215,6 +215,11 @@ def config_unknown_key(root, out):
 
 
 @case
+def config_unknown_determinism(root, out):
+    return config_cmd(root, "determinism: exact\n"), "determinism: 'exact' is not one of ['strict', 'fast']"
+
+
+@case
 def config_wrong_type(root, out):
     return config_cmd(root, "vqvae: {steps: many}\n"), "vqvae.steps: 'many' has the wrong type"
 

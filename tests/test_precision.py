@@ -1,0 +1,242 @@
+"""Issue 15 parts 3-4: the determinism setting (strict / fast, each in its own process, recorded in meta.json) and
+mixed precision for the U-Net and the VQ-VAE (a few float16 training steps on the CPU: finite losses, float32
+variables and outputs, loss scaling, resume)."""
+import json
+import subprocess
+import textwrap
+
+import numpy as np
+import pytest
+
+import dualgen  # noqa: F401
+from dualgen import env
+from dualgen.errors import DualgenError
+from tests.conftest import PY, REPO
+from tests.conftest import env as proc_env
+
+tf = env.setup_tensorflow(1, 0)
+
+from dualgen import artifacts, determinism, precision, unet, unet_train, vqvae  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------- determinism
+
+PROBE = textwrap.dedent("""
+    import json, os, sys
+    from dualgen import artifacts, env
+    tf = env.setup_tensorflow(1, 0, sys.argv[1])
+    try:
+        tf.timestamp()  # raises on every device while op determinism is on
+        timestamp = "ran"
+    except Exception as err:
+        timestamp = type(err).__name__
+    print("RESULT " + json.dumps({"enabled": env.op_determinism_enabled(), "mode": env.mode, "timestamp": timestamp,
+                                  "environ": {k: os.environ.get(k) for k in set().union(*env.DETERMINISM.values())},
+                                  "meta": artifacts.meta("probe", {}, 0, [], 0.0)["determinism"]}))
+""")
+
+
+def probe(mode):
+    e = proc_env()
+    for key in set().union(*env.DETERMINISM.values()):  # as in a fresh shell: dualgen sets them itself
+        e.pop(key, None)
+    proc = subprocess.run([PY, "-c", PROBE, mode], capture_output=True, text=True, env=e, cwd=REPO, timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize("mode", ["strict", "fast"])
+def test_determinism_mode_turns_op_determinism_on_or_off_and_is_recorded(mode):
+    got = probe(mode)
+    assert got["mode"] == got["meta"] == mode
+    assert got["enabled"] is (mode == "strict")
+    assert got["timestamp"] == ("ran" if mode == "fast" else "FailedPreconditionError")
+    assert {k: v for k, v in got["environ"].items() if v is not None} == env.DETERMINISM[mode]
+
+
+def test_meta_says_na_in_a_step_without_tensorflow():
+    code = ("import sys; from dualgen import artifacts; m = artifacts.meta('x', {}, None, [], 0.0); "
+            "print(m['determinism'], 'tensorflow' in sys.modules)")
+    proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=proc_env(), timeout=120)
+    assert proc.stdout.split() == ["n/a", "False"], proc.stderr
+
+
+def test_this_process_records_its_mode_and_unknown_modes_are_refused():
+    assert artifacts.meta("x", {}, None, [], 0.0)["determinism"] == env.mode == "strict"
+    with pytest.raises(DualgenError, match="determinism: 'exact' is not one of"):
+        env.setup_tensorflow(1, 0, "exact")
+    assert env.mode == "strict" and env.op_determinism_enabled()
+
+
+def test_every_model_step_passes_its_mode_from_settings():
+    """Every script that sets TensorFlow up takes the mode from --settings, and its rule passes config's."""
+    scripts = sorted(p.name for p in (REPO / "scripts").glob("*.py") if "setup_tensorflow(" in p.read_text())
+    assert scripts == ["decode.py", "encode.py", "pretest.py", "sample.py", "train_pixelcnn.py", "train_unet.py",
+                       "train_vqvae.py"]
+    for name in scripts:
+        assert 's.get("determinism", "strict"))' in (REPO / "scripts" / name).read_text(), name
+    rules = "".join((REPO / "rules" / f).read_text() for f in ("generate.smk", "segment.smk", "common.smk"))
+    for start in ("rule train_vqvae:", "rule encode:", "rule train_pixelcnn:", "rule sample:", "rule decode:",
+                  "rule pretest:", "def unet_settings("):  # the last: train_unet's settings
+        rest = rules[rules.index(start) + len(start):]
+        ends = [i for i in (rest.find(m) for m in ("\nrule ", "\ndef ", "\nuse rule ")) if i >= 0]
+        assert 'determinism=config["determinism"]' in rest[:min(ends, default=len(rest))], start
+
+
+# ---------------------------------------------------------------------------------------------- the U-Net
+
+SIZE, CLASSES = 32, 4
+
+
+def phantom(n, seed):
+    rng = np.random.default_rng(seed)
+    masks = np.kron(rng.integers(0, CLASSES, (n, SIZE // 8, SIZE // 8)), np.ones((1, 8, 8), np.int64)).astype(np.uint8)
+    gray = np.array([60, 200, 250, 130], np.float64)[masks] + rng.normal(0, 15, masks.shape)
+    return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, -1), masks
+
+
+SPEC = dict(backbone="resnet18", encoder_weights=None, num_classes=CLASSES, input_shape=[SIZE, SIZE, 3],
+            bn_momentum=0.9, mixed_precision=True)
+UNET = dict(spec=SPEC, budget="updates", updates=4, validate_every=2, batch_size=4, val_batch_size=1,
+            learning_rate=1e-3, reduce_lr_patience=5, seed=3)
+
+
+def train_unet(out_dir, **over):
+    (x, y), (xv, yv) = phantom(8, 0), phantom(2, 1)
+    logs = []
+    model, info = unet_train.train_unet(x, y, xv, yv, out_dir=out_dir, log=logs.append, **{**UNET, **over})
+    return model, info, logs
+
+
+def compute_dtypes(model):
+    return {layer.compute_dtype for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)}
+
+
+@pytest.fixture(scope="module")
+def mixed_unet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unet_mixed")
+    return (out, *train_unet(out))
+
+
+def test_mixed_precision_unet_trains_in_float16_with_float32_softmax_and_loss_scaling(mixed_unet):
+    out, model, info, logs = mixed_unet
+    assert compute_dtypes(model) == {"float16"}
+    assert model.layers[-1].name == "softmax" and model.layers[-1].compute_dtype == "float32"
+    assert model.output.dtype == tf.float32 and all(w.dtype == tf.float32 for w in model.weights)
+    assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert info["updates"] == 4
+    for key in ("loss", "val_loss", "iou_score"):
+        assert np.isfinite(info["history"][key]).all(), key
+    assert any("meant for GPUs" in line for line in logs)  # no GPU here
+    x = unet.preprocess(phantom(2, 5)[0])
+    probs = model(x, training=False).numpy()
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1, atol=1e-5)
+
+
+def test_mixed_precision_unet_spec_round_trip_and_old_specs_are_float32(mixed_unet, tmp_path):
+    _, model, _, _ = mixed_unet
+    x = unet.preprocess(phantom(2, 5)[0])
+    unet.save(model, tmp_path / "mixed", SPEC)
+    again, spec = unet.load(tmp_path / "mixed")
+    assert spec["mixed_precision"] is True and compute_dtypes(again) == {"float16"}
+    assert np.array_equal(again(x, training=False).numpy(), model(x, training=False).numpy())
+    old = {k: v for k, v in SPEC.items() if k != "mixed_precision"}  # a spec.json from before the key
+    unet.save(model, tmp_path / "old", old)
+    plain, spec = unet.load(tmp_path / "old")
+    assert "mixed_precision" not in spec and compute_dtypes(plain) == {"float32"}
+    assert np.allclose(plain(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-2)
+    assert unet.make_spec({"backbone": "resnet18"}, 4, (32, 32, 3))["mixed_precision"] is False
+
+
+def test_a_killed_mixed_precision_unet_resumes_with_its_loss_scale(mixed_unet, tmp_path, monkeypatch):
+    _, _, info_a, _ = mixed_unet
+    commit = unet_train._Keeper.on_epoch_end
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_period(self, epoch, logs=None):
+        commit(self, epoch, logs)
+        raise Killed()
+
+    monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_period)
+    with pytest.raises(Killed):
+        train_unet(tmp_path)
+    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", commit)
+    model, info, logs = train_unet(tmp_path)
+    assert any("resuming from period 1" in line for line in logs)
+    for key in ("loss", "val_loss", "val_iou_score"):  # Adam's and the loss scale's state restored
+        assert np.allclose(info["history"][key], info_a["history"][key], rtol=1e-4, atol=1e-5), key
+
+
+def test_float32_outputs_rebuilds_an_activation_or_adds_a_cast():
+    with precision.keras_policy(True):
+        inp = tf.keras.Input((4,))
+        h = tf.keras.layers.Dense(3, name="dense")(inp)
+        act = tf.keras.Model(inp, tf.keras.layers.Activation("softmax", name="softmax")(h))
+        dense = tf.keras.Model(inp, h)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
+    for model in (act, dense):
+        assert model.output.dtype == tf.float16
+        fixed = precision.float32_outputs(model)
+        assert fixed.output.dtype == tf.float32
+        assert fixed.get_layer("dense") is model.get_layer("dense")
+        x = tf.ones([2, 4])
+        assert np.allclose(fixed(x).numpy(), model(x).numpy().astype(np.float32), atol=1e-3)
+    assert precision.float32_outputs(fixed) is fixed
+
+
+# ---------------------------------------------------------------------------------------------- the VQ-VAE
+
+def tiny_vqvae(quantizer="ema"):
+    tf.keras.utils.set_random_seed(0)
+    return vqvae.VQVAE(4, num_hiddens=8, num_residual_hiddens=4, num_residual_layers=1, embedding_dim=4,
+                       num_embeddings=5, quantizer=quantizer)
+
+
+def half_convolutions(graph):
+    return [n for n, _, _ in determinism._walk(graph) if n.op == "Conv2D" and n.attr["T"].type == tf.float16]
+
+
+@pytest.mark.parametrize("quantizer", ["ema", "vq"])
+def test_mixed_precision_vqvae_trains_in_float16_with_float32_codebook_outputs_and_loss_scale(quantizer, tmp_path):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 16, 16, 4)).astype(np.float32)
+    model, logs = tiny_vqvae(quantizer), []
+    with determinism.captured_functions(vqvae) as graphs:
+        result = vqvae.train_vqvae(model, x[:8], x[8:], steps=6, batch_size=4, learning_rate=1e-3, seed=0,
+                                   out_dir=tmp_path, eval_every=3, log=logs.append, mixed_precision=True)
+    step = next(g for g in graphs if "train_step" in g.name.decode())
+    assert half_convolutions(step), "the training step computes no float16 convolution"
+    assert not any(half_convolutions(g) for g in graphs if g is not step)  # validation: float32
+    assert {v.dtype for v in model.variables if v.dtype.is_floating} == {tf.float32}
+    assert all(np.isfinite([h["train_recon"], h["train_vq_loss"], h["val_recon"]]).all() for h in result["history"])
+    assert model(tf.constant(x[:2]), is_training=False)["x_recon"].dtype == tf.float32
+    assert any("meant for GPUs" in line for line in logs)
+    scale = tf.train.load_variable(str(tmp_path / "last" / "ckpt"), "opt/loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE")
+    assert np.isfinite(scale) and scale >= 1
+    again = vqvae.train_vqvae(model, x[:8], x[8:], steps=9, batch_size=4, learning_rate=1e-3, seed=0,
+                              out_dir=tmp_path, eval_every=3, log=logs.append, mixed_precision=True)
+    assert again["resumed_from_step"] == 6 and len(again["history"]) == 3
+
+
+def test_float32_vqvae_step_is_unchanged_by_the_casts():
+    """In float32 the casts of VQVAE.__call__ are no-ops: no Cast op in the forward pass."""
+    model = tiny_vqvae()
+    graph = determinism.trace(lambda x: model(x, is_training=True)["x_recon"], tf.zeros([2, 16, 16, 4]))
+    casts = [n for n, _, _ in determinism._walk(graph) if n.op == "Cast" and n.attr["DstT"].type == tf.float16]
+    assert casts == [] and not half_convolutions(graph)
+
+
+def test_loss_scale_skips_non_finite_updates_halves_and_grows():
+    import sonnet as snt
+
+    var = tf.Variable([1.0, 2.0])
+    opt, scale = snt.optimizers.Adam(0.1), precision.LossScale(initial=8.0, growth_steps=2)
+    assert float(scale.scaled(tf.constant(3.0))) == 24.0
+    assert not bool(scale.apply(opt, [tf.constant([np.inf, 1.0])], [var]))  # skipped, scale halved
+    assert float(scale.scale) == 4.0 and var.numpy().tolist() == [1.0, 2.0] and int(opt.step) == 0
+    for _ in range(2):
+        assert bool(scale.apply(opt, [tf.constant([4.0, -4.0])], [var]))
+    assert float(scale.scale) == 8.0 and int(scale.good_steps) == 0 and int(opt.step) == 2
+    assert var.numpy()[0] < 1.0 < var.numpy()[1] - 1.0
