@@ -112,7 +112,7 @@ def check_rules(config):
             f"config: patches.size {patches['size']} is not a multiple of 32 (the U-Net downsamples 5 times, the "
             f"VQ-VAE 2 times): use e.g. {max(32, patches['size'] // 32 * 32)}"
         )
-    if patches.get("stride", 1) > 4 * patches["size"]:
+    if (patches.get("stride") or 1) > 4 * patches["size"]:
         raise DualgenError(f"config: patches.stride {patches['stride']} is more than 4x patches.size: most pixels would be skipped")
     _check_data(config)
     _check_names(config)
@@ -188,10 +188,10 @@ def split_list_files(data):
     return [p for p in (data.get("splits") or {}).values() if p]
 
 
-def fill_defaults(config, schema=None):
-    """Add every key the schema gives a ``default`` and the config lacks (in sections the config has, and in
-    sections whose keys all have defaults), in place. The schema is the one source of defaults: scripts and
-    rules index settings directly, with no fallbacks of their own."""
+def fill_defaults(config, schema=None, new_sections=True):
+    """Add every key the schema gives a ``default`` and the config lacks, in place: in the sections the config
+    has and, with ``new_sections``, also whole sections whose keys all have defaults. The schema is the one source
+    of defaults: rules and scripts index settings directly, with no fallbacks of their own."""
     schema = load_yaml(SCHEMA_PATH) if schema is None else schema
 
     def fill(node, sub):
@@ -199,7 +199,7 @@ def fill_defaults(config, schema=None):
             if key not in node and "default" in prop:
                 node[key] = prop["default"]
             if prop.get("type") == "object" and "properties" in prop:
-                if key not in node and all("default" in p for p in prop["properties"].values()):
+                if new_sections and key not in node and all("default" in p for p in prop["properties"].values()):
                     node[key] = {}
                 if isinstance(node.get(key), dict):
                     fill(node[key], prop)

@@ -409,8 +409,8 @@ def fidelity_curves(profiles, variants, table, classes, out):
     for k, (ax, name) in enumerate(zip(axes, names)):
         for v in sets:
             s2 = profiles[f"{v}__s2"][k]
-            ax.plot(np.arange(len(s2)), s2, label="real (BMQ train)" if v == "real" else _ratio_label(ratios, v, name, "s2"),
-                    **style(v))
+            label = "real (BMQ train)" if v == "real" else _ratio_label(ratios, v, name, "s2")
+            ax.plot(np.arange(len(s2)), s2, label=label, **style(v))
         f = profiles["real__fractions"][:, k].mean()
         ax.axhline(f * f, color="gray", ls=":", lw=0.8)
         ax.set_title(f"{name}: S2(r)", fontsize=9)

@@ -292,8 +292,8 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     Loss = reconstruction MSE / data variance + VQ loss (as in Sonnet's example), the mask channel's squared error
     weighted by ``mask_weight`` (``channel_weights``; 1 = plain MSE). Every ``eval_every`` steps (and at the last
     step): validation reconstruction error (the same weighted MSE, the loss the model is trained for); out_dir/best
-    gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history (history.json) so that a rerun
-    with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
+    gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history
+    (history.json) so that a rerun with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
     weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order. The batches
     are gathered on the host (tf.data, prefetched) while the device trains.
 

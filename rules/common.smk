@@ -131,7 +131,7 @@ def all_targets():
         if PRETEST_MIX in MIX:
             targets += [f"{OUT}/pretest", f"{OUT}/figures/pretest"]
     if MIXES:
-        targets += [f"{OUT}/study", f"{OUT}/figures/study"]
+        targets += [f"{OUT}/study", f"{OUT}/figures/study", f"{OUT}/figures/findings"]
     return targets
 
 

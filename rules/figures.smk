@@ -127,7 +127,7 @@ rule figure_study:
     output:
         report(
             directory(f"{OUT}/figures/study"),
-            patterns=["{name}.png", "{name}.html"],
+            patterns=["{name}.png"],
             caption="../report/study.rst",
             category="4 Study",
             subcategory="Figures",
@@ -215,3 +215,28 @@ rule figure_generator_card:
         ENV
     shell:
         figure_rule_shell()
+
+
+rule figure_findings:
+    input:
+        study=rules.aggregate.output[0],
+    output:
+        report(
+            directory(f"{OUT}/figures/findings"),
+            patterns=["{name}.html"],
+            caption="../report/findings.rst",
+            category="4 Study",
+            subcategory="0 Findings",
+        ),
+    params:
+        run=script("figure"),
+        kind="findings",
+        inputs=figure_inputs,
+        settings=as_json(),
+    log:
+        f"{LOGS}/figures/findings.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()
+

@@ -13,7 +13,7 @@ from dualgen import artifacts, cli, env, generation, io
 
 def main(args):
     s = cli.settings(args)
-    tf = env.setup_tensorflow(args.threads, 0, s.get("determinism", "strict"))
+    tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
     from dualgen import vqvae
 
     model, _ = generation.load_vqvae(args.vqvae)

@@ -17,7 +17,7 @@ from dualgen import artifacts, cli, env, figures, generation, metrics, postproce
 def main(args):
     s = cli.settings(args)
     classes, pp = s["classes"], s["postprocess"]
-    tf = env.setup_tensorflow(args.threads, 0, s.get("determinism", "strict"))
+    tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
     from dualgen import vqvae
 
     model, spec = generation.load_vqvae(args.vqvae)

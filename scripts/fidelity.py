@@ -10,7 +10,8 @@ to its nearest BMQ training patch against the same distance of the real BMQ vali
 mask agreement: two real labelings of the same patches (the HQ vs LQ masks, where patches have both).
 Writes OUT/fidelity.csv (variant x class x statistic), OUT/memorisation.csv, OUT/profiles.npz (the curves and
 histograms figure_fidelity draws: real__<stat> and <variant>__<stat>), meta.json (the worst ratio of each family
-of statistics per variant, the pool's variant, the closest variant, the label agreement).
+of statistics per variant, the pool's variant, the closest variant: the lowest worst ratio over phase fraction, S2
+and chord lengths among the variants whose memorisation share is at most 0.05, the label agreement).
 """
 from pathlib import Path
 
@@ -33,6 +34,13 @@ def label_agreement(patches_dir, n_classes):
                                   n_classes) for i in ids]
     agg = metrics.aggregate(rows)
     return {"miou": agg["miou"], "missing_class_iou": agg["missing_class_iou"], "n": len(ids)}
+
+
+MAX_COPIES = 0.05  # a variant with a larger memorisation share is not "closest to real data": it copies
+
+
+def memo_share(memo, variant):
+    return next(r["share_closer"] for r in memo if r["variant"] == variant)
 
 
 def parse_variants(items, declared):
@@ -88,7 +96,8 @@ def main(args):
     table = pd.concat(tables, ignore_index=True)
     worst = fidelity.worst_by_family(table)
     targets = ("phase_fraction", "s2", "chord")  # the families the generator is held to (ratio <= 2)
-    closest = min(worst, key=lambda name: max((worst[name][f]["ratio"] for f in targets
+    novel = [v for v in worst if not memo_share(memo, v) > MAX_COPIES] or list(worst)  # NaN: no val patches
+    closest = min(novel, key=lambda name: max((worst[name][f]["ratio"] for f in targets
                                                if not np.isnan(worst[name][f]["ratio"])), default=0.0))
     pool = next(v["name"] for v in s["variants"] if v["pool"])
     summaries = {name: fidelity.summary(table[table["variant"] == name]) for name in worst}

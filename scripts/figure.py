@@ -10,7 +10,8 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
   cleaning   cleaning.png       raw, k-means and cleaned synthetic masks (clean, raw)
   synthetic  synthetic_vs_real.png  synthetic pairs next to real training patches (clean, patches, datasets)
   pretest    pretest.png        the real-data model on synthetic images (pretest, clean)
-  study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> / one per overlay mix)
+  study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> of the overlay and curve mixes)
+  findings   findings.html      the sentences that open the report's Study section (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
   generator_card  card.html   the Generator section's report card (vqvae, codes, pixelcnn_<kind>, fidelity, pretest)
 Settings (--settings): classes (with colours) and the kind's own counts.
@@ -117,16 +118,8 @@ def draw_study(inp, s, out):
     for key, label, fig_no in figures.METRICS:
         figures.metric_figure(table, comparisons, key, label, fig_no, s["big_train"], out / f"{key}.png", level)
     figures.per_class_figure(table, comparisons, s["classes"], s["big_train"], out / "per_class.png")
-    lines = []
     if len(comparisons):
         figures.forest_plot(comparisons, "missing_class_iou", "Missing Class IoU", out / "forest.png")
-        unit = comparisons["resample"].iloc[0]
-        lines = stats.sentences(comparisons) + [
-            f"Intervals: {level:.0%} percentile bootstrap over test {'micrographs' if unit == 'source' else 'patches'}"
-            f" (seeds resampled within each), Wilcoxon signed-rank over test images, Holm over the comparisons of"
-            f" each metric; {int(table['n_seeds'].max())} seed(s) per mix."]
-    figures.findings_html("Findings: Missing Class IoU of every mix against its 0 % mix", lines or
-                          ["No comparisons: the config trains no 0 % mix to compare with."], out / "findings.html")
     units = {name[len("unet_"):]: path for name, path in inp.items() if name.startswith("unet_")}
     histories = {}
     for mix in s["curve_mixes"]:
@@ -214,21 +207,41 @@ def draw_generator_card(inp, s, out):
     for variant in fmeta["variants"]:
         name = variant["name"]
         w = fmeta["worst_by_family"][name]
-        side.append([name + (" (study pool)" if variant["pool"] else "") + (" *closest*" if name == fmeta["closest_variant"] else ""),
-                     *[_ratio_cell(w[f]) for f in families], f"{fmeta['memorisation'][name]['share_closer']:.3f}"])
+        label = name + (" (study pool)" if variant["pool"] else "") + \
+            (" *closest*" if name == fmeta["closest_variant"] else "")
+        side.append([label, *[_ratio_cell(w[f]) for f in families],
+                     f"{fmeta['memorisation'][name]['share_closer']:.3f}"])
     variants = ("Generator variants side by side (worst ratio per statistic)",
                 ["variant"] + [fidelity.FAMILIES[f] for f in families] + ["memorisation share"], side,
-                "*closest*: the variant whose worst ratio over phase fraction, S2 and chord lengths is lowest. "
+                "*closest*: the variant whose worst ratio over phase fraction, S2 and chord lengths is lowest "
+                "(among those with a memorisation share of at most 0.05: a copying generator is not close). "
                 "Details: fidelity/fidelity.csv and the Fidelity figures.")
     intro = [f"VQ-VAE: K={v['num_embeddings']}, D={v['embedding_dim']}, num_hiddens={v['num_hiddens']}, "
              f"downsample {v.get('downsample', 4)}, mask weight {v.get('mask_weight', 1.0)}, {v['steps']} updates "
-             f"(best step {vmeta.get('best_step')}), {vmeta['wall_seconds']:.0f} s."]
+             f"(best step {vmeta.get('best_step')}), "
+             f"trained in {vmeta.get('train_seconds', vmeta['wall_seconds']):.0f} s."]
     figures.html_card("Generator report card", intro, [card, variants], out / "card.html")
 
 
+def draw_findings(inp, s, out):
+    """The sentences that open the report's Study section, generated from comparisons.csv."""
+    folder = Path(inp["study"])
+    table = pd.read_csv(folder / "metrics.csv")
+    comparisons = pd.read_csv(folder / "comparisons.csv")
+    level = artifacts.read_json(folder / "meta.json")["settings"]["stats"]["level"]
+    lines = ["No comparisons: the config trains no 0 % mix to compare with."]
+    if len(comparisons):
+        unit = comparisons["resample"].iloc[0]
+        lines = stats.sentences(comparisons) + [
+            f"Intervals: {level:.0%} percentile bootstrap over test {'micrographs' if unit == 'source' else 'patches'}"
+            f" (seeds resampled within each), Wilcoxon signed-rank over test images, Holm over the comparisons of"
+            f" each metric; {int(table['n_seeds'].max())} seed(s) per mix."]
+    figures.findings_html("Findings: Missing Class IoU of every mix against its 0 % mix", lines, out / "findings.html")
+
+
 KINDS = {"datasets": draw_datasets, "vqvae": draw_vqvae, "codes": draw_codes, "cleaning": draw_cleaning,
-         "synthetic": draw_synthetic, "pretest": draw_pretest, "study": draw_study, "lq": draw_lq,
-         "fidelity": draw_fidelity, "generator_card": draw_generator_card}
+         "synthetic": draw_synthetic, "pretest": draw_pretest, "study": draw_study, "findings": draw_findings,
+         "lq": draw_lq, "fidelity": draw_fidelity, "generator_card": draw_generator_card}
 
 
 def main(args):

@@ -31,8 +31,8 @@ def main(args):
         for name, names in lists.items():
             print(f"data.splits.{name}: {len(names)} image(s)", flush=True)
     sizes = {k: ds[k] for k in datasets.SIZE_KEYS}
-    manifests, used = datasets.split(table, sizes, [] if lists else s.get("test_sources") or [], ds.get("seed", 0),
-                                     ds.get("fit_to_data", False), lists=lists)
+    manifests, used = datasets.split(table, sizes, [] if lists else s.get("test_sources") or [], ds["seed"],
+                                     ds["fit_to_data"], lists=lists)
     for name, m in manifests.items():
         counts = m["split"].value_counts().to_dict()
         print(f"{name}: {counts.get('train', 0)} train, {counts.get('val', 0)} val, {counts.get('test', 0)} test", flush=True)
@@ -46,7 +46,7 @@ def main(args):
               file=sys.stderr, flush=True)
     extra = {"sizes": used, "absent_classes": absent, "lists": {k: len(v) for k, v in lists.items()}}
     inputs = [patches_dir / "patches.csv"] + [Path(p) for p in splits.values()]
-    with artifacts.artifact_dir(args.out, "datasets", s, ds.get("seed", 0), inputs, extra) as tmp:
+    with artifacts.artifact_dir(args.out, "datasets", s, ds["seed"], inputs, extra) as tmp:
         for name, m in manifests.items():
             m.to_csv(tmp / f"{name}.csv", index=False)
         artifacts.write_json(tmp / "sizes.json", used)

@@ -13,21 +13,21 @@ from dualgen import artifacts, cli, patches
 def main(args):
     s = cli.settings(args)
     data, p, classes = s["data"], s["patches"], s["classes"]
-    keep_rare = patches.class_ids(p.get("keep_rare") or [], classes)
-    simulate = data.get("simulate_lq")
-    scale = data.get("scale") or 1.0
+    keep_rare = patches.class_ids(p["keep_rare"], classes)
+    simulate = data["simulate_lq"]
+    scale = data["scale"]
     sources = patches.load_sources(
-        data["images"], data["masks"], None if simulate else data.get("hq_masks"), classes,
-        data.get("mask_format", "palette"), data.get("crop_height"), data.get("max_pixels", 100_000_000),
-        max_band=data.get("max_band", patches.DEFAULT_MAX_BAND), scale=scale,
+        data["images"], data["masks"], None if simulate else data["hq_masks"], classes,
+        data["mask_format"], data["crop_height"], data["max_pixels"],
+        max_band=data["max_band"], scale=scale,
     )
     extra = {"channels": int(sources[0].image.shape[2]), "scale": scale,
              "rows_cut": {src.name: src.info["rows_cut"] for src in sources if src.info["rows_cut"]}}
     if simulate:
         extra["simulated_lq"] = patches.simulate_lq(sources, simulate, len(classes), [c["name"] for c in classes])
-    kept = patches.cut(sources, p["size"], p.get("stride", p["size"]), p.get("drop_background_only", True),
-                       p.get("exclude", []), num_classes=len(classes), keep_rare=keep_rare)
-    inputs = [d for d in (data["images"], data["masks"], None if simulate else data.get("hq_masks")) if d]
+    kept = patches.cut(sources, p["size"], p["stride"] or p["size"], p["drop_background_only"],
+                       p["exclude"], num_classes=len(classes), keep_rare=keep_rare)
+    inputs = [d for d in (data["images"], data["masks"], None if simulate else data["hq_masks"]) if d]
     extra["n_patches"] = len(kept)
     with artifacts.artifact_dir(args.out, "patches", s, (simulate or {}).get("seed"), inputs, extra) as tmp:
         patches.write(kept, tmp, sources)

@@ -28,7 +28,7 @@ def agreement(model, spec, ids, images, masks, n, id_column):
 def main(args):
     s = cli.settings(args)
     classes = s["classes"]
-    env.setup_tensorflow(args.threads, 0, s.get("determinism", "strict"))
+    env.setup_tensorflow(args.threads, 0, s["determinism"])
     from dualgen import unet
 
     model, spec = unet.load(Path(args.unet) / "model")

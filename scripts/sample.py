@@ -15,7 +15,7 @@ from dualgen.errors import DualgenError
 def main(args):
     s = cli.settings(args)
     sm = s["sample"]
-    env.setup_tensorflow(args.threads, sm["seed"], s.get("determinism", "strict"))
+    env.setup_tensorflow(args.threads, sm["seed"], s["determinism"])
     from dualgen import pixelcnn
 
     if args.n < 1:

@@ -14,7 +14,7 @@ from dualgen import artifacts, cli, env, figures, generation
 def main(args):
     s = cli.settings(args)
     pc = s["pixelcnn"]
-    env.setup_tensorflow(args.threads, pc["seed"], s.get("determinism", "strict"))
+    env.setup_tensorflow(args.threads, pc["seed"], s["determinism"])
     from dualgen import pixelcnn
 
     codes = Path(args.codes)

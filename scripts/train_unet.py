@@ -18,7 +18,7 @@ from dualgen import artifacts, cli, datasets, env, generation, mixes, study
 def main(args):
     s = cli.settings(args)
     u, seed, mix = s["unet"], s["seed"], mixes.Mix(**s["mix"])
-    env.setup_tensorflow(args.threads, seed, s.get("determinism", "strict"))
+    env.setup_tensorflow(args.threads, seed, s["determinism"])
     from dualgen import augment, unet, unet_train
 
     manifest = pd.read_csv(Path(args.mix) / "manifest.csv")

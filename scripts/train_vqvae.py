@@ -7,6 +7,7 @@ kill continues from the last one. Writes OUT/checkpoint (best), history.csv, los
 reconstructions of one validation patch during training, drawn by scripts/figure.py vqvae).
 """
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,11 @@ from dualgen import artifacts, cli, env, figures, generation
 def main(args):
     s = cli.settings(args)
     v, n = s["vqvae"], len(s["classes"])
-    tf = env.setup_tensorflow(args.threads, v["seed"], s.get("determinism", "strict"))
+    tf = env.setup_tensorflow(args.threads, v["seed"], s["determinism"])
     from dualgen import vqvae
 
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
-    vqvae.check_patch_size(images.shape[1], v.get("downsample", vqvae.DOWNSAMPLE))
+    vqvae.check_patch_size(images.shape[1], v["downsample"])
     tr, va = generation.holdout(len(ids), v["val_images"], v["seed"])
     x = vqvae.to_model_input(images, masks, n)
     work = generation.resume_dir(args.work, s)
@@ -39,16 +40,18 @@ def main(args):
     print(f"VQ-VAE: {len(tr)} training / {len(va)} validation patches of {images.shape[1]} px, "
           f"{images.shape[3]}+1 channels, K={v['num_embeddings']}, D={v['embedding_dim']}, "
           f"downsample {spec['downsample']}, mask weight {v.get('mask_weight', 1.0)}", flush=True)
+    started = time.perf_counter()
     result = vqvae.train_vqvae(
         model, x[tr], x[va], steps=v["steps"], batch_size=v["batch_size"], learning_rate=v["learning_rate"],
-        seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v.get("mask_weight", 1.0),
-        monitor=monitor, mixed_precision=bool(v.get("mixed_precision", False)),
+        seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v["mask_weight"],
+        monitor=monitor, mixed_precision=bool(v["mixed_precision"]),
     )
     hist = pd.DataFrame(result["history"])
     extra = {"patch_size": int(images.shape[1]), "n_train": len(tr), "n_val": len(va),
              "best_step": result["best_step"], "best_val_recon": result["best_val_recon"],
              "resumed_from_step": result["resumed_from_step"], "val_ids": [ids[i] for i in va],
-             "mixed_precision": bool(v.get("mixed_precision", False))}
+             "mixed_precision": bool(v["mixed_precision"]),
+             "train_seconds": round(time.perf_counter() - started, 1)}
     inputs = [Path(args.datasets) / "BMQ.csv", Path(args.patches) / "patches.csv"]
     with artifacts.artifact_dir(args.out, "train_vqvae", s, v["seed"], inputs, extra) as tmp:
         shutil.copytree(work / "best", tmp / "checkpoint")

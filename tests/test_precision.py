@@ -74,7 +74,7 @@ def test_every_model_step_passes_its_mode_from_settings():
     assert scripts == ["decode.py", "encode.py", "pretest.py", "sample.py", "train_pixelcnn.py", "train_unet.py",
                        "train_vqvae.py"]
     for name in scripts:
-        assert 's.get("determinism", "strict"))' in (REPO / "scripts" / name).read_text(), name
+        assert 's["determinism"])' in (REPO / "scripts" / name).read_text(), name
     rules = "".join((REPO / "rules" / f).read_text() for f in ("generate.smk", "segment.smk", "common.smk"))
     for start in ("rule train_vqvae:", "rule encode:", "rule train_pixelcnn:", "rule sample:", "rule decode:",
                   "rule pretest:", "def unet_settings("):  # the last: train_unet's settings

@@ -65,7 +65,7 @@ def test_ci_study_produces_every_artifact(ci_run):
     assert row["ci_low"] <= row["mean_diff"] <= row["ci_high"] and 0 <= row["p_holm"] <= 1
     for fig in ("accuracy", "miou", "missing_class_iou", "per_class", "overlays", "forest", "convergence"):
         assert (out / "figures" / "study" / f"{fig}.png").stat().st_size > 10_000, fig
-    assert "BMQ_100 vs BMQ_000" in (out / "figures" / "study" / "findings.html").read_text()
+    assert "BMQ_100 vs BMQ_000" in (out / "figures" / "findings" / "findings.html").read_text()
     for fig in ("datasets/preview", "vqvae/recon_steps", "codes/codes", "cleaning/cleaning",
                 "synthetic/synthetic_vs_real", "pretest/pretest"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5_000, fig
@@ -99,7 +99,8 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     assert set(table["class"]) == {c["name"] for c in cfg["classes"]}
     assert {"phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density",
             "intensity_c0"} <= set(table["statistic"])
-    assert table.loc[table["variant"] == "plain_t1", "pool"].all() and not table.loc[table["variant"] == "gated_t1", "pool"].any()
+    pool = table.groupby("variant")["pool"].agg(["all", "any"])
+    assert pool.loc["plain_t1", "all"] and not pool.loc["gated_t1", "any"]
     assert (table.loc[table["variant"] == "gated_t1", "n_synthetic"] == cfg["fidelity"]["n"]).all()
     assert (table["floor"].dropna() >= 0).all() and (table["ratio"].dropna() >= 0).all()
     meta = json.loads((out / "fidelity" / "meta.json").read_text())
@@ -178,7 +179,8 @@ def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
     seeds = len(ci_config()["unet"]["seeds"])
     jobs = _override(ci_run, "level", "mixes: {levels: [0, 50, 100]}\n")
     jobs.pop("all", None)
-    assert jobs == {"build_mix": 2, "train_unet": 2 * seeds, "evaluate": 2 * seeds, "aggregate": 1, "figure_study": 1}
+    assert jobs == {"build_mix": 2, "train_unet": 2 * seeds, "evaluate": 2 * seeds, "aggregate": 1, "figure_study": 1,
+                    "figure_findings": 1}
 
 
 def test_adding_a_seed_trains_only_the_new_seed(ci_run):
@@ -187,7 +189,7 @@ def test_adding_a_seed_trains_only_the_new_seed(ci_run):
     seeds = ", ".join(str(s) for s in cfg["unet"]["seeds"] + [7])
     jobs = _override(ci_run, "seed", f"unet: {{seeds: [{seeds}]}}\n")
     jobs.pop("all", None)
-    assert jobs == {"train_unet": n_mixes, "evaluate": n_mixes, "aggregate": 1, "figure_study": 1}
+    assert jobs == {"train_unet": n_mixes, "evaluate": n_mixes, "aggregate": 1, "figure_study": 1, "figure_findings": 1}
 
 
 def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run):
@@ -200,7 +202,7 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
                     "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
                     "figure_fidelity": 1, "figure_generator_card": 1, "build_mix": len(synthetic),
                     "train_unet": len(synthetic) * seeds, "evaluate": len(synthetic) * seeds, "aggregate": 1,
-                    "figure_study": 1}
+                    "figure_study": 1, "figure_findings": 1}
 
 
 def test_report_is_self_contained_html(ci_run):
