@@ -9,7 +9,7 @@ generator step from Snakemake's benchmark files, the fidelity step's worst ratio
 variant, and, last, one line:
 `reconstruction mIoU: <val> (train <train>); fidelity ratios: <worst class/statistic> <ratio>`
 where the mIoU is the VQ-VAE's reconstructed (and cleaned) masks against their inputs on its held-out validation
-patches (codes/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2 and chord
+patches (reconstruction/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2 and chord
 lengths of every class (the statistics issue 12 holds the generator to: <= 2; fidelity.csv has them all).
 Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml] [--keep]
 """
@@ -45,7 +45,7 @@ def main():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           str(out.relative_to(work) / "fidelity"), "--cores", args.cores]
+           str(out.relative_to(work) / "fidelity"), str(out.relative_to(work) / "reconstruction"), "--cores", args.cores]
     if args.configfile:
         cmd += ["--configfile", str(Path(args.configfile).resolve())]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -60,7 +60,7 @@ def main():
     for f in sorted((out / "benchmarks").rglob("*.tsv")):
         print(f"{str(f.relative_to(out / 'benchmarks')).removesuffix('.tsv'):32s} "
               f"{float(pd.read_csv(f, sep=chr(9))['s'].iloc[0]):7.1f} s")
-    agreement = json.loads((out / "codes" / "meta.json").read_text())["recon_mask_agreement"]
+    agreement = json.loads((out / "reconstruction" / "meta.json").read_text())["recon_mask_agreement"]
     fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
     for variant, worst in fmeta["worst_by_family"].items():
         cells = ", ".join(f"{family} {w['ratio']:.2f} ({w['class']})" for family, w in worst.items() if w["class"])

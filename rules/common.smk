@@ -122,7 +122,7 @@ def unet_settings(mix, seed):
 
 
 def all_targets():
-    targets = [f"{OUT}/datasets", f"{OUT}/codes"]
+    targets = [f"{OUT}/datasets", f"{OUT}/codes", f"{OUT}/reconstruction"]
     targets += [f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS]
     targets += [f"{OUT}/figures/{kind}" for kind in ("datasets", "lq", "vqvae", "codes")]
     if POOL_SIZE > 0:
@@ -207,8 +207,9 @@ def fidelity_variants():
 
 
 def generator_card_inputs(wildcards):
-    """The card reads what the generator's steps measured: VQ-VAE, codes, each prior, fidelity, the pre-test."""
-    inputs = {"vqvae": f"{OUT}/vqvae", "codes": f"{OUT}/codes", "fidelity": f"{OUT}/fidelity"}
+    """The card reads what the generator's steps measured: VQ-VAE, reconstruction, each prior, fidelity, the
+    pre-test."""
+    inputs = {"vqvae": f"{OUT}/vqvae", "reconstruction": f"{OUT}/reconstruction", "fidelity": f"{OUT}/fidelity"}
     inputs.update({f"pixelcnn_{kind}": f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS})
     if PRETEST_MIX in MIX:
         inputs["pretest"] = f"{OUT}/pretest"

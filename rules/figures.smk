@@ -42,6 +42,7 @@ rule figure_vqvae:
 rule figure_codes:
     input:
         codes=rules.encode.output[0],
+        reconstruction=rules.reconstruction.output[0],
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:

@@ -37,7 +37,7 @@ rule encode:
         report(directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/usage.rst", category="2 Generator"),
     params:
         run=script("encode"),
-        settings=as_json(classes=CLASSES, postprocess=postprocess_settings(), determinism=config["determinism"]),
+        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     threads: 4
     log:
         f"{LOGS}/encode.log",
@@ -48,6 +48,27 @@ rule encode:
     shell:
         "{params.run} --vqvae {input.vqvae} --patches {input.patches} --datasets {input.datasets} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
+
+
+rule reconstruction:
+    input:
+        codes=rules.encode.output[0],
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        directory(f"{OUT}/reconstruction"),
+    params:
+        run=script("reconstruction"),
+        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
+    log:
+        f"{LOGS}/reconstruction.log",
+    benchmark:
+        f"{BENCH}/reconstruction.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.run} --codes {input.codes} --patches {input.patches} --datasets {input.datasets} --out {output} "
+        "--settings {params.settings:q} --log {log}"
 
 
 rule train_pixelcnn:

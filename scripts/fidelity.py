@@ -6,7 +6,9 @@ sampling temperature; one of them is the study's pool) and each class: phase fra
 chord lengths along rows and columns, object sizes, boundary density and the pixel intensities of every channel
 inside the class, each distance also as a ratio to the real-vs-real floor (dualgen.fidelity.compare: two disjoint
 halves of the real patches, the synthetic side drawn at the size of one half). Memorisation: each pair's distance
-to its nearest BMQ training patch against the same distance of the real BMQ validation patches. Reference for
+to its nearest BMQ training patch against the same distance of the real BMQ validation patches (the VQ-VAE also
+trains on most validation patches, so copies of those would not count: the check is about the training set, the
+bulk of what the generator saw). Reference for
 mask agreement: two real labelings of the same patches (the HQ vs LQ masks, where patches have both).
 Writes OUT/fidelity.csv (variant x class x statistic), OUT/memorisation.csv, OUT/profiles.npz (the curves and
 histograms figure_fidelity draws: real__<stat> and <variant>__<stat>), meta.json (the worst ratio of each family

@@ -6,14 +6,15 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
              class_shares.png   class shares of every split, log axis (datasets)
   lq         hq_vs_lq.png       HQ vs (simulated) LQ masks of a few patches, least to most changed (patches)
   vqvae      recon_steps.png    a validation patch reconstructed during VQ-VAE training (vqvae)
-  codes      codes.png          patches, code grids, reconstructions (codes, patches, datasets)
+  codes      codes.png          patches, code grids, reconstructions (codes, reconstruction, patches, datasets)
   cleaning   cleaning.png       raw, k-means and cleaned synthetic masks (clean, raw)
   synthetic  synthetic_vs_real.png  synthetic pairs next to real training patches (clean, patches, datasets)
   pretest    pretest.png        the real-data model on synthetic images (pretest, clean)
   study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> of the overlay and curve mixes)
   findings   findings.html      the sentences that open the report's Study section (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
-  generator_card  card.html   the Generator section's report card (vqvae, codes, pixelcnn_<kind>, fidelity, pretest)
+  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, pixelcnn_<kind>, fidelity,
+                              pretest)
 Settings (--settings): classes (with colours) and the kind's own counts.
 """
 from pathlib import Path
@@ -74,9 +75,10 @@ def draw_codes(inp, s, out):
     codes = Path(inp["codes"])
     _, images, masks = generation.generator_patches(inp["patches"], inp["datasets"])  # the order encode used
     recon = np.load(codes / "recon.npz", allow_pickle=False)
+    cleaned = np.load(Path(inp["reconstruction"]) / "cleaned.npz", allow_pickle=False)["masks"]
     grids = np.load(codes / "grids.npy", allow_pickle=False)
     n = min(s["n"], len(grids))
-    figures.codes_figure(images[:n], masks[:n], grids[:n], recon["images"][:n], recon["masks"][:n], s["classes"],
+    figures.codes_figure(images[:n], masks[:n], grids[:n], recon["images"][:n], cleaned[:n], s["classes"],
                          out / "codes.png", n)
 
 
@@ -164,7 +166,7 @@ def _ratio_cell(w):
 def draw_generator_card(inp, s, out):
     """The report card at the top of the Generator section: each measure next to its real-data reference."""
     vmeta = artifacts.read_json(Path(inp["vqvae"]) / "meta.json")
-    cmeta = artifacts.read_json(Path(inp["codes"]) / "meta.json")
+    cmeta = artifacts.read_json(Path(inp["reconstruction"]) / "meta.json")
     fmeta = artifacts.read_json(Path(inp["fidelity"]) / "meta.json")
     v = vmeta["settings"]["vqvae"]
     pool = fmeta["pool_variant"]
@@ -178,7 +180,7 @@ def draw_generator_card(inp, s, out):
     for name in sorted(k for k in inp if k.startswith("pixelcnn_")):
         pmeta = artifacts.read_json(Path(inp[name]) / "meta.json")
         hist = pd.read_csv(Path(inp[name]) / "history.csv")
-        k = cmeta["num_embeddings"]
+        k = v["num_embeddings"]
         rows.append([f"PixelCNN {name[len('pixelcnn_'):]}: validation NLL (nats per code)", f"{pmeta['val_nll']:.3f}",
                      f"training NLL {hist['train_nll'].iloc[-1]:.3f}; uniform over K={k}: {np.log(k):.3f}", "lower"])
     worst = fmeta["worst_by_family"][pool]

@@ -77,8 +77,8 @@ def test_ci_study_produces_every_artifact(ci_run):
     unet = json.loads((out / "unet" / "BMQ_100" / "seed1" / "meta.json").read_text())
     assert unet["updates"] == cfg["unet"]["updates"] and unet["seed"] == 1  # the equal budget
     assert json.loads((out / "unet" / "SHQ_000" / "seed0" / "meta.json").read_text())["updates"] == unet["updates"]
-    codes = json.loads((out / "codes" / "meta.json").read_text())
-    assert 0 <= codes["recon_mask_agreement"]["val"]["miou"] <= 1
+    recon = json.loads((out / "reconstruction" / "meta.json").read_text())
+    assert 0 <= recon["recon_mask_agreement"]["val"]["miou"] <= 1
     pool = pd.read_csv(out / "synthetic" / "clean" / "pool.csv")
     assert len(pool) == max(m.n_synth for m in mixes)
     manifest = pd.read_csv(out / "mixes" / "SyntMQ_050" / "manifest.csv")
@@ -164,7 +164,7 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
                "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n  - {name: nd_rich, value: 255, color: '#f5c211'}\n"
                "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
      {"figure_datasets": 1, "figure_vqvae": 1, "figure_codes": 1, "figure_cleaning": 1, "figure_synthetic": 1,
-      "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1}),
+      "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1, "figure_lq": 1}),
 ])
 def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
     """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only."""
@@ -193,13 +193,15 @@ def test_adding_a_seed_trains_only_the_new_seed(ci_run):
 
 
 def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run):
+    """min_object_px cleans masks: the reconstruction's score, the pool and what trains on it; never the VQ-VAE,
+    the code grids or the priors."""
     cfg = ci_config()
     synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0]
     seeds = len(cfg["unet"]["seeds"])
     jobs = _override(ci_run, "min_object", "postprocess: {min_object_px: 50}\n")
     jobs.pop("all", None)
-    assert jobs == {"encode": 1, "figure_codes": 1, "postprocess": 1, "figure_cleaning": 1, "figure_synthetic": 1,
-                    "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
+    assert jobs == {"reconstruction": 1, "figure_codes": 1, "postprocess": 1, "figure_cleaning": 1,
+                    "figure_synthetic": 1, "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
                     "figure_fidelity": 1, "figure_generator_card": 1, "build_mix": len(synthetic),
                     "train_unet": len(synthetic) * seeds, "evaluate": len(synthetic) * seeds, "aggregate": 1,
                     "figure_study": 1, "figure_findings": 1}

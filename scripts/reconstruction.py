@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""How well the VQ-VAE reproduces a real pair's mask: clean its reconstructed masks like synthetic ones (k-means to
+the class levels, small objects filled: the postprocess settings) and score them against the real masks (mIoU and
+Missing Class IoU, on the VQ-VAE's training and held-out validation patches). numpy only.
+Writes OUT/cleaned.npz (cleaned reconstructed masks, class ids), OUT/agreement.json, meta.json
+(``recon_mask_agreement``: the generator's reconstruction figure of merit).
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dualgen import artifacts, cli, generation, metrics, postprocess
+
+
+def main(args):
+    s = cli.settings(args)
+    n, pp = len(s["classes"]), s["postprocess"]
+    codes = Path(args.codes)
+    raw = np.load(codes / "recon.npz", allow_pickle=False)["raw_masks"]
+    split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
+    _, _, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
+    min_px = postprocess.scaled_min_object_px(pp["min_object_px"], raw.shape[1])
+    cleaned = np.stack([postprocess.clean_mask(r, n, min_px, pp["seed"])[1] for r in raw])
+    per_image = [metrics.image_metrics(m, c, n) for m, c in zip(masks, cleaned)]
+    agreement = {}
+    for part in ("train", "val"):
+        rows = [p for p, sp in zip(per_image, split) if sp == part]
+        agg = metrics.aggregate(rows)
+        agreement[part] = {"miou": agg.get("miou"), "missing_class_iou": agg.get("missing_class_iou"), "n": len(rows)}
+    print(f"reconstructed masks vs real masks: validation mIoU {agreement['val']['miou']:.3f}, "
+          f"Missing Class IoU {agreement['val']['missing_class_iou']:.3f}; training mIoU "
+          f"{agreement['train']['miou']:.3f}", flush=True)
+    extra = {"min_object_px": min_px, "recon_mask_agreement": agreement}
+    with artifacts.artifact_dir(args.out, "reconstruction", s, pp["seed"], [codes / "recon.npz"], extra) as tmp:
+        np.savez(tmp / "cleaned.npz", masks=cleaned.astype(np.uint8))
+        artifacts.write_json(tmp / "agreement.json", agreement)
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--codes", required=True, help="the encode step's folder (recon.npz, codes.csv)")
+    p.add_argument("--patches", required=True)
+    p.add_argument("--datasets", required=True)
+    p.add_argument("--out", required=True)
+    cli.run(main, p)
