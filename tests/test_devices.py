@@ -75,7 +75,7 @@ def test_two_training_jobs_record_different_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("DUALGEN_GPUS", "0,1")
     monkeypatch.setenv("DUALGEN_GPU_LOCKS", str(tmp_path / "locks"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    targets = ["results/ci/unet/SHQ_000", "results/ci/unet/BMQ_000"]
+    targets = ["results/ci/unet/SHQ_000/seed0", "results/ci/unet/BMQ_000/seed0"]
     proc = snakemake(*targets, "--cores", "2", "--resources", "gpu=2", "--configfile", REPO / "presets" / "ci.yaml",
                      workdir=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -89,7 +89,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     assert proc.returncode == 0, log[-6000:]
     run_id = re.search(r"SLURM run ID: (\S+)", log)
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
-    # squeue keeps finished jobs for MinJobAge (300 s): no sacct / accounting needed
+    # squeue keeps finished jobs for MinJobAge (3600 s, tests/slurm/start.sh): no sacct / accounting needed
     queue = _slurm("squeue", "--states=all", "--noheader", "--name", run_id.group(1) if run_id else "-",
                    "--format=%i|%j|%T|%k|%N")
     jobs = {}

@@ -9,7 +9,7 @@
 # its copy at /run/slurm/conf/slurm.conf, where sbatch, squeue, sinfo and srun look when SLURM_CONF is unset and
 # /etc/slurm/slurm.conf does not exist. (SLURM_CONF alone is not enough: the plugin's job step drops every SLURM_*
 # variable before it calls srun inside the job.) Nothing is written under /etc except the munge key.
-# No accounting (no slurmdbd): use the squeue status check (profiles/slurm sets it). MinJobAge=300 keeps finished
+# No accounting (no slurmdbd): use the squeue status check (profiles/slurm sets it). MinJobAge=3600 keeps finished
 # jobs visible to squeue for 5 minutes. Everything lives under $DUALGEN_SLURM_DIR (default /tmp/dualgen-slurm).
 # Needs root (package installation, daemons as root). Exits non-zero with one "start.sh: cannot ..." line on stderr
 # when Slurm cannot be installed or started.
@@ -128,7 +128,7 @@ ReturnToService=2
 SlurmctldParameters=enable_configless
 # squeue shows a finished job for MinJobAge seconds; the Snakemake plugin's squeue status check needs it to be
 # at least 3 x slurm-init-seconds-before-status-checks
-MinJobAge=300
+MinJobAge=3600
 DefMemPerCPU=$def_mem
 StateSaveLocation=$ROOT/state
 SlurmdSpoolDir=$ROOT/spool
