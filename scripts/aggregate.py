@@ -9,6 +9,7 @@ and Holm-adjusted p values; Holm over all comparisons of one metric), meta.json.
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dualgen import artifacts, cli, mixes, stats, study
@@ -33,8 +34,8 @@ def main(args):
                "n_seeds": int(per_image.loc[per_image["mix"] == m.name, "seed"].nunique())}
         for col in metric_cols:  # every metric lies in [0, 1]: a t interval over few seeds is clipped to it
             row[col] = wide.loc[m.name, ("mean", col)]
-            row[f"{col}_lo"] = max(0.0, wide.loc[m.name, ("ci_low", col)])
-            row[f"{col}_hi"] = min(1.0, wide.loc[m.name, ("ci_high", col)])
+            row[f"{col}_lo"] = float(np.clip(wide.loc[m.name, ("ci_low", col)], 0.0, 1.0))  # NaN (one seed) stays
+            row[f"{col}_hi"] = float(np.clip(wide.loc[m.name, ("ci_high", col)], 0.0, 1.0))
         rows.append(row)
     table = pd.DataFrame(rows)
 
