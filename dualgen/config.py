@@ -117,6 +117,21 @@ def check_rules(config):
     _check_data(config)
     _check_names(config)
     _check_mixes(config)
+    _check_conditioning(config)
+
+
+def _check_conditioning(config):
+    """sample.targets names classes of the config; the balanced arm needs a conditioned prior."""
+    from dualgen.conditioning import check_targets
+
+    names = [c["name"] for c in config["classes"]]
+    sample, mixes = config.get("sample") or {}, config.get("mixes") or {}
+    if "targets" in sample:
+        check_targets(sample["targets"], names, "config: sample.targets")
+    condition = (config.get("pixelcnn") or {}).get("condition", "none")
+    if mixes.get("balanced") and mixes.get("balanced_bases") and condition == "none":
+        raise DualgenError(f"config: mixes.balanced {mixes['balanced']} needs a conditioned prior, but "
+                           "pixelcnn.condition is none: set it to phase_fractions, or mixes.balanced: []")
 
 
 def _check_data(config):
@@ -159,7 +174,8 @@ def _check_mixes(config):
         if mix.percent > 0 and mix.n_synth == 0 and not mix.augment:
             size = "small_train" if mix.base in ("SHQ", "SLQ") else "big_train"  # SyntLQ/SyntMQ: big_train
             n = ds[size]
-            key = "synthetic_levels" if mix.pure_synthetic else "pretrain" if mix.pretrain else "levels"
+            key = ("synthetic_levels" if mix.pure_synthetic else "pretrain" if mix.pretrain
+                   else "balanced" if mix.balanced else "levels")
             raise DualgenError(
                 f"config: mixes.{key}: {mix.percent} % of {n} training patches is no synthetic image (mix {mix.name}): "
                 f"use at least {-(-50 // n)} % or raise datasets.{size}"

@@ -201,8 +201,8 @@ def pretest_figure(images, masks, pred, scores, classes, model_name, path, n=4):
 
 
 def _mix_series(table):
-    """(base, rows sorted by percent) of the level series (not BMQ_aug, not the pretrain arm)."""
-    levels = table[(~table["augmented"]) & (~table["pretrain"])]
+    """(base, rows sorted by percent) of the level series (not BMQ_aug, not the pretrain or balanced arms)."""
+    levels = table[table["arm"].isin(["real + synthetic", "synthetic only"])]
     for base, part in levels.groupby("base", sort=False):
         yield base, part.sort_values("percent")
 
@@ -233,6 +233,8 @@ def _draw_levels(ax, table, comparisons, key, big_train, legend=True):
             ax.axhline(float(zero[key].iloc[0]), color=color, ls=":", lw=1)
     for _, row in table[table["pretrain"]].iterrows():
         ax.plot(row["percent"], row[key], "x", ms=7, color=BASE_COLORS.get(row["base"]))
+    for _, row in table[table["arm"] == "balanced"].iterrows():
+        ax.plot(row["percent"], row[key], "^", ms=7, mfc="none", color=BASE_COLORS.get(row["base"]))
     aug = table[table["augmented"]]
     if len(aug):
         ax.axhline(float(aug[key].iloc[0]), color="black", ls="-.", lw=1, label="BMQ_aug (augmentation)")
@@ -251,7 +253,7 @@ def metric_figure(table, comparisons, key, label, fig_no, big_train, path, level
     n_seeds = int(table["n_seeds"].max())
     ax.set_title(f"{label} on the real test set vs synthetic data (paper Fig. {fig_no}): mean of {n_seeds} seed(s), "
                  f"{level:.0%} interval over seeds;\nring: differs from its 0 % mix (paired, Holm p < {1 - level:.2f}); "
-                 "x: pretrain-then-finetune; dotted: 0 % value", fontsize=8)
+                 "x: pretrain-then-finetune; triangle: balanced (conditioned prior); dotted: 0 % value", fontsize=8)
     fig.tight_layout()
     save(fig, path)
 
@@ -390,6 +392,71 @@ def _class_axes(n, ncols=None, size=(3.2, 2.6)):
 def _ratio_label(ratios, variant, k, statistic):
     r = ratios.get((variant, k, statistic))
     return f"{variant} (ratio {r:.1f})" if r is not None and np.isfinite(r) else variant
+
+
+def conditioning_figure(pairs, table, classes, labels, path):
+    """Requested vs achieved class fraction of every synthetic pair, one row per pool and one column per class;
+    the diagonal is perfect obedience. ``pairs``: pool, class, requested, achieved; ``table``: conditioning.csv."""
+    pools = list(dict.fromkeys(pairs["pool"]))
+    fig, axes = plt.subplots(len(pools), len(classes), figsize=(2.6 * len(classes) + 0.6, 2.5 * len(pools) + 0.8),
+                             squeeze=False)
+    colors = class_colors(classes) / 255
+    for r, pool in enumerate(pools):
+        for c, cls in enumerate(classes):
+            ax = axes[r, c]
+            sub = pairs[(pairs["pool"] == pool) & (pairs["class"] == cls["name"])]
+            top = max(0.05, float(max(sub["requested"].max(), sub["achieved"].max())) * 1.05)
+            ax.plot([0, top], [0, top], color="gray", lw=0.8, ls="--")
+            ax.scatter(sub["requested"], sub["achieved"], s=9, color=colors[c], edgecolors="black", linewidths=0.3)
+            ax.set_xlim(0, top)
+            ax.set_ylim(0, top)
+            row = table[(table["pool"] == pool) & (table["class"] == cls["name"])].iloc[0]
+            r_text = "n/a" if np.isnan(row["corr"]) else f"{row['corr']:+.2f}"
+            ax.set_title(f"{cls['name']}: r {r_text}, MAE {row['mae']:.3f}\n"
+                         f"mean {row['mean_requested']:.3f} asked, {row['mean_achieved']:.3f} made", fontsize=7)
+            ax.tick_params(labelsize=6)
+            if r == len(pools) - 1:
+                ax.set_xlabel("requested fraction", fontsize=7)
+        axes[r, 0].set_ylabel(f"{labels.get(pool, pool)}\nachieved fraction", fontsize=7)
+    fig.suptitle("Conditioned generation: class fractions requested vs made (cleaned masks)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    save(fig, path)
+
+
+def rare_class_figure(table, comparisons, trios, classes, path, level=0.95):
+    """The balanced arm: per class, the IoU of each mix of a trio (0 %, unconditioned, balanced; mean over seeds
+    with its interval), and the paired differences of the balanced mix against the other two in the title."""
+    fig, axes = plt.subplots(len(trios), len(classes), figsize=(2.4 * len(classes) + 0.6, 2.6 * len(trios) + 0.6),
+                             squeeze=False)
+    by_mix = table.set_index("mix")
+    for r, trio in enumerate(trios):
+        for c, cls in enumerate(classes):
+            ax = axes[r, c]
+            key = f"iou_{cls['name']}"
+            x = np.arange(len(trio))
+            mean = np.array([by_mix.loc[m, key] for m in trio], float)
+            lo = np.array([by_mix.loc[m, f"{key}_lo"] for m in trio], float)
+            hi = np.array([by_mix.loc[m, f"{key}_hi"] for m in trio], float)
+            err = np.nan_to_num(np.vstack([mean - lo, hi - mean]))
+            ax.bar(x, mean, color=["lightgray", "tab:blue", "tab:orange"][:len(trio)], yerr=err, capsize=3)
+            ax.set_xticks(x)
+            ax.set_xticklabels(trio, fontsize=6, rotation=20)
+            ax.tick_params(axis="y", labelsize=6)
+            ax.set_ylim(0, 1)
+            notes = []
+            for ref in trio[:-1]:
+                row = comparisons[(comparisons["mix"] == trio[-1]) & (comparisons["reference"] == ref)
+                                  & (comparisons["metric"] == key)]
+                if len(row):
+                    row = row.iloc[0]
+                    star = "*" if bool(row["significant"]) else ""
+                    notes.append(f"vs {ref.split('_')[-1]}: {row['mean_diff']:+.3f}{star}")
+            ax.set_title(f"{cls['name']}\n" + "; ".join(notes), fontsize=7)
+        axes[r, 0].set_ylabel("IoU of the class", fontsize=7)
+    fig.suptitle(f"Balanced synthetic data and the classes (test IoU, mean over seeds, {level:.0%} interval); "
+                 "differences of the balanced mix paired over test images, * Holm p < 0.05", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    save(fig, path)
 
 
 def fidelity_curves(profiles, variants, table, classes, out):

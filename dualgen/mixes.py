@@ -3,13 +3,15 @@
 Four base sets x synthetic additions in % of the base training size, plus the pure-synthetic sets
 SyntLQ / SyntMQ (synthetic only, in % of the big training size, validated on BLQ / BMQ's real
 validation images), plus BMQ_aug (BMQ with Albumentations, no synthetic data), plus the pretrain-then-finetune
-arm <BASE>_pt<pct:03d> (synthetic pairs first, then the base's real training set, one budget). Names:
-<BASE>_<pct:03d>. Every mix with synthetic data is compared with its reference (``reference``): its own base's
-0 % mix, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ, BMQ_000 for BMQ_aug.
+arm <BASE>_pt<pct:03d> (synthetic pairs first, then the base's real training set, one budget), plus the balanced
+arm <BASE>_bal<pct:03d> (real + synthetic pairs from the conditioned prior asked for more of the rare classes,
+sample.targets; same sizes as <BASE>_<pct:03d>). Names: <BASE>_<pct:03d>. Every mix with synthetic data is
+compared with its reference (``reference``): its own base's 0 % mix, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ,
+BMQ_000 for BMQ_aug; a balanced mix also with the unconditioned mix of its size (``comparison_pairs``).
 The rules, the plots and the tests all ask ``enumerate_mixes``.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dualgen.errors import DualgenError
 
@@ -29,6 +31,7 @@ class Mix:
     n_synth: int
     augment: bool = False
     pretrain: bool = False  # train on the n_synth synthetic pairs first, then fine-tune on the real ones
+    balanced: bool = False  # synthetic pairs from the balanced pool (conditioned prior, sample.targets)
 
     @property
     def pure_synthetic(self):
@@ -60,6 +63,10 @@ def enumerate_mixes(mixes_cfg, datasets):
         n = train_size(base, datasets)
         for pct in mixes_cfg.get("pretrain", []):
             out.append(Mix(f"{base}_pt{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), pretrain=True))
+    for base in mixes_cfg.get("balanced_bases", []):
+        n = train_size(base, datasets)
+        for pct in mixes_cfg.get("balanced", []):
+            out.append(Mix(f"{base}_bal{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), balanced=True))
     if mixes_cfg.get("augmentation"):
         n = datasets["big_train"]
         out.append(Mix(AUG_MIX, "BMQ", 0, "BMQ", "BMQ", n, 0, augment=True))
@@ -82,9 +89,19 @@ def get_mix(name, mixes_cfg, datasets):
     raise DualgenError(f"mix '{name}' does not exist in this config (known: {', '.join(known[:6])}, ...)")
 
 
-def pool_size(mixes_cfg, datasets):
-    """Synthetic pairs the study needs: every mix takes a nested prefix of one pool."""
-    return max([m.n_synth for m in enumerate_mixes(mixes_cfg, datasets)] + [0])
+def pool_size(mixes_cfg, datasets, balanced=False):
+    """Synthetic pairs the study needs from one pool (every mix takes a nested prefix): the unconditioned pool,
+    or with ``balanced`` the balanced one."""
+    return max([m.n_synth for m in enumerate_mixes(mixes_cfg, datasets) if m.balanced == balanced] + [0])
+
+
+OPTIONAL_FIELDS = ("balanced",)  # fields added after the first study: in a rule's settings only when set
+
+
+def fields(mix):
+    """A mix's fields as the rules pass them (``Mix(**fields(mix))`` rebuilds it). An arm's flag added later
+    appears only on its own mixes, so adding the arm reruns nothing of the mixes that were there."""
+    return {k: v for k, v in asdict(mix).items() if k not in OPTIONAL_FIELDS or v}
 
 
 def reference(mix):
@@ -95,8 +112,16 @@ def reference(mix):
     return f"{mix.val_from}_000"
 
 
+def unconditioned_twin(mix):
+    """The mix of the same base and size with pairs from the unconditioned pool (a balanced mix's second
+    reference); None for the others."""
+    return f"{mix.base}_{mix.percent:03d}" if mix.balanced else None
+
+
 def comparison_pairs(all_mixes):
-    """(mix, reference) for every mix whose reference the config trains."""
+    """(mix, reference) for every mix whose reference the config trains; a balanced mix also against its
+    unconditioned twin."""
     names = {m.name for m in all_mixes}
-    return [(m.name, reference(m)) for m in all_mixes if reference(m) in names]
+    pairs = [(m.name, reference(m)) for m in all_mixes if reference(m) in names]
+    return pairs + [(m.name, unconditioned_twin(m)) for m in all_mixes if unconditioned_twin(m) in names]
 

@@ -14,9 +14,19 @@ depend only on a bounded window (``receptive_rows`` rows above, ``receptive_cols
 target pixel, and cells outside the grid are zeroed before each conv, exactly what zero padding does.
 The logits equal those of the whole network (``sample_naive``) up to float rounding, at a fraction of the work.
 
+Conditioning (conditional PixelCNN, van den Oord et al. 2016): with ``cond_dim > 0`` every grid has a global vector
+c of ``cond_dim`` floats (e.g. the class fractions of its patch's mask). A learned linear map without bias, one per
+layer, projects c and adds it, the same at every position, to that layer's pre-activation: the first masked conv,
+the plain blocks' three convs, the gated layers' vertical and horizontal pre-activations (before the gate:
+tanh(W_f*x + V_f c) * sigmoid(W_g*x + V_g c)), the head and the logits. Every call then takes ``cond`` (B, cond_dim),
+row i conditioning grid i. The term is spatially constant, so adding it inside a window is what the whole
+network does: the fast sampler stays exact. ``cond_dim = 0`` (the default) creates no conditioning variables: the
+model, its checkpoints and its samples are those of the unconditioned PixelCNN; the compiled functions then take
+a (B, 0) ``cond`` and ignore it.
+
 Persistence: ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (kind,
-num_embeddings, filters, num_blocks and the code grid's shape, ``make_spec``) into a folder; ``load(folder)``
-rebuilds the model from them.
+num_embeddings, filters, num_blocks, the code grid's shape and cond_dim, ``make_spec``) into a folder;
+``load(folder)`` rebuilds the model from them (a spec without cond_dim, written before conditioning: unconditioned).
 """
 import itertools
 from pathlib import Path
@@ -34,14 +44,18 @@ KINDS = ("plain", "gated")
 SPEC_KEYS = ("kind", "num_embeddings", "filters", "num_blocks", "grid_shape")
 FIRST_REACH = 3  # the first layer is a 7x7 kernel: 3 rows above, 3 columns each side
 BLOCK_REACH = 1  # every later layer is 3x3
+COND_SEED = 1 << 20  # the conditioning projections draw from their own seed stream: the other weights stay the same
 
 
 class MaskedConv(snt.Module):
     """A conv that sees ``up`` rows above and ``left``/``right`` columns beside; in its own row it sees
     ``row`` = "A" (left of the centre), "B" (left + centre), "all" or "none". Always VALID: the output of
-    an (h, w) input is (h - up, w - left - right), the output cell (i, j) sitting at input (i + up, j + left)."""
+    an (h, w) input is (h - up, w - left - right), the output cell (i, j) sitting at input (i + up, j + left).
+    ``cond_dim > 0``: a (cond_dim, out_channels) projection without bias, ``cond_w``, adds cond @ cond_w (the same at
+    every position) to the output; ``cond_dim = 0`` creates no such variable and ignores ``cond``."""
 
-    def __init__(self, in_channels, out_channels, up=0, left=0, right=0, row="B", seed=(0, 0), name=None):
+    def __init__(self, in_channels, out_channels, up=0, left=0, right=0, row="B", seed=(0, 0), cond_dim=0,
+                 cond_seed=(0, COND_SEED), name=None):
         super().__init__(name=name)
         self.up, self.left, self.right = up, left, right
         mask = np.ones((up + 1, left + right + 1, 1, 1), np.float32)
@@ -51,10 +65,17 @@ class MaskedConv(snt.Module):
         std = 1.0 / np.sqrt(mask.sum() * in_channels)  # fan-in of the visible taps
         self.w = tf.Variable(tf.random.stateless_truncated_normal(shape, seed=seed) * std, name="w")
         self.b = tf.Variable(tf.zeros([out_channels]), name="b")
+        self.cond_dim = cond_dim
+        if cond_dim:
+            init = tf.random.stateless_truncated_normal((cond_dim, out_channels), seed=cond_seed) / np.sqrt(cond_dim)
+            self.cond_w = tf.Variable(init, name="cond_w")
 
-    def __call__(self, x):
+    def __call__(self, x, cond=None):
         w = self.w if self._mask is None else self.w * self._mask
-        return tf.nn.bias_add(tf.nn.conv2d(x, w, strides=1, padding="VALID"), self.b)
+        y = tf.nn.bias_add(tf.nn.conv2d(x, w, strides=1, padding="VALID"), self.b)
+        if self.cond_dim:
+            y += tf.matmul(cond, self.cond_w)[:, None, None, :]  # (B, 1, 1, C): the same at every position
+        return y
 
 
 class Frame:
@@ -65,10 +86,10 @@ class Frame:
     def __init__(self, inside=None):
         self.inside = inside
 
-    def conv(self, layer, x):
+    def conv(self, layer, x, cond=None):
         if self.inside is None:
-            return layer(tf.pad(x, [[0, 0], [layer.up, 0], [layer.left, layer.right], [0, 0]]))
-        return layer(x * self.inside)
+            return layer(tf.pad(x, [[0, 0], [layer.up, 0], [layer.left, layer.right], [0, 0]]), cond)
+        return layer(x * self.inside, cond)
 
     def crop(self, x, up, left, right):
         """Cut ``x`` to the region a conv of that reach leaves (no-op on the whole grid)."""
@@ -82,20 +103,25 @@ class Frame:
 
 
 class PlainBlock(snt.Module):
-    """Residual block: 1x1 conv, 3x3 mask-B conv (half the filters), 1x1 conv, ReLU, + input."""
+    """Residual block: 1x1 conv, 3x3 mask-B conv (half the filters), 1x1 conv, ReLU, + input. Each conv adds
+    the conditioning term to its pre-activation."""
 
-    def __init__(self, filters, seeds, name=None):
+    def __init__(self, filters, seeds, cond_dim=0, cond_seeds=None, name=None):
         super().__init__(name=name)
-        r = BLOCK_REACH
-        self.reduce = MaskedConv(filters, filters // 2, seed=next(seeds), name="reduce_1x1")
-        self.conv = MaskedConv(filters // 2, filters // 2, r, r, r, "B", seed=next(seeds), name="mask_b_3x3")
-        self.expand = MaskedConv(filters // 2, filters, seed=next(seeds), name="expand_1x1")
+        r, f, c = BLOCK_REACH, filters, cond_dim
+        cond_seeds = itertools.repeat((0, COND_SEED)) if cond_seeds is None else cond_seeds
+        self.reduce = MaskedConv(f, f // 2, seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds),
+                                 name="reduce_1x1")
+        self.conv = MaskedConv(f // 2, f // 2, r, r, r, "B", seed=next(seeds), cond_dim=c,
+                               cond_seed=next(cond_seeds), name="mask_b_3x3")
+        self.expand = MaskedConv(f // 2, f, seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds),
+                                 name="expand_1x1")
 
-    def __call__(self, h, frame):
+    def __call__(self, h, frame, cond=None):
         r = BLOCK_REACH
-        t = tf.nn.relu(self.reduce(h))
-        t = tf.nn.relu(frame.conv(self.conv, t))
-        t = tf.nn.relu(self.expand(t))
+        t = tf.nn.relu(self.reduce(h, cond))
+        t = tf.nn.relu(frame.conv(self.conv, t, cond))
+        t = tf.nn.relu(self.expand(t, cond))
         frame.shrink(r, r, r)
         return frame.crop(h, r, r, r) + t
 
@@ -109,22 +135,24 @@ class GatedLayer(snt.Module):
     """Gated PixelCNN layer. The vertical stack sees only rows above the current one (the first layer's kernel
     leaves out its own row; later layers may use the row itself, which already sees only rows above), so it
     feeds the horizontal stack without a shift. The horizontal stack sees the current row up to the left
-    neighbour (first layer, mask A) or up to the pixel itself (later layers, mask B)."""
+    neighbour (first layer, mask A) or up to the pixel itself (later layers, mask B). The conditioning term enters
+    both stacks' pre-activations (``v_conv`` and ``h_conv``), before the gate."""
 
-    def __init__(self, in_channels, filters, reach, first, seeds, name=None):
+    def __init__(self, in_channels, filters, reach, first, seeds, cond_dim=0, cond_seeds=None, name=None):
         super().__init__(name=name)
         self.reach, self.first = reach, first
+        cond_seeds = itertools.repeat((0, COND_SEED)) if cond_seeds is None else cond_seeds
         self.v_conv = MaskedConv(in_channels, 2 * filters, reach, reach, reach, "none" if first else "all",
-                                 seed=next(seeds), name="v_conv")
+                                 seed=next(seeds), cond_dim=cond_dim, cond_seed=next(cond_seeds), name="v_conv")
         self.h_conv = MaskedConv(in_channels, 2 * filters, 0, reach, 0, "A" if first else "B",
-                                 seed=next(seeds), name="h_conv")
+                                 seed=next(seeds), cond_dim=cond_dim, cond_seed=next(cond_seeds), name="h_conv")
         self.v_to_h = MaskedConv(2 * filters, 2 * filters, seed=next(seeds), name="v_to_h_1x1")
         self.h_out = MaskedConv(filters, filters, seed=next(seeds), name="h_out_1x1")
 
-    def __call__(self, v, h, frame):
+    def __call__(self, v, h, frame, cond=None):
         r = self.reach
-        v_pre = frame.conv(self.v_conv, v)
-        h_pre = frame.crop(frame.conv(self.h_conv, h), r, 0, r) + self.v_to_h(v_pre)
+        v_pre = frame.conv(self.v_conv, v, cond)
+        h_pre = frame.crop(frame.conv(self.h_conv, h, cond), r, 0, r) + self.v_to_h(v_pre)
         frame.shrink(r, r, r)
         h_new = self.h_out(_gate(h_pre))
         if not self.first:
@@ -134,27 +162,33 @@ class GatedLayer(snt.Module):
 
 class PixelCNN(snt.Module):
     """Autoregressive prior over (B, H, W) integer code grids (values 0..K-1): ``model(grids)`` gives
-    (B, H, W, K) logits, cell (r, c) conditioned on the cells before it in raster order."""
+    (B, H, W, K) logits, cell (r, c) conditioned on the cells before it in raster order. With ``cond_dim > 0``
+    also on a global vector per grid: ``model(grids, cond)``, cond (B, cond_dim) float32."""
 
-    def __init__(self, num_embeddings, filters=64, num_blocks=4, kind="plain", seed=0, name=None):
+    def __init__(self, num_embeddings, filters=64, num_blocks=4, kind="plain", seed=0, cond_dim=0, name=None):
         super().__init__(name=name)
         if kind not in KINDS:
             raise DualgenError(f"pixelcnn.kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
         if num_embeddings < 2 or filters < 2 or num_blocks < 0:
             raise DualgenError(f"PixelCNN needs num_embeddings >= 2, filters >= 2 and num_blocks >= 0 "
                                f"(got {num_embeddings}, {filters}, {num_blocks}): fix the pixelcnn settings")
+        if isinstance(cond_dim, bool) or not isinstance(cond_dim, (int, np.integer)) or cond_dim < 0:
+            raise DualgenError(f"PixelCNN cond_dim must be an integer >= 0 (0: unconditioned), got {cond_dim!r}")
         self.num_embeddings, self.filters, self.num_blocks, self.kind = num_embeddings, filters, num_blocks, kind
+        self.cond_dim = int(cond_dim)
         seeds = ((seed, i) for i in itertools.count())  # one stateless seed per layer
-        k, f, r0 = num_embeddings, filters, FIRST_REACH
+        cseeds = ((seed, COND_SEED + i) for i in itertools.count())  # and per conditioning projection
+        k, f, r0, c = num_embeddings, filters, FIRST_REACH, self.cond_dim
         if kind == "plain":
-            self.first = MaskedConv(k, f, r0, r0, r0, "A", seed=next(seeds), name="mask_a_7x7")
-            self.blocks = [PlainBlock(f, seeds, name=f"block_{i}") for i in range(num_blocks)]
+            self.first = MaskedConv(k, f, r0, r0, r0, "A", seed=next(seeds), cond_dim=c, cond_seed=next(cseeds),
+                                    name="mask_a_7x7")
+            self.blocks = [PlainBlock(f, seeds, c, cseeds, name=f"block_{i}") for i in range(num_blocks)]
         else:
-            self.first = GatedLayer(k, f, r0, True, seeds, name="gated_0")
-            self.blocks = [GatedLayer(f, f, BLOCK_REACH, False, seeds, name=f"gated_{i + 1}")
+            self.first = GatedLayer(k, f, r0, True, seeds, c, cseeds, name="gated_0")
+            self.blocks = [GatedLayer(f, f, BLOCK_REACH, False, seeds, c, cseeds, name=f"gated_{i + 1}")
                            for i in range(num_blocks)]
-        self.head = MaskedConv(f, f, seed=next(seeds), name="head_1x1")
-        self.logits = MaskedConv(f, k, seed=next(seeds), name="logits_1x1")
+        self.head = MaskedConv(f, f, seed=next(seeds), cond_dim=c, cond_seed=next(cseeds), name="head_1x1")
+        self.logits = MaskedConv(f, k, seed=next(seeds), cond_dim=c, cond_seed=next(cseeds), name="logits_1x1")
 
     @property
     def receptive_rows(self):
@@ -166,33 +200,74 @@ class PixelCNN(snt.Module):
         """Columns left and right of a cell that its logits can depend on."""
         return FIRST_REACH + BLOCK_REACH * self.num_blocks
 
-    def __call__(self, grids):
-        return self.forward(grids, Frame())
+    def __call__(self, grids, cond=None):
+        return self.forward(grids, Frame(), cond)
 
-    def forward(self, codes, frame):
+    def _cond_tensor(self, cond, batch):
+        """``cond`` as float32 (B, cond_dim), checked where its shape is known; None when unconditioned."""
+        if cond is None:
+            if self.cond_dim:
+                raise DualgenError(_cond_message("cond", batch, self.cond_dim, "None"))
+            return None
+        cond = tf.cast(cond, tf.float32)
+        shape = cond.shape
+        if shape.rank != 2 or any(n is not None and want is not None and n != want
+                                  for n, want in zip(shape, (batch, self.cond_dim))):
+            raise DualgenError(_cond_message("cond", batch, self.cond_dim, tuple(shape)))
+        return cond if self.cond_dim else None
+
+    def forward(self, codes, frame, cond=None):
         """Logits over the frame's output region; codes of -1 (outside the grid) become zero vectors."""
         x = tf.one_hot(tf.cast(codes, tf.int32), self.num_embeddings, dtype=tf.float32)
+        cond = self._cond_tensor(cond, x.shape[0])
         r0 = FIRST_REACH
         if self.kind == "plain":
-            h = tf.nn.relu(frame.conv(self.first, x))
+            h = tf.nn.relu(frame.conv(self.first, x, cond))
             frame.shrink(r0, r0, r0)
             for block in self.blocks:
-                h = block(h, frame)
+                h = block(h, frame, cond)
         else:
-            v, h = self.first(x, x, frame)
+            v, h = self.first(x, x, frame, cond)
             for block in self.blocks:
-                v, h = block(v, h, frame)
-        return self.logits(tf.nn.relu(self.head(tf.nn.relu(h))))
+                v, h = block(v, h, frame, cond)
+        return self.logits(tf.nn.relu(self.head(tf.nn.relu(h), cond)), cond)
 
     @tf.function(reduce_retracing=True)
-    def grid_logits(self, grids):
-        """Compiled ``model(grids)``."""
-        return self(grids)
+    def grid_logits(self, grids, cond=None):
+        """Compiled ``model(grids, cond)``. Pass cond (B, cond_dim) float32 always ((B, 0) when unconditioned), so
+        one trace serves all calls."""
+        return self(grids, cond)
 
     @tf.function(jit_compile=True)  # XLA: these small convs are dominated by per-op overhead otherwise (2x)
-    def window_logits(self, codes, inside):
-        """(B, K) logits of the bottom-centre cell of (B, receptive_rows + 1, 2 * receptive_cols + 1) windows."""
-        return self.forward(codes, Frame(inside))[:, 0, 0]
+    def window_logits(self, codes, inside, cond=None):
+        """(B, K) logits of the bottom-centre cell of (B, receptive_rows + 1, 2 * receptive_cols + 1) windows;
+        cond (B, cond_dim) float32 as for ``grid_logits``."""
+        return self.forward(codes, Frame(inside), cond)[:, 0, 0]
+
+
+def _cond_message(what, n, cond_dim, got):
+    rows = "B" if n is None else n
+    if cond_dim == 0:
+        return (f"PixelCNN {what}: the model is unconditioned (cond_dim 0): pass no cond (None or a ({rows}, 0) "
+                f"array), got {got}")
+    return (f"PixelCNN {what}: expected a ({rows}, {cond_dim}) float array (one row of {cond_dim} conditioning "
+            f"values per grid), got {got}")
+
+
+def _check_cond(model, cond, n, what):
+    """``cond`` for ``n`` grids as a float32 (n, cond_dim) array ((n, 0) for an unconditioned model given None);
+    missing (conditional model), of the wrong shape or not finite: one DualgenError naming ``what``."""
+    if cond is None:
+        if model.cond_dim:
+            raise DualgenError(_cond_message(what, n, model.cond_dim, "None"))
+        return np.zeros((n, 0), np.float32)
+    array = np.asarray(cond)
+    if array.shape != (n, model.cond_dim) or array.dtype.kind not in "biuf":
+        raise DualgenError(_cond_message(what, n, model.cond_dim, f"{array.dtype} {array.shape}"))
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise DualgenError(f"PixelCNN {what}: holds NaN/Inf values: check the conditioning vectors")
+    return array
 
 
 class Canvas:
@@ -218,25 +293,30 @@ class Canvas:
         return self.codes[:, self.rows:, self.cols:self.codes.shape[2] - self.cols].copy()
 
 
-def logits_at(model, grids, r, c, fast):
+def logits_at(model, grids, r, c, fast, cond=None):
     """(B, K) logits of cell (r, c): ``fast`` runs the network on its window only, else on the whole grid."""
+    grids = np.asarray(grids, np.int32)
+    cond = _check_cond(model, cond, len(grids), "cond")
     if fast:
-        return model.window_logits(*Canvas(model, grids).window(r, c)).numpy()
-    return model.grid_logits(tf.constant(np.asarray(grids, np.int32))).numpy()[:, r, c]
+        return model.window_logits(*Canvas(model, grids).window(r, c), cond).numpy()
+    return model.grid_logits(tf.constant(grids), tf.constant(cond)).numpy()[:, r, c]
 
 
 # ------------------------------------------------------------------------------------------------- persistence
 
-def make_spec(settings, kind, num_embeddings, grid_shape):
+def make_spec(settings, kind, num_embeddings, grid_shape, cond_dim=0):
     """The spec of a PixelCNN of ``kind`` over (H, W) = ``grid_shape`` grids of ``num_embeddings`` codes, with
-    config's ``pixelcnn`` settings (filters, num_blocks)."""
+    config's ``pixelcnn`` settings (filters, num_blocks), conditioned on ``cond_dim`` values per grid (0: none)."""
     return {"kind": kind, "num_embeddings": int(num_embeddings), "filters": int(settings["filters"]),
-            "num_blocks": int(settings["num_blocks"]), "grid_shape": [int(n) for n in grid_shape]}
+            "num_blocks": int(settings["num_blocks"]), "grid_shape": [int(n) for n in grid_shape],
+            "cond_dim": int(cond_dim)}
 
 
 def build(spec):
-    """A fresh (untrained) PixelCNN from a spec (initial weights: the constructor's default seed)."""
-    return PixelCNN(spec["num_embeddings"], filters=spec["filters"], num_blocks=spec["num_blocks"], kind=spec["kind"])
+    """A fresh (untrained) PixelCNN from a spec (initial weights: the constructor's default seed). A spec without
+    cond_dim (written before conditioning existed) is an unconditioned model."""
+    return PixelCNN(spec["num_embeddings"], filters=spec["filters"], num_blocks=spec["num_blocks"], kind=spec["kind"],
+                    cond_dim=spec.get("cond_dim", 0))
 
 
 def save(model, folder, spec):
@@ -279,31 +359,36 @@ def _check_grids(model, grids, what):
     return grids.astype(np.int32)
 
 
-def validation_nll(model, grids, batch_size=16):
-    """Mean NLL (nats per grid cell) over ``grids``; NaN when there are none."""
+def validation_nll(model, grids, batch_size=16, cond=None):
+    """Mean NLL (nats per grid cell) over ``grids`` (row i of ``cond`` conditions grid i); NaN when there are none."""
     grids = _check_grids(model, grids, "validation grids")
+    cond = _check_cond(model, cond, len(grids), "validation cond")
     if len(grids) == 0:
         return float("nan")
     total = 0.0
     for i in range(0, len(grids), batch_size):
         batch = tf.constant(grids[i:i + batch_size])
-        total += float(nll(model.grid_logits(batch), batch)) * len(batch)
+        total += float(nll(model.grid_logits(batch, tf.constant(cond[i:i + batch_size])), batch)) * len(batch)
     return total / len(grids)
 
 
-def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print):
-    """Adam on the NLL, shuffled each epoch with ``seed``. Returns the history
+def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print,
+                   train_cond=None, val_cond=None):
+    """Adam on the NLL, shuffled each epoch with ``seed`` (the cond rows move with their grids). Returns the history
     {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps)."""
     train = _check_grids(model, train_grids, "training grids")
     val = _check_grids(model, val_grids, "validation grids")
     if len(train) == 0:
         raise DualgenError("PixelCNN: no training grids: check the encode step's train/val split")
+    train_cond = _check_cond(model, train_cond, len(train), "train_cond")
+    val_cond = _check_cond(model, val_cond, len(val), "val_cond")
     optimizer = snt.optimizers.Adam(learning_rate)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.int32)])
-    def train_step(batch):
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.int32),
+                                  tf.TensorSpec([None, model.cond_dim], tf.float32)])
+    def train_step(batch, cond):
         with tf.GradientTape() as tape:
-            loss = nll(model(batch), batch)
+            loss = nll(model(batch, cond), batch)
         params = model.trainable_variables
         optimizer.apply(tape.gradient(loss, params), params)
         return loss
@@ -315,7 +400,8 @@ def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learnin
         order = rng.permutation(len(train))
         losses = []
         for step, start in enumerate(range(0, len(train), batch_size), 1):
-            loss = float(train_step(tf.constant(train[order[start:start + batch_size]])))
+            rows = order[start:start + batch_size]
+            loss = float(train_step(tf.constant(train[rows]), tf.constant(train_cond[rows])))
             if not np.isfinite(loss):
                 raise DualgenError(f"PixelCNN loss became NaN/Inf at epoch {epoch} step {step} "
                                    f"(last finite loss {last_finite}): lower pixelcnn.learning_rate")
@@ -323,7 +409,7 @@ def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learnin
             losses.append(loss)
         history["epoch"].append(epoch)
         history["train_nll"].append(float(np.mean(losses)))
-        history["val_nll"].append(validation_nll(model, val, batch_size))
+        history["val_nll"].append(validation_nll(model, val, batch_size, val_cond))
         log(f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
             f"{history['val_nll'][-1]:.4f} (validation) nats per cell")
     return history
@@ -341,46 +427,49 @@ def draw(logits, u, temperature):
     return np.minimum(k, z.shape[-1] - 1).astype(np.int32)
 
 
-def _fill_naive(model, u, temperature, rows):
+def _fill_naive(model, u, temperature, rows, cond):
     grids = np.zeros(u.shape, np.int32)
+    cond = tf.constant(cond)
     for r in range(rows):
         for c in range(u.shape[2]):
-            logits = model.grid_logits(tf.constant(grids)).numpy()[:, r, c]
+            logits = model.grid_logits(tf.constant(grids), cond).numpy()[:, r, c]
             grids[:, r, c] = draw(logits, u[:, r, c], temperature)
     return grids
 
 
-def _fill_fast(model, u, temperature, rows):
+def _fill_fast(model, u, temperature, rows, cond):
     canvas = Canvas(model, np.zeros(u.shape, np.int32))
     for r in range(rows):
         for c in range(u.shape[2]):
-            logits = model.window_logits(*canvas.window(r, c)).numpy()
+            logits = model.window_logits(*canvas.window(r, c), cond).numpy()
             canvas.set(r, c, draw(logits, u[:, r, c], temperature))
     return canvas.grids()
 
 
-def _sample(fill, model, n, height, width, seed, temperature, batch_size, rows):
+def _sample(fill, model, n, height, width, seed, temperature, batch_size, rows, cond):
     if temperature <= 0:
         raise DualgenError(f"sample.temperature {temperature} must be > 0: use e.g. 1.0")
     if n < 0 or height < 1 or width < 1 or batch_size < 1:
         raise DualgenError(f"sample: cannot draw {n} grids of {height}x{width} in batches of {batch_size}: "
                            "use positive sizes")
+    cond = _check_cond(model, cond, n, "sample cond")
     rows = height if rows is None else min(rows, height)
     out = np.zeros((n, height, width), np.int32)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         # one generator per grid: the grids do not depend on batch_size
         u = np.stack([np.random.default_rng([seed, i]).random((height, width)) for i in range(start, stop)])
-        out[start:stop] = fill(model, u, temperature, rows)
+        out[start:stop] = fill(model, u, temperature, rows, cond[start:stop])
     return out
 
 
-def sample_naive(model, n, height, width, *, seed, temperature=1.0, batch_size=16, rows=None):
+def sample_naive(model, n, height, width, *, seed, temperature=1.0, batch_size=16, rows=None, cond=None):
     """n grids (n, H, W) int32, pixel by pixel in raster order, running the whole network on the whole grid
-    for every pixel (the reference). ``rows``: fill only the first rows (the rest stay 0), for timing."""
-    return _sample(_fill_naive, model, n, height, width, seed, temperature, batch_size, rows)
+    for every pixel (the reference). ``rows``: fill only the first rows (the rest stay 0), for timing. ``cond``:
+    (n, cond_dim) float32, row i conditions grid i (required for a conditional model)."""
+    return _sample(_fill_naive, model, n, height, width, seed, temperature, batch_size, rows, cond)
 
 
-def sample_fast(model, n, height, width, *, seed, temperature=1.0, batch_size=16, rows=None):
-    """Same grids as ``sample_naive`` (same seed), running the network only on each pixel's window."""
-    return _sample(_fill_fast, model, n, height, width, seed, temperature, batch_size, rows)
+def sample_fast(model, n, height, width, *, seed, temperature=1.0, batch_size=16, rows=None, cond=None):
+    """Same grids as ``sample_naive`` (same seed and cond), running the network only on each pixel's window."""
+    return _sample(_fill_fast, model, n, height, width, seed, temperature, batch_size, rows, cond)

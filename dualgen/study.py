@@ -68,9 +68,11 @@ def per_image_table(metrics_dirs, all_mixes):
 
 
 def arm(mix):
-    """The arm of the study a mix belongs to: real+synthetic, synthetic only, augmentation or pretrain."""
+    """The arm of the study a mix belongs to: real+synthetic, synthetic only, augmentation, pretrain or balanced."""
     if mix.augment:
         return "augmentation"
     if mix.pretrain:
         return "pretrain"
+    if mix.balanced:
+        return "balanced"
     return "synthetic only" if mix.pure_synthetic else "real + synthetic"

@@ -9,6 +9,7 @@ import sys
 from dualgen.config import check_config
 from dualgen import devices
 from dualgen.errors import DualgenError
+from dualgen import conditioning, mixes
 from dualgen.mixes import enumerate_mixes, pool_size
 
 try:
@@ -81,7 +82,7 @@ def postprocess_settings():
 
 def mix_settings(mix):
     """What build_mix needs of one mix: its own fields (adding a level does not touch the other mixes)."""
-    return as_json(mix=dataclasses.asdict(MIX[mix]))
+    return as_json(mix=mixes.fields(MIX[mix]))
 
 
 try:
@@ -89,14 +90,18 @@ try:
 except DualgenError as err:
     raise SystemExit(f"dualgen: error: {err}")
 POOL_SIZE = pool_size(config["mixes"], config["datasets"])
+CONDITION = config["pixelcnn"]["condition"]
+CONDITIONED = CONDITION != "none"
 PIXELCNN_KINDS = [config["pixelcnn"]["kind"]]
 if config["pixelcnn"].get("compare"):
     PIXELCNN_KINDS.append("gated" if PIXELCNN_KINDS[0] == "plain" else "plain")
 
 
-def pixelcnn_settings():
-    """PixelCNN settings that change the trained model (not which kind the sampler uses)."""
-    return {k: v for k, v in config["pixelcnn"].items() if k not in ("kind", "compare")}
+def pixelcnn_settings(conditioned=False):
+    """PixelCNN settings that change the trained model (not which kind the sampler uses); the conditioning mode
+    only for the conditioned prior (switching it on leaves the unconditioned priors as they are)."""
+    drop = ("kind", "compare") + (() if conditioned else ("condition",))
+    return {k: v for k, v in config["pixelcnn"].items() if k not in drop}
 
 
 MIX = {m.name: m for m in MIXES}
@@ -105,8 +110,12 @@ PRETEST_MIX = "BMQ_000"
 
 
 def pool_input(wildcards):
-    """The synthetic pool, only for mixes that use synthetic pairs (0 % mixes need no generator)."""
-    return [f"{OUT}/synthetic/clean"] if MIX[wildcards.mix].n_synth > 0 else []
+    """The synthetic pool, only for mixes that use synthetic pairs (0 % mixes need no generator): the balanced pool
+    for the balanced arm."""
+    mix = MIX[wildcards.mix]
+    if mix.n_synth == 0:
+        return []
+    return [conditioned_pool("balanced") if mix.balanced else f"{OUT}/synthetic/clean"]
 
 
 SEEDS = list(config["unet"]["seeds"])
@@ -118,7 +127,7 @@ def unet_settings(mix, seed):
     augmentation = config["mixes"].get("augmentation", []) if MIX[mix].augment else []
     unet = {k: config["unet"][k] for k in UNET_MODEL_KEYS}
     return as_json(unet=unet, seed=int(seed), classes=CLASSES, augmentation=augmentation,
-                   mix=dataclasses.asdict(MIX[mix]), determinism=config["determinism"])
+                   mix=mixes.fields(MIX[mix]), determinism=config["determinism"])
 
 
 def all_targets():
@@ -130,6 +139,9 @@ def all_targets():
         targets += [f"{OUT}/fidelity", f"{OUT}/figures/fidelity", f"{OUT}/figures/generator_card"]
         if PRETEST_MIX in MIX:
             targets += [f"{OUT}/pretest", f"{OUT}/figures/pretest"]
+    if CONDITIONED:
+        targets += [f"{OUT}/pixelcnn/{kind}_cond" for kind in PIXELCNN_KINDS]
+        targets += [f"{OUT}/conditioning", f"{OUT}/figures/conditioning"]
     if MIXES:
         targets += [f"{OUT}/study", f"{OUT}/figures/study", f"{OUT}/figures/findings"]
     return targets
@@ -143,8 +155,9 @@ def overlay_mixes():
 def curve_mixes():
     """The mixes whose validation curves show that trainings converged: each base's 0 % and largest level."""
     out = []
-    for base in dict.fromkeys(m.base for m in MIXES if not m.augment and not m.pretrain):
-        levels = [m for m in MIXES if m.base == base and not m.augment and not m.pretrain]
+    series = [m for m in MIXES if not (m.augment or m.pretrain or m.balanced)]
+    for base in dict.fromkeys(m.base for m in series):
+        levels = [m for m in series if m.base == base]
         out += sorted({levels[0].name, max(levels, key=lambda m: m.percent).name})
     return out
 
@@ -171,8 +184,9 @@ def figure_inputs(wildcards, input):
 # Generator variants for the fidelity step (rules/generate.smk): the study's pool (pixelcnn.kind at
 # sample.temperature) and each trained prior at each of sample.temperatures, named <kind>_t<temperature>.
 def sample_settings(temperature=None):
-    """The sample section as one sampling run uses it: its own temperature, not the list of fidelity variants."""
-    sm = {k: v for k, v in config["sample"].items() if k != "temperatures"}
+    """The sample section as one unconditioned sampling run uses it: its own temperature, not the list of fidelity
+    variants, nor the conditioned sampler's targets."""
+    sm = {k: v for k, v in config["sample"].items() if k not in ("temperatures", "targets")}
     return sm if temperature is None else {**sm, "temperature": float(temperature)}
 
 
@@ -211,6 +225,44 @@ def generator_card_inputs(wildcards):
     pre-test."""
     inputs = {"vqvae": f"{OUT}/vqvae", "reconstruction": f"{OUT}/reconstruction", "fidelity": f"{OUT}/fidelity"}
     inputs.update({f"pixelcnn_{kind}": f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS})
+    if CONDITIONED:
+        inputs.update({f"pixelcnn_{kind}_cond": f"{OUT}/pixelcnn/{kind}_cond" for kind in PIXELCNN_KINDS})
     if PRETEST_MIX in MIX:
         inputs["pretest"] = f"{OUT}/pretest"
+    return inputs
+
+
+# Conditioned generation (pixelcnn.condition): a conditioned prior of each trained kind next to the unconditioned
+# one (pixelcnn/<kind>_cond); from the study's kind, two conditioned pools: "balanced" (sample.targets; the
+# balanced arm's pairs) and "data" (targets drawn from real patches: does the prior obey?), each sampled, decoded
+# and cleaned like the study's pool, under synthetic/conditioned/<target>/.
+COND_KIND = f"{config['pixelcnn']['kind']}_cond"
+COND_TARGETS = {"balanced": config["sample"]["targets"], "data": "data"}
+COND_DIR = f"{OUT}/synthetic/conditioned"
+BALANCED_POOL_SIZE = pool_size(config["mixes"], config["datasets"], balanced=True)
+
+
+def conditioned_pool(target):
+    return f"{COND_DIR}/{target}/clean"
+
+
+def conditioned_pool_size(target):
+    """The balanced pool holds what the balanced mixes need (at least fidelity.n pairs to measure obedience)."""
+    n = config["fidelity"]["n"]
+    return max(BALANCED_POOL_SIZE, n) if target == "balanced" else n
+
+
+def conditioned_sample_settings(target):
+    sm = {k: v for k, v in config["sample"].items() if k != "temperatures"}
+    return as_json(sample={**sm, "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
+                   determinism=config["determinism"])
+
+
+def conditioning_inputs(wildcards):
+    inputs = {}
+    if POOL_SIZE > 0:  # the unconditioned pool: what fractions come out when nobody asks
+        inputs["reference"] = f"{OUT}/synthetic/clean"
+    for target in COND_TARGETS:
+        inputs[f"{target}_codes"] = f"{COND_DIR}/{target}/codes"
+        inputs[f"{target}_clean"] = conditioned_pool(target)
     return inputs

@@ -233,7 +233,7 @@ rule figure_findings:
         run=script("figure"),
         kind="findings",
         inputs=figure_inputs,
-        settings=as_json(),
+        settings=as_json(classes=CLASSES),
     log:
         f"{LOGS}/figures/findings.log",
     conda:
@@ -241,3 +241,28 @@ rule figure_findings:
     shell:
         figure_rule_shell()
 
+
+
+rule figure_conditioning:
+    input:
+        conditioning=rules.conditioning.output[0],
+        balanced=conditioned_pool("balanced"),
+    output:
+        report(
+            directory(f"{OUT}/figures/conditioning"),
+            patterns=["{name}.png"],
+            caption="../report/conditioning.rst",
+            category="2 Generator",
+            subcategory="Conditioning",
+        ),
+    params:
+        run=script("figure"),
+        kind="conditioning",
+        inputs=figure_inputs,
+        settings=as_json(classes=FIGURE_CLASSES, n=6),
+    log:
+        f"{LOGS}/figures/conditioning.log",
+    conda:
+        ENV
+    shell:
+        figure_rule_shell()

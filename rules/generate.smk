@@ -232,3 +232,118 @@ rule fidelity:
     shell:
         "{params.run} --patches {input.patches} --datasets {input.datasets} {params.variants} --out {output} "
         "--settings {params.settings:q} --log {log}"
+
+
+# Conditioned generation (pixelcnn.condition; helpers in rules/common.smk): the conditioned prior of each kind,
+# its two pools (balanced: sample.targets, for the balanced arm; data: targets drawn from real patches), and
+# whether the prior obeyed (requested vs achieved class fractions of the cleaned masks).
+rule train_pixelcnn_conditioned:
+    input:
+        codes=rules.encode.output[0],
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        report(
+            directory(f"{OUT}/pixelcnn/{{kind}}_cond"),
+            patterns=["{name}.png"],
+            caption="../report/pixelcnn.rst",
+            category="2 Generator",
+            subcategory="PixelCNN {kind} conditioned",
+        ),
+    wildcard_constraints:
+        kind="plain|gated",
+    params:
+        run=script("train_pixelcnn"),
+        settings=as_json(pixelcnn=pixelcnn_settings(conditioned=True), classes=CLASSES,
+                         determinism=config["determinism"]),
+    threads: 4
+    resources:
+        gpu=GPU_PER_JOB,
+    log:
+        f"{LOGS}/train_pixelcnn_{{kind}}_cond.log",
+    benchmark:
+        f"{BENCH}/train_pixelcnn_{{kind}}_cond.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.run} --codes {input.codes} --patches {input.patches} --datasets {input.datasets} "
+        "--kind {wildcards.kind} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
+
+
+rule sample_conditioned:
+    input:
+        pixelcnn=f"{OUT}/pixelcnn/{COND_KIND}",
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        directory(f"{COND_DIR}/{{target}}/codes"),
+    wildcard_constraints:
+        target="balanced|data",
+    params:
+        run=script("sample"),
+        n=lambda wildcards: conditioned_pool_size(wildcards.target),
+        settings=lambda wildcards: conditioned_sample_settings(wildcards.target),
+    threads: 4
+    log:
+        f"{LOGS}/conditioned/{{target}}/sample.log",
+    benchmark:
+        f"{BENCH}/conditioned/{{target}}/sample.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.run} --pixelcnn {input.pixelcnn} --patches {input.patches} --datasets {input.datasets} "
+        "--n {params.n} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
+
+
+use rule decode as decode_conditioned with:
+    input:
+        vqvae=rules.train_vqvae.output[0],
+        codes=f"{COND_DIR}/{{target}}/codes",
+    output:
+        directory(f"{COND_DIR}/{{target}}/raw"),
+    wildcard_constraints:
+        target="balanced|data",
+    log:
+        f"{LOGS}/conditioned/{{target}}/decode.log",
+    benchmark:
+        f"{BENCH}/conditioned/{{target}}/decode.tsv"
+
+
+use rule postprocess as postprocess_conditioned with:
+    input:
+        raw=f"{COND_DIR}/{{target}}/raw",
+    output:
+        directory(f"{COND_DIR}/{{target}}/clean"),
+    wildcard_constraints:
+        target="balanced|data",
+    log:
+        f"{LOGS}/conditioned/{{target}}/postprocess.log",
+    benchmark:
+        f"{BENCH}/conditioned/{{target}}/postprocess.tsv"
+
+
+rule conditioning:
+    input:
+        unpack(conditioning_inputs),
+    output:
+        report(
+            directory(f"{OUT}/conditioning"),
+            patterns=["{name}.csv"],
+            caption="../report/conditioning.rst",
+            category="2 Generator",
+            subcategory="Conditioning",
+        ),
+    params:
+        run=script("conditioning"),
+        reference=lambda wildcards, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
+        settings=as_json(classes=CLASSES),
+    log:
+        f"{LOGS}/conditioning.log",
+    benchmark:
+        f"{BENCH}/conditioning.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.run} --balanced-codes {input.balanced_codes} --balanced {input.balanced_clean} "
+        "--data-codes {input.data_codes} --data {input.data_clean} {params.reference} --out {output} "
+        "--settings {params.settings:q} --log {log}"

@@ -119,7 +119,7 @@ rule aggregate:
         ),
     params:
         run=script("aggregate"),
-        settings=as_json(classes=CLASSES, mixes=[dataclasses.asdict(m) for m in MIXES], stats=config["stats"]),
+        settings=as_json(classes=CLASSES, mixes=[mixes.fields(m) for m in MIXES], stats=config["stats"]),
     log:
         f"{LOGS}/aggregate.log",
     benchmark:

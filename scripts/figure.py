@@ -10,11 +10,14 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
   cleaning   cleaning.png       raw, k-means and cleaned synthetic masks (clean, raw)
   synthetic  synthetic_vs_real.png  synthetic pairs next to real training patches (clean, patches, datasets)
   pretest    pretest.png        the real-data model on synthetic images (pretest, clean)
-  study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> of the overlay and curve mixes)
+  study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> of the overlay and curve mixes);
+             balanced.png: the balanced arm per class
   findings   findings.html      the sentences that open the report's Study section (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
-  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, pixelcnn_<kind>, fidelity,
-                              pretest)
+  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, pixelcnn_<kind>[_cond],
+                              fidelity, pretest)
+  conditioning  obedience.png, balanced_pairs.png: requested vs achieved fractions; balanced pairs (conditioning,
+                              balanced)
 Settings (--settings): classes (with colours) and the kind's own counts.
 """
 from pathlib import Path
@@ -122,6 +125,9 @@ def draw_study(inp, s, out):
     figures.per_class_figure(table, comparisons, s["classes"], s["big_train"], out / "per_class.png")
     if len(comparisons):
         figures.forest_plot(comparisons, "missing_class_iou", "Missing Class IoU", out / "forest.png")
+    trios = balanced_trios(table)
+    if trios:
+        figures.rare_class_figure(table, comparisons, trios, s["classes"], out / "balanced.png", level)
     units = {name[len("unet_"):]: path for name, path in inp.items() if name.startswith("unet_")}
     histories = {}
     for mix in s["curve_mixes"]:
@@ -138,6 +144,33 @@ def draw_study(inp, s, out):
             preds[f"{mix} ({first.rsplit('_', 1)[1]})"] = study.read_test_predictions(units[first])[1]
         figures.overlay_figure(images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"],
                                out / "overlays.png")
+
+
+def balanced_trios(table):
+    """(0 % mix, unconditioned mix, balanced mix) for every balanced mix whose two references were trained."""
+    names = set(table["mix"])
+    trios = []
+    for mix in table.loc[table["arm"] == "balanced", "mix"]:
+        base, pct = mix.split("_bal")
+        trio = [f"{base}_000", f"{base}_{pct}", mix]
+        trios.append([m for m in trio if m in names])
+    return [t for t in trios if len(t) > 1]
+
+
+def draw_conditioning(inp, s, out):
+    folder = Path(inp["conditioning"])
+    table = pd.read_csv(folder / "conditioning.csv")
+    pairs = pd.read_csv(folder / "pairs.csv")
+    labels = {"data": "conditioned,\nreal fractions asked", "balanced": "conditioned,\nsample.targets asked",
+              "unconditioned": "unconditioned\n(same asks, unseen)"}
+    figures.conditioning_figure(pairs, table, s["classes"], labels, out / "obedience.png")
+    ids, images, masks = datasets.read_pool(inp["balanced"])
+    n = min(s["n"], len(ids))
+    per_row = min(3, max(1, n))
+    rows = [(f"balanced {i // per_row + 1}", list(zip(images[i:i + per_row], masks[i:i + per_row])))
+            for i in range(0, n, per_row)]
+    figures.pair_grid(rows, s["classes"], out / "balanced_pairs.png",
+                      title="Synthetic pairs of the balanced pool (conditioned prior asked for sample.targets)")
 
 
 def draw_fidelity(inp, s, out):
@@ -181,7 +214,8 @@ def draw_generator_card(inp, s, out):
         pmeta = artifacts.read_json(Path(inp[name]) / "meta.json")
         hist = pd.read_csv(Path(inp[name]) / "history.csv")
         k = v["num_embeddings"]
-        rows.append([f"PixelCNN {name[len('pixelcnn_'):]}: validation NLL (nats per code)", f"{pmeta['val_nll']:.3f}",
+        kind = name[len("pixelcnn_"):].replace("_cond", f", conditioned on {pmeta.get('condition')}")
+        rows.append([f"PixelCNN {kind}: validation NLL (nats per code)", f"{pmeta['val_nll']:.3f}",
                      f"training NLL {hist['train_nll'].iloc[-1]:.3f}; uniform over K={k}: {np.log(k):.3f}", "lower"])
     worst = fmeta["worst_by_family"][pool]
     for family, label_text in fidelity.FAMILIES.items():
@@ -238,12 +272,20 @@ def draw_findings(inp, s, out):
             f"Intervals: {level:.0%} percentile bootstrap over test {'micrographs' if unit == 'source' else 'patches'}"
             f" (seeds resampled within each), Wilcoxon signed-rank over test images, Holm over the comparisons of"
             f" each metric; {int(table['n_seeds'].max())} seed(s) per mix."]
+        balanced = comparisons[comparisons["mix"].isin(table.loc[table["arm"] == "balanced", "mix"])]
+        if len(balanced):
+            lines.append("Balanced arm (synthetic pairs from the conditioned prior asked for sample.targets), IoU of "
+                         "each class against the 0 % mix and against the unconditioned mix of the same size:")
+            for name in (c["name"] for c in s["classes"]):
+                lines += [line for line in stats.sentences(balanced, f"iou_{name}", f"{name} IoU")
+                          if " vs " in line]
     figures.findings_html("Findings: Missing Class IoU of every mix against its 0 % mix", lines, out / "findings.html")
 
 
 KINDS = {"datasets": draw_datasets, "vqvae": draw_vqvae, "codes": draw_codes, "cleaning": draw_cleaning,
          "synthetic": draw_synthetic, "pretest": draw_pretest, "study": draw_study, "findings": draw_findings,
-         "lq": draw_lq, "fidelity": draw_fidelity, "generator_card": draw_generator_card}
+         "lq": draw_lq, "fidelity": draw_fidelity, "generator_card": draw_generator_card,
+         "conditioning": draw_conditioning}
 
 
 def main(args):

@@ -2,14 +2,43 @@
 """Sample N new code grids from the trained PixelCNN prior (fast exact sampler, seeded, in chunks).
 
 N is what the study's mixes need: one pool from which every mix takes a nested prefix.
-Writes OUT/grids.npy (N, h, w) int32 and meta.json.
+A conditioned prior (--patches/--datasets: the real patches whose class fractions the targets start from) is
+asked for sample.targets (dualgen.conditioning.draw_targets): one target per grid, written to targets.csv.
+Writes OUT/grids.npy (N, h, w) int32, [OUT/targets.csv], meta.json.
 """
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from dualgen import artifacts, cli, env, generation
+from dualgen import artifacts, cli, conditioning, env, generation
 from dualgen.errors import DualgenError
+
+
+def targets(args, s, spec):
+    """(N, cond_dim) targets and their table, or (None, None) for an unconditioned prior."""
+    cond_dim = int(spec.get("cond_dim", 0))
+    if cond_dim == 0:
+        return None, None
+    if not (args.patches and args.datasets):
+        raise DualgenError(f"{args.pixelcnn} is a conditioned prior: --patches and --datasets are needed (the real "
+                           "fractions the targets start from): the rule sample_conditioned passes them")
+    names = [c["name"] for c in s["classes"]]
+    ids, images, masks = generation.generator_patches(args.patches, args.datasets)
+    real = conditioning.vectors(s["condition"], masks, images, len(names))
+    if real.shape[1] != cond_dim:
+        raise DualgenError(f"{args.pixelcnn}: the prior was trained on {cond_dim}-long conditioning vectors, "
+                           f"pixelcnn.condition {s['condition']} makes {real.shape[1]}: rerun train_pixelcnn_conditioned")
+    wanted = s["sample"]["targets"]
+    cond, idx = conditioning.draw_targets(real, args.n, wanted, names, s["sample"]["seed"])
+    print(f"targets: {conditioning.describe(wanted)}; mean requested fractions "
+          + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, cond[:, :len(names)].mean(axis=0))), flush=True)
+    table = pd.DataFrame({"grid": np.arange(args.n), "from_patch": [ids[i] for i in idx]})
+    for k, name in enumerate(names):
+        table[f"req_{name}"] = cond[:, k]
+    if cond_dim > len(names):
+        table["req_intensity"] = cond[:, len(names)]
+    return cond, table
 
 
 def main(args):
@@ -21,19 +50,25 @@ def main(args):
     if args.n < 1:
         raise DualgenError(f"sample: {args.n} grids requested: the mixes need none (all synthetic levels are 0)")
     model, spec = generation.load_pixelcnn(args.pixelcnn)
+    cond, table = targets(args, s, spec)
     h, w = spec["grid_shape"]
     print(f"sampling {args.n} grids of {h}x{w} (temperature {sm['temperature']}, batches of {sm['batch_size']})", flush=True)
     grids = pixelcnn.sample_fast(model, args.n, h, w, seed=sm["seed"], temperature=sm["temperature"],
-                                 batch_size=sm["batch_size"])
+                                 batch_size=sm["batch_size"], cond=cond)
     usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])
-    extra = {"n": args.n, "grid_shape": [h, w], "codes_used": int((usage > 0).sum()), "kind": spec["kind"]}
+    extra = {"n": args.n, "grid_shape": [h, w], "codes_used": int((usage > 0).sum()), "kind": spec["kind"],
+             "conditioned": cond is not None}
     with artifacts.artifact_dir(args.out, "sample", s, sm["seed"], [Path(args.pixelcnn) / "meta.json"], extra) as tmp:
         np.save(tmp / "grids.npy", grids.astype(np.int32), allow_pickle=False)
+        if table is not None:
+            table.to_csv(tmp / "targets.csv", index=False)
 
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--pixelcnn", required=True)
     p.add_argument("--n", type=int, required=True, help="number of grids (the pool size the mixes need)")
+    p.add_argument("--patches", default=None, help="the patches folder (a conditioned prior's targets)")
+    p.add_argument("--datasets", default=None, help="the datasets folder (a conditioned prior's targets)")
     p.add_argument("--out", required=True)
     cli.run(main, p)

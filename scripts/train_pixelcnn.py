@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Train a PixelCNN prior over the VQ-VAE code grids (paper step 6): plain (masked convolutions, as in the
 paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
+With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
+comes with its patch's class fractions (dualgen.conditioning), which every layer sees.
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
 from pathlib import Path
@@ -8,7 +10,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, env, figures, generation
+from dualgen import artifacts, cli, conditioning, env, figures, generation
+from dualgen.errors import DualgenError
+
+
+def condition_vectors(args, s, patch_ids):
+    """The conditioning vector of every encoded patch (in codes.csv order); (N, 0) for an unconditioned prior."""
+    mode = s["pixelcnn"]["condition"]
+    if mode == "none":
+        return np.zeros((len(patch_ids), 0), np.float32)
+    if not (args.patches and args.datasets):
+        raise DualgenError(f"pixelcnn.condition {mode}: --patches and --datasets are needed (the masks give the "
+                           "class fractions): the rule train_pixelcnn_conditioned passes them")
+    ids, images, masks = generation.generator_patches(args.patches, args.datasets)
+    if list(ids) != list(patch_ids):
+        raise DualgenError(f"{args.codes}/codes.csv lists other patches than {args.datasets}/BMQ.csv: rerun encode")
+    return conditioning.vectors(mode, masks, images, len(s["classes"]))
 
 
 def main(args):
@@ -22,26 +39,32 @@ def main(args):
     split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
     cmeta = generation.read_meta(codes)
     k = cmeta["num_embeddings"]
-    spec = pixelcnn.make_spec(pc, args.kind, k, grids.shape[1:])
+    cond = condition_vectors(args, s, list(pd.read_csv(codes / "codes.csv")["patch_id"]))
+    spec = pixelcnn.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = pixelcnn.build(spec)
-    print(f"PixelCNN ({args.kind}): {int((split == 'train').sum())} training / {int((split == 'val').sum())} "
+    print(f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
+          f"{int((split == 'train').sum())} training / {int((split == 'val').sum())} "
           f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}", flush=True)
-    history = pixelcnn.train_pixelcnn(model, grids[split == "train"], grids[split == "val"], epochs=pc["epochs"],
-                                      batch_size=pc["batch_size"], learning_rate=pc["learning_rate"], seed=pc["seed"])
+    train, val = split == "train", split == "val"
+    history = pixelcnn.train_pixelcnn(model, grids[train], grids[val], epochs=pc["epochs"],
+                                      batch_size=pc["batch_size"], learning_rate=pc["learning_rate"], seed=pc["seed"],
+                                      train_cond=cond[train], val_cond=cond[val])
     hist = pd.DataFrame(history)
-    val_nll = float(pixelcnn.validation_nll(model, grids[split == "val"]))
+    val_nll = float(pixelcnn.validation_nll(model, grids[val], cond=cond[val]))
     extra = {"val_nll": val_nll, "receptive_rows": int(model.receptive_rows),
-             "receptive_cols": int(model.receptive_cols)}
+             "receptive_cols": int(model.receptive_cols), "condition": pc["condition"], "cond_dim": int(cond.shape[1])}
     print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], [codes / "grids.npy"], extra) as tmp:
         pixelcnn.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)
-        figures.pixelcnn_history(hist, args.kind, tmp / "nll.png")
+        figures.pixelcnn_history(hist, args.kind + (" conditioned" if cond.shape[1] else ""), tmp / "nll.png")
 
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--codes", required=True)
     p.add_argument("--kind", choices=["plain", "gated"], required=True)
+    p.add_argument("--patches", default=None, help="the patches folder (conditioned prior: the masks' fractions)")
+    p.add_argument("--datasets", default=None, help="the datasets folder (conditioned prior)")
     p.add_argument("--out", required=True)
     cli.run(main, p)

@@ -202,15 +202,17 @@ def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, mixed_precisi
     assert_runs_on_gpu(f"VQ-VAE (quantizer {quantizer}{', mixed precision' if mixed_precision else ''})", graphs)
 
 
-@pytest.mark.parametrize("kind", ["plain", "gated"])
-def test_pixelcnn_training_step_runs_under_gpu_determinism(kind):
+@pytest.mark.parametrize("kind, cond_dim", [("plain", 0), ("gated", 0), ("plain", 3), ("gated", 3)])
+def test_pixelcnn_training_step_runs_under_gpu_determinism(kind, cond_dim):
     grids = np.random.default_rng(0).integers(0, 5, (3, 6, 6)).astype(np.int32)
-    model = pixelcnn.PixelCNN(5, filters=8, num_blocks=1, kind=kind)
+    cond = np.random.default_rng(1).dirichlet(np.ones(3), 3).astype(np.float32)[:, :cond_dim]
+    model = pixelcnn.PixelCNN(5, filters=8, num_blocks=1, kind=kind, cond_dim=cond_dim)
     with determinism.captured_functions(pixelcnn) as graphs:  # the real train_pixelcnn, one epoch of one update
         pixelcnn.train_pixelcnn(model, grids[:2], grids[2:], epochs=1, batch_size=2, learning_rate=1e-3, seed=0,
-                                log=lambda *a: None)
+                                log=lambda *a: None, train_cond=cond[:2], val_cond=cond[2:])
     assert any("Conv2DBackpropFilter" in determinism.op_types(g) for g in graphs), "no training step traced"
-    assert_runs_on_gpu(f"PixelCNN ({kind})", graphs + [model.grid_logits.get_concrete_function(tf.constant(grids))])
+    logits = model.grid_logits.get_concrete_function(tf.constant(grids), tf.constant(cond))
+    assert_runs_on_gpu(f"PixelCNN ({kind}{', conditioned' if cond_dim else ''})", graphs + [logits])
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "efficientnetb3"])

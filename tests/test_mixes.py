@@ -14,8 +14,8 @@ CFG = load_yaml(REPO / "config.yaml")
 def test_default_config_has_the_papers_46_mixes_plus_augmentation():
     mixes = enumerate_mixes(CFG["mixes"], CFG["datasets"])
     names = [m.name for m in mixes]
-    assert len(names) == 47 and names[-1] == "BMQ_aug"
-    assert len([m for m in mixes if not m.augment]) == 46
+    assert len(names) == 49 and names[-1] == "BMQ_aug" and names[-3:-1] == ["BMQ_bal050", "BMQ_bal100"]
+    assert len([m for m in mixes if not (m.augment or m.balanced)]) == 46
     assert {"SHQ_000", "SLQ_075", "BLQ_300", "BMQ_100", "SyntLQ_050", "SyntMQ_300"} <= set(names)
     assert not any(n.startswith("SyntMQ_000") for n in names)
     shq50 = get_mix("SHQ_050", CFG["mixes"], CFG["datasets"])
@@ -70,9 +70,34 @@ def test_pretrain_arm_and_the_reference_of_every_mix():
     all_mixes = enumerate_mixes(cfg, CFG["datasets"])
     by_name = {m.name: m for m in all_mixes}
     pt = by_name["SHQ_pt300"]
-    assert pt.pretrain and (pt.n_real, pt.n_synth, pt.real_from) == (16, 48, "SHQ") and len(all_mixes) == 47 + 8
+    assert pt.pretrain and (pt.n_real, pt.n_synth, pt.real_from) == (16, 48, "SHQ") and len(all_mixes) == 49 + 8
     assert pool_size(cfg, CFG["datasets"]) == 144  # the pretrain arm needs no more than the levels do
     refs = dict(comparison_pairs(all_mixes))
     assert refs["SHQ_pt300"] == "SHQ_000" and refs["SyntLQ_050"] == "BLQ_000" and refs["BMQ_aug"] == "BMQ_000"
     assert refs["BLQ_075"] == "BLQ_000" and "BMQ_000" not in refs and reference(by_name["SHQ_000"]) is None
     assert len(refs) == len(all_mixes) - 4  # every mix but the four 0 % mixes
+
+
+def test_balanced_arm_its_pool_its_two_references_and_settings_that_leave_other_mixes_alone():
+    from dataclasses import asdict
+
+    from dualgen.mixes import Mix, comparison_pairs, fields
+
+    cfg = dict(CFG["mixes"], balanced=[50, 100], balanced_bases=["SHQ", "BMQ"])
+    all_mixes = enumerate_mixes(cfg, CFG["datasets"])
+    by_name = {m.name: m for m in all_mixes}
+    bal = by_name["BMQ_bal100"]
+    assert bal.balanced and (bal.n_real, bal.n_synth, bal.real_from, bal.val_from) == (48, 48, "BMQ", "BMQ")
+    assert by_name["SHQ_bal050"].n_synth == by_name["SHQ_050"].n_synth == 8  # same sizes as the unconditioned mixes
+    assert pool_size(cfg, CFG["datasets"]) == 144  # the unconditioned pool is not enlarged by the arm
+    assert pool_size(cfg, CFG["datasets"], balanced=True) == 48  # the balanced pool: BMQ_bal100's 48 pairs
+    pairs = comparison_pairs(all_mixes)
+    assert ("BMQ_bal100", "BMQ_000") in pairs and ("BMQ_bal100", "BMQ_100") in pairs
+    assert ("SHQ_bal050", "SHQ_050") in pairs and len(pairs) == len(all_mixes) - 4 + 4
+    # the flag appears only on the arm's own mixes: the settings of every other mix are what they were before it
+    assert "balanced" not in fields(by_name["BMQ_100"]) and fields(bal)["balanced"] is True
+    assert Mix(**fields(by_name["BMQ_100"])) == by_name["BMQ_100"] and Mix(**fields(bal)) == bal
+    old = {k: v for k, v in asdict(by_name["BMQ_100"]).items() if k != "balanced"}
+    assert fields(by_name["BMQ_100"]) == old
+    # without bases the arm adds nothing
+    assert not [m for m in enumerate_mixes(dict(cfg, balanced_bases=[]), CFG["datasets"]) if m.balanced]

@@ -1,5 +1,6 @@
 """PixelCNN prior: causality and receptive field, the fast sampler's exactness, seeds, chunking, training,
-the NaN stop, save/load. Tiny models (16 filters) so the file runs in well under a minute on 2 cores."""
+the NaN stop, save/load; the conditional prior (a global vector per grid). Tiny models (8 or 16 filters) so the file
+runs in well under a minute on 2 cores."""
 import json
 
 import numpy as np
@@ -94,7 +95,8 @@ def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     assert abs(P.validation_nll(m, grids[20:]) - hist["val_nll"][-1]) < 1e-6
 
     spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])
-    assert spec == {"kind": "plain", "num_embeddings": 4, "filters": 16, "num_blocks": 1, "grid_shape": [8, 8]}
+    assert spec == {"kind": "plain", "num_embeddings": 4, "filters": 16, "num_blocks": 1, "grid_shape": [8, 8],
+                    "cond_dim": 0}
     P.save(m, tmp_path / "saved", spec)
     other, loaded = P.load(tmp_path / "saved")
     assert loaded == spec and (other.kind, other.num_blocks) == ("plain", 1)
@@ -134,3 +136,181 @@ def test_bad_settings_and_data_are_one_clear_error():
     m.logits.b.assign([np.nan, 0.0, 0.0, 0.0])
     with pytest.raises(DualgenError, match="NaN/Inf logits while sampling"):
         P.sample_fast(m, 1, 4, 4, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------- conditioning
+
+CD = 3  # conditioning values per grid in the conditional tests
+
+
+def tiny_cond(kind, cond_dim=CD, blocks=2, seed=0, name=None):
+    return P.PixelCNN(5, filters=8, num_blocks=blocks, kind=kind, seed=seed, cond_dim=cond_dim, name=name)
+
+
+def random_cond(n, seed=0, cond_dim=CD):
+    return np.random.default_rng([seed, 99]).normal(size=(n, cond_dim)).astype(np.float32)
+
+
+def grids5(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 5, (n, 6, 7)).astype(np.int32)
+
+
+def cond_variables(m):
+    return [v for v in m.trainable_variables if "cond_w" in v.name]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_condition_reaches_every_position_and_every_layer(kind):
+    m = tiny_cond(kind)
+    assert m.cond_dim == CD
+    g, c = grids5(2), random_cond(2)
+    base = m(g, c).numpy()
+    other = m(g, random_cond(2, seed=1)).numpy()
+    changed = np.abs(other - base).max(axis=-1)  # (B, H, W)
+    assert (changed > 0).all(), "a change of cond leaves some cell's logits (e.g. cell (0, 0)) unchanged"
+    projections = cond_variables(m)
+    # plain: first conv + 3 convs per block + head + logits; gated: vertical + horizontal per layer + head + logits
+    assert len(projections) == (1 + 3 * 2 + 2 if kind == "plain" else 2 * 3 + 2)
+    assert all(v.shape == (CD, v.shape[1]) for v in projections)
+    for v in projections:  # every layer receives the condition
+        kept = v.numpy()
+        v.assign(tf.zeros_like(v))
+        assert np.abs(m(g, c).numpy() - base).max() > 1e-6, f"zeroing {v.name} does not change the logits"
+        v.assign(kept)
+    assert np.array_equal(m(g, c).numpy(), base)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_zero_condition_is_the_unconditioned_model_with_the_same_weights(kind):
+    # conditioning draws its own seeds: the shared weights of the same seed are the unconditioned model's
+    same = {v.name: v.numpy() for v in tiny_cond(kind, 0, name="prior").trainable_variables}
+    cond_model = tiny_cond(kind, seed=1, name="prior")
+    shared = [v for v in cond_model.trainable_variables if "cond_w" not in v.name]
+    assert sorted(v.name for v in shared) == sorted(same)
+    assert all(np.array_equal(v.numpy(), same[v.name]) for v in tiny_cond(kind, name="prior").trainable_variables
+               if v.name in same)
+    plain = tiny_cond(kind, 0, seed=2, name="prior")  # other weights: copy the conditional model's in
+    by_name = {v.name: v for v in shared}
+    for v in plain.trainable_variables:
+        v.assign(by_name[v.name])
+    g = grids5(3)
+    zero = cond_model(g, np.zeros((3, CD), np.float32)).numpy()
+    assert np.abs(zero - plain(g).numpy()).max() <= 1e-6
+    assert np.abs(zero - cond_model(g, random_cond(3)).numpy()).max() > 1e-3  # and a nonzero one differs
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_sampler_stays_exact_for_the_conditional_prior(kind):
+    m = tiny_cond(kind)
+    g, c = grids5(3, seed=1), random_cond(3, seed=2)
+    full = m(g, c).numpy()
+    canvas = P.Canvas(m, g)
+    worst = max(np.abs(m.window_logits(*canvas.window(r, col), c).numpy() - full[:, r, col]).max()
+                for r in range(6) for col in range(7))
+    assert worst <= 1e-5
+    assert np.abs(P.logits_at(m, g, 5, 6, True, cond=c) - P.logits_at(m, g, 5, 6, False, cond=c)).max() <= 1e-5
+
+    m = tiny_cond(kind, blocks=1)
+    c = random_cond(4, seed=3) * 3
+    naive = P.sample_naive(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=3, cond=c)  # 2 chunks
+    fast = P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=3, cond=c)
+    assert fast.shape == (4, 6, 7) and fast.dtype == np.int32
+    assert np.array_equal(naive, fast)
+    assert np.array_equal(fast, P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=4, cond=c))
+    assert np.array_equal(fast[2:], P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=c[[1, 0, 2, 3]])[2:])
+    assert not np.array_equal(fast, P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=-c))
+
+
+def two_class_grids(n, seed=0):
+    """Grid i filled with code 0 where its cond is [1, 0], with code 1 where it is [0, 1]; ~5 % noise cells."""
+    rng = np.random.default_rng(seed)
+    label = np.arange(n) % 2
+    grids = np.broadcast_to(label[:, None, None], (n, 6, 6)).copy()
+    noise = rng.random(grids.shape) < 0.05
+    grids[noise] = rng.integers(0, 4, noise.sum())
+    return grids.astype(np.int32), np.eye(2, dtype=np.float32)[label]
+
+
+def test_conditional_training_follows_the_condition_and_save_load_keeps_it(tmp_path):
+    grids, cond = two_class_grids(40)
+    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0, cond_dim=2)
+    untrained = P.validation_nll(m, grids[32:], cond=cond[32:])
+    hist = P.train_pixelcnn(m, grids[:32], grids[32:], epochs=6, batch_size=4, learning_rate=1e-2, seed=0,
+                            log=lambda *a: None, train_cond=cond[:32], val_cond=cond[32:])
+    print("conditional training: validation NLL", untrained, hist["val_nll"])
+    assert hist["val_nll"][-1] < 0.5 * untrained and hist["val_nll"][-1] < hist["val_nll"][0]
+    assert abs(P.validation_nll(m, grids[32:], cond=cond[32:]) - hist["val_nll"][-1]) < 1e-6
+    want = np.eye(2, dtype=np.float32)[[0, 0, 0, 1, 1, 1]]
+    first = tf.nn.softmax(P.logits_at(m, np.zeros((6, 6, 6), np.int32), 0, 0, True, cond=want)).numpy()
+    print("P(code 0), P(code 1) at cell (0, 0):", first[:, :2].round(3).tolist())
+    assert (first[:3, 0] > 0.8).all() and (first[3:, 1] > 0.8).all()  # no earlier codes: the condition decides
+    samples = P.sample_fast(m, 6, 6, 6, seed=0, cond=want)
+    print("fraction of cells that follow the condition:", (samples[:3] == 0).mean(), (samples[3:] == 1).mean())
+    assert (samples[:3] == 0).mean() > 0.8 and (samples[3:] == 1).mean() > 0.8
+
+    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], cond_dim=2)
+    assert spec["cond_dim"] == 2
+    P.save(m, tmp_path / "saved", spec)
+    other, loaded = P.load(tmp_path / "saved")
+    assert loaded == spec and other.cond_dim == 2
+    assert np.array_equal(m(grids[:4], cond[:4]).numpy(), other(grids[:4], cond[:4]).numpy())
+
+
+def test_bad_cond_is_one_clear_error():
+    m = tiny_cond("plain", cond_dim=2, blocks=1)
+    g = grids5(3)
+    for call, match in [
+            (lambda: m(g), r"PixelCNN cond: expected a \(3, 2\) float array .*got None"),
+            (lambda: m(g, np.zeros((3, 3))), r"PixelCNN cond: expected a \(3, 2\) float array .*got \(3, 3\)"),
+            (lambda: m(g, np.zeros((2, 2))), r"expected a \(3, 2\) .*got \(2, 2\)"),
+            (lambda: P.sample_fast(m, 2, 4, 4, seed=0), r"PixelCNN sample cond: expected a \(2, 2\) .*got None"),
+            (lambda: P.sample_naive(m, 2, 4, 4, seed=0, cond=np.zeros((2, 3))), r"sample cond: .*got float64 \(2, 3\)"),
+            (lambda: P.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros((3, 2))), r"sample cond: .*got float64 \(3, 2\)"),
+            (lambda: P.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros(2)), r"sample cond: .*got float64 \(2,\)"),
+            (lambda: P.sample_fast(m, 1, 4, 4, seed=0, cond=[[np.nan, 0.0]]), r"sample cond: holds NaN/Inf"),
+            (lambda: P.logits_at(m, g, 0, 0, True), r"PixelCNN cond: expected a \(3, 2\) .*got None"),
+            (lambda: P.validation_nll(m, g, cond=np.zeros((2, 2))), r"validation cond: expected a \(3, 2\)"),
+            (lambda: P.train_pixelcnn(m, g, g, epochs=1, batch_size=2, learning_rate=1e-3, seed=0),
+             r"PixelCNN train_cond: expected a \(3, 2\) .*got None"),
+            (lambda: P.train_pixelcnn(m, g, g[:1], epochs=1, batch_size=2, learning_rate=1e-3, seed=0,
+                                      train_cond=np.zeros((3, 2)), val_cond=np.zeros((3, 2))),
+             r"PixelCNN val_cond: expected a \(1, 2\) .*got float64 \(3, 2\)"),
+            (lambda: P.sample_fast(tiny("plain", blocks=0), 1, 4, 4, seed=0, cond=np.zeros((1, 2))),
+             r"sample cond: the model is unconditioned \(cond_dim 0\): pass no cond"),
+            (lambda: P.PixelCNN(4, cond_dim=-1), r"cond_dim must be an integer >= 0")]:
+        with pytest.raises(DualgenError, match=match):
+            call()
+
+
+# an unconditioned model's checkpoint before conditioning existed (num_blocks 1, 5 codes, 8 filters)
+OLD_CHECKPOINT = {
+    "plain": {"blocks/0/conv/b": [4], "blocks/0/conv/w": [2, 3, 4, 4], "blocks/0/expand/b": [8],
+              "blocks/0/expand/w": [1, 1, 4, 8], "blocks/0/reduce/b": [4], "blocks/0/reduce/w": [1, 1, 8, 4],
+              "first/b": [8], "first/w": [4, 7, 5, 8]},
+    "gated": {f"{layer}/{name}": shape for layer, (v_w, h_w) in
+              {"first": ([4, 7, 5, 16], [1, 4, 5, 16]), "blocks/0": ([2, 3, 8, 16], [1, 2, 8, 16])}.items()
+              for name, shape in {"v_conv/b": [16], "v_conv/w": v_w, "h_conv/b": [16], "h_conv/w": h_w,
+                                  "v_to_h/b": [16], "v_to_h/w": [1, 1, 16, 16], "h_out/b": [8],
+                                  "h_out/w": [1, 1, 8, 8]}.items()}}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unconditioned_model_is_unchanged(kind, tmp_path):
+    m = tiny_cond(kind, 0, blocks=1)
+    assert m.cond_dim == 0 and not cond_variables(m)
+    spec = P.make_spec({"filters": 8, "num_blocks": 1}, kind, 5, (6, 7))
+    P.save(m, tmp_path / "saved", spec)
+    keys = {name.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"): shape
+            for name, shape in tf.train.list_variables(str(tmp_path / "saved" / "ckpt"))
+            if name.startswith("model/")}
+    head = {"head/b": [8], "head/w": [1, 1, 8, 8], "logits/b": [5], "logits/w": [1, 1, 8, 5]}
+    assert keys == {**OLD_CHECKPOINT[kind], **head}
+    old_spec = {k: v for k, v in spec.items() if k != "cond_dim"}  # a spec.json written before conditioning
+    (tmp_path / "saved" / "spec.json").write_text(json.dumps(old_spec))
+    other, loaded = P.load(tmp_path / "saved")
+    assert other.cond_dim == 0 and loaded == old_spec
+    g = grids5(2)
+    assert np.array_equal(m(g).numpy(), other(g).numpy())
+    assert np.array_equal(m(g).numpy(), m(g, np.zeros((2, 0), np.float32)).numpy())
+    fast = P.sample_fast(m, 2, 6, 7, seed=1)
+    assert np.array_equal(fast, P.sample_fast(m, 2, 6, 7, seed=1, cond=np.zeros((2, 0), np.float32)))

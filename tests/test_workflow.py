@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,6 +88,43 @@ def test_ci_study_produces_every_artifact(ci_run):
     assert not list(out.rglob(".tmp-*")) + list(out.rglob(".old-*")), "temporary files left behind"
 
 
+def test_ci_conditioned_generation_end_to_end(ci_run):
+    """pixelcnn.condition in the ci preset: conditioned priors of both kinds, the balanced and data pools with their
+    requests, the obedience table against the unconditioned pool, the figures, the balanced arm in the study."""
+    out = ci_run / "results" / "ci"
+    cfg = ci_config()
+    names = [c["name"] for c in cfg["classes"]]
+    for kind in ("plain", "gated"):
+        meta = json.loads((out / "pixelcnn" / f"{kind}_cond" / "meta.json").read_text())
+        assert meta["condition"] == "phase_fractions" and meta["cond_dim"] == len(names)
+        assert np.isfinite(meta["val_nll"])
+        spec = json.loads((out / "pixelcnn" / f"{kind}_cond" / "checkpoint" / "spec.json").read_text())
+        assert spec["cond_dim"] == len(names)
+    targets = pd.read_csv(out / "synthetic" / "conditioned" / "balanced" / "codes" / "targets.csv")
+    assert list(targets.columns) == ["grid", "from_patch"] + [f"req_{n}" for n in names]
+    np.testing.assert_allclose(targets[[f"req_{n}" for n in names]].sum(axis=1), 1.0, rtol=1e-5)
+    data = pd.read_csv(out / "synthetic" / "conditioned" / "data" / "codes" / "targets.csv")
+    assert len(data) == cfg["fidelity"]["n"]
+    assert targets["req_eta"].mean() > data["req_eta"].mean()  # boosted: more eta asked for than real patches have
+    table = pd.read_csv(out / "conditioning" / "conditioning.csv")
+    assert list(table.columns) == ["pool", "class", "n", "mean_requested", "mean_achieved", "corr", "mae"]
+    assert set(table["pool"]) == {"data", "balanced", "unconditioned"} and set(table["class"]) == set(names)
+    assert table["mae"].between(0, 1).all()
+    for fig in ("obedience", "balanced_pairs"):
+        assert (out / "figures" / "conditioning" / f"{fig}.png").stat().st_size > 10_000, fig
+    study = pd.read_csv(out / "study" / "metrics.csv")
+    assert set(study.loc[study["arm"] == "balanced", "mix"]) == {"BMQ_bal100"}
+    comparisons = pd.read_csv(out / "study" / "comparisons.csv")
+    pairs = set(zip(comparisons["mix"], comparisons["reference"], comparisons["metric"]))
+    assert {("BMQ_bal100", "BMQ_000", "iou_eta"), ("BMQ_bal100", "BMQ_100", "iou_eta")} <= pairs
+    manifest = pd.read_csv(out / "mixes" / "BMQ_bal100" / "manifest.csv")
+    assert (manifest["origin"] == "synth").sum() == cfg["datasets"]["big_train"]
+    assert (out / "figures" / "study" / "balanced.png").stat().st_size > 10_000
+    assert "BMQ_bal100 vs BMQ_100: eta IoU" in (out / "figures" / "findings" / "findings.html").read_text()
+    card = (out / "figures" / "generator_card" / "card.html").read_text()
+    assert "PixelCNN plain, conditioned on phase_fractions: validation NLL" in card
+
+
 def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     """The fidelity step end to end: the pool and the other prior side by side, the memorisation check, the figures,
     the pre-test on real validation patches and the report card."""
@@ -152,6 +190,7 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
     synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0]
     jobs = _override(ci_run, "pixelcnn", "pixelcnn: {epochs: 3}\n")
     assert jobs.get("train_pixelcnn") == 2 and jobs.get("sample") == 1 and jobs.get("postprocess") == 1
+    assert jobs.get("train_pixelcnn_conditioned") == 2 and jobs.get("sample_conditioned") == 2
     assert jobs.get("train_unet") == len(synthetic) * len(cfg["unet"]["seeds"])  # 0 % mixes need no generator
     assert "train_vqvae" not in jobs and "encode" not in jobs
 
@@ -164,7 +203,7 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
                "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n  - {name: nd_rich, value: 255, color: '#f5c211'}\n"
                "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
      {"figure_datasets": 1, "figure_vqvae": 1, "figure_codes": 1, "figure_cleaning": 1, "figure_synthetic": 1,
-      "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1, "figure_lq": 1}),
+      "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1, "figure_lq": 1, "figure_conditioning": 1}),
 ])
 def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
     """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only."""
@@ -204,7 +243,30 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
                     "figure_synthetic": 1, "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
                     "figure_fidelity": 1, "figure_generator_card": 1, "build_mix": len(synthetic),
                     "train_unet": len(synthetic) * seeds, "evaluate": len(synthetic) * seeds, "aggregate": 1,
-                    "figure_study": 1, "figure_findings": 1}
+                    "figure_study": 1, "figure_findings": 1, "postprocess_conditioned": 2, "conditioning": 1,
+                    "figure_conditioning": 1}
+
+
+def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
+    """sample.targets reaches the balanced pool's sampler alone: the unconditioned pool, the conditioned prior and
+    the 'data' pool stay; the balanced mixes retrain."""
+    cfg = ci_config()
+    balanced = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.balanced]
+    seeds = len(cfg["unet"]["seeds"])
+    jobs = _override(ci_run, "targets", "sample: {targets: {boost: {eta: 3.0}}}\n")
+    jobs.pop("all", None)
+    assert balanced and jobs == {"sample_conditioned": 1, "decode_conditioned": 1, "postprocess_conditioned": 1,
+                                 "conditioning": 1, "figure_conditioning": 1, "build_mix": len(balanced),
+                                 "train_unet": len(balanced) * seeds, "evaluate": len(balanced) * seeds,
+                                 "aggregate": 1, "figure_study": 1, "figure_findings": 1}
+
+
+def test_switching_conditioning_off_retrains_nothing_else(ci_run):
+    """The conditioned prior and the balanced arm are additions: without them no other mix, prior or pool reruns
+    (a mix's settings carry the arm's flag only when it is set); only the tables and figures that list mixes."""
+    jobs = _override(ci_run, "uncond", "pixelcnn: {condition: none}\nmixes: {balanced: []}\n")
+    jobs.pop("all", None)
+    assert jobs == {"aggregate": 1, "figure_study": 1, "figure_findings": 1, "figure_generator_card": 1}
 
 
 def test_report_is_self_contained_html(ci_run):

@@ -1,0 +1,140 @@
+"""Conditioned generation (the paper's outlook): the PixelCNN prior sees a global vector per code grid, the class
+(phase) fractions of the patch's mask (optionally also its mean intensity), and at sampling time it is asked for
+the fractions a study needs, for example more of the rare classes.
+
+This module holds what is numpy: the conditioning vector of real patches (``vectors``), the targets a sampler is
+asked for (``draw_targets``: ``data`` = fractions of real training patches drawn at random, the unconditioned
+behaviour; ``{"boost": {class: factor}}`` = such fractions with the named classes multiplied by their factor and
+renormalised; ``{"fractions": {class: value}}`` = one fixed composition), and whether the generator obeyed
+(``obedience``: requested vs achieved fractions of the cleaned masks, per class).
+The network is dualgen.pixelcnn (``cond_dim``).
+"""
+import numpy as np
+import pandas as pd
+
+from dualgen.errors import DualgenError
+
+MODES = ("none", "phase_fractions", "phase_fractions_and_intensity")
+
+
+def dim(mode, n_classes):
+    """Length of the conditioning vector of a mode (0: unconditioned)."""
+    if mode not in MODES:
+        raise DualgenError(f"pixelcnn.condition {mode!r} is unknown: use one of {', '.join(MODES)}")
+    return {"none": 0, "phase_fractions": n_classes, "phase_fractions_and_intensity": n_classes + 1}[mode]
+
+
+def fractions(masks, n_classes):
+    """(N, K) class fractions of (N, H, W) class-id masks (rows sum to one)."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or masks.shape[0] == 0:
+        raise DualgenError(f"class fractions need (N, H, W) masks, got shape {masks.shape}")
+    flat = masks.reshape(len(masks), -1).astype(np.int64)
+    if flat.min() < 0 or flat.max() >= n_classes:
+        raise DualgenError(f"masks hold class ids {flat.min()}..{flat.max()}, outside 0..{n_classes - 1}: "
+                           "the masks and the classes of the config disagree")
+    counts = np.stack([np.bincount(row, minlength=n_classes) for row in flat])
+    return counts / flat.shape[1]
+
+
+def vectors(mode, masks, images, n_classes):
+    """(N, dim) float32 conditioning vectors of real patches: class fractions, then (with ``..._and_intensity``)
+    the mean intensity over all pixels and channels in [0, 1]."""
+    d = dim(mode, n_classes)
+    if d == 0:
+        return np.zeros((len(masks), 0), np.float32)
+    out = fractions(masks, n_classes)
+    if mode == "phase_fractions_and_intensity":
+        images = np.asarray(images, np.float64)
+        out = np.concatenate([out, images.reshape(len(images), -1).mean(axis=1, keepdims=True) / 255.0], axis=1)
+    return out.astype(np.float32)
+
+
+def parse_targets(targets, where="sample.targets"):
+    """"data", or (kind, {class: value}) with kind boost or fractions. A key set to null is absent (a config file
+    merged over config.yaml's boost can switch to fractions with boost: null)."""
+    if targets == "data":
+        return "data"
+    given = {k: v for k, v in targets.items() if v is not None} if isinstance(targets, dict) else None
+    if given is None or len(given) != 1 or next(iter(given)) not in ("boost", "fractions"):
+        hint = " (set the other to null: config files merge into config.yaml's targets)" if given and len(given) > 1 else ""
+        raise DualgenError(f"{where}: {targets!r} is not one target: use data, {{boost: {{class: factor}}}} or "
+                           f"{{fractions: {{class: value}}}}{hint}")
+    return next(iter(given.items()))
+
+
+def check_targets(targets, class_names, where="sample.targets"):
+    """One clear error for targets that name unknown classes, non-positive factors or an empty composition."""
+    parsed = parse_targets(targets, where)
+    if parsed == "data":
+        return
+    kind, values = parsed
+    if not isinstance(values, dict) or not values:
+        raise DualgenError(f"{where}.{kind}: expected a mapping of class names to numbers, got {values!r}")
+    for name, value in values.items():
+        if name not in class_names:
+            raise DualgenError(f"{where}.{kind}: class {name!r} is not in classes ({', '.join(class_names)}): "
+                               "use a class name of the config")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise DualgenError(f"{where}.{kind}.{name}: {value!r} is not a number")
+        if (kind == "boost" and value <= 0) or (kind == "fractions" and value < 0):
+            raise DualgenError(f"{where}.{kind}.{name}: {value} must be "
+                               f"{'> 0 (1 leaves the class as it is)' if kind == 'boost' else '>= 0'}")
+    if kind == "fractions" and sum(values.values()) <= 0:
+        raise DualgenError(f"{where}.fractions: the fractions sum to 0: give at least one class a share")
+
+
+def draw_targets(real, n, targets, class_names, seed):
+    """(n, dim) float32 targets and the (n,) indices of the real patches they were drawn from.
+    Every target starts from a real patch's vector drawn with replacement (seeded); its fractions (the first
+    len(class_names) entries) are then kept (``data``), multiplied per class and renormalised (``boost``), or
+    replaced by a fixed composition (``fractions``, normalised); an intensity entry keeps the drawn patch's."""
+    check_targets(targets, class_names)
+    real = np.asarray(real, np.float64)
+    k = len(class_names)
+    if real.ndim != 2 or real.shape[0] == 0 or real.shape[1] < k:
+        raise DualgenError(f"targets need real conditioning vectors (N, >= {k}), got shape {real.shape}")
+    idx = np.random.default_rng(seed).integers(0, len(real), size=n)
+    out = real[idx].copy()
+    parsed = parse_targets(targets)
+    if parsed != "data":
+        kind, values = parsed
+        if kind == "boost":
+            factors = np.array([float(values.get(name, 1.0)) for name in class_names])
+            f = out[:, :k] * factors
+        else:
+            f = np.tile(np.array([float(values.get(name, 0.0)) for name in class_names]), (n, 1))
+        out[:, :k] = f / f.sum(axis=1, keepdims=True)
+    return out.astype(np.float32), idx
+
+
+def describe(targets):
+    """One line for logs and the report."""
+    parsed = parse_targets(targets)
+    if parsed == "data":
+        return "fractions of real training patches (drawn at random)"
+    kind, values = parsed
+    items = ", ".join(f"{name} {v:g}" for name, v in values.items())
+    return f"real patches' fractions with {items} times as much, renormalised" if kind == "boost" \
+        else f"fixed fractions {items} (normalised)"
+
+
+def _pearson(x, y):
+    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def obedience(requested, achieved, class_names):
+    """Per class: n, mean requested and achieved fraction, Pearson correlation of requested vs achieved over the
+    pairs (NaN where either is constant), mean absolute error. ``requested`` / ``achieved``: (n, >= K) / (n, K)."""
+    requested = np.asarray(requested, np.float64)[:, :len(class_names)]
+    achieved = np.asarray(achieved, np.float64)
+    if requested.shape != achieved.shape:
+        raise DualgenError(f"requested {requested.shape} and achieved {achieved.shape} fractions differ in shape")
+    rows = []
+    for k, name in enumerate(class_names):
+        r, a = requested[:, k], achieved[:, k]
+        rows.append({"class": name, "n": len(r), "mean_requested": float(r.mean()), "mean_achieved": float(a.mean()),
+                     "corr": _pearson(r, a), "mae": float(np.abs(r - a).mean())})
+    return pd.DataFrame(rows)
