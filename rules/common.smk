@@ -209,15 +209,25 @@ def variant_pool(name):
     return f"{OUT}/synthetic/clean" if name == POOL_VARIANT else f"{VARIANT_DIR}/{name}/clean"
 
 
+def scored_variants():
+    """Every variant the fidelity step scores: name -> (kind, temperature, its cleaned pairs). With
+    pixelcnn.condition also the conditioned prior asked for real patches' fractions (its "data" pool)."""
+    out = {name: (kind, t, variant_pool(name)) for name, (kind, t) in VARIANTS.items()}
+    if CONDITIONED:
+        t = float(config["sample"]["temperature"])
+        out[f"{COND_KIND}_data_t{t:g}"] = (COND_KIND, t, conditioned_pool("data"))
+    return out
+
+
 def fidelity_inputs(wildcards):
     inputs = {"patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
-    inputs.update({f"variant_{name}": variant_pool(name) for name in VARIANTS})
+    inputs.update({f"variant_{name}": pool for name, (_, _, pool) in scored_variants().items()})
     return inputs
 
 
 def fidelity_variants():
     return [{"name": name, "kind": kind, "temperature": t, "pool": name == POOL_VARIANT}
-            for name, (kind, t) in VARIANTS.items()]
+            for name, (kind, t, _) in scored_variants().items()]
 
 
 def generator_card_inputs(wildcards):

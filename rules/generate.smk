@@ -220,7 +220,8 @@ rule fidelity:
         ),
     params:
         run=script("fidelity"),
-        variants=lambda wildcards, input: " ".join(f"--variant {name}={input[f'variant_{name}']}" for name in VARIANTS),
+        variants=lambda wildcards, input: " ".join(f"--variant {name}={input[f'variant_{name}']}"
+                                                            for name in scored_variants()),
         settings=as_json(classes=CLASSES, fidelity={k: config["fidelity"][k] for k in ("n_splits", "seed")},
                          variants=fidelity_variants()),
     log:

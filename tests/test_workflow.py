@@ -133,7 +133,8 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     table = pd.read_csv(out / "fidelity" / "fidelity.csv")
     assert list(table.columns) == ["variant", "kind", "temperature", "pool", "n_synthetic", "class", "statistic",
                                    "real_value", "synthetic_value", "distance", "floor", "ratio"]
-    assert set(table["variant"]) == {"plain_t1", "gated_t1"} and set(table["kind"]) == {"plain", "gated"}
+    assert set(table["variant"]) == {"plain_t1", "gated_t1", "plain_cond_data_t1"}  # + the conditioned prior
+    assert set(table["kind"]) == {"plain", "gated", "plain_cond"}
     assert set(table["class"]) == {c["name"] for c in cfg["classes"]}
     assert {"phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density",
             "intensity_c0"} <= set(table["statistic"])
@@ -142,11 +143,12 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     assert (table.loc[table["variant"] == "gated_t1", "n_synthetic"] == cfg["fidelity"]["n"]).all()
     assert (table["floor"].dropna() >= 0).all() and (table["ratio"].dropna() >= 0).all()
     meta = json.loads((out / "fidelity" / "meta.json").read_text())
-    assert meta["pool_variant"] == "plain_t1" and meta["closest_variant"] in {"plain_t1", "gated_t1"}
+    assert meta["pool_variant"] == "plain_t1" and meta["closest_variant"] in set(table["variant"])
     assert set(meta["worst_by_family"]["gated_t1"]) == {"phase_fraction", "s2", "chord", "object_size",
                                                        "boundary_density", "intensity"}
     memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
-    assert list(memo["variant"]) == ["plain_t1", "gated_t1"] and memo["share_closer"].between(0, 1).all()
+    assert list(memo["variant"]) == ["plain_t1", "gated_t1", "plain_cond_data_t1"]
+    assert memo["share_closer"].between(0, 1).all()
     for fig in ("s2", "chords", "phase_fractions", "intensities", "ratios"):
         assert (out / "figures" / "fidelity" / f"{fig}.png").stat().st_size > 5_000, fig
     pretest = json.loads((out / "pretest" / "meta.json").read_text())
