@@ -438,7 +438,8 @@ def rare_class_figure(table, comparisons, trios, classes, path, level=0.95):
             lo = np.array([by_mix.loc[m, f"{key}_lo"] for m in trio], float)
             hi = np.array([by_mix.loc[m, f"{key}_hi"] for m in trio], float)
             err = np.nan_to_num(np.vstack([mean - lo, hi - mean]))
-            ax.bar(x, mean, color=["lightgray", "tab:blue", "tab:orange"][:len(trio)], yerr=err, capsize=3)
+            colors = ["tab:orange" if "_bal" in m else "lightgray" if m.endswith("_000") else "tab:blue" for m in trio]
+            ax.bar(x, mean, color=colors, yerr=err, capsize=3)
             ax.set_xticks(x)
             ax.set_xticklabels(trio, fontsize=6, rotation=20)
             ax.tick_params(axis="y", labelsize=6)

@@ -1,5 +1,4 @@
 # Paths, config checks and helpers shared by all rules.
-import dataclasses
 import json
 import os
 import re
@@ -9,7 +8,7 @@ import sys
 from dualgen.config import check_config
 from dualgen import devices
 from dualgen.errors import DualgenError
-from dualgen import conditioning, mixes
+from dualgen import mixes
 from dualgen.mixes import enumerate_mixes, pool_size
 
 try:

@@ -242,7 +242,6 @@ rule figure_findings:
         figure_rule_shell()
 
 
-
 rule figure_conditioning:
     input:
         conditioning=rules.conditioning.output[0],
