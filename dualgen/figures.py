@@ -305,18 +305,29 @@ def overlay_figure(images, masks, preds, classes, path):
 
 
 def convergence_figure(histories, path):
-    """Validation IoU against optimizer updates of chosen mixes, every seed: a flat end means the budget sufficed.
-    histories: {mix: [history DataFrame per seed]}."""
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    cmap = plt.get_cmap("tab10")
-    for i, (mix, hists) in enumerate(histories.items()):
-        for j, hist in enumerate(hists):
-            x = hist["updates"] if "updates" in hist else hist["epoch"] + 1
-            ax.plot(x, hist["val_iou_score"], color=cmap(i % 10), lw=1, alpha=0.85, label=mix if j == 0 else None)
-    ax.set_xlabel("optimizer updates (epochs for budget: epochs)")
-    ax.set_ylabel("validation IoU")
-    ax.set_title("Validation curves of each base's 0 % and largest mix, every seed", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    """Validation IoU against optimizer updates of chosen mixes, every seed, one panel per base (its 0 % mix solid,
+    its largest dashed): a flat end means the budget sufficed. histories: {mix: [history DataFrame per seed]}."""
+    bases = list(dict.fromkeys(mix.split("_")[0] for mix in histories))
+    ncols = min(3, len(bases))
+    nrows = -(-len(bases) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.9 * nrows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(bases):]:
+        ax.axis("off")
+    for ax, base in zip(axes.flat, bases):
+        mixes = [m for m in histories if m.split("_")[0] == base]
+        for k, mix in enumerate(mixes):
+            for j, hist in enumerate(histories[mix]):
+                x = hist["updates"] if "updates" in hist else hist["epoch"] + 1
+                ax.plot(x, hist["val_iou_score"], color=BASE_COLORS.get(base, "black"), ls="-" if k == 0 else "--",
+                        lw=1, alpha=0.5 + 0.5 / (j + 1), label=mix if j == 0 else None)
+        ax.set_title(base, fontsize=9)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("optimizer updates (epochs for budget: epochs)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation IoU", fontsize=8)
+    fig.suptitle("Validation curves of each base's 0 % (solid) and largest (dashed) mix, one line per seed", fontsize=9)
     fig.tight_layout()
     save(fig, path)
 
