@@ -6,7 +6,8 @@ all cores, over the run), prints the per-rule times from Snakemake's benchmark f
 `study wall time: <min> min for <n> trainings; CPU busy <p> %; overhead <q> %`, where overhead is the share of the
 train_unet jobs' time not spent inside optimizer updates (TensorFlow start, data loading, model build, the first
 update's tracing, validations, writing; from each training's meta.json `update_seconds`).
-Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]
+Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]  (--keep: only what is missing runs,
+and the figures count only the jobs of this run)
 """
 import argparse
 import json
@@ -55,15 +56,20 @@ def main():
 
     rows = []
     for f in work.glob("results/*/benchmarks/**/*.tsv"):
+        if f.stat().st_mtime < t0:  # --keep: a job of an earlier run
+            continue
         b = pd.read_csv(f, sep="\t")
-        rule = f.relative_to(next(q for q in f.parents if q.name == "benchmarks")).parts[0].removesuffix(".tsv")
+        parts = f.relative_to(next(q for q in f.parents if q.name == "benchmarks")).parts
+        rule = parts[0].removesuffix(".tsv")
+        if rule in ("variants", "conditioned"):  # <group>/<variant>/<rule>.tsv
+            rule = f"{rule}_{parts[-1].removesuffix('.tsv')}"
         rows.append((rule, float(b["s"].iloc[0])))
     if rows:
         per_rule = pd.DataFrame(rows, columns=["rule", "s"]).groupby("rule")["s"].agg(["count", "sum", "mean"])
         print(per_rule.sort_values("sum", ascending=False).round(1).to_string())
     jobs = [(r, s) for r, s in rows if r == "train_unet"]
     updates = sum(json.loads(m.read_text()).get("update_seconds", 0.0)
-                  for m in work.glob("results/*/unet/*/seed*/meta.json"))
+                  for m in work.glob("results/*/unet/*/seed*/meta.json") if m.stat().st_mtime >= t0)
     job_seconds = sum(s for _, s in jobs)
     overhead = 1 - updates / job_seconds if job_seconds else float("nan")
     print(f"study wall time: {wall / 60:.1f} min for {len(jobs)} trainings; CPU busy {busy * 100:.0f} %; "
