@@ -88,16 +88,20 @@ def run_prior(tf, s, size, steps, kind):
 
     p, k = s["pixelcnn"], int(s["vqvae"]["num_embeddings"])
     b, g = int(p["batch_size"]), size // 4
-    model = pixelcnn.build(pixelcnn.make_spec(p, kind, k, (g, g)))
-    grids = np.random.default_rng(SEED).integers(0, k, (b + 1, g, g)).astype(np.int32)
+    c = len(s["classes"]) if p["condition"] != "none" else 0  # the conditioned prior when the config trains one
+    model = pixelcnn.build(pixelcnn.make_spec(p, kind, k, (g, g), cond_dim=c))
+    rng = np.random.default_rng(SEED)
+    grids = rng.integers(0, k, (b + 1, g, g)).astype(np.int32)
+    cond = rng.dirichlet(np.ones(max(c, 1)), b + 1).astype(np.float32)[:, :c]
     t = time.perf_counter()
     with determinism.captured_functions(pixelcnn) as graphs:
         pixelcnn.train_pixelcnn(model, grids[:b], grids[b:], epochs=1, batch_size=b, learning_rate=p["learning_rate"],
-                                seed=SEED, log=quiet)
+                                seed=SEED, log=quiet, train_cond=cond[:b], val_cond=cond[b:])
     first = time.perf_counter() - t
     step = next(gr for gr in graphs if "train_step" in gr.name.decode())
-    batch = tf.constant(grids[:b])
-    return first, timed(lambda: float(step(batch)), steps), f"batch {b}, {g}x{g} grid, K={k}"
+    batch, batch_cond = tf.constant(grids[:b]), tf.constant(cond[:b])
+    return first, timed(lambda: float(step(batch, batch_cond)), steps), \
+        f"batch {b}, {g}x{g} grid, K={k}" + (f", conditioned ({c})" if c else "")
 
 
 def run_unet(tf, s, size, steps):

@@ -5,7 +5,9 @@ the fractions a study needs, for example more of the rare classes.
 This module holds what is numpy: the conditioning vector of real patches (``vectors``), the targets a sampler is
 asked for (``draw_targets``: ``data`` = fractions of real training patches drawn at random, the unconditioned
 behaviour; ``{"boost": {class: factor}}`` = such fractions with the named classes multiplied by their factor and
-renormalised; ``{"fractions": {class: value}}`` = one fixed composition), and whether the generator obeyed
+renormalised; ``{"boost_rarest": {"classes": n, "factor": f}}`` = the same for the n classes with the smallest mean
+share in the real patches, whatever their names; ``{"fractions": {class: value}}`` = one fixed composition), and
+whether the generator obeyed
 (``obedience``: requested vs achieved fractions of the cleaned masks, per class).
 The network is dualgen.pixelcnn (``cond_dim``).
 """
@@ -15,6 +17,7 @@ import pandas as pd
 from dualgen.errors import DualgenError
 
 MODES = ("none", "phase_fractions", "phase_fractions_and_intensity")
+TARGET_KINDS = ("boost", "boost_rarest", "fractions")
 
 
 def dim(mode, n_classes):
@@ -56,10 +59,10 @@ def parse_targets(targets, where="sample.targets"):
     if targets == "data":
         return "data"
     given = {k: v for k, v in targets.items() if v is not None} if isinstance(targets, dict) else None
-    if given is None or len(given) != 1 or next(iter(given)) not in ("boost", "fractions"):
-        hint = " (set the other to null: config files merge into config.yaml's targets)" if given and len(given) > 1 else ""
-        raise DualgenError(f"{where}: {targets!r} is not one target: use data, {{boost: {{class: factor}}}} or "
-                           f"{{fractions: {{class: value}}}}{hint}")
+    if given is None or len(given) != 1 or next(iter(given)) not in TARGET_KINDS:
+        hint = " (set the others to null: config files merge into config.yaml's targets)" if given and len(given) > 1 else ""
+        raise DualgenError(f"{where}: {targets!r} is not one target: use data, {{boost: {{class: factor}}}}, "
+                           f"{{boost_rarest: {{classes: n, factor: f}}}} or {{fractions: {{class: value}}}}{hint}")
     return next(iter(given.items()))
 
 
@@ -69,6 +72,14 @@ def check_targets(targets, class_names, where="sample.targets"):
     if parsed == "data":
         return
     kind, values = parsed
+    if kind == "boost_rarest":
+        n, factor = (values.get("classes"), values.get("factor")) if isinstance(values, dict) else (None, None)
+        if not isinstance(values, dict) or set(values) != {"classes", "factor"} or isinstance(n, bool) \
+                or not isinstance(n, int) or not 1 <= n < len(class_names) \
+                or not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 0:
+            raise DualgenError(f"{where}.boost_rarest: {values!r}: give classes (1..{len(class_names) - 1}, how many "
+                               "of the rarest classes) and factor (> 0), e.g. {classes: 2, factor: 2.0}")
+        return
     if not isinstance(values, dict) or not values:
         raise DualgenError(f"{where}.{kind}: expected a mapping of class names to numbers, got {values!r}")
     for name, value in values.items():
@@ -99,6 +110,8 @@ def draw_targets(real, n, targets, class_names, seed):
     parsed = parse_targets(targets)
     if parsed != "data":
         kind, values = parsed
+        if kind == "boost_rarest":  # the same as boost, naming the rarest classes of these real patches
+            kind, values = "boost", {name: values["factor"] for name in rarest(real, class_names, values["classes"])}
         if kind == "boost":
             factors = np.array([float(values.get(name, 1.0)) for name in class_names])
             f = out[:, :k] * factors
@@ -108,12 +121,21 @@ def draw_targets(real, n, targets, class_names, seed):
     return out.astype(np.float32), idx
 
 
+def rarest(real, class_names, n):
+    """The n class names with the smallest mean fraction over real conditioning vectors (ties: the later class)."""
+    means = np.asarray(real, np.float64)[:, :len(class_names)].mean(axis=0)
+    order = sorted(range(len(class_names)), key=lambda k: (means[k], -k))
+    return [class_names[k] for k in order[:n]]
+
+
 def describe(targets):
     """One line for logs and the report."""
     parsed = parse_targets(targets)
     if parsed == "data":
         return "fractions of real training patches (drawn at random)"
     kind, values = parsed
+    if kind == "boost_rarest":
+        return f"real patches' fractions with the {values['classes']} rarest classes {values['factor']:g} times as much"
     items = ", ".join(f"{name} {v:g}" for name, v in values.items())
     return f"real patches' fractions with {items} times as much, renormalised" if kind == "boost" \
         else f"fixed fractions {items} (normalised)"

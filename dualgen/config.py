@@ -129,7 +129,8 @@ def _check_conditioning(config):
     if "targets" in sample:
         check_targets(sample["targets"], names, "config: sample.targets")
     condition = (config.get("pixelcnn") or {}).get("condition", "none")
-    if mixes.get("balanced") and mixes.get("balanced_bases") and condition == "none":
+    bases = set(mixes.get("balanced_bases") or []) & set(mixes.get("bases") or [])
+    if mixes.get("balanced") and bases and condition == "none":
         raise DualgenError(f"config: mixes.balanced {mixes['balanced']} needs a conditioned prior, but "
                            "pixelcnn.condition is none: set it to phase_fractions, or mixes.balanced: []")
 

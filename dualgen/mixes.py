@@ -63,7 +63,7 @@ def enumerate_mixes(mixes_cfg, datasets):
         n = train_size(base, datasets)
         for pct in mixes_cfg.get("pretrain", []):
             out.append(Mix(f"{base}_pt{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), pretrain=True))
-    for base in mixes_cfg.get("balanced_bases", []):
+    for base in [b for b in mixes_cfg.get("balanced_bases", []) if b in mixes_cfg.get("bases", BASES)]:
         n = train_size(base, datasets)
         for pct in mixes_cfg.get("balanced", []):
             out.append(Mix(f"{base}_bal{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), balanced=True))

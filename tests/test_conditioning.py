@@ -46,6 +46,11 @@ def test_targets_data_boost_and_fixed_fractions():
     np.testing.assert_array_equal(boost[:, 4], data[:, 4])  # the intensity of the drawn patch stays
     fixed, _ = conditioning.draw_targets(real, 5, {"fractions": {"matrix": 3, "eta": 1}}, NAMES, seed=0)
     np.testing.assert_allclose(fixed[:, :4], np.tile([0.75, 0, 0, 0.25], (5, 1)))
+    # boost_rarest: the same as boost for the rarest classes of these patches (mean eta 0.025 < nd_rich 0.125)
+    rare, _ = conditioning.draw_targets(real, 50, {"boost_rarest": {"classes": 2, "factor": 2.0}}, NAMES, seed=3)
+    named, _ = conditioning.draw_targets(real, 50, {"boost": {"eta": 2.0, "nd_rich": 2.0}}, NAMES, seed=3)
+    np.testing.assert_array_equal(rare, named)
+    assert conditioning.rarest(real, NAMES, 3) == ["eta", "nd_rich", "oxide"]
     # a config file merged over config.yaml's boost switches to fractions with boost: null
     merged, _ = conditioning.draw_targets(real, 5, {"boost": None, "fractions": {"matrix": 1}}, NAMES, seed=0)
     np.testing.assert_allclose(merged[:, :4], np.tile([1.0, 0, 0, 0], (5, 1)))
@@ -55,9 +60,12 @@ def test_targets_data_boost_and_fixed_fractions():
     ({"boost": {"carbide": 2.0}}, "class 'carbide' is not in classes"),
     ({"boost": {"eta": 0}}, r"must be > 0"),
     ({"fractions": {"eta": 0}}, "sum to 0"),
-    ({"boost": {"eta": 2.0}, "fractions": {"eta": 1.0}}, "set the other to null"),
+    ({"boost": {"eta": 2.0}, "fractions": {"eta": 1.0}}, "set the others to null"),
     ("balanced", "is not one target"),
     ({"boost": {"eta": "lots"}}, "is not a number"),
+    ({"boost_rarest": {"classes": 4, "factor": 2.0}}, r"give classes \(1..3"),
+    ({"boost_rarest": {"classes": 1}}, "boost_rarest"),
+    ({"boost_rarest": [2, 2.0]}, "boost_rarest"),
 ])
 def test_bad_targets_are_one_clear_error(targets, message):
     with pytest.raises(DualgenError, match=message):
@@ -83,13 +91,22 @@ def test_obedience_perfect_ignored_and_constant_requests():
 
 def test_config_checks_of_conditioning_when_the_workflow_loads():
     base = load_yaml(REPO / "config.yaml")
-    assert check_config(merge({}, base))["sample"]["targets"] == {"boost": {"eta": 2.0, "nd_rich": 2.0}}
+    assert check_config(merge({}, base))["sample"]["targets"] == {"boost_rarest": {"classes": 2, "factor": 2.0}}
     with pytest.raises(DualgenError, match="mixes.balanced .* needs a conditioned prior"):
         check_config(merge(base, {"pixelcnn": {"condition": "none"}}))
     assert check_config(merge(base, {"pixelcnn": {"condition": "none"}, "mixes": {"balanced": []}}))
     with pytest.raises(DualgenError, match="config: sample.targets.boost: class 'carbide'"):
-        check_config(merge(base, {"sample": {"targets": {"boost": {"carbide": 2.0}}}}))
-    with pytest.raises(DualgenError, match="set the other to null"):
+        check_config(merge(base, {"sample": {"targets": {"boost_rarest": None, "boost": {"carbide": 2.0}}}}))
+    with pytest.raises(DualgenError, match="set the others to null"):
         check_config(merge(base, {"sample": {"targets": {"fractions": {"eta": 0.5}}}}))
-    fixed = check_config(merge(base, {"sample": {"targets": {"boost": None, "fractions": {"eta": 0.5}}}}))
+    fixed = check_config(merge(base, {"sample": {"targets": {"boost_rarest": None, "fractions": {"eta": 0.5}}}}))
     assert fixed["sample"]["targets"]["fractions"] == {"eta": 0.5}
+
+
+def test_the_default_targets_suit_any_class_names():
+    """config.yaml's targets name no class: a lab's own classes load without touching sample.targets."""
+    base = load_yaml(REPO / "config.yaml")
+    lab = {"classes": [{"name": n, "value": v, "color": "#101010"} for n, v in (("matrix", 0), ("grain", 1),
+                                                                                ("pore", 2))],
+           "data": {"mask_format": "index"}}
+    assert check_config(merge(base, lab))["sample"]["targets"]["boost_rarest"]["classes"] == 2

@@ -99,5 +99,7 @@ def test_balanced_arm_its_pool_its_two_references_and_settings_that_leave_other_
     assert Mix(**fields(by_name["BMQ_100"])) == by_name["BMQ_100"] and Mix(**fields(bal)) == bal
     old = {k: v for k, v in asdict(by_name["BMQ_100"]).items() if k != "balanced"}
     assert fields(by_name["BMQ_100"]) == old
-    # without bases the arm adds nothing
+    # without bases the arm adds nothing; a base the study leaves out gets no balanced mixes either
     assert not [m for m in enumerate_mixes(dict(cfg, balanced_bases=[]), CFG["datasets"]) if m.balanced]
+    assert [m.name for m in enumerate_mixes(dict(cfg, bases=["SHQ"]), CFG["datasets"]) if m.balanced] == \
+        ["SHQ_bal050", "SHQ_bal100"]

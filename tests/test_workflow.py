@@ -265,10 +265,12 @@ def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
 
 def test_switching_conditioning_off_retrains_nothing_else(ci_run):
     """The conditioned prior and the balanced arm are additions: without them no other mix, prior or pool reruns
-    (a mix's settings carry the arm's flag only when it is set); only the tables and figures that list mixes."""
+    (a mix's settings carry the arm's flag only when it is set); only the tables and figures that list mixes or
+    generator variants (the fidelity step, numpy, scores the conditioned prior as one of them)."""
     jobs = _override(ci_run, "uncond", "pixelcnn: {condition: none}\nmixes: {balanced: []}\n")
     jobs.pop("all", None)
-    assert jobs == {"aggregate": 1, "figure_study": 1, "figure_findings": 1, "figure_generator_card": 1}
+    assert jobs == {"aggregate": 1, "figure_study": 1, "figure_findings": 1, "figure_generator_card": 1,
+                    "fidelity": 1, "figure_fidelity": 1}
 
 
 def test_report_is_self_contained_html(ci_run):
@@ -278,15 +280,20 @@ def test_report_is_self_contained_html(ci_run):
     assert len(html) > 100_000 and "missing_class_iou" in html
 
 
+DETERMINISM_TARGETS = ["metrics/BMQ_000/seed0", "metrics/BMQ_100/seed1", "metrics/SyntMQ_050/seed0",
+                       "metrics/BMQ_bal100/seed0", "metrics/BMQ_aug/seed1", "metrics/SHQ_pt100/seed0"]
+
+
 def test_two_runs_give_identical_metrics(ci_run, tmp_path_factory):
     """Determinism: the same config in another folder gives the same numbers (TensorFlow op determinism on,
-    seeds everywhere, fixed data order)."""
+    seeds everywhere, fixed data order). The second run makes one training of each kind (real only, real +
+    synthetic, synthetic only, balanced, augmented, pretrained) and everything they need: every generator step,
+    conditioned ones included (half the time of a whole second study)."""
     other = tmp_path_factory.mktemp("ci_run_again")
-    proc = snakemake("--cores", "2", "--configfile", CI, workdir=other, timeout=1500)
+    targets = [f"results/ci/{t}" for t in DETERMINISM_TARGETS]
+    proc = snakemake(*targets, "--cores", "2", "--configfile", CI, workdir=other, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    first = (ci_run / "results" / "ci" / "study" / "metrics.csv").read_text()
-    second = (other / "results" / "ci" / "study" / "metrics.csv").read_text()
-    assert first == second
-    for name in ("codes/grids.npy", "synthetic/codes/grids.npy"):
+    for name in [f"{t}/metrics.json" for t in DETERMINISM_TARGETS] + [
+            "codes/grids.npy", "synthetic/codes/grids.npy", "synthetic/conditioned/balanced/codes/grids.npy"]:
         a, b = (d / "results" / "ci" / name for d in (ci_run, other))
         assert a.read_bytes() == b.read_bytes(), name
