@@ -95,3 +95,11 @@ def test_no_pickle_on_user_files():
         for line in text.splitlines():
             if "np.load(" in line:
                 assert "allow_pickle=False" in line, f"{p.name}: {line.strip()}"
+
+
+def test_scripts_draw_nothing_themselves():
+    """Scripts stay thin: every figure is drawn by dualgen/figures.py (the one place for matplotlib and the palette)."""
+    drawing = [p.name for p in (REPO / "scripts").glob("*.py") if "matplotlib" in p.read_text()]
+    assert drawing == [], f"scripts importing matplotlib: {drawing} (move the plotting into dualgen/figures.py)"
+    users = [p.name for p in (REPO / "dualgen").glob("*.py") if "import matplotlib" in p.read_text()]
+    assert users == ["figures.py"], users
