@@ -255,7 +255,7 @@ def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
     cfg = ci_config()
     balanced = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.balanced]
     seeds = len(cfg["unet"]["seeds"])
-    jobs = _override(ci_run, "targets", "sample: {targets: {boost: {eta: 3.0}}}\n")
+    jobs = _override(ci_run, "targets", "sample: {targets: {boost_rarest: null, boost: {eta: 3.0}}}\n")
     jobs.pop("all", None)
     assert balanced and jobs == {"sample_conditioned": 1, "decode_conditioned": 1, "postprocess_conditioned": 1,
                                  "conditioning": 1, "figure_conditioning": 1, "build_mix": len(balanced),
