@@ -23,6 +23,15 @@ def generator_patches(patches_dir, datasets_dir, base="BMQ"):
     return ids, np.concatenate(images), np.concatenate(masks)
 
 
+def condition_vectors(mode, patches_dir, datasets_dir, n_classes):
+    """(ids, (N, dim) conditioning vectors) of the generator's patches, in the order encode used
+    (dualgen.conditioning.vectors of their masks and images)."""
+    from dualgen import conditioning
+
+    ids, images, masks = generator_patches(patches_dir, datasets_dir)
+    return ids, conditioning.vectors(mode, masks, images, n_classes)
+
+
 def holdout(n, n_val, seed):
     """Indices (train, val) with n_val held out for choosing the best checkpoint (paper: 56 / 6)."""
     if n_val >= n:

@@ -24,8 +24,7 @@ def targets(args, s, spec):
         raise DualgenError(f"{args.pixelcnn} is a conditioned prior: --patches and --datasets are needed (the real "
                            "fractions the targets start from): the rule sample_conditioned passes them")
     names = [c["name"] for c in s["classes"]]
-    ids, images, masks = generation.generator_patches(args.patches, args.datasets)
-    real = conditioning.vectors(s["condition"], masks, images, len(names))
+    ids, real = generation.condition_vectors(s["condition"], args.patches, args.datasets, len(names))
     if real.shape[1] != cond_dim:
         raise DualgenError(f"{args.pixelcnn}: the prior was trained on {cond_dim}-long conditioning vectors, "
                            f"pixelcnn.condition {s['condition']} makes {real.shape[1]}: rerun train_pixelcnn_conditioned")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, conditioning, env, figures, generation
+from dualgen import artifacts, cli, env, figures, generation
 from dualgen.errors import DualgenError
 
 
@@ -22,10 +22,10 @@ def condition_vectors(args, s, patch_ids):
     if not (args.patches and args.datasets):
         raise DualgenError(f"pixelcnn.condition {mode}: --patches and --datasets are needed (the masks give the "
                            "class fractions): the rule train_pixelcnn_conditioned passes them")
-    ids, images, masks = generation.generator_patches(args.patches, args.datasets)
+    ids, vectors = generation.condition_vectors(mode, args.patches, args.datasets, len(s["classes"]))
     if list(ids) != list(patch_ids):
         raise DualgenError(f"{args.codes}/codes.csv lists other patches than {args.datasets}/BMQ.csv: rerun encode")
-    return conditioning.vectors(mode, masks, images, len(s["classes"]))
+    return vectors
 
 
 def main(args):
