@@ -262,8 +262,8 @@ def conditioned_pool_size(target):
 
 
 def conditioned_sample_settings(target):
-    sm = {k: v for k, v in config["sample"].items() if k != "temperatures"}
-    return as_json(sample={**sm, "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
+    """The unconditioned sampler's settings plus the targets of this pool."""
+    return as_json(sample={**sample_settings(), "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
                    determinism=config["determinism"])
 
 
