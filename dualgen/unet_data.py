@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from dualgen import augment as _augment
+from dualgen import env
 from dualgen.errors import DualgenError
 
 
@@ -109,7 +110,8 @@ def make_dataset(images, masks, num_classes, batch_size, *, plan=None, seed=0, a
     ds = ds.map(lambda r: tf.numpy_function(load, [r], (tf.float32, tf.float32)))
     ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, h, w, channels)),
                               tf.ensure_shape(y, (None, h, w, num_classes))))
-    return ds.prefetch(2)
+    return env.without_autotune(ds.prefetch(2))
+
 
 
 def periods_and_steps(budget, n_train, batch_size, *, updates=None, validate_every=None, epochs=None):

@@ -30,6 +30,7 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
+from dualgen import env
 from dualgen.artifacts import atomic_dir, read_spec, recover, write_spec
 from dualgen.errors import DualgenError
 from dualgen.postprocess import mask_levels  # noqa: F401  (part of this module's API)
@@ -368,9 +369,9 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     if start >= steps:
         log(f"already trained to step {start} (>= {steps} steps): nothing to do")
     last_finite, window, timed, seconds = None, [], 0, 0.0
-    stream = iter(tf.data.Dataset.from_generator(  # the batches of steps start+1.., gathered on the host ahead
+    stream = iter(env.without_autotune(tf.data.Dataset.from_generator(  # batches of steps start+1.., gathered ahead
         lambda: (train_x[batches(s)] for s in range(start + 1, steps + 1)),
-        output_signature=tf.TensorSpec((int(batch_size),) + train_x.shape[1:], tf.float32)).prefetch(2))
+        output_signature=tf.TensorSpec((int(batch_size),) + train_x.shape[1:], tf.float32)).prefetch(2)))
     for step in range(start + 1, steps + 1):
         tick = time.perf_counter()
         loss, recon, vq_loss, perplexity = (float(t) for t in train_step(next(stream)))
