@@ -146,6 +146,19 @@ def test_dataset_order_augmentation_and_one_hot_masks():
     assert np.array_equal(np.concatenate([b.numpy() for _, b in val]).argmax(-1), y)
 
 
+def test_pipelines_run_without_the_tf_data_autotuner():
+    # with it on, deleting the iterator at the end of fit waited up to ~20 s for the autotuner's thread
+    x, y = phantom(4, 3)
+    plan = unet_data.batch_plan(4, 2, 1, 2, 0)
+    for ds in (unet_data.make_dataset(x, y, CLASSES, 2, plan=plan, preprocess=_scale),
+               unet_data.make_dataset(x, y, CLASSES, 2, preprocess=_scale)):
+        assert ds.options().autotune.enabled is False
+    import tensorflow as tf
+
+    assert env.without_autotune(tf.data.Dataset.range(3)).options().autotune.enabled is False
+    assert tf.data.Dataset.range(3).options().autotune.enabled is not False  # the default it switches off
+
+
 def test_batch_plans_equal_budgets_and_pretrain_arm():
     """updates: the same number of updates whatever the set size, one continuous stream of seeded permutations
     (every image once per pass); resuming at a period gives the same batches; the pretrain arm draws its first
