@@ -118,13 +118,21 @@ def pool_input(wildcards):
 
 
 SEEDS = list(config["unet"]["seeds"])
-UNET_MODEL_KEYS = [k for k in config["unet"] if k != "seeds"]  # one training gets its own seed, not the list
+# unet keys one budget uses and the other does not (unet_settings gives the unused ones as null)
+UNET_BUDGET_KEYS = {"updates": ("updates", "validate_every"), "epochs": ("epochs", "early_stopping_patience")}
+# unet keys a training does not depend on: the list (a training gets its own seed) and how often it saves a
+# resumable state (the job gets that as a resource, so changing it reruns nothing)
+UNET_NOT_SETTINGS = ("seeds", "checkpoint_every_s")
 
 
 def unet_settings(mix, seed):
-    """Everything one training (mix, seed) depends on: a new seed in the list trains only its own jobs."""
+    """Everything one training (mix, seed) depends on, and nothing else: a new seed in the list trains only its
+    own jobs; the other budget's keys, and pretrain_share outside the pretrain arm, are null."""
     augmentation = config["mixes"].get("augmentation", []) if MIX[mix].augment else []
-    unet = {k: config["unet"][k] for k in UNET_MODEL_KEYS}
+    u = config["unet"]
+    unused = [k for budget, keys in UNET_BUDGET_KEYS.items() if budget != u["budget"] for k in keys]
+    unused += [] if MIX[mix].pretrain else ["pretrain_share"]
+    unet = {k: None if k in unused else v for k, v in u.items() if k not in UNET_NOT_SETTINGS}
     return as_json(unet=unet, seed=int(seed), classes=CLASSES, augmentation=augmentation,
                    mix=mixes.fields(MIX[mix]), determinism=config["determinism"])
 

@@ -46,6 +46,7 @@ rule train_unet:
     priority: lambda wildcards: MIX[wildcards.mix].n_real + MIX[wildcards.mix].n_synth  # long trainings first
     resources:
         gpu=GPU_PER_JOB,
+        checkpoint_every_s=str(config["unet"]["checkpoint_every_s"]),  # not a param: changing it reruns nothing
     log:
         f"{LOGS}/train_unet/{{mix}}/seed{{seed}}.log",
     benchmark:
@@ -54,7 +55,8 @@ rule train_unet:
         ENV
     shell:
         "{params.run} --mix {input.mix} --patches {input.patches} --datasets {input.datasets} {params.pool} "
-        "--work {params.work} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
+        "--work {params.work} --out {output} --threads {threads} --settings {params.settings:q} --log {log} "
+        "--checkpoint-every-s {resources.checkpoint_every_s}"
 
 
 rule evaluate:

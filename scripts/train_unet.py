@@ -38,7 +38,7 @@ def main(args):
         validate_every=u["validate_every"], epochs=u["epochs"], early_stopping_patience=u["early_stopping_patience"],
         batch_size=u["batch_size"], val_batch_size=u["val_batch_size"], learning_rate=u["learning_rate"],
         reduce_lr_patience=u["reduce_lr_patience"], seed=seed, out_dir=str(work), augment=aug, pretrain=pretrain,
-        pretrain_share=u["pretrain_share"], checkpoint_every_s=u["checkpoint_every_s"],
+        pretrain_share=u["pretrain_share"], checkpoint_every_s=args.checkpoint_every_s,
     )
     ids, _, _, test_images = study.test_set(args.patches, args.datasets, images=True)
     pred = unet.predict(model, test_images, encoder_weights=spec["encoder_weights"])
@@ -65,4 +65,6 @@ if __name__ == "__main__":
     p.add_argument("--pool", default=None, help="the synthetic pool folder (postprocess output)")
     p.add_argument("--work", required=True, help="folder for resumable checkpoints")
     p.add_argument("--out", required=True)
+    p.add_argument("--checkpoint-every-s", type=float, default=60.0,
+                   help="save a resumable state at most this often (config unet.checkpoint_every_s)")
     cli.run(main, p)

@@ -214,6 +214,24 @@ def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
     assert jobs == expected
 
 
+@pytest.mark.parametrize("name, text", [("checkpoint", "unet: {checkpoint_every_s: 5}\n"),
+                                        ("epochs", "unet: {epochs: 3, early_stopping_patience: 2}\n")])
+def test_a_unet_key_no_training_uses_reruns_nothing(ci_run, name, text):
+    """How often a training saves a resumable state (a resource, not a setting), and the keys of the budget not in
+    use (the ci preset counts updates), reach no training."""
+    assert ci_config()["unet"]["budget"] == "updates"
+    assert _override(ci_run, name, text) == {}
+
+
+def test_pretrain_share_retrains_only_the_pretrain_arm(ci_run):
+    cfg = ci_config()
+    arm = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.pretrain]
+    jobs = _override(ci_run, "share", "unet: {pretrain_share: 0.25}\n")
+    jobs.pop("all", None)
+    n = len(arm) * len(cfg["unet"]["seeds"])
+    assert arm and jobs == {"train_unet": n, "evaluate": n, "aggregate": 1, "figure_study": 1, "figure_findings": 1}
+
+
 def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
     """build_mix gets its own mix's fields: a new level adds its mix, its trainings and what aggregates them.
     (The pool grows only if the new level needs more synthetic pairs than the largest one: 50 % does not.)"""
