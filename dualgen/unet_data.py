@@ -113,7 +113,6 @@ def make_dataset(images, masks, num_classes, batch_size, *, plan=None, seed=0, a
     return env.without_autotune(ds.prefetch(2))
 
 
-
 def periods_and_steps(budget, n_train, batch_size, *, updates=None, validate_every=None, epochs=None):
     """(periods, steps per period) of a budget: ``updates`` -> ceil(updates / validate_every) periods of
     validate_every updates; ``epochs`` -> epochs periods of ceil(n_train / batch) updates."""

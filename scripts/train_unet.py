@@ -65,6 +65,6 @@ if __name__ == "__main__":
     p.add_argument("--pool", default=None, help="the synthetic pool folder (postprocess output)")
     p.add_argument("--work", required=True, help="folder for resumable checkpoints")
     p.add_argument("--out", required=True)
-    p.add_argument("--checkpoint-every-s", type=float, default=60.0,
+    p.add_argument("--checkpoint-every-s", type=float, required=True,
                    help="save a resumable state at most this often (config unet.checkpoint_every_s)")
     cli.run(main, p)
