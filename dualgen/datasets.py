@@ -286,6 +286,13 @@ def mix_manifest(mix, base_manifests, pool_ids):
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"])
 
 
+def pool_fractions(pool_dir, n_classes):
+    """(N, n_classes) class fractions of the synthetic pool's cleaned masks, in pool.csv order (its ``frac_k``
+    columns, written by postprocess): what the masks hold, without reading them."""
+    table = pd.read_csv(Path(pool_dir) / "pool.csv")
+    return table[[f"frac_{k}" for k in range(int(n_classes))]].to_numpy(float)
+
+
 def read_pool(pool_dir, ids=None):
     """The synthetic pool (postprocess output): (ids, images uint8 (N,H,W,C), masks uint8 (N,H,W)); all pairs in
     pool.csv order, or the given ids. The one reader of the pool's layout: images/<id>.png, masks/<id>.png."""

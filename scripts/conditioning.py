@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualgen import artifacts, cli, conditioning
+from dualgen import artifacts, cli, conditioning, datasets
 from dualgen.errors import DualgenError
 
 POOLS = {"data": "conditioned, real patches' fractions requested", "balanced": "conditioned, sample.targets requested",
@@ -18,9 +18,8 @@ POOLS = {"data": "conditioned, real patches' fractions requested", "balanced": "
 
 
 def achieved(pool_dir, names, n=None):
-    """(n, K) class fractions of a cleaned pool's masks, in pool.csv order (postprocess wrote them there)."""
-    table = pd.read_csv(Path(pool_dir) / "pool.csv")
-    return table[[f"frac_{k}" for k in range(len(names))]].to_numpy()[:n]
+    """(n, K) class fractions of a cleaned pool's masks, in pool.csv order."""
+    return datasets.pool_fractions(pool_dir, len(names))[:n]
 
 
 def requested(codes_dir, names):
