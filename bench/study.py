@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: the whole default study (47 mixes x the seeds of unet.seeds, demo data) with `snakemake --cores N`.
+"""Benchmark: the whole default study (49 mixes x the seeds of unet.seeds, demo data) with `snakemake --cores N`.
 
 Runs in a fresh folder (default bench/out/study), measures wall time and how busy the CPUs were (from /proc/stat,
 all cores, over the run), prints the per-rule times from Snakemake's benchmark files and, last, one line:
@@ -67,12 +67,16 @@ def main():
     if rows:
         per_rule = pd.DataFrame(rows, columns=["rule", "s"]).groupby("rule")["s"].agg(["count", "sum", "mean"])
         print(per_rule.sort_values("sum", ascending=False).round(1).to_string())
-    jobs = [(r, s) for r, s in rows if r == "train_unet"]
-    updates = sum(json.loads(m.read_text()).get("update_seconds", 0.0)
-                  for m in work.glob("results/*/unet/*/seed*/meta.json") if m.stat().st_mtime >= t0)
+    jobs = [(r, s) for r, s in rows if r == "train_unet"]  # a job trains unet.seeds_per_job seeds of a mix
+    metas = [json.loads(m.read_text()) for m in work.glob("results/*/unet/*/seeds*/seed*/meta.json")
+             if m.stat().st_mtime >= t0]
+    updates = sum(m.get("update_seconds", 0.0) for m in metas)
     job_seconds = sum(s for _, s in jobs)
     overhead = 1 - updates / job_seconds if job_seconds else float("nan")
-    print(f"study wall time: {wall / 60:.1f} min for {len(jobs)} trainings; CPU busy {busy * 100:.0f} %; "
+    if metas:
+        print(f"train_unet: {len(jobs)} jobs, {len(metas)} trainings, {job_seconds / len(metas):.1f} s of job time "
+              f"per training, {updates / len(metas):.1f} s of it in optimizer updates")
+    print(f"study wall time: {wall / 60:.1f} min for {len(metas)} trainings; CPU busy {busy * 100:.0f} %; "
           f"overhead {overhead * 100:.0f} %")
     return rc
 

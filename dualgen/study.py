@@ -8,7 +8,18 @@ import pandas as pd
 from dualgen import artifacts, datasets
 from dualgen.errors import DualgenError
 
-PREDICTIONS = "test_predictions.npz"  # in every unet/<mix>/seed<k>/: ids, class maps, the weights' sha256
+PREDICTIONS = "test_predictions.npz"  # in every training's folder: ids, class maps, the weights' sha256
+
+
+def seed_dir(chunk_dir, seed):
+    """The folder of one training inside a train_unet output (unet/<mix>/seeds<chunk>/ holds one per seed)."""
+    return Path(chunk_dir) / f"seed{int(seed)}"
+
+
+def seed_dirs(chunk_dir):
+    """{seed: folder} of the trainings in a train_unet output, by seed."""
+    found = {int(p.name[len("seed"):]): p for p in Path(chunk_dir).glob("seed*") if p.name[len("seed"):].isdigit()}
+    return dict(sorted(found.items()))
 
 
 def test_set(patches_dir, datasets_dir, images=False):

@@ -254,10 +254,16 @@ def _finish(out_dir):
 
 
 
+def reusable(spec):
+    """Whether ``train_unet(reuse=model)`` can train a model of this spec again: not under mixed precision (its
+    loss scale is optimizer state that does not start at zero)."""
+    return not spec.get("mixed_precision")
+
+
 def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batch_size, val_batch_size, learning_rate,
                reduce_lr_patience, seed, out_dir, updates=None, validate_every=None, epochs=None,
                early_stopping_patience=None, pretrain=None, pretrain_share=0.5, augment=None, checkpoint_every_s=None,
-               log=print):
+               reuse=None, log=print):
     """Train one U-Net (resuming from ``out_dir`` if an earlier call left periods there).
 
     ``spec``: the model (``unet.build_unet`` keywords: backbone, encoder_weights, num_classes, input_shape,
@@ -268,6 +274,11 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     (0-based), best_updates, best_val_iou_score, build_seconds, first_step_seconds (fit start to the end of the
     first update: tracing included), update_seconds (inside the later updates), seconds_per_period, history
     (history.csv as columns of floats).
+
+    ``reuse``: a model this function returned earlier in this process, for the same spec, batch sizes and image
+    size (the seeds of one mix): it is trained again from this seed's initial weights with a fresh Adam state, so
+    the result is the one a new process computes, without building and tracing the train and validation functions
+    again (``reusable`` tells whether a model can be reused for a spec).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,6 +296,11 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     t0 = time.perf_counter()
     tf.keras.utils.set_random_seed(int(seed))  # the initial weights
     model = unet.build_unet(**spec)
+    if reuse is not None and not reusable(spec):
+        raise ValueError("train_unet: reuse is for models without mixed precision (unet_train.reusable)")
+    if reuse is not None:  # the traced model, from this seed's initial weights
+        reuse.set_weights(model.get_weights())
+        model = reuse
     state_path = out_dir / STATE
     state = json.loads(state_path.read_text()) if state_path.exists() else None
     first, lr, best, best_period = 0, float(learning_rate), None, None
@@ -299,9 +315,14 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     mixed = bool(spec.get("mixed_precision"))  # float16 gradients: dynamic loss scaling (dualgen.precision)
     if mixed:
         precision.warn_if_cpu(log, "unet.mixed_precision")
-    model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(lr), mixed),
-                  loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
-                  metrics=[sm.metrics.IOUScore(threshold=0.5)])  # name "iou_score" -> monitor "val_iou_score"
+    if reuse is None:
+        model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(lr), mixed),
+                      loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
+                      metrics=[sm.metrics.IOUScore(threshold=0.5)])  # name "iou_score" -> monitor "val_iou_score"
+    else:  # a fresh Adam: moments and step count zero (compiling again would trace again)
+        for var in model.optimizer.variables:
+            var.assign(tf.zeros_like(var))
+        model.optimizer.learning_rate.assign(lr)
     if resume:  # the model's and Adam's variables (moments, step count) as they were after the last period
         model.optimizer.build(model.trainable_variables)
         unet.load_weights(model, out_dir / "last.weights.h5")

@@ -10,6 +10,7 @@ from dualgen import devices
 from dualgen.errors import DualgenError
 from dualgen import mixes
 from dualgen.mixes import enumerate_mixes, pool_size
+from dualgen.study import seed_dir
 
 try:
     check_config(config)  # once: one clear line naming the key (unknown, wrong type, out of range, ...); defaults
@@ -118,22 +119,40 @@ def pool_input(wildcards):
 
 
 SEEDS = list(config["unet"]["seeds"])
+# One train_unet job trains a chunk of a mix's seeds (unet.seeds_per_job, in the order of the list): one TensorFlow
+# start and one trace for all of them. A chunk is named by its seeds (unet/<mix>/seeds0_1_2/seed<k>/).
+_PER_JOB = int(config["unet"].get("seeds_per_job", 3))
+SEED_CHUNKS = {"_".join(map(str, SEEDS[i:i + _PER_JOB])): SEEDS[i:i + _PER_JOB] for i in range(0, len(SEEDS), _PER_JOB)}
+CHUNK_OF_SEED = {seed: chunk for chunk, seeds in SEED_CHUNKS.items() for seed in seeds}
+
+
+def unet_chunk(mix, seed):
+    """The train_unet output that holds the training (mix, seed)."""
+    return f"{OUT}/unet/{mix}/seeds{CHUNK_OF_SEED[int(seed)]}"
+
+
+def unet_run(mix, seed):
+    """The folder of the training (mix, seed) inside its chunk."""
+    return str(seed_dir(unet_chunk(mix, seed), seed))
+
+
 # unet keys one budget uses and the other does not (unet_settings gives the unused ones as null)
 UNET_BUDGET_KEYS = {"updates": ("updates", "validate_every"), "epochs": ("epochs", "early_stopping_patience")}
 # unet keys a training does not depend on: the list (a training gets its own seed) and how often it saves a
 # resumable state (the job gets that as a resource, so changing it reruns nothing)
-UNET_NOT_SETTINGS = ("seeds", "checkpoint_every_s")
+UNET_NOT_SETTINGS = ("seeds", "seeds_per_job", "checkpoint_every_s")
 
 
-def unet_settings(mix, seed):
-    """Everything one training (mix, seed) depends on, and nothing else: a new seed in the list trains only its
-    own jobs; the other budget's keys, and pretrain_share outside the pretrain arm, are null."""
+def unet_settings(mix, chunk):
+    """Everything the trainings of a chunk of seeds depend on, and nothing else: a new seed in the list trains only
+    its own jobs; the other budget's keys, and pretrain_share outside the pretrain arm, are null. The job trains
+    each seed of ``seeds`` with these settings and ``seed`` set to it (each training's meta.json has its own)."""
     augmentation = config["mixes"].get("augmentation", []) if MIX[mix].augment else []
     u = config["unet"]
     unused = [k for budget, keys in UNET_BUDGET_KEYS.items() if budget != u["budget"] for k in keys]
     unused += [] if MIX[mix].pretrain else ["pretrain_share"]
     unet = {k: None if k in unused else v for k, v in u.items() if k not in UNET_NOT_SETTINGS}
-    return as_json(unet=unet, seed=int(seed), classes=CLASSES, augmentation=augmentation,
+    return as_json(unet=unet, seeds=SEED_CHUNKS[chunk], classes=CLASSES, augmentation=augmentation,
                    mix=mixes.fields(MIX[mix]), determinism=config["determinism"])
 
 
@@ -173,8 +192,8 @@ def study_figure_inputs(wildcards):
     """figure_study reads the study tables, the test set, and the U-Nets of the overlay and curve mixes."""
     inputs = {"study": f"{OUT}/study", "patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
     for mix in dict.fromkeys(overlay_mixes() + curve_mixes()):
-        for seed in SEEDS:
-            inputs[f"unet_{mix}_seed{seed}"] = f"{OUT}/unet/{mix}/seed{seed}"
+        for chunk in SEED_CHUNKS:
+            inputs[f"unet_{mix}_seeds{chunk}"] = f"{OUT}/unet/{mix}/seeds{chunk}"
     return inputs
 
 

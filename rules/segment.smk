@@ -1,5 +1,6 @@
 # Segmentation study (paper steps 8-12): one training mix per mix; one U-Net per (mix, seed), which also
-# segments the test set; a numpy-only evaluation per (mix, seed); the quality pre-test of the synthetic pairs;
+# segments the test set (a job trains a chunk of a mix's seeds: unet.seeds_per_job); a numpy-only evaluation
+# per (mix, seed); the quality pre-test of the synthetic pairs;
 # the study's tables (per image, per mix with intervals, paired comparisons). Figures: rules/figures.smk.
 
 
@@ -33,24 +34,24 @@ rule train_unet:
         datasets=rules.datasets.output[0],
         pool=pool_input,
     output:
-        directory(f"{OUT}/unet/{{mix}}/seed{{seed}}"),
+        directory(f"{OUT}/unet/{{mix}}/seeds{{chunk}}"),
     wildcard_constraints:
         mix=MIX_PATTERN,
-        seed=r"\d+",
+        chunk=r"\d+(_\d+)*",
     params:
         run=script("train_unet"),
         work=lambda wildcards, output: work_dir(output[0]),
         pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
-        settings=lambda wildcards: unet_settings(wildcards.mix, wildcards.seed),
+        settings=lambda wildcards: unet_settings(wildcards.mix, wildcards.chunk),
     threads: 1
     priority: lambda wildcards: MIX[wildcards.mix].n_real + MIX[wildcards.mix].n_synth  # long trainings first
     resources:
         gpu=GPU_PER_JOB,
         checkpoint_every_s=str(config["unet"]["checkpoint_every_s"]),  # not a param: changing it reruns nothing
     log:
-        f"{LOGS}/train_unet/{{mix}}/seed{{seed}}.log",
+        f"{LOGS}/train_unet/{{mix}}/seeds{{chunk}}.log",
     benchmark:
-        f"{BENCH}/train_unet/{{mix}}/seed{{seed}}.tsv"
+        f"{BENCH}/train_unet/{{mix}}/seeds{{chunk}}.tsv"
     conda:
         ENV
     shell:
@@ -61,7 +62,7 @@ rule train_unet:
 
 rule evaluate:
     input:
-        unet=f"{OUT}/unet/{{mix}}/seed{{seed}}",
+        unet=lambda wildcards: unet_chunk(wildcards.mix, wildcards.seed),
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
@@ -71,6 +72,7 @@ rule evaluate:
         seed=r"\d+",
     params:
         run=script("evaluate"),
+        unet=lambda wildcards: unet_run(wildcards.mix, wildcards.seed),
         settings=as_json(classes=CLASSES),
     log:
         f"{LOGS}/evaluate/{{mix}}/seed{{seed}}.log",
@@ -79,13 +81,13 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "{params.run} --name {wildcards.mix} --seed {wildcards.seed} --unet {input.unet} --patches {input.patches} "
+        "{params.run} --name {wildcards.mix} --seed {wildcards.seed} --unet {params.unet} --patches {input.patches} "
         "--datasets {input.datasets} --out {output} --settings {params.settings:q} --log {log}"
 
 
 rule pretest:
     input:
-        unet=f"{OUT}/unet/{PRETEST_MIX}/seed{SEEDS[0]}",
+        unet=unet_chunk(PRETEST_MIX, SEEDS[0]),
         pool=f"{OUT}/synthetic/clean",
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
@@ -93,6 +95,7 @@ rule pretest:
         directory(f"{OUT}/pretest"),
     params:
         run=script("pretest"),
+        unet=unet_run(PRETEST_MIX, SEEDS[0]),
         model=f"{PRETEST_MIX} (seed {SEEDS[0]})",
         settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     threads: 1
@@ -103,7 +106,7 @@ rule pretest:
     conda:
         ENV
     shell:
-        "{params.run} --unet {input.unet} --model-name {params.model:q} --pool {input.pool} "
+        "{params.run} --unet {params.unet} --model-name {params.model:q} --pool {input.pool} "
         "--patches {input.patches} --datasets {input.datasets} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
 

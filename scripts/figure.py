@@ -10,7 +10,7 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
   cleaning   cleaning.png       raw, k-means and cleaned synthetic masks (clean, raw)
   synthetic  synthetic_vs_real.png  synthetic pairs next to real training patches (clean, patches, datasets)
   pretest    pretest.png        the real-data model on synthetic images (pretest, clean)
-  study      the study's figures (study, patches, datasets, and unet_<mix>_seed<k> of the overlay and curve mixes);
+  study      the study's figures (study, patches, datasets, and unet_<mix>_seeds<chunk> (train_unet outputs) of the overlay and curve mixes);
              balanced.png: the balanced arm per class
   findings   findings.html      the sentences that open the report's Study section (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
@@ -128,11 +128,13 @@ def draw_study(inp, s, out):
     trios = balanced_trios(table)
     if trios:
         figures.rare_class_figure(table, comparisons, trios, s["classes"], out / "balanced.png", level)
-    units = {name[len("unet_"):]: path for name, path in inp.items() if name.startswith("unet_")}
+    runs = {}  # mix -> {seed: training folder}, from the train_unet outputs unet_<mix>_seeds<chunk>
+    for name, path in inp.items():
+        if name.startswith("unet_"):
+            runs.setdefault(name[len("unet_"):].rsplit("_seeds", 1)[0], {}).update(study.seed_dirs(path))
     histories = {}
     for mix in s["curve_mixes"]:
-        runs = sorted(k for k in units if k.startswith(f"{mix}_seed"))
-        histories[mix] = [pd.read_csv(Path(units[k]) / "history.csv") for k in runs]
+        histories[mix] = [pd.read_csv(folder / "history.csv") for _, folder in sorted(runs.get(mix, {}).items())]
     if histories:
         figures.convergence_figure(histories, out / "convergence.png")
     if s["overlay_mixes"]:
@@ -140,8 +142,8 @@ def draw_study(inp, s, out):
         n = min(s["overlay_images"], len(ids))
         preds = {}
         for mix in s["overlay_mixes"]:
-            first = sorted((k for k in units if k.startswith(f"{mix}_seed")), key=lambda k: int(k.rsplit("seed", 1)[1]))[0]
-            preds[f"{mix} ({first.rsplit('_', 1)[1]})"] = study.read_test_predictions(units[first])[1]
+            seed = min(runs[mix])
+            preds[f"{mix} (seed{seed})"] = study.read_test_predictions(runs[mix][seed])[1]
         figures.overlay_figure(images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"],
                                out / "overlays.png")
 

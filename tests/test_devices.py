@@ -75,9 +75,9 @@ def test_two_training_jobs_record_different_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("DUALGEN_GPUS", "0,1")
     monkeypatch.setenv("DUALGEN_GPU_LOCKS", str(tmp_path / "locks"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    targets = ["results/ci/unet/SHQ_000/seed0", "results/ci/unet/BMQ_000/seed0"]
+    targets = ["results/ci/unet/SHQ_000/seeds0_1", "results/ci/unet/BMQ_000/seeds0_1"]
     proc = snakemake(*targets, "--cores", "2", "--resources", "gpu=2", "--configfile", REPO / "presets" / "ci.yaml",
                      workdir=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    devices = {json.loads((tmp_path / t / "meta.json").read_text())["device"] for t in targets}
+    devices = {json.loads((tmp_path / t / "seed0" / "meta.json").read_text())["device"] for t in targets}
     assert len(devices) == 2 and devices <= {"0", "1"}, devices

@@ -74,14 +74,16 @@ def test_vqvae_killed_mid_training_resumes(tmp_path):
 
 
 def test_unet_killed_mid_training_resumes(tmp_path):
-    target = "results/ci/unet/SHQ_000/seed0"
+    target = "results/ci/unet/SHQ_000/seeds0_1"  # one job trains seeds 0 and 1 (ci: unet.seeds_per_job 2)
     proc = start(tmp_path, target, "unet: {updates: 24, validate_every: 4, checkpoint_every_s: 0}\n")
-    log = tmp_path / "results" / "ci" / "logs" / "train_unet" / "SHQ_000" / "seed0.log"
+    log = tmp_path / "results" / "ci" / "logs" / "train_unet" / "SHQ_000" / "seeds0_1.log"
     kill_when(log, "Epoch 3/6", "scripts/train_unet.py", tmp_path)
     proc.wait(timeout=120)
     assert proc.returncode != 0
     done = resume(tmp_path, target)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "resuming from period" in log.read_text()
-    meta = json.loads((tmp_path / target / "meta.json").read_text())
+    meta = json.loads((tmp_path / target / "seed0" / "meta.json").read_text())
     assert meta["resumed_from_period"] >= 2 and meta["updates"] == 24
+    second = json.loads((tmp_path / target / "seed1" / "meta.json").read_text())
+    assert second["resumed_from_period"] is None and second["updates"] == 24 and second["reused_model"]

@@ -146,6 +146,25 @@ def test_dataset_order_augmentation_and_one_hot_masks():
     assert np.array_equal(np.concatenate([b.numpy() for _, b in val]).argmax(-1), y)
 
 
+def test_a_reused_model_trains_as_a_fresh_one(tmp_path):
+    """train_unet(reuse=model): the model traced for one seed, trained again for another from that seed's own
+    initial weights and a fresh Adam, gives the weights and curves a new model gives (bit for bit), without
+    tracing its train function again."""
+    first, _, _ = train(tmp_path / "a")
+    traced = first.train_function
+    reused, info_r, _ = train(tmp_path / "b", seed=5, reuse=first)
+    assert reused is first and reused.train_function is traced
+    fresh, info_f, _ = train(tmp_path / "c", seed=5)
+    assert fresh is not first
+    for a, b in zip(reused.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key in ("loss", "val_loss", "val_iou_score", "lr"):
+        assert info_r["history"][key] == info_f["history"][key], key
+    assert info_r["best_period"] == info_f["best_period"]
+    with pytest.raises(ValueError, match="mixed precision"):
+        train(tmp_path / "d", seed=5, reuse=first, spec=dict(SPEC, mixed_precision=True))
+
+
 def test_pipelines_run_without_the_tf_data_autotuner():
     # with it on, deleting the iterator at the end of fit waited up to ~20 s for the autotuner's thread
     x, y = phantom(4, 3)

@@ -71,13 +71,16 @@ def test_ci_study_produces_every_artifact(ci_run):
                 "synthetic/synthetic_vs_real", "pretest/pretest"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5_000, fig
     for folder in ("patches", "datasets", "vqvae", "codes", "pixelcnn/plain", "pixelcnn/gated", "synthetic/codes",
-                   "synthetic/raw", "synthetic/clean", "pretest", "study", "unet/BMQ_000/seed0"):
+                   "synthetic/raw", "synthetic/clean", "pretest", "study", "unet/BMQ_000/seeds0_1/seed0"):
         meta = json.loads((out / folder / "meta.json").read_text())
         assert meta["inputs_sha256"] or folder == "patches", folder
         assert meta["libraries"]["tensorflow"] and meta["wall_seconds"] >= 0
-    unet = json.loads((out / "unet" / "BMQ_100" / "seed1" / "meta.json").read_text())
+    unet = json.loads((out / "unet" / "BMQ_100" / "seeds0_1" / "seed1" / "meta.json").read_text())
     assert unet["updates"] == cfg["unet"]["updates"] and unet["seed"] == 1  # the equal budget
-    assert json.loads((out / "unet" / "SHQ_000" / "seed0" / "meta.json").read_text())["updates"] == unet["updates"]
+    assert unet["settings"]["seed"] == 1 and "seeds" not in unet["settings"]  # the settings of that training alone
+    assert unet["reused_model"]  # the job's second seed: the traced model of the first, from its own start
+    first = json.loads((out / "unet" / "SHQ_000" / "seeds0_1" / "seed0" / "meta.json").read_text())
+    assert first["updates"] == unet["updates"] and not first["reused_model"]
     recon = json.loads((out / "reconstruction" / "meta.json").read_text())
     assert 0 <= recon["recon_mask_agreement"]["val"]["miou"] <= 1
     pool = pd.read_csv(out / "synthetic" / "clean" / "pool.csv")
@@ -175,15 +178,18 @@ FIGURE_RULES = {"figure_datasets", "figure_vqvae", "figure_codes", "figure_clean
                 "figure_pretest", "figure_study", "figure_fidelity", "figure_generator_card"}
 
 
-def _n_trainings():
-    cfg = ci_config()
-    return len(enumerate_mixes(cfg["mixes"], cfg["datasets"])) * len(cfg["unet"]["seeds"])
+def _train_jobs(n_mixes):
+    """train_unet jobs for n mixes: one per chunk of unet.seeds_per_job seeds."""
+    u = ci_config()["unet"]
+    return n_mixes * -(-len(u["seeds"]) // u["seeds_per_job"])
 
 
 def test_unet_setting_reruns_only_training_evaluation_and_aggregation(ci_run):
-    n = _n_trainings()
+    cfg = ci_config()
+    n_mixes = len(enumerate_mixes(cfg["mixes"], cfg["datasets"]))
+    n = n_mixes * len(cfg["unet"]["seeds"])
     jobs = _override(ci_run, "unet", "unet: {learning_rate: 0.002}\n")
-    assert jobs.get("train_unet") == n and jobs.get("evaluate") == n and jobs.get("aggregate") == 1
+    assert jobs.get("train_unet") == _train_jobs(n_mixes) and jobs.get("evaluate") == n and jobs.get("aggregate") == 1
     assert not {"train_vqvae", "encode", "train_pixelcnn", "sample", "decode", "postprocess", "build_mix"} & set(jobs)
 
 
@@ -193,7 +199,7 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
     jobs = _override(ci_run, "pixelcnn", "pixelcnn: {epochs: 3}\n")
     assert jobs.get("train_pixelcnn") == 2 and jobs.get("sample") == 1 and jobs.get("postprocess") == 1
     assert jobs.get("train_pixelcnn_conditioned") == 2 and jobs.get("sample_conditioned") == 2
-    assert jobs.get("train_unet") == len(synthetic) * len(cfg["unet"]["seeds"])  # 0 % mixes need no generator
+    assert jobs.get("train_unet") == _train_jobs(len(synthetic))  # 0 % mixes need no generator
     assert "train_vqvae" not in jobs and "encode" not in jobs
 
 
@@ -229,7 +235,7 @@ def test_pretrain_share_retrains_only_the_pretrain_arm(ci_run):
     jobs = _override(ci_run, "share", "unet: {pretrain_share: 0.25}\n")
     jobs.pop("all", None)
     n = len(arm) * len(cfg["unet"]["seeds"])
-    assert arm and jobs == {"train_unet": n, "evaluate": n, "aggregate": 1, "figure_study": 1, "figure_findings": 1}
+    assert arm and jobs == {"train_unet": _train_jobs(len(arm)), "evaluate": n, "aggregate": 1, "figure_study": 1, "figure_findings": 1}
 
 
 def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
@@ -238,12 +244,14 @@ def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
     seeds = len(ci_config()["unet"]["seeds"])
     jobs = _override(ci_run, "level", "mixes: {levels: [0, 50, 100]}\n")
     jobs.pop("all", None)
-    assert jobs == {"build_mix": 2, "train_unet": 2 * seeds, "evaluate": 2 * seeds, "aggregate": 1, "figure_study": 1,
+    assert jobs == {"build_mix": 2, "train_unet": _train_jobs(2), "evaluate": 2 * seeds, "aggregate": 1, "figure_study": 1,
                     "figure_findings": 1}
 
 
 def test_adding_a_seed_trains_only_the_new_seed(ci_run):
+    """The ci preset's two seeds fill a job (unet.seeds_per_job: 2): a third seed is a job of its own."""
     cfg = ci_config()
+    assert len(cfg["unet"]["seeds"]) % cfg["unet"]["seeds_per_job"] == 0
     n_mixes = len(enumerate_mixes(cfg["mixes"], cfg["datasets"]))
     seeds = ", ".join(str(s) for s in cfg["unet"]["seeds"] + [7])
     jobs = _override(ci_run, "seed", f"unet: {{seeds: [{seeds}]}}\n")
@@ -262,7 +270,7 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
     assert jobs == {"reconstruction": 1, "figure_codes": 1, "postprocess": 1, "figure_cleaning": 1,
                     "figure_synthetic": 1, "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
                     "figure_fidelity": 1, "figure_generator_card": 1, "build_mix": len(synthetic),
-                    "train_unet": len(synthetic) * seeds, "evaluate": len(synthetic) * seeds, "aggregate": 1,
+                    "train_unet": _train_jobs(len(synthetic)), "evaluate": len(synthetic) * seeds, "aggregate": 1,
                     "figure_study": 1, "figure_findings": 1, "postprocess_conditioned": 2, "conditioning": 1,
                     "figure_conditioning": 1}
 
@@ -277,7 +285,7 @@ def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
     jobs.pop("all", None)
     assert balanced and jobs == {"sample_conditioned": 1, "decode_conditioned": 1, "postprocess_conditioned": 1,
                                  "conditioning": 1, "figure_conditioning": 1, "build_mix": len(balanced),
-                                 "train_unet": len(balanced) * seeds, "evaluate": len(balanced) * seeds,
+                                 "train_unet": _train_jobs(len(balanced)), "evaluate": len(balanced) * seeds,
                                  "aggregate": 1, "figure_study": 1, "figure_findings": 1}
 
 
@@ -299,17 +307,21 @@ def test_report_is_self_contained_html(ci_run):
 
 
 DETERMINISM_TARGETS = ["metrics/BMQ_000/seed0", "metrics/BMQ_100/seed1", "metrics/SyntMQ_050/seed0",
-                       "metrics/BMQ_bal100/seed0", "metrics/BMQ_aug/seed1", "metrics/SHQ_pt100/seed0"]
+                       "metrics/BMQ_bal100/seed1", "metrics/BMQ_aug/seed1", "metrics/SHQ_pt100/seed1"]
 
 
 def test_two_runs_give_identical_metrics(ci_run, tmp_path_factory):
     """Determinism: the same config in another folder gives the same numbers (TensorFlow op determinism on,
     seeds everywhere, fixed data order). The second run makes one training of each kind (real only, real +
     synthetic, synthetic only, balanced, augmented, pretrained) and everything they need: every generator step,
-    conditioned ones included (half the time of a whole second study)."""
+    conditioned ones included (half the time of a whole second study). It trains one seed per job
+    (unet.seeds_per_job: 1), so the seed-1 trainings, which the first run trained second in a job on the model it
+    had traced for seed 0, are checked against a fresh process too."""
     other = tmp_path_factory.mktemp("ci_run_again")
     targets = [f"results/ci/{t}" for t in DETERMINISM_TARGETS]
-    proc = snakemake(*targets, "--cores", "2", "--configfile", CI, workdir=other, timeout=1500)
+    single = other / "one_seed_per_job.yaml"
+    single.write_text("unet: {seeds_per_job: 1}\n")
+    proc = snakemake(*targets, "--cores", "2", "--configfile", CI, single, workdir=other, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in [f"{t}/metrics.json" for t in DETERMINISM_TARGETS] + [
             "codes/grids.npy", "synthetic/codes/grids.npy", "synthetic/conditioned/balanced/codes/grids.npy"]:
