@@ -10,6 +10,7 @@ only from the test images. Patches marked ``rare`` (``patches.keep_rare``) are d
 draw taking its share of them, so every one is used while the sets have room. ``class_shares`` is the table
 of class shares per dataset and split (``class_shares.csv``), ``absent_classes`` what it lacks.
 """
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -284,6 +285,23 @@ def mix_manifest(mix, base_manifests, pool_ids):
     v = base_manifests[mix.val_from]
     rows += [("real", p, "val", q) for p, q in v.loc[v.split == "val", ["patch_id", "mask"]].itertuples(index=False)]
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"])
+
+
+def write_pool(pool_dir, ids, masks, n_classes, images_from):
+    """Write a synthetic pool in the layout ``read_pool`` and ``pool_fractions`` read: images/<id>.png (copied from
+    the folder ``images_from``), masks/<id>.png (class ids), pool.csv (synth_id and the class fractions ``frac_k``
+    of each mask). Returns the (N, n_classes) fractions."""
+    pool_dir = Path(pool_dir)
+    shutil.copytree(images_from, pool_dir / "images")
+    (pool_dir / "masks").mkdir()
+    for i, mask in zip(ids, masks, strict=True):
+        io.write_png(pool_dir / "masks" / f"{i}.png", mask)
+    fractions = np.stack([np.bincount(m.ravel(), minlength=int(n_classes)) / m.size for m in masks])
+    table = pd.DataFrame({"synth_id": list(ids)})
+    for k in range(int(n_classes)):
+        table[f"frac_{k}"] = fractions[:, k]
+    table.to_csv(pool_dir / "pool.csv", index=False)
+    return fractions
 
 
 def pool_fractions(pool_dir, n_classes):

@@ -5,13 +5,11 @@ clusters as classes, clusters mapped to the nearest class level, then objects sm
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the masks
 before small-object removal, for scripts/figure.py cleaning), meta.json.
 """
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from dualgen import artifacts, cli, io, postprocess
+from dualgen import artifacts, cli, datasets, postprocess
 
 
 def main(args):
@@ -30,21 +28,13 @@ def main(args):
         cleaned.append(c)
         if (i + 1) % 25 == 0 or i + 1 == len(raws):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
-    names = sorted(p.name for p in (raw_dir / "images").glob("synth_*.png"))
-    fractions = np.stack([np.bincount(c.ravel(), minlength=n) / c.size for c in cleaned])
-    table = pd.DataFrame({"synth_id": [Path(nm).stem for nm in names]})
-    for k in range(n):
-        table[f"frac_{k}"] = fractions[:, k]
+    ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
     changed = float(np.mean([np.mean(a != b) for a, b in zip(kmeans, cleaned)]))
     extra = {"n": len(raws), "min_object_px_at_256": pp["min_object_px"], "min_object_px": min_px,
-             "patch_size": int(raws.shape[1]), "fraction_changed_by_small_object_removal": changed,
-             "class_fractions": {c["name"]: float(fractions[:, k].mean()) for k, c in enumerate(classes)}}
+             "patch_size": int(raws.shape[1]), "fraction_changed_by_small_object_removal": changed}
     with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], [raw_dir / "raw_masks.npy"], extra) as tmp:
-        shutil.copytree(raw_dir / "images", tmp / "images")
-        (tmp / "masks").mkdir()
-        for name, c in zip(names, cleaned):
-            io.write_png(tmp / "masks" / name, c)
-        table.to_csv(tmp / "pool.csv", index=False)
+        fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images")
+        extra["class_fractions"] = {c["name"]: float(fractions[:, k].mean()) for k, c in enumerate(classes)}
         np.save(tmp / "kmeans.npy", np.stack(kmeans).astype(np.uint8), allow_pickle=False)
 
 
