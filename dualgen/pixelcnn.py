@@ -375,7 +375,12 @@ def validation_nll(model, grids, batch_size=16, cond=None):
 def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print,
                    train_cond=None, val_cond=None):
     """Adam on the NLL, shuffled each epoch with ``seed`` (the cond rows move with their grids). Returns the history
-    {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps)."""
+    {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps).
+
+    With validation grids the model ends with the weights of the epoch of lowest validation NLL (the last such epoch
+    on ties), not those of the last epoch: on a few dozen grids the prior overfits within tens of epochs, and an
+    overfitted prior samples degenerate grids (demo: 160 epochs, validation NLL 1.05 -> 1.32, eta 38 % of the pool
+    instead of 7 %). Without validation grids: the last epoch."""
     train = _check_grids(model, train_grids, "training grids")
     val = _check_grids(model, val_grids, "validation grids")
     if len(train) == 0:
@@ -396,6 +401,7 @@ def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learnin
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "train_nll": [], "val_nll": []}
     last_finite = None
+    best_nll, best_epoch, best_weights = np.inf, None, None
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(train))
         losses = []
@@ -412,6 +418,13 @@ def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learnin
         history["val_nll"].append(validation_nll(model, val, batch_size, val_cond))
         log(f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
             f"{history['val_nll'][-1]:.4f} (validation) nats per cell")
+        if history["val_nll"][-1] <= best_nll:  # NaN (no validation grids) is never <=
+            best_nll, best_epoch = history["val_nll"][-1], epoch
+            best_weights = None if epoch == epochs else [v.numpy() for v in model.variables]
+    if best_weights is not None:
+        for v, w in zip(model.variables, best_weights):
+            v.assign(w)
+        log(f"kept the weights of epoch {best_epoch} (lowest validation NLL {best_nll:.4f}), not of epoch {epochs}")
     return history
 
 

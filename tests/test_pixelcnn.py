@@ -103,6 +103,21 @@ def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     assert np.array_equal(m(grids[:2]).numpy(), other(grids[:2]).numpy())
 
 
+def test_training_keeps_the_epoch_of_lowest_validation_nll():
+    """Four random grids to memorise, other random grids to validate on: the validation NLL falls towards log K, then
+    rises as the model memorises; the model must end with the weights of the best epoch, not of the last one."""
+    train, val = random_grids(4, 8, 8, seed=1), random_grids(8, 8, 8, seed=2)
+    m = P.PixelCNN(K, filters=32, num_blocks=2, seed=0)
+    hist = P.train_pixelcnn(m, train, val, epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
+    best = int(np.argmin(hist["val_nll"]))
+    assert best < len(hist["val_nll"]) - 1 and hist["val_nll"][-1] > hist["val_nll"][best] + 0.1  # it did overfit
+    assert abs(P.validation_nll(m, val) - hist["val_nll"][best]) < 1e-5
+    # without validation grids: the last epoch's weights
+    m2 = P.PixelCNN(K, filters=32, num_blocks=2, seed=0)
+    P.train_pixelcnn(m2, train, val[:0], epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
+    assert np.allclose(P.validation_nll(m2, val), hist["val_nll"][-1], atol=1e-4)
+
+
 def test_load_errors_name_the_folder(tmp_path):
     spec = P.make_spec({"filters": 16, "num_blocks": 1}, "gated", 4, (8, 8))
     P.save(P.build(spec), tmp_path / "saved", spec)
