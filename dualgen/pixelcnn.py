@@ -24,13 +24,16 @@ network does: the fast sampler stays exact. ``cond_dim = 0`` (the default) creat
 model, its checkpoints and its samples are those of the unconditioned PixelCNN; the compiled functions then take
 a (B, 0) ``cond`` and ignore it.
 
-Position (``grid_shape`` given): the logits of cell (r, c) also get a learned term of its position, a row vector
-row_bias[r] + col_bias[c] (``filters`` values each, zero at first) added to the head's pre-activation. The masked convs
+Position (``grid_shape`` given): the cells of the last row get a learned vector ``last_row_bias`` (``filters`` values,
+zero at first) added to the head's pre-activation. The masked convs
 only ever see the rows above and zero padding around the grid, so without it the model cannot tell the last row (or
 column) from any other, yet a VQ-VAE encodes the patch border differently (demo: 71 % of the last row's cells hold one
 code that is 4 % of the interior): the prior then scatters that border code over the whole grid and never puts it on
-the border. The position is known before any cell is sampled, so the term keeps the model autoregressive, and the fast
-sampler stays exact (it passes each cell's (r, c)). ``grid_shape`` None: no position variables, the old model.
+the border. The top row and the side columns need nothing: zero padding there is inside the receptive field. Only
+the last row gets a term, not every row and column: a bias per row and column (tried first) let the prior learn
+where the 48 training grids hold what and raised the memorisation share (0.05 -> 0.12). The position is known before
+any cell is sampled, so the term keeps the model autoregressive, and the fast sampler stays exact (it passes each
+cell's (r, c)). ``grid_shape`` None: no position variables, the old model.
 
 Persistence: ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (kind,
 num_embeddings, filters, num_blocks, the code grid's shape, cond_dim and position, ``make_spec``) into a folder;
@@ -203,8 +206,7 @@ class PixelCNN(snt.Module):
         if self.grid_shape is not None:
             if len(self.grid_shape) != 2 or min(self.grid_shape) < 1:
                 raise DualgenError(f"PixelCNN grid_shape must be (rows, cols) >= 1, got {grid_shape!r}")
-            self.row_bias = tf.Variable(tf.zeros([self.grid_shape[0], f]), name="row_bias")
-            self.col_bias = tf.Variable(tf.zeros([self.grid_shape[1], f]), name="col_bias")
+            self.last_row_bias = tf.Variable(tf.zeros([f]), name="last_row_bias")
 
     @property
     def receptive_rows(self):
@@ -242,10 +244,12 @@ class PixelCNN(snt.Module):
             if None not in shape and shape != self.grid_shape:
                 raise DualgenError(f"PixelCNN with position: grids of {tuple(x.shape[1:3])} but the model was built for "
                                    f"{self.grid_shape}: sample grids of the spec's grid_shape")
-            return self.row_bias[None, :, None, :] + self.col_bias[None, None, :, :]
+            last = tf.one_hot(self.grid_shape[0] - 1, self.grid_shape[0])[None, :, None, None]
+            return last * self.last_row_bias
         if pos is None:
             raise DualgenError("PixelCNN with position: a window needs the position (r, c) of its cell")
-        return (tf.gather(self.row_bias, pos[0]) + tf.gather(self.col_bias, pos[1]))[None, None, None, :]
+        last = tf.cast(tf.equal(pos[0], self.grid_shape[0] - 1), tf.float32)
+        return (last * self.last_row_bias)[None, None, None, :]
 
     def forward(self, codes, frame, cond=None, pos=None):
         """Logits over the frame's output region; codes of -1 (outside the grid) become zero vectors. ``pos``: the
