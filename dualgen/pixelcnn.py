@@ -24,8 +24,9 @@ network does: the fast sampler stays exact. ``cond_dim = 0`` (the default) creat
 model, its checkpoints and its samples are those of the unconditioned PixelCNN; the compiled functions then take
 a (B, 0) ``cond`` and ignore it.
 
-Position (``grid_shape`` given): the cells of the last row get a learned vector ``last_row_bias`` (``filters`` values,
-zero at first) added to the head's pre-activation. The masked convs
+Position (``grid_shape`` given): the logits of the cells of the last row get a learned bias of their own,
+``LAST_ROW_SCALE * last_row_bias`` (K values, zero at first; the scale lets Adam move it by ~0.01 a step instead of
+0.001, so a few hundred steps reach the border code's log-odds of ~3). The masked convs
 only ever see the rows above and zero padding around the grid, so without it the model cannot tell the last row (or
 column) from any other, yet a VQ-VAE encodes the patch border differently (demo: 71 % of the last row's cells hold one
 code that is 4 % of the interior): the prior then scatters that border code over the whole grid and never puts it on
@@ -56,6 +57,7 @@ KINDS = ("plain", "gated")
 SPEC_KEYS = ("kind", "num_embeddings", "filters", "num_blocks", "grid_shape")
 FIRST_REACH = 3  # the first layer is a 7x7 kernel: 3 rows above, 3 columns each side
 BLOCK_REACH = 1  # every later layer is 3x3
+LAST_ROW_SCALE = 10.0  # the last row's logit bias is this times its variable (a larger step for Adam)
 COND_SEED = 1 << 20  # the conditioning projections draw from their own seed stream: the other weights stay the same
 
 
@@ -206,7 +208,7 @@ class PixelCNN(snt.Module):
         if self.grid_shape is not None:
             if len(self.grid_shape) != 2 or min(self.grid_shape) < 1:
                 raise DualgenError(f"PixelCNN grid_shape must be (rows, cols) >= 1, got {grid_shape!r}")
-            self.last_row_bias = tf.Variable(tf.zeros([f]), name="last_row_bias")
+            self.last_row_bias = tf.Variable(tf.zeros([k]), name="last_row_bias")
 
     @property
     def receptive_rows(self):
@@ -235,8 +237,8 @@ class PixelCNN(snt.Module):
         return cond if self.cond_dim else None
 
     def _position(self, frame, x, pos):
-        """The position term added to the head: (1, H, W, F) on the whole grid, (1, 1, 1, F) for the window of the
-        cell ``pos`` = (r, c); 0 without position."""
+        """The position term added to the logits: (1, H, 1, K) on the whole grid, (1, 1, 1, K) for the window of
+        the cell ``pos`` = (r, c); 0 without position."""
         if self.grid_shape is None:
             return 0.0
         if frame.inside is None:
@@ -245,11 +247,11 @@ class PixelCNN(snt.Module):
                 raise DualgenError(f"PixelCNN with position: grids of {tuple(x.shape[1:3])} but the model was built for "
                                    f"{self.grid_shape}: sample grids of the spec's grid_shape")
             last = tf.one_hot(self.grid_shape[0] - 1, self.grid_shape[0])[None, :, None, None]
-            return last * self.last_row_bias
+            return last * (LAST_ROW_SCALE * self.last_row_bias)
         if pos is None:
             raise DualgenError("PixelCNN with position: a window needs the position (r, c) of its cell")
         last = tf.cast(tf.equal(pos[0], self.grid_shape[0] - 1), tf.float32)
-        return (last * self.last_row_bias)[None, None, None, :]
+        return (last * (LAST_ROW_SCALE * self.last_row_bias))[None, None, None, :]
 
     def forward(self, codes, frame, cond=None, pos=None):
         """Logits over the frame's output region; codes of -1 (outside the grid) become zero vectors. ``pos``: the
@@ -266,8 +268,7 @@ class PixelCNN(snt.Module):
             v, h = self.first(x, x, frame, cond)
             for block in self.blocks:
                 v, h = block(v, h, frame, cond)
-        position = self._position(frame, x, pos)
-        return self.logits(tf.nn.relu(self.head(tf.nn.relu(h), cond) + position), cond)
+        return self.logits(tf.nn.relu(self.head(tf.nn.relu(h), cond)), cond) + self._position(frame, x, pos)
 
     @tf.function(reduce_retracing=True)
     def grid_logits(self, grids, cond=None):
