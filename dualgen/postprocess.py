@@ -102,19 +102,39 @@ def remove_rims(mask, raw_mask, num_classes, rim_px, max_passes=4):
     return out.astype(np.uint8)
 
 
+def _per_class(min_object_px, what="min_object_px"):
+    """An int (every class) or a list (one per class id) -> a function class id -> threshold."""
+    if isinstance(min_object_px, (list, tuple, np.ndarray)):
+        values = [int(v) for v in min_object_px]
+        if any(v < 0 for v in values):
+            raise DualgenError(f"postprocess.{what} {list(min_object_px)}: sizes must be >= 0")
+
+        def of(k):
+            if k >= len(values):
+                raise DualgenError(f"postprocess.{what} has {len(values)} values but the mask holds class {k}: "
+                                   "give one value per class, in the order of classes")
+            return values[k]
+        return of
+    return lambda k: int(min_object_px)
+
+
 def remove_small_objects(mask, min_object_px):
     """Class mask (H,W) -> uint8 mask without objects (8-connected, per class) smaller than ``min_object_px``.
 
-    Their pixels take the class of the nearest pixel that stays. If every object is small, the mask is kept."""
+    ``min_object_px``: one size for every class, or a list with one per class id (e.g. a class whose real objects
+    are never that small, where a generator's specks are). Their pixels take the class of the nearest pixel that
+    stays. If every object is small, the mask is kept."""
     mask = np.asarray(mask, dtype=np.uint8)
-    if min_object_px <= 1:
-        return mask.copy()
+    threshold = _per_class(min_object_px)
     small = np.zeros(mask.shape, bool)
     for k in np.unique(mask):
+        t = threshold(int(k))
+        if t <= 1:
+            continue
         objects, n = ndi.label(mask == k, structure=EIGHT_CONNECTED)
         sizes = np.bincount(objects.ravel(), minlength=n + 1)
-        sizes[0] = min_object_px  # label 0 is "not class k", never small
-        small |= sizes[objects] < min_object_px
+        sizes[0] = t  # label 0 is "not class k", never small
+        small |= sizes[objects] < t
     if small.all() or not small.any():
         return mask.copy()
     _, (iy, ix) = ndi.distance_transform_edt(small, return_indices=True)
@@ -122,7 +142,10 @@ def remove_small_objects(mask, min_object_px):
 
 
 def scaled_min_object_px(min_object_px_at_256, patch_size):
-    """The paper's 200 px at 256-px patches, scaled with the patch area (at least 1; 0 switches it off)."""
+    """The paper's 200 px at 256-px patches, scaled with the patch area (at least 1; 0 switches it off); a list
+    (one per class) gives the list of scaled sizes."""
+    if isinstance(min_object_px_at_256, (list, tuple)):
+        return [scaled_min_object_px(v, patch_size) for v in min_object_px_at_256]
     if min_object_px_at_256 <= 0:
         return 0
     return max(1, int(round(min_object_px_at_256 * (patch_size / 256.0) ** 2)))

@@ -154,3 +154,18 @@ def test_clean_mask_removes_the_rim_a_nearest_level_rule_makes():
     k, clean = postprocess.clean_mask(raw, 4, 0, seed=0)
     assert 1 in k[:, 5] and 1 not in clean
     assert np.array_equal(postprocess.clean_mask(raw, 4, 0, seed=0, rim_px=0)[1], k)
+
+
+def test_min_object_px_per_class():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:4, 2:4] = 1  # a 4-px class-1 speck
+    mask[10:12, 10:12] = 2  # a 4-px class-2 speck
+    mask[14:19, 2:7] = 1  # a 25-px class-1 object
+    out = postprocess.remove_small_objects(mask, [0, 10, 0, 0])  # only class 1 objects under 10 px go
+    assert out[2:4, 2:4].sum() == 0 and (out[10:12, 10:12] == 2).all() and (out[14:19, 2:7] == 1).all()
+    assert np.array_equal(postprocess.remove_small_objects(mask, [5, 5, 5, 5]), postprocess.remove_small_objects(mask, 5))
+    assert postprocess.scaled_min_object_px([64, 200, 0], 64) == [4, 12, 0]
+    with pytest.raises(DualgenError, match="one value per class"):
+        postprocess.remove_small_objects(mask, [0, 10])
+    k, c = postprocess.clean_mask(postprocess.mask_levels(4)[mask], 4, [0, 10, 0, 0], seed=0)
+    assert np.array_equal(c, out)
