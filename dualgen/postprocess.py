@@ -2,7 +2,11 @@
 
 Decoded masks have intermediate values at edges. ``kmeans_classes`` clusters the values into as many
 clusters as classes (scikit-learn KMeans) and maps each cluster to the class whose level is nearest its
-centre; ``remove_small_objects`` removes connected objects (8-connectivity) smaller than ``min_object_px`` and
+centre. The mask channel holds one level per class (class k -> k / (K - 1)), so a blurred edge between two classes
+whose levels are not neighbours passes through the levels in between: k-means (or any nearest-level rule) turns it
+into a thin rim of a class that is not there (e.g. oxide, level 1/3, along every matrix / nd_rich edge, 0 / 2/3).
+``remove_rims`` gives such rims (runs of at most ``rim_px`` pixels along a row or column whose two neighbours lie
+on either side of their level) to the neighbour whose level is nearer the raw value. ``remove_small_objects`` removes connected objects (8-connectivity) smaller than ``min_object_px`` and
 fills their pixels from the nearest remaining pixel (the neighbouring class), so nothing is left unlabelled.
 """
 import numpy as np
@@ -12,6 +16,7 @@ from dualgen.errors import DualgenError
 
 KMEANS_N_INIT = 3  # k-means restarts (fixed, so a seed gives one answer)
 EIGHT_CONNECTED = np.ones((3, 3), bool)
+RIM_PX = 2  # in-between runs up to this long are edge blur, not a phase (demo data: 0.17 % of real pixels are such runs)
 
 
 def mask_levels(num_classes):
@@ -48,19 +53,88 @@ def kmeans_classes(raw_mask, num_classes, seed):
     return to_class[labels].reshape(raw.shape).astype(np.uint8)
 
 
+def _remove_rims_along_rows(mask, raw, levels, rim_px):
+    """One pass of ``remove_rims`` along the rows of ``mask``; returns (new mask, number of pixels changed)."""
+    h, w = mask.shape
+    padded = np.full((h, w + 2), -1, np.int64)  # a sentinel at both ends: no run crosses a row or touches nothing
+    padded[:, 1:-1] = mask
+    flat = padded.ravel()
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    lengths = np.diff(np.r_[starts, flat.size])
+    values = flat[starts]
+    prev_v, next_v = np.r_[-1, values[:-1]], np.r_[values[1:], -1]
+    inner = (values >= 0) & (prev_v >= 0) & (next_v >= 0) & (lengths <= rim_px)
+    lv = levels[np.clip(values, 0, None)]
+    lp, ln = levels[np.clip(prev_v, 0, None)], levels[np.clip(next_v, 0, None)]
+    rim = inner & (((lp < lv) & (lv < ln)) | ((ln < lv) & (lv < lp)))
+    if not rim.any():
+        return mask, 0
+    pix = np.repeat(rim, lengths)  # per padded pixel
+    prev_p, next_p = np.repeat(prev_v, lengths)[pix], np.repeat(next_v, lengths)[pix]
+    r = np.pad(np.asarray(raw, np.float64), ((0, 0), (1, 1))).ravel()[pix]
+    flat = flat.copy()
+    flat[pix] = np.where(np.abs(r - levels[prev_p]) <= np.abs(r - levels[next_p]), prev_p, next_p)
+    return flat.reshape(h, w + 2)[:, 1:-1], int(pix.sum())
+
+
+def remove_rims(mask, raw_mask, num_classes, rim_px, max_passes=4):
+    """Class mask (H,W) -> uint8 mask without in-between rims of at most ``rim_px`` pixels.
+
+    A rim is a run of one class k along a row or a column, at most ``rim_px`` long and not touching the patch border,
+    whose neighbours at its two ends are classes a and b with level(a) < level(k) < level(b) (levels as
+    ``mask_levels``): what a blurred a / b edge looks like after nearest-level classification. Its pixels take a or b,
+    whichever level is nearer the pixel's raw value (ties: a, the class before it). Rows, then columns, repeated
+    until nothing changes (at most ``max_passes`` times). ``rim_px`` 0 switches it off."""
+    mask = np.asarray(mask, dtype=np.uint8)
+    raw = np.asarray(raw_mask, dtype=np.float64)
+    if raw.shape != mask.shape:
+        raise DualgenError(f"remove_rims: raw mask {raw.shape} and class mask {mask.shape} differ in shape")
+    out = mask.astype(np.int64)
+    if rim_px <= 0 or num_classes < 3:
+        return mask.copy()
+    levels = mask_levels(num_classes)
+    for _ in range(max_passes):
+        out, changed_rows = _remove_rims_along_rows(out, raw, levels, rim_px)
+        out_t, changed_cols = _remove_rims_along_rows(out.T, raw.T, levels, rim_px)
+        out = out_t.T
+        if not changed_rows and not changed_cols:
+            break
+    return out.astype(np.uint8)
+
+
+def _per_class(min_object_px, what="min_object_px"):
+    """An int (every class) or a list (one per class id) -> a function class id -> threshold."""
+    if isinstance(min_object_px, (list, tuple, np.ndarray)):
+        values = [int(v) for v in min_object_px]
+        if any(v < 0 for v in values):
+            raise DualgenError(f"postprocess.{what} {list(min_object_px)}: sizes must be >= 0")
+
+        def of(k):
+            if k >= len(values):
+                raise DualgenError(f"postprocess.{what} has {len(values)} values but the mask holds class {k}: "
+                                   "give one value per class, in the order of classes")
+            return values[k]
+        return of
+    return lambda k: int(min_object_px)
+
+
 def remove_small_objects(mask, min_object_px):
     """Class mask (H,W) -> uint8 mask without objects (8-connected, per class) smaller than ``min_object_px``.
 
-    Their pixels take the class of the nearest pixel that stays. If every object is small, the mask is kept."""
+    ``min_object_px``: one size for every class, or a list with one per class id (e.g. a class whose real objects
+    are never that small, where a generator's specks are). Their pixels take the class of the nearest pixel that
+    stays. If every object is small, the mask is kept."""
     mask = np.asarray(mask, dtype=np.uint8)
-    if min_object_px <= 1:
-        return mask.copy()
+    threshold = _per_class(min_object_px)
     small = np.zeros(mask.shape, bool)
     for k in np.unique(mask):
+        t = threshold(int(k))
+        if t <= 1:
+            continue
         objects, n = ndi.label(mask == k, structure=EIGHT_CONNECTED)
         sizes = np.bincount(objects.ravel(), minlength=n + 1)
-        sizes[0] = min_object_px  # label 0 is "not class k", never small
-        small |= sizes[objects] < min_object_px
+        sizes[0] = t  # label 0 is "not class k", never small
+        small |= sizes[objects] < t
     if small.all() or not small.any():
         return mask.copy()
     _, (iy, ix) = ndi.distance_transform_edt(small, return_indices=True)
@@ -68,13 +142,17 @@ def remove_small_objects(mask, min_object_px):
 
 
 def scaled_min_object_px(min_object_px_at_256, patch_size):
-    """The paper's 200 px at 256-px patches, scaled with the patch area (at least 1; 0 switches it off)."""
+    """The paper's 200 px at 256-px patches, scaled with the patch area (at least 1; 0 switches it off); a list
+    (one per class) gives the list of scaled sizes."""
+    if isinstance(min_object_px_at_256, (list, tuple)):
+        return [scaled_min_object_px(v, patch_size) for v in min_object_px_at_256]
     if min_object_px_at_256 <= 0:
         return 0
     return max(1, int(round(min_object_px_at_256 * (patch_size / 256.0) ** 2)))
 
 
-def clean_mask(raw_mask, num_classes, min_object_px, seed):
-    """Raw decoded mask -> (k-means mask, cleaned mask), both uint8 class indices (H,W)."""
+def clean_mask(raw_mask, num_classes, min_object_px, seed, rim_px=RIM_PX):
+    """Raw decoded mask -> (k-means mask, cleaned mask), both uint8 class indices (H,W): the k-means mask without
+    in-between rims (``remove_rims``), then without small objects."""
     k = kmeans_classes(raw_mask, num_classes, seed)
-    return k, remove_small_objects(k, min_object_px)
+    return k, remove_small_objects(remove_rims(k, raw_mask, num_classes, rim_px), min_object_px)

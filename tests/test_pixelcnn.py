@@ -94,13 +94,68 @@ def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     assert hist["train_nll"][-1] < hist["train_nll"][0]
     assert abs(P.validation_nll(m, grids[20:]) - hist["val_nll"][-1]) < 1e-6
 
-    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])
+    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], position=False)
     assert spec == {"kind": "plain", "num_embeddings": 4, "filters": 16, "num_blocks": 1, "grid_shape": [8, 8],
-                    "cond_dim": 0}
+                    "cond_dim": 0, "position": False}
+    assert P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])["position"] is True
     P.save(m, tmp_path / "saved", spec)
     other, loaded = P.load(tmp_path / "saved")
     assert loaded == spec and (other.kind, other.num_blocks) == ("plain", 1)
     assert np.array_equal(m(grids[:2]).numpy(), other(grids[:2]).numpy())
+
+
+def test_training_keeps_the_epoch_of_lowest_validation_nll():
+    """Four random grids to memorise, other random grids to validate on: the validation NLL falls towards log K, then
+    rises as the model memorises; the model must end with the weights of the best epoch, not of the last one."""
+    train, val = random_grids(4, 8, 8, seed=1), random_grids(8, 8, 8, seed=2)
+    m = P.PixelCNN(K, filters=32, num_blocks=2, seed=0)
+    hist = P.train_pixelcnn(m, train, val, epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
+    best = int(np.argmin(hist["val_nll"]))
+    assert best < len(hist["val_nll"]) - 1 and hist["val_nll"][-1] > hist["val_nll"][best] + 0.1  # it did overfit
+    assert abs(P.validation_nll(m, val) - hist["val_nll"][best]) < 1e-5
+    # without validation grids: the last epoch's weights
+    m2 = P.PixelCNN(K, filters=32, num_blocks=2, seed=0)
+    P.train_pixelcnn(m2, train, val[:0], epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
+    assert np.allclose(P.validation_nll(m2, val), hist["val_nll"][-1], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_logits_equal_the_whole_network_with_position(kind, tmp_path):
+    m = P.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, grid_shape=(9, 11))
+    rng = np.random.default_rng(3)
+    m.last_row_bias.assign(rng.normal(0, 1, m.last_row_bias.shape).astype(np.float32))  # trained-like, not zero
+    grids = random_grids(2, 9, 11, seed=4)
+    full = m(grids).numpy()
+    plain = P.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0)(grids).numpy()
+    assert np.abs(full[:, -1] - plain[:, -1]).max() > 1e-3 and np.array_equal(full[:, :-1], plain[:, :-1])
+    worst = max(np.abs(P.logits_at(m, grids, r, c, fast=True) - full[:, r, c]).max()
+                for r in range(9) for c in range(11))
+    assert worst < 1e-4
+    a = P.sample_fast(m, 3, 9, 11, seed=5, temperature=1.0)
+    assert np.array_equal(a, P.sample_naive(m, 3, 9, 11, seed=5, temperature=1.0))
+    with pytest.raises(DualgenError, match="grid_shape"):
+        m(random_grids(1, 8, 11))
+    spec = P.make_spec({"filters": 16, "num_blocks": 2}, kind, K, (9, 11))
+    P.save(m, tmp_path / "saved", spec)
+    other, loaded = P.load(tmp_path / "saved")
+    assert loaded["position"] is True and other.grid_shape == (9, 11)
+    assert np.array_equal(other(grids).numpy(), full)
+
+
+def test_position_lets_the_prior_put_a_border_code_on_the_last_row_only():
+    """Grids of code 0 whose last row is code 1 (as a VQ-VAE encodes a patch's bottom border): the rows above a cell
+    look the same for the last rows, so only the position tells where code 1 goes."""
+    grids = np.zeros((16, 10, 8), np.int32)
+    grids[:, -1] = 1
+    shares = {}
+    for position in (False, True):
+        m = P.PixelCNN(K, filters=16, num_blocks=1, seed=0, grid_shape=(10, 8) if position else None)
+        P.train_pixelcnn(m, grids[:12], grids[12:], epochs=80, batch_size=4, learning_rate=1e-2, seed=0,
+                         log=lambda *a: None)
+        out = P.sample_fast(m, 8, 10, 8, seed=1)
+        shares[position] = (np.mean(out[:, -1] == 1), np.mean(out[:, :-1] == 1))
+    assert shares[True][0] > 0.95 and shares[True][1] < 0.02  # border code on the border, nowhere else
+    assert shares[False][0] < 0.8 or shares[False][1] > 0.05  # without position it cannot
 
 
 def test_load_errors_name_the_folder(tmp_path):
@@ -248,7 +303,7 @@ def test_conditional_training_follows_the_condition_and_save_load_keeps_it(tmp_p
     print("fraction of cells that follow the condition:", (samples[:3] == 0).mean(), (samples[3:] == 1).mean())
     assert (samples[:3] == 0).mean() > 0.8 and (samples[3:] == 1).mean() > 0.8
 
-    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], cond_dim=2)
+    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], cond_dim=2, position=False)
     assert spec["cond_dim"] == 2
     P.save(m, tmp_path / "saved", spec)
     other, loaded = P.load(tmp_path / "saved")
@@ -298,14 +353,14 @@ OLD_CHECKPOINT = {
 def test_an_unconditioned_model_is_unchanged(kind, tmp_path):
     m = tiny_cond(kind, 0, blocks=1)
     assert m.cond_dim == 0 and not cond_variables(m)
-    spec = P.make_spec({"filters": 8, "num_blocks": 1}, kind, 5, (6, 7))
+    spec = P.make_spec({"filters": 8, "num_blocks": 1}, kind, 5, (6, 7), position=False)
     P.save(m, tmp_path / "saved", spec)
     keys = {name.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"): shape
             for name, shape in tf.train.list_variables(str(tmp_path / "saved" / "ckpt"))
             if name.startswith("model/")}
     head = {"head/b": [8], "head/w": [1, 1, 8, 8], "logits/b": [5], "logits/w": [1, 1, 8, 5]}
     assert keys == {**OLD_CHECKPOINT[kind], **head}
-    old_spec = {k: v for k, v in spec.items() if k != "cond_dim"}  # a spec.json written before conditioning
+    old_spec = {k: v for k, v in spec.items() if k not in ("cond_dim", "position")}  # written before both
     (tmp_path / "saved" / "spec.json").write_text(json.dumps(old_spec))
     other, loaded = P.load(tmp_path / "saved")
     assert other.cond_dim == 0 and loaded == old_spec

@@ -99,3 +99,73 @@ def test_a_256px_decoded_like_mask_cleans_fast():
     assert c[100:104, 100:104].tolist() == [[truth[99, 99]] * 4] * 4
     assert (c == truth)[:96].mean() > 0.999
     assert seconds < 0.5, f"{seconds:.2f} s for one 256-px mask"
+
+
+def _edge(width, left=0, right=2, rim=1, size=12):
+    """matrix | `width` columns of class `rim` | class `right`, as class ids and as a blurred raw mask."""
+    levels = postprocess.mask_levels(4)
+    mask = np.full((size, size), left, np.uint8)
+    mask[:, 5:5 + width], mask[:, 5 + width:] = rim, right
+    raw = levels[mask].astype(np.float64)
+    return mask, raw
+
+
+def test_a_one_pixel_in_between_rim_goes_to_the_nearer_side():
+    mask, raw = _edge(1)  # matrix (0) | oxide (1/3) | nd_rich (2/3): the blur of a matrix / nd_rich edge
+    raw[:6, 5], raw[6:, 5] = 0.30, 0.36  # nearer matrix (|0.30 - 0| < |0.30 - 2/3|), nearer nd_rich
+    out = postprocess.remove_rims(mask, raw, 4, rim_px=2)
+    assert out.dtype == np.uint8
+    assert np.array_equal(out[:6, 5], np.zeros(6)) and np.array_equal(out[6:, 5], np.full(6, 2))
+    assert np.array_equal(out[:, :5], mask[:, :5]) and np.array_equal(out[:, 6:], mask[:, 6:])
+    assert 1 not in out
+    # the same edge along the columns
+    assert np.array_equal(postprocess.remove_rims(mask.T, raw.T, 4, rim_px=2), out.T)
+
+
+def test_rims_wider_than_rim_px_and_not_in_between_are_kept():
+    mask, raw = _edge(3)  # a 3-px oxide band is a phase
+    assert np.array_equal(postprocess.remove_rims(mask, raw, 4, rim_px=2), mask)
+    assert not np.array_equal(postprocess.remove_rims(mask, raw, 4, rim_px=3), mask)
+    mask, raw = _edge(1, left=0, right=0)  # a thin oxide line inside matrix: levels do not bracket it
+    assert np.array_equal(postprocess.remove_rims(mask, raw, 4, rim_px=2), mask)
+    mask, raw = _edge(1, left=3, right=0, rim=2)  # eta | nd_rich | matrix: bracketed from the other side
+    out = postprocess.remove_rims(mask, raw, 4, rim_px=2)
+    assert set(np.unique(out[:, 5])) <= {0, 3}
+    mask, raw = _edge(1)
+    assert np.array_equal(postprocess.remove_rims(mask, raw, 4, rim_px=0), mask)  # 0: off
+
+
+def test_rims_at_the_border_are_kept_and_two_step_edges_collapse():
+    mask = np.array([[1, 2, 2, 2, 2]], np.uint8)  # a run touching the patch border: its outer side is unknown
+    raw = postprocess.mask_levels(4)[mask]
+    assert np.array_equal(postprocess.remove_rims(mask, raw, 4, rim_px=2), mask)
+    # matrix (0) | oxide | nd_rich | eta (1): a blurred matrix / eta edge passes both in-between levels
+    mask = np.array([[0, 0, 0, 1, 2, 3, 3, 3]], np.uint8)
+    raw = np.array([[0.0, 0.0, 0.0, 0.3, 0.7, 1.0, 1.0, 1.0]])
+    out = postprocess.remove_rims(mask, raw, 4, rim_px=2)
+    assert np.array_equal(out, [[0, 0, 0, 0, 3, 3, 3, 3]])
+    with pytest.raises(DualgenError, match="shape"):
+        postprocess.remove_rims(mask, raw[:, :4], 4, rim_px=2)
+
+
+def test_clean_mask_removes_the_rim_a_nearest_level_rule_makes():
+    mask, raw = _edge(1)
+    raw[:, 5] = 0.32
+    k, clean = postprocess.clean_mask(raw, 4, 0, seed=0)
+    assert 1 in k[:, 5] and 1 not in clean
+    assert np.array_equal(postprocess.clean_mask(raw, 4, 0, seed=0, rim_px=0)[1], k)
+
+
+def test_min_object_px_per_class():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:4, 2:4] = 1  # a 4-px class-1 speck
+    mask[10:12, 10:12] = 2  # a 4-px class-2 speck
+    mask[14:19, 2:7] = 1  # a 25-px class-1 object
+    out = postprocess.remove_small_objects(mask, [0, 10, 0, 0])  # only class 1 objects under 10 px go
+    assert out[2:4, 2:4].sum() == 0 and (out[10:12, 10:12] == 2).all() and (out[14:19, 2:7] == 1).all()
+    assert np.array_equal(postprocess.remove_small_objects(mask, [5, 5, 5, 5]), postprocess.remove_small_objects(mask, 5))
+    assert postprocess.scaled_min_object_px([64, 200, 0], 64) == [4, 12, 0]
+    with pytest.raises(DualgenError, match="one value per class"):
+        postprocess.remove_small_objects(mask, [0, 10])
+    k, c = postprocess.clean_mask(postprocess.mask_levels(4)[mask], 4, [0, 10, 0, 0], seed=0)
+    assert np.array_equal(c, out)
