@@ -99,6 +99,10 @@ def check_rules(config):
                     f"config: classes[{i}].value is {cls['value']} but data.mask_format is 'index': "
                     f"set it to {i} (index masks store class ids 0..{len(classes) - 1})"
                 )
+    min_px = config["postprocess"]["min_object_px"]
+    if isinstance(min_px, list) and len(min_px) != len(classes):
+        raise DualgenError(f"config: postprocess.min_object_px has {len(min_px)} sizes for {len(classes)} classes: "
+                           "give one per class, in the order of classes, or one number for all")
     ds = config["datasets"]
     small, big = ds["small_train"] + ds["small_val"], ds["big_train"] + ds["big_val"]
     if small > big:

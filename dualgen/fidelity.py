@@ -249,18 +249,65 @@ def nearest_distances(query_images, query_masks, ref_images, ref_masks, n_classe
     return out
 
 
+MEMO_PERCENTILE = 1.0  # the threshold: this percentile of the real validation pairs' nearest-training distances
+
+
+def novel_share_bounds(n_val, percentile=MEMO_PERCENTILE):
+    """(lo, hi): the share_closer a sample exactly as novel as real data has on average, with ``n_val`` real
+    validation pairs. Its distances and the n_val real ones are then exchangeable, and the percentile (numpy's
+    linear interpolation) lies between the j-th and (j+1)-th smallest real distance, j = 1 + floor((n_val - 1) p),
+    so one more draw falls below it with a probability between j / (n_val + 1) and (j + 1) / (n_val + 1), whatever
+    the distribution. With few validation pairs this is far from ``percentile`` itself: 12 pairs -> 0.077 .. 0.154."""
+    n = int(n_val)
+    if n < 1:
+        return float("nan"), float("nan")
+    j = _order_below(n, percentile)
+    return j / (n + 1), min(1.0, (j + 1) / (n + 1))
+
+
+def _order_below(n_val, percentile=MEMO_PERCENTILE):
+    """j: the percentile of n_val values lies between the j-th and (j+1)-th smallest (numpy's linear rule)."""
+    return 1 + int(np.floor((int(n_val) - 1) * percentile / 100.0))
+
+
+def novel_share_limit(n_val, n_synth, level=0.975, percentile=MEMO_PERCENTILE):
+    """The ``level`` quantile of share_closer for ``n_synth`` pairs exactly as novel as real data (so a higher share
+    copies more than real data would), distribution-free: the chance that one pair falls below the (j+1)-th
+    smallest of n_val real distances is Beta(j + 1, n_val - j) distributed over the validation draws, and the share
+    of n_synth pairs then beta-binomial (the upper order statistic: a conservative limit). Both the few validation
+    pairs behind the threshold and the synthetic sample's size count: 12 and 144 -> 0.40; 200 and 200 -> 0.045."""
+    from scipy.stats import betabinom
+
+    n, m = int(n_val), int(n_synth)
+    if n < 1 or m < 1:
+        return float("nan")
+    j = min(_order_below(n, percentile), n - 1)
+    return float(betabinom.ppf(level, m, j + 1, n - j) / m) if n > 1 else 1.0
+
+
 def memorisation(synth, train, val, n_classes):
     """Does the generator copy its training pairs? ``synth``, ``train``, ``val`` are (images, masks) pairs.
 
     share_closer: the share of synthetic pairs nearer to a training pair than ``threshold``, the 1st percentile
-    of the real validation pairs' nearest-training distances (about 0.01 for a sample as novel as real data,
-    1 for copies); synth_median / val_median: the median nearest-training distances.
+    of the real validation pairs' nearest-training distances (1 for copies); novel_lo / novel_hi: what a sample as
+    novel as real data scores on average (``novel_share_bounds``); novel_limit: the 97.5 % quantile of that share
+    (``novel_share_limit``: a share above it copies more than real data would, beyond the noise of so few
+    validation pairs and of len(synth) pairs); synth_median / val_median: the median nearest-training distances.
     """
     d_synth = nearest_distances(*synth, *train, n_classes)
     d_val = nearest_distances(*val, *train, n_classes)
-    threshold = float(np.percentile(d_val, 1))
-    return {"share_closer": float(np.mean(d_synth < threshold)), "threshold": threshold,
-            "synth_median": float(np.median(d_synth)), "val_median": float(np.median(d_val))}
+    threshold = float(np.percentile(d_val, MEMO_PERCENTILE))
+    lo, hi = novel_share_bounds(len(d_val))
+    limit = novel_share_limit(len(d_val), len(d_synth))
+    return {"share_closer": float(np.mean(d_synth < threshold)), "threshold": threshold, "novel_lo": lo,
+            "novel_hi": hi, "novel_limit": float(limit), "synth_median": float(np.median(d_synth)),
+            "val_median": float(np.median(d_val))}
+
+
+def copies_more_than_real(memo):
+    """Whether a memorisation result (``memorisation``'s dict) shows more near-copies than real data would have:
+    share_closer above novel_limit (False where there were no validation pairs to compare with: NaN)."""
+    return bool(memo["share_closer"] > memo["novel_limit"])
 
 
 # ---------------------------------------------------------------- compare

@@ -13,7 +13,8 @@ mask agreement: two real labelings of the same patches (the HQ vs LQ masks, wher
 Writes OUT/fidelity.csv (variant x class x statistic), OUT/memorisation.csv, OUT/profiles.npz (the curves and
 histograms figure_fidelity draws: real__<stat> and <variant>__<stat>), meta.json (the worst ratio of each family
 of statistics per variant, the pool's variant, the closest variant: the lowest worst ratio over phase fraction, S2
-and chord lengths among the variants whose memorisation share is at most 0.05, the label agreement).
+and chord lengths among the variants that copy no more than real data would: memorisation share at most its novel_limit
+(fidelity.memorisation), the label agreement).
 """
 from pathlib import Path
 
@@ -38,11 +39,8 @@ def label_agreement(patches_dir, n_classes):
     return {"miou": agg["miou"], "missing_class_iou": agg["missing_class_iou"], "n": len(ids)}
 
 
-MAX_COPIES = 0.05  # a variant with a larger memorisation share is not "closest to real data": it copies
-
-
-def memo_share(memo, variant):
-    return next(r["share_closer"] for r in memo if r["variant"] == variant)
+def memo_of(memo, variant):
+    return next(r for r in memo if r["variant"] == variant)
 
 
 def parse_variants(items, declared):
@@ -89,8 +87,8 @@ def main(args):
         table.insert(4, "n_synthetic", len(ids))
         tables.append(table)
         m = fidelity.memorisation((images, masks), (real_images, real_masks), (val_images, val_masks), n) \
-            if len(val_masks) else {"share_closer": float("nan"), "threshold": float("nan"),
-                                    "synth_median": float("nan"), "val_median": float("nan")}
+            if len(val_masks) else {k: float("nan") for k in ("share_closer", "threshold", "novel_lo", "novel_hi",
+                                                               "novel_limit", "synth_median", "val_median")}
         memo.append({"variant": v["name"], "n_synthetic": len(ids), "n_train": len(real_masks),
                      "n_val": len(val_masks), **m})
         profiles.update({f"{v['name']}__{k}": a for k, a in fidelity.profile(images, masks, n).items()})
@@ -98,7 +96,7 @@ def main(args):
     table = pd.concat(tables, ignore_index=True)
     worst = fidelity.worst_by_family(table)
     targets = ("phase_fraction", "s2", "chord")  # the families the generator is held to (ratio <= 2)
-    novel = [v for v in worst if not memo_share(memo, v) > MAX_COPIES] or list(worst)  # NaN: no val patches
+    novel = [v for v in worst if not fidelity.copies_more_than_real(memo_of(memo, v))] or list(worst)
     closest = min(novel, key=lambda name: max((worst[name][f]["ratio"] for f in targets
                                                if not np.isnan(worst[name][f]["ratio"])), default=0.0))
     pool = next(v["name"] for v in s["variants"] if v["pool"])

