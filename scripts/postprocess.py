@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Clean the raw synthetic masks as the paper did (step 7, Fig. 11): k-means on the mask values into as many
-clusters as classes, clusters mapped to the nearest class level, then objects smaller than min_object_px
-(200 px at 256 px patches, scaled with the patch area) filled from the neighbouring class.
+clusters as classes, clusters mapped to the nearest class level, in-between rims removed (the blur of an edge
+between two classes whose levels are not neighbours: dualgen.postprocess.remove_rims), then objects smaller than
+min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
+from the neighbouring class.
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the masks
 before small-object removal, for scripts/figure.py cleaning), meta.json.
 """
