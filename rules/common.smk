@@ -121,7 +121,7 @@ def pool_input(wildcards):
 SEEDS = list(config["unet"]["seeds"])
 # One train_unet job trains a chunk of a mix's seeds (unet.seeds_per_job, in the order of the list): one TensorFlow
 # start and one trace for all of them. A chunk is named by its seeds (unet/<mix>/seeds0_1_2/seed<k>/).
-_PER_JOB = int(config["unet"].get("seeds_per_job", 3))
+_PER_JOB = int(config["unet"]["seeds_per_job"])  # the schema fills its default when the workflow loads
 SEED_CHUNKS = {"_".join(map(str, SEEDS[i:i + _PER_JOB])): SEEDS[i:i + _PER_JOB] for i in range(0, len(SEEDS), _PER_JOB)}
 CHUNK_OF_SEED = {seed: chunk for chunk, seeds in SEED_CHUNKS.items() for seed in seeds}
 

@@ -17,6 +17,10 @@ import pandas as pd
 
 from dualgen import artifacts, cli, datasets, env, generation, mixes, study
 
+RESULT_KEYS = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
+               "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
+               "first_step_seconds", "update_seconds")  # of train_unet's result, into each training's meta.json
+
 
 def main(args):
     s = cli.settings(args)
@@ -55,11 +59,8 @@ def main(args):
         )
         pred = unet.predict(model, test_images, encoder_weights=spec["encoder_weights"])
         hist = pd.read_csv(work / "history.csv")
-        keep = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
-                "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
-                "first_step_seconds", "update_seconds")
         extra = {"mix": mix.name, "n_train": len(x_tr), "n_val": len(x_va), "n_test": len(ids),
-                 **{k: result[k] for k in keep}, "train_seconds": float(sum(result["seconds_per_period"])),
+                 **{k: result[k] for k in RESULT_KEYS}, "train_seconds": float(sum(result["seconds_per_period"])),
                  "mixed_precision": spec["mixed_precision"], "reused_model": reuse is not None}
         with artifacts.artifact_dir(study.seed_dir(out, seed), "train_unet", one, seed, inputs, extra) as tmp:
             unet.save(model, tmp / "model", spec)
