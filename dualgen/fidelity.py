@@ -30,7 +30,8 @@ Statistics of class k over a set of patches:
   d^2 = (MSE of the images scaled to [0, 1] + share of pixels whose class differs) / 2; the second term is the
   squared one-hot mask difference summed over classes, halved, per pixel. Both terms lie in [0, 1], so d does.
   Computed with matrix products (|x|^2 + |y|^2 - 2 x.y) in chunks. Memorisation compares the synthetic
-  distances with the 1st percentile of the real validation pairs' distances to the same training pairs.
+  distances with the 1st percentile of the real validation pairs' distances to the same training pairs (and to
+  their mirror images: a flipped copy is a copy).
 
 Distances between two sets (``compare``): |difference| of the mean phase fraction; RMS difference of the S2
 curves; Wasserstein-1 (scipy.stats.wasserstein_distance) between the chord-length, object-size and intensity
@@ -288,12 +289,18 @@ def novel_share_limit(n_val, n_synth, level=0.975, percentile=MEMO_PERCENTILE):
 def memorisation(synth, train, val, n_classes):
     """Does the generator copy its training pairs? ``synth``, ``train``, ``val`` are (images, masks) pairs.
 
+    Training pairs count with their mirror images (``generation.flips``; a prior may train on them,
+    pixelcnn.augment), for the real validation pairs as for the synthetic ones.
     share_closer: the share of synthetic pairs nearer to a training pair than ``threshold``, the 1st percentile
     of the real validation pairs' nearest-training distances (1 for copies); novel_lo / novel_hi: what a sample as
     novel as real data scores on average (``novel_share_bounds``); novel_limit: the 97.5 % quantile of that share
     (``novel_share_limit``: a share above it copies more than real data would, beyond the noise of so few
     validation pairs and of len(synth) pairs); synth_median / val_median: the median nearest-training distances.
     """
+    from dualgen.generation import flips
+
+    images, masks = _as_pairs(*train)  # the training pairs and their mirror images: a flipped copy is a copy too
+    train = np.concatenate([images, *flips(images)]), np.concatenate([masks, *flips(masks)])
     d_synth = nearest_distances(*synth, *train, n_classes)
     d_val = nearest_distances(*val, *train, n_classes)
     threshold = float(np.percentile(d_val, MEMO_PERCENTILE))

@@ -32,6 +32,30 @@ def condition_vectors(mode, patches_dir, datasets_dir, n_classes):
     return ids, conditioning.vectors(mode, masks, images, n_classes)
 
 
+FLIPS = ("left-right", "up-down", "both")  # the mirror images of a patch, in the order of encode's flips.npy
+
+
+def flips(x):
+    """(3, N, ...) the mirror images (``FLIPS``) of (N, H, W, ...) patches, axes kept: rows stay rows, so an
+    anisotropic microstructure (rolled, textured) keeps its direction, which a 90-degree rotation would turn."""
+    x = np.asarray(x)
+    return np.stack([x[:, :, ::-1], x[:, ::-1, :], x[:, ::-1, ::-1]])
+
+
+def training_grids(grids, flipped, cond, augment):
+    """The prior's training grids and their cond rows: ``grids`` (N, h, w) and, with ``augment`` "flips", also the
+    codes of each patch's mirror images (``flipped``: (3, N, h, w) from encode; the VQ-VAE encodes each mirror
+    image itself, since a code is not mirror-symmetric), their cond rows repeated (class fractions and mean
+    intensity do not change under a flip). ``augment`` "none": as given."""
+    if augment == "none":
+        return grids, cond
+    if augment != "flips":
+        raise DualgenError(f"config: pixelcnn.augment: unknown '{augment}' (none or flips)")
+    if flipped is None or flipped.shape[1:] != grids.shape:
+        raise DualgenError("pixelcnn.augment flips: the codes folder has no flips.npy for these grids: rerun encode")
+    return np.concatenate([grids, *flipped]), np.concatenate([cond] * (1 + len(flipped)))
+
+
 def holdout(n, n_val, seed):
     """Indices (train, val) with n_val held out for choosing the best checkpoint (paper: 56 / 6)."""
     if n_val >= n:

@@ -259,7 +259,8 @@ def fidelity_variants():
 def generator_card_inputs(wildcards):
     """The card reads what the generator's steps measured: VQ-VAE, reconstruction, each prior, fidelity, the
     pre-test."""
-    inputs = {"vqvae": f"{OUT}/vqvae", "reconstruction": f"{OUT}/reconstruction", "fidelity": f"{OUT}/fidelity"}
+    inputs = {"vqvae": f"{OUT}/vqvae", "reconstruction": f"{OUT}/reconstruction", "fidelity": f"{OUT}/fidelity",
+              "sample": f"{OUT}/synthetic/codes"}
     inputs.update({f"pixelcnn_{kind}": f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS})
     if CONDITIONED:
         inputs.update({f"pixelcnn_{kind}_cond": f"{OUT}/pixelcnn/{kind}_cond" for kind in PIXELCNN_KINDS})
@@ -289,8 +290,9 @@ def conditioned_pool_size(target):
 
 
 def conditioned_sample_settings(target):
-    """The unconditioned sampler's settings plus the targets of this pool."""
-    return as_json(sample={**sample_settings(), "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
+    """The unconditioned sampler's settings plus the targets of this pool (calibrate is for unconditioned priors)."""
+    plain = {k: v for k, v in sample_settings().items() if k != "calibrate"}
+    return as_json(sample={**plain, "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
                    determinism=config["determinism"])
 
 

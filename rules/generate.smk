@@ -104,6 +104,7 @@ rule train_pixelcnn:
 rule sample:
     input:
         pixelcnn=f"{OUT}/pixelcnn/{config['pixelcnn']['kind']}",
+        codes=rules.encode.output[0],
     output:
         directory(f"{OUT}/synthetic/codes"),
     params:
@@ -118,7 +119,7 @@ rule sample:
     conda:
         ENV
     shell:
-        "{params.run} --pixelcnn {input.pixelcnn} --n {params.n} --out {output} "
+        "{params.run} --pixelcnn {input.pixelcnn} --codes {input.codes} --n {params.n} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
 
 
@@ -165,6 +166,7 @@ rule postprocess:
 use rule sample as fidelity_sample with:
     input:
         pixelcnn=lambda wildcards: f"{OUT}/pixelcnn/{VARIANTS[wildcards.variant][0]}",
+        codes=rules.encode.output[0],
     output:
         directory(f"{VARIANT_DIR}/{{variant}}/codes"),
     wildcard_constraints:

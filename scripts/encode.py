@@ -1,7 +1,8 @@
 """Encode the generator's patches into code grids with the trained VQ-VAE (paper step 5, Fig. 9), and reconstruct
 them (the reconstruction's agreement with the real masks is measured by the reconstruction step, which cleans the
 masks like synthetic ones: so a post-processing setting never reruns this step or the priors after it).
-Writes OUT/grids.npy (N, h, w) int32, OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed images uint8,
+Writes OUT/grids.npy (N, h, w) int32, OUT/flips.npy (3, N, h, w) int32 (the codes of each patch's mirror images,
+generation.FLIPS: the priors' pixelcnn.augment), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed images uint8,
 raw reconstructed masks float32 in level units), usage.png.
 """
 from pathlib import Path
@@ -23,12 +24,15 @@ def main(args):
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     n = len(classes)
     x = vqvae.to_model_input(images, masks, n)
-    grids, recon = [], []
-    for i in range(0, len(x), 16):
-        batch = tf.constant(x[i:i + 16])
-        grids.append(model.encode(batch).numpy().astype(np.int32))
-        recon.append(model(batch, is_training=False)["x_recon"].numpy())
-    grids, recon = np.concatenate(grids), np.concatenate(recon)
+
+    def encode(patches):
+        return np.concatenate([model.encode(tf.constant(patches[i:i + 16])).numpy().astype(np.int32)
+                               for i in range(0, len(patches), 16)])
+
+    grids = encode(x)
+    recon = np.concatenate([model(tf.constant(x[i:i + 16]), is_training=False)["x_recon"].numpy()
+                            for i in range(0, len(x), 16)])
+    flipped = np.stack([encode(f) for f in generation.flips(x)])
     rec_images, raw = vqvae.from_model_output(recon, n)
     val = set(vmeta["val_ids"])
     split = ["val" if i in val else "train" for i in ids]
@@ -38,6 +42,7 @@ def main(args):
     inputs = [Path(args.vqvae) / "meta.json", Path(args.datasets) / "BMQ.csv"]
     with artifacts.artifact_dir(args.out, "encode", s, None, inputs, extra) as tmp:
         np.save(tmp / "grids.npy", grids, allow_pickle=False)
+        np.save(tmp / "flips.npy", flipped, allow_pickle=False)
         pd.DataFrame({"patch_id": ids, "split": split}).to_csv(tmp / "codes.csv", index=False)
         np.savez(tmp / "recon.npz", images=rec_images.astype(np.uint8), raw_masks=raw.astype(np.float32))
         figures.codebook_usage(usage, tmp / "usage.png")

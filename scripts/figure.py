@@ -14,7 +14,7 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
              balanced.png: the balanced arm per class
   findings   findings.html      the sentences that open the report's Study section (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
-  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, pixelcnn_<kind>[_cond],
+  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, sample, pixelcnn_<kind>[_cond],
                               fidelity, pretest)
   conditioning  obedience.png, balanced_pairs.png: requested vs achieved fractions; balanced pairs (conditioning,
                               balanced)
@@ -219,6 +219,12 @@ def draw_generator_card(inp, s, out):
         kind = name[len("pixelcnn_"):].replace("_cond", f", conditioned on {pmeta.get('condition')}")
         rows.append([f"PixelCNN {kind}: validation NLL (nats per code)", f"{pmeta['val_nll']:.3f}",
                      f"training NLL {hist['train_nll'].iloc[-1]:.3f}; uniform over K={k}: {np.log(k):.3f}", "lower"])
+    if "sample" in inp:
+        cal = artifacts.read_json(Path(inp["sample"]) / "meta.json").get("calibration")
+        rows.append(["pool sampler: code shares against the prior's training grids (total variation distance)",
+                     f"{cal['total_variation']:.3f} calibrated (as trained: {cal['rounds'][0]['total_variation']:.3f})"
+                     if cal else "as trained (sample.calibrate: false)",
+                     "0: the training grids' own shares", "lower"])
     worst = fmeta["worst_by_family"][pool]
     for family, label_text in fidelity.FAMILIES.items():
         w = worst[family]

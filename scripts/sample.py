@@ -4,6 +4,9 @@
 N is what the study's mixes need: one pool from which every mix takes a nested prefix.
 A conditioned prior (--patches/--datasets: the real patches whose class fractions the targets start from) is
 asked for sample.targets (dualgen.conditioning.draw_targets): one target per grid, written to targets.csv.
+With sample.calibrate (unconditioned priors; --codes: the prior's training grids) the sampler first fits per-code
+logit offsets so that its code frequencies match the training grids' (pixelcnn.calibrate: the exponential tilt of the
+prior nearest to it); meta.json records them with the code frequencies wanted, drawn in each round and in the pool.
 Writes OUT/grids.npy (N, h, w) int32, [OUT/targets.csv], meta.json.
 """
 from pathlib import Path
@@ -51,13 +54,35 @@ def main(args):
     model, spec = generation.load_pixelcnn(args.pixelcnn)
     cond, table = targets(args, s, spec)
     h, w = spec["grid_shape"]
-    print(f"sampling {args.n} grids of {h}x{w} (temperature {sm['temperature']}, batches of {sm['batch_size']})", flush=True)
+    k = spec["num_embeddings"]
+    bias, calibration = None, None
+    if sm.get("calibrate") and cond is None:
+        if not args.codes:
+            raise DualgenError("sample.calibrate: --codes is needed (the prior's training grids): the rule sample "
+                               "passes it")
+        codes = Path(args.codes)
+        split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
+        target = pixelcnn.code_frequencies(np.load(codes / "grids.npy", allow_pickle=False)[split == "train"], k)
+        bias, history = pixelcnn.calibrate(model, target, h, w, seed=sm["seed"], temperature=sm["temperature"],
+                                           batch_size=sm["batch_size"])
+        calibration = {"bias": bias.tolist(), "target": target.tolist(), "uncalibrated": history[0][1].tolist(),
+                       "rounds": [{"bias": b.tolist(), "drawn": f.tolist(), "total_variation": d}
+                                  for b, f, d in history]}
+    print(f"sampling {args.n} grids of {h}x{w} (temperature {sm['temperature']}, batches of {sm['batch_size']}"
+          f"{', calibrated' if bias is not None else ''})", flush=True)
     grids = pixelcnn.sample_fast(model, args.n, h, w, seed=sm["seed"], temperature=sm["temperature"],
-                                 batch_size=sm["batch_size"], cond=cond)
-    usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])
+                                 batch_size=sm["batch_size"], cond=cond, bias=bias)
+    usage = np.bincount(grids.ravel(), minlength=k)
+    if calibration is not None:
+        calibration["drawn"] = (usage / usage.sum()).tolist()
+        calibration["total_variation"] = 0.5 * float(np.abs(usage / usage.sum() - target).sum())
+        print("code shares (training grids / uncalibrated / pool): " + ", ".join(
+            f"{i}: {a:.3f}/{b:.3f}/{c:.3f}" for i, (a, b, c) in enumerate(zip(
+                calibration["target"], calibration["uncalibrated"], calibration["drawn"]))), flush=True)
     extra = {"n": args.n, "grid_shape": [h, w], "codes_used": int((usage > 0).sum()), "kind": spec["kind"],
-             "conditioned": cond is not None}
-    with artifacts.artifact_dir(args.out, "sample", s, sm["seed"], [Path(args.pixelcnn) / "meta.json"], extra) as tmp:
+             "conditioned": cond is not None, "calibration": calibration}
+    with artifacts.artifact_dir(args.out, "sample", s, sm["seed"], [Path(args.pixelcnn) / "meta.json"]
+                                + ([Path(args.codes) / "grids.npy"] if calibration is not None else []), extra) as tmp:
         np.save(tmp / "grids.npy", grids.astype(np.int32), allow_pickle=False)
         if table is not None:
             table.to_csv(tmp / "targets.csv", index=False)
@@ -67,6 +92,7 @@ if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--pixelcnn", required=True)
     p.add_argument("--n", type=int, required=True, help="number of grids (the pool size the mixes need)")
+    p.add_argument("--codes", default=None, help="the encode folder (sample.calibrate: the training grids' codes)")
     p.add_argument("--patches", default=None, help="the patches folder (a conditioned prior's targets)")
     p.add_argument("--datasets", default=None, help="the datasets folder (a conditioned prior's targets)")
     p.add_argument("--out", required=True)

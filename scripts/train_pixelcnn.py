@@ -2,7 +2,8 @@
 """Train a PixelCNN prior over the VQ-VAE code grids (paper step 6): plain (masked convolutions, as in the
 paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
-comes with its patch's class fractions (dualgen.conditioning), which every layer sees.
+comes with its patch's class fractions (dualgen.conditioning), which every layer sees. pixelcnn.augment flips: it
+also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches as they are).
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
 from pathlib import Path
@@ -43,18 +44,22 @@ def main(args):
     spec = pixelcnn.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = pixelcnn.build(spec)
     print(f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
-          f"{int((split == 'train').sum())} training / {int((split == 'val').sum())} "
+          f"{int((split == 'train').sum())} training{' (and their mirror images)' if pc['augment'] == 'flips' else ''} / "
+          f"{int((split == 'val').sum())} "
           f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}", flush=True)
     train, val = split == "train", split == "val"
-    history = pixelcnn.train_pixelcnn(model, grids[train], grids[val], epochs=pc["epochs"],
+    flipped = np.load(codes / "flips.npy", allow_pickle=False) if (codes / "flips.npy").exists() else None
+    train_grids, train_cond = generation.training_grids(grids[train], None if flipped is None else flipped[:, train],
+                                                        cond[train], pc["augment"])
+    history = pixelcnn.train_pixelcnn(model, train_grids, grids[val], epochs=pc["epochs"],
                                       batch_size=pc["batch_size"], learning_rate=pc["learning_rate"], seed=pc["seed"],
-                                      train_cond=cond[train], val_cond=cond[val])
+                                      train_cond=train_cond, val_cond=cond[val])
     hist = pd.DataFrame(history)
     val_nll = float(pixelcnn.validation_nll(model, grids[val], cond=cond[val]))
     extra = {"val_nll": val_nll, "receptive_rows": int(model.receptive_rows),
              "receptive_cols": int(model.receptive_cols), "condition": pc["condition"], "cond_dim": int(cond.shape[1])}
     print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
-    with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], [codes / "grids.npy"], extra) as tmp:
+    with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], [codes / "grids.npy"] + ([codes / "flips.npy"] if pc["augment"] == "flips" else []), extra) as tmp:
         pixelcnn.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)
         figures.pixelcnn_history(hist, args.kind + (" conditioned" if cond.shape[1] else ""), tmp / "nll.png")

@@ -228,6 +228,21 @@ def test_memorisation_of_copies_and_of_independent_samples():
     assert m["synth_median"] == pytest.approx(m["val_median"], rel=0.1)
 
 
+def test_mirrored_copies_count_as_copies():
+    """A prior may train on the training pairs' mirror images (pixelcnn.augment flips): a flipped copy of a training
+    pair is at distance 0 from the reference, and real validation pairs are not helped by the mirror images."""
+    from dualgen.generation import flips
+
+    train = blobs(60, sigma=3, seed=20)
+    val = blobs(100, sigma=3, seed=31)
+    mirrored = tuple(np.concatenate(list(flips(x[:15]))) for x in train)  # 45 pairs, each a flip of a training pair
+    assert not any((mirrored[1][k] == train[1][k % 15]).all() for k in range(45))  # blobs are not symmetric
+    m = fidelity.memorisation(mirrored, train, val, 3)
+    assert m["share_closer"] == 1.0 and m["synth_median"] == pytest.approx(0, abs=1e-6)
+    assert fidelity.copies_more_than_real(m)
+    assert m["threshold"] > 0 and m["val_median"] > m["threshold"]
+
+
 def test_novel_share_bounds_known_answers_and_simulation():
     """What a sample as novel as real data scores: between j/(n+1) and (j+1)/(n+1) for the percentile between the
     j-th and (j+1)-th smallest of n real distances; checked on exchangeable draws (the same distribution), where

@@ -369,3 +369,61 @@ def test_an_unconditioned_model_is_unchanged(kind, tmp_path):
     assert np.array_equal(m(g).numpy(), m(g, np.zeros((2, 0), np.float32)).numpy())
     fast = P.sample_fast(m, 2, 6, 7, seed=1)
     assert np.array_equal(fast, P.sample_fast(m, 2, 6, 7, seed=1, cond=np.zeros((2, 0), np.float32)))
+
+
+def test_flips_and_the_augmented_training_grids():
+    """The mirror images keep rows as rows; the augmented set is the grids and their encoded mirror images, with
+    the cond rows repeated in the same order; a missing or mismatched flips.npy and an unknown mode are one error."""
+    from dualgen import generation
+
+    x = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    f = generation.flips(x)
+    assert f.shape == (3, 2, 3, 4) and len(generation.FLIPS) == 3
+    assert (f[0][1] == x[1][:, ::-1]).all() and (f[1][1] == x[1][::-1]).all() and (f[2][1] == x[1][::-1, ::-1]).all()
+    grids = np.arange(2 * 5 * 5).reshape(2, 5, 5)
+    encoded = 100 + np.arange(3 * 2 * 5 * 5).reshape(3, 2, 5, 5)  # any codes: the VQ-VAE's, not flipped grids
+    cond = np.array([[0.1, 0.9], [0.6, 0.4]], np.float32)
+    g, c = generation.training_grids(grids, encoded, cond, "flips")
+    assert g.shape == (8, 5, 5) and (g[:2] == grids).all() and (g[2:4] == encoded[0]).all() and (g[6:] == encoded[2]).all()
+    assert (c == np.tile(cond, (4, 1))).all()
+    g, c = generation.training_grids(grids, None, cond, "none")
+    assert g is grids and c is cond
+    with pytest.raises(DualgenError, match="flips.npy.*rerun encode"):
+        generation.training_grids(grids, None, cond, "flips")
+    with pytest.raises(DualgenError, match="flips.npy"):
+        generation.training_grids(grids, encoded[:, :1], cond, "flips")
+    with pytest.raises(DualgenError, match="pixelcnn.augment"):
+        generation.training_grids(grids, encoded, cond, "rotations")
+
+
+def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
+    """A prior trained on grids whose rows each hold one random code (25 % each) draws such rows; asked for
+    55 / 25 / 15 / 5 % it must hit those shares as a tilt of the prior (rows stay uniform, far more often than
+    independent cells would make them), with offsets in the order of the wanted shares; a target equal to what the
+    prior draws leaves it unbiased. The calibration's draws do not touch the pool's random streams."""
+    rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
+    grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
+    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8))
+    P.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
+                     log=lambda *a: None)
+    plain = P.sample_fast(m, 48, 8, 8, seed=3)
+    target = np.array([0.55, 0.25, 0.15, 0.05])
+    assert np.abs(P.code_frequencies(plain, 4) - target).max() > 0.1
+    bias, history = P.calibrate(m, target, 8, 8, seed=3, grids=32, log=lambda *a: None)
+    first = P._sample(P._fill_fast, m, 32, 8, 8, 3, 1.0, 16, None, None, np.zeros(4), stream=(1, 0))
+    assert len(history) == P.CALIBRATION_ROUNDS and np.allclose(history[0][1], P.code_frequencies(first, 4))
+    assert not history[0][0].any() and history[0][2] == pytest.approx(0.5 * np.abs(history[0][1] - target).sum())
+    best = min(h[2] for h in history)
+    assert best < 0.5 * history[0][2] and any(b is bias for b, _, d in history if d == best)
+    assert bias[0] > bias[1] > bias[2] > bias[3]
+    after = P.sample_fast(m, 48, 8, 8, seed=3, bias=bias)
+    assert np.abs(P.code_frequencies(after, 4) - target).max() < 0.07
+    uniform_rows = np.mean([len(set(row)) == 1 for g in after for row in g])
+    assert uniform_rows > 0.6  # independent cells at these shares would make a uniform row of 8 with p < 0.001
+    assert np.array_equal(P.sample_fast(m, 48, 8, 8, seed=3), plain)  # the pool's streams are its own
+    same, _ = P.calibrate(m, P.code_frequencies(first, 4), 8, 8, seed=3, grids=32, rounds=3, log=lambda *a: None)
+    assert not same.any()  # the first round (no offsets) drew the target exactly: no later round can be nearer
+    with pytest.raises(DualgenError, match="calibration"):
+        P.sample_fast(m, 2, 8, 8, seed=0, bias=np.zeros(3))
+    with pytest.raises(DualgenError, match="calibration target"):
+        P.calibrate(m, np.ones(3) / 3, 8, 8, seed=0)

@@ -83,6 +83,13 @@ def test_ci_study_produces_every_artifact(ci_run):
     assert first["updates"] == unet["updates"] and not first["reused_model"]
     recon = json.loads((out / "reconstruction" / "meta.json").read_text())
     assert 0 <= recon["recon_mask_agreement"]["val"]["miou"] <= 1
+    grids, flips = np.load(out / "codes" / "grids.npy"), np.load(out / "codes" / "flips.npy")
+    assert flips.shape == (3, *grids.shape) and not np.array_equal(flips[0], grids)  # pixelcnn.augment: flips
+    prior = json.loads((out / "pixelcnn" / "plain" / "meta.json").read_text())
+    assert any(name.endswith("flips.npy") for name in prior["inputs_sha256"])
+    cal = json.loads((out / "synthetic" / "codes" / "meta.json").read_text())["calibration"]  # sample.calibrate
+    assert len(cal["rounds"]) == 6 and cal["total_variation"] < cal["rounds"][0]["total_variation"]
+    assert abs(sum(cal["drawn"]) - 1) < 1e-9 and len(cal["bias"]) == len(cal["target"]) == len(cal["drawn"])
     pool = pd.read_csv(out / "synthetic" / "clean" / "pool.csv")
     assert len(pool) == max(m.n_synth for m in mixes)
     manifest = pd.read_csv(out / "mixes" / "SyntMQ_050" / "manifest.csv")
@@ -201,6 +208,17 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
     assert jobs.get("train_pixelcnn_conditioned") == 2 and jobs.get("sample_conditioned") == 2
     assert jobs.get("train_unet") == _train_jobs(len(synthetic))  # 0 % mixes need no generator
     assert "train_vqvae" not in jobs and "encode" not in jobs
+
+
+def test_calibrate_resamples_the_unconditioned_pools_only(ci_run):
+    """sample.calibrate reaches the unconditioned samplers (the pool and the fidelity variants): the priors, the
+    conditioned pools and the 0 % mixes stay."""
+    cfg = ci_config()
+    synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0 and not m.balanced]
+    jobs = _override(ci_run, "calibrate", "sample: {calibrate: false}\n")
+    assert jobs.get("sample") == 1 and jobs.get("fidelity_sample", 0) >= 1  # the pool and the other kind
+    assert jobs.get("train_unet") == _train_jobs(len(synthetic))
+    assert not {"train_pixelcnn", "train_pixelcnn_conditioned", "sample_conditioned", "encode"} & set(jobs)
 
 
 @pytest.mark.parametrize("name, text, expected", [
