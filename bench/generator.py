@@ -13,7 +13,8 @@ patches (reconstruction/meta.json) and the ratio the largest of the study pool's
 lengths of every class (the statistics issue 12 holds the generator to: <= 2; fidelity.csv has them all).
 ``--prior-seeds 1,2`` also trains the priors again with each of those ``pixelcnn.seed`` values (in copies of the
 folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each: one prior training says little,
-since the worst ratio moves by a factor of about three from one seed to the next (README, Generator).
+since the worst ratio moved by a factor of about three from one seed to the next before the calibrated sampler
+and the mirror images (README, Generator: 2.5-3.1 with both).
 Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml] [--keep] [--prior-seeds 1,2]
 """
 import argparse

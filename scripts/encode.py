@@ -2,8 +2,8 @@
 them (the reconstruction's agreement with the real masks is measured by the reconstruction step, which cleans the
 masks like synthetic ones: so a post-processing setting never reruns this step or the priors after it).
 Writes OUT/grids.npy (N, h, w) int32, OUT/flips.npy (3, N, h, w) int32 (the codes of each patch's mirror images,
-generation.FLIPS: the priors' pixelcnn.augment), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed images uint8,
-raw reconstructed masks float32 in level units), usage.png.
+generation.FLIPS: the priors' pixelcnn.augment), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed
+images uint8, raw reconstructed masks float32 in level units), usage.png.
 """
 from pathlib import Path
 

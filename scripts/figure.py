@@ -14,8 +14,8 @@ Kinds (each reads the folders given with --input NAME=PATH and writes OUT/<figur
              balanced.png: the balanced arm per class
   findings   findings.html      the sentences that open the report's Study section (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
-  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, sample, pixelcnn_<kind>[_cond],
-                              fidelity, pretest)
+  generator_card  card.html   the Generator section's report card (vqvae, reconstruction, sample,
+                              pixelcnn_<kind>[_cond], fidelity, pretest)
   conditioning  obedience.png, balanced_pairs.png: requested vs achieved fractions; balanced pairs (conditioning,
                               balanced)
 Settings (--settings): classes (with colours) and the kind's own counts.

@@ -5,8 +5,9 @@ N is what the study's mixes need: one pool from which every mix takes a nested p
 A conditioned prior (--patches/--datasets: the real patches whose class fractions the targets start from) is
 asked for sample.targets (dualgen.conditioning.draw_targets): one target per grid, written to targets.csv.
 With sample.calibrate (unconditioned priors; --codes: the prior's training grids) the sampler first fits per-code
-logit offsets so that its code frequencies match the training grids' (pixelcnn.calibrate: the exponential tilt of the
-prior nearest to it); meta.json records them with the code frequencies wanted, drawn in each round and in the pool.
+logit offsets so that its code frequencies match the training grids' (dualgen.pixelcnn.calibrate: the exponential
+tilt of the prior nearest to it); meta.json records them with the code frequencies wanted, drawn in each round and
+in the pool.
 Writes OUT/grids.npy (N, h, w) int32, [OUT/targets.csv], meta.json.
 """
 from pathlib import Path
@@ -72,14 +73,14 @@ def main(args):
           f"{', calibrated' if bias is not None else ''})", flush=True)
     grids = pixelcnn.sample_fast(model, args.n, h, w, seed=sm["seed"], temperature=sm["temperature"],
                                  batch_size=sm["batch_size"], cond=cond, bias=bias)
-    usage = np.bincount(grids.ravel(), minlength=k)
+    shares = pixelcnn.code_frequencies(grids, k)
     if calibration is not None:
-        calibration["drawn"] = (usage / usage.sum()).tolist()
-        calibration["total_variation"] = 0.5 * float(np.abs(usage / usage.sum() - target).sum())
+        calibration["drawn"] = shares.tolist()
+        calibration["total_variation"] = 0.5 * float(np.abs(shares - target).sum())
         print("code shares (training grids / uncalibrated / pool): " + ", ".join(
             f"{i}: {a:.3f}/{b:.3f}/{c:.3f}" for i, (a, b, c) in enumerate(zip(
                 calibration["target"], calibration["uncalibrated"], calibration["drawn"]))), flush=True)
-    extra = {"n": args.n, "grid_shape": [h, w], "codes_used": int((usage > 0).sum()), "kind": spec["kind"],
+    extra = {"n": args.n, "grid_shape": [h, w], "codes_used": int((shares > 0).sum()), "kind": spec["kind"],
              "conditioned": cond is not None, "calibration": calibration}
     with artifacts.artifact_dir(args.out, "sample", s, sm["seed"], [Path(args.pixelcnn) / "meta.json"]
                                 + ([Path(args.codes) / "grids.npy"] if calibration is not None else []), extra) as tmp:

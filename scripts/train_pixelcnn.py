@@ -43,9 +43,9 @@ def main(args):
     cond = condition_vectors(args, s, list(pd.read_csv(codes / "codes.csv")["patch_id"]))
     spec = pixelcnn.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = pixelcnn.build(spec)
+    mirrored = " (and their mirror images)" if pc["augment"] == "flips" else ""
     print(f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
-          f"{int((split == 'train').sum())} training{' (and their mirror images)' if pc['augment'] == 'flips' else ''} / "
-          f"{int((split == 'val').sum())} "
+          f"{int((split == 'train').sum())} training{mirrored} / {int((split == 'val').sum())} "
           f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}", flush=True)
     train, val = split == "train", split == "val"
     flipped = np.load(codes / "flips.npy", allow_pickle=False) if (codes / "flips.npy").exists() else None
@@ -59,7 +59,8 @@ def main(args):
     extra = {"val_nll": val_nll, "receptive_rows": int(model.receptive_rows),
              "receptive_cols": int(model.receptive_cols), "condition": pc["condition"], "cond_dim": int(cond.shape[1])}
     print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
-    with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], [codes / "grids.npy"] + ([codes / "flips.npy"] if pc["augment"] == "flips" else []), extra) as tmp:
+    inputs = [codes / "grids.npy"] + ([codes / "flips.npy"] if mirrored else [])
+    with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], inputs, extra) as tmp:
         pixelcnn.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)
         figures.pixelcnn_history(hist, args.kind + (" conditioned" if cond.shape[1] else ""), tmp / "nll.png")

@@ -384,7 +384,8 @@ def test_flips_and_the_augmented_training_grids():
     encoded = 100 + np.arange(3 * 2 * 5 * 5).reshape(3, 2, 5, 5)  # any codes: the VQ-VAE's, not flipped grids
     cond = np.array([[0.1, 0.9], [0.6, 0.4]], np.float32)
     g, c = generation.training_grids(grids, encoded, cond, "flips")
-    assert g.shape == (8, 5, 5) and (g[:2] == grids).all() and (g[2:4] == encoded[0]).all() and (g[6:] == encoded[2]).all()
+    assert g.shape == (8, 5, 5) and (g[:2] == grids).all()
+    assert (g[2:4] == encoded[0]).all() and (g[6:] == encoded[2]).all()
     assert (c == np.tile(cond, (4, 1))).all()
     g, c = generation.training_grids(grids, None, cond, "none")
     assert g is grids and c is cond
