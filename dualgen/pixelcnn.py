@@ -554,6 +554,11 @@ def code_frequencies(grids, num_embeddings):
     return np.bincount(grids.ravel(), minlength=int(num_embeddings))[:int(num_embeddings)] / max(1, grids.size)
 
 
+def share_distance(a, b):
+    """Total variation distance between two (K,) code-share vectors: half the summed absolute difference."""
+    return 0.5 * float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum())
+
+
 def calibrate(model, target, height, width, *, seed, temperature=1.0, batch_size=16, grids=CALIBRATION_GRIDS,
               rounds=CALIBRATION_ROUNDS, step=CALIBRATION_STEP, log=print):
     """Per-code logit offsets b (K,) so that the sampler's code frequencies come near ``target`` (K,), the code
@@ -579,7 +584,7 @@ def calibrate(model, target, height, width, *, seed, temperature=1.0, batch_size
     for r in range(int(rounds)):
         drawn = code_frequencies(_sample(_fill_fast, model, int(grids), height, width, seed, temperature,
                                          batch_size, None, None, bias, stream=(1, r)), k)
-        distance = 0.5 * float(np.abs(drawn - target).sum())
+        distance = share_distance(drawn, target)
         history.append((bias, drawn, distance))
         log(f"calibration round {r + 1}/{rounds}: code shares {distance:.3f} (total variation) from the training "
             "grids'")

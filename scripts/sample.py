@@ -76,7 +76,7 @@ def main(args):
     shares = pixelcnn.code_frequencies(grids, k)
     if calibration is not None:
         calibration["drawn"] = shares.tolist()
-        calibration["total_variation"] = 0.5 * float(np.abs(shares - target).sum())
+        calibration["total_variation"] = pixelcnn.share_distance(shares, target)
         print("code shares (training grids / uncalibrated / pool): " + ", ".join(
             f"{i}: {a:.3f}/{b:.3f}/{c:.3f}" for i, (a, b, c) in enumerate(zip(
                 calibration["target"], calibration["uncalibrated"], calibration["drawn"]))), flush=True)

@@ -413,7 +413,8 @@ def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
     bias, history = P.calibrate(m, target, 8, 8, seed=3, grids=32, log=lambda *a: None)
     first = P._sample(P._fill_fast, m, 32, 8, 8, 3, 1.0, 16, None, None, np.zeros(4), stream=(1, 0))
     assert len(history) == P.CALIBRATION_ROUNDS and np.allclose(history[0][1], P.code_frequencies(first, 4))
-    assert not history[0][0].any() and history[0][2] == pytest.approx(0.5 * np.abs(history[0][1] - target).sum())
+    assert not history[0][0].any() and history[0][2] == pytest.approx(P.share_distance(history[0][1], target))
+    assert P.share_distance([0.5, 0.5, 0, 0], [0, 0.5, 0.5, 0]) == pytest.approx(0.5)
     best = min(h[2] for h in history)
     assert best < 0.5 * history[0][2] and any(b is bias for b, _, d in history if d == best)
     assert bias[0] > bias[1] > bias[2] > bias[3]
