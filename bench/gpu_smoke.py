@@ -105,16 +105,12 @@ def run_prior(tf, s, size, steps, kind):
 
 
 def run_unet(tf, s, size, steps):
-    import segmentation_models as sm
-
-    from dualgen import precision, unet
+    from dualgen import unet, unet_train
 
     u, n = s["unet"], len(s["classes"])
     b, mixed = int(u["batch_size"]), u["mixed_precision"]
     model = unet.build_unet(u["backbone"], None, n, (size, size, CHANNELS), u.get("bn_momentum"), mixed)
-    model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(u["learning_rate"]), mixed),
-                  loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
-                  metrics=[sm.metrics.IOUScore(threshold=0.5)])
+    unet_train.compile_unet(model, u["learning_rate"], mixed)
     rng = np.random.default_rng(SEED)
     x = rng.uniform(0, 1, (b, size, size, CHANNELS)).astype(np.float32)
     y = np.eye(n, dtype=np.float32)[rng.integers(0, n, (b, size, size))]

@@ -5,7 +5,8 @@ Runs in a fresh folder (default bench/out/study), measures wall time and how bus
 all cores, over the run), prints the per-rule times from Snakemake's benchmark files and, last, one line:
 `study wall time: <min> min for <n> trainings; CPU busy <p> %; overhead <q> %`, where overhead is the share of the
 train_unet jobs' time not spent inside optimizer updates (TensorFlow start, data loading, model build, the first
-update's tracing, validations, writing; from each training's meta.json `update_seconds`).
+update's tracing, validations, writing; from each training's meta.json `update_seconds`). Snakemake's own CPU
+seconds (its scheduling, not its jobs') are printed too.
 Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]  (--keep: only what is missing runs,
 and the figures count only the jobs of this run)
 """
@@ -28,6 +29,16 @@ def cpu_times():
     return sum(fields), idle
 
 
+def own_cpu_seconds(pid):
+    """CPU seconds (user + system) of the process ``pid`` itself, without its children; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", default="2")
@@ -46,12 +57,17 @@ def main():
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     total0, idle0 = cpu_times()
     t0 = time.time()
+    own = 0.0
     with open(work / "snakemake.log", "w") as log:
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        while proc.poll() is None:
+            own = own_cpu_seconds(proc.pid) or own
+            time.sleep(1.0)
+        rc = proc.returncode
     wall = time.time() - t0
     total1, idle1 = cpu_times()
     busy = 1 - (idle1 - idle0) / max(1, total1 - total0)
-    print(f"snakemake exit status: {rc} (log: {work / 'snakemake.log'})")
+    print(f"snakemake exit status: {rc} (log: {work / 'snakemake.log'}); Snakemake's own CPU: {own:.0f} s")
     import pandas as pd
 
     rows = []

@@ -11,10 +11,13 @@ first ``model.evaluate`` at batch 1, as fit's validation), and then the steady u
 on a fixed tf.data set (random 64x64x1 images, 4 classes; timed between the first and the last batch end of a
 fit, so without fit's per-call set-up). Medians over the rounds are printed.
 
-Candidate names: ``<backbone>[-d<F>][-b<B>][-tr][-xla][-spe<K>][-nomo][-autojit]``; backbone r18 (resnet18), mnv2
-(mobilenetv2), effb0 (efficientnetb0), or any segmentation_models name; d<F>: decoder_filters F, F/2, .. (5
-blocks; d256 = the default (256, 128, 64, 32, 16)); tr: decoder_block_type "transpose" (default
-"upsampling"); b<B>: batch (default 4); xla: compile(jit_compile=True);
+Candidate names: ``<backbone>[-d<F>][-b<B>][-ka][-bf16|-auto][-tr][-xla][-spe<K>][-nomo][-autojit]``; backbone r18
+(resnet18), mnv2 (mobilenetv2), effb0 (efficientnetb0), or any segmentation_models name; d<F>: decoder_filters F,
+F/2, .. (5 blocks; d256 = the default (256, 128, 64, 32, 16)); tr: decoder_block_type "transpose" (default
+"upsampling"); b<B>: batch (default 4); ka: Keras' Adam (about ten element-wise ops per variable; without it
+dualgen's ``unet_train.FusedAdam``, one kernel); bf16: Keras' mixed_bfloat16 policy with a float32 softmax
+(``dualgen.precision``); auto: bf16 where ``unet.mixed_precision: auto`` picks it on this machine (a CPU with
+AVX512_BF16 or AMX), float32 elsewhere; xla: compile(jit_compile=True);
 spe<K>: compile(steps_per_execution=K); nomo: tf.config.optimizer.set_experimental_options({"disable_meta_optimizer":
 True}) (no grappler: faster trace); autojit: tf.config.optimizer.set_jit("autoclustering") with
 TF_XLA_FLAGS=--tf_xla_cpu_global_jit (XLA auto-clustering on the CPU).
@@ -36,15 +39,16 @@ from pathlib import Path
 t_start = time.perf_counter()
 REPO = Path(__file__).resolve().parents[1]
 
-CURRENT = "r18"  # today's model: resnet18, default decoder (256, 128, 64, 32, 16), batch 4
+CURRENT = "r18-ka"  # the model the issue started from: resnet18, default decoder (256, 128, 64, 32, 16), Keras' Adam
 # The best trade-off: resnet18 kept (fewer changes of results), decoder_filters (128, 64, 32, 16, 8): ~1.3x the
 # updates/s of today, the same trace time; d64 is no faster with resnet18 (its 11.2M encoder parameters dominate).
-# mobilenetv2 + d64 is ~2.5x in steady state but traces ~2x longer (7-8 CPU-s vs 3.5): per job of ~190 updates it
-# saves little more than r18-d128 does; it wins clearly only where the start overhead is amortised.
-DEFAULT = "r18-d128"
-CANDIDATES = [CURRENT, "r18-d128", "r18-d64", "mnv2-d64", "effb0-d64", f"{DEFAULT}-nomo", f"{DEFAULT}-tr",
-              f"{DEFAULT}-spe4", f"{DEFAULT}-xla", f"{DEFAULT}-tr-xla"]
-EXTRA = ["mnv2-d64-tr-xla", f"{DEFAULT}-autojit"]  # --extra: XLA that compiles, auto-clustering (both ~0.5x, slow)
+# mobilenetv2 + d64 is ~2.5x in steady state but traces ~2x longer (7-8 CPU-s vs 3.5) and segments much worse at
+# 200 updates (README: Performance). The fused Adam: ~1.1x, and a third less tracing; bfloat16 (auto, where the CPU
+# has it): ~1.1x more, the same accuracy.
+DEFAULT = "r18-d128-auto"  # the default config: decoder (128, ..., 8), FusedAdam, mixed_precision auto
+CANDIDATES = [CURRENT, "r18-d128-ka", "r18-d128", "r18-d128-bf16", "r18-d64", "mnv2-d64", "effb0-d64",
+              "r18-d128-nomo", "r18-d128-tr", "r18-d128-spe4", "r18-d128-xla", "r18-d128-tr-xla"]
+EXTRA = ["mnv2-d64-tr-xla", "r18-d128-autojit"]  # --extra: XLA that compiles, auto-clustering (both ~0.5x, slow)
 ALIASES = {"r18": "resnet18", "mnv2": "mobilenetv2", "effb0": "efficientnetb0"}
 SIZE, CLASSES, SEED, NDATA = 64, 4, 0, 16
 
@@ -54,12 +58,16 @@ def parse(name):
     tokens = name.split("-")
     spec = {"name": name, "backbone": ALIASES.get(tokens[0], tokens[0]), "decoder": 256, "batch": 4, "xla": False,
             "spe": 1, "autojit": False, "block": "upsampling",
-            "nomo": False}
+            "nomo": False, "adam": "fused", "precision": False}
     for tok in tokens[1:]:
         if tok == "xla":
             spec["xla"] = True
         elif tok == "nomo":
             spec["nomo"] = True
+        elif tok == "ka":
+            spec["adam"] = "keras"
+        elif tok in ("bf16", "auto"):
+            spec["precision"] = "bfloat16" if tok == "bf16" else "auto"
         elif tok == "tr":
             spec["block"] = "transpose"
         elif tok == "autojit":
@@ -109,6 +117,9 @@ def worker(name, updates, double):
     import segmentation_models as sm
     import numpy as np
 
+    from dualgen import precision
+    from dualgen.unet_train import FusedAdam
+
     if spec["autojit"]:
         tf.config.optimizer.set_jit("autoclustering")
     if spec["nomo"]:
@@ -116,9 +127,14 @@ def worker(name, updates, double):
     lap("import")
 
     tf.keras.utils.set_random_seed(SEED)
-    model = sm.Unet(spec["backbone"], encoder_weights=None, classes=CLASSES, activation="softmax",
-                    input_shape=(SIZE, SIZE, 1), decoder_filters=spec["decoder_filters"],
-                    decoder_block_type=spec["block"])
+    mixed = precision.resolve(spec["precision"])
+    out["precision"] = precision.mode(mixed) or "float32"
+    with precision.keras_policy(mixed):
+        model = sm.Unet(spec["backbone"], encoder_weights=None, classes=CLASSES, activation="softmax",
+                        input_shape=(SIZE, SIZE, 1), decoder_filters=spec["decoder_filters"],
+                        decoder_block_type=spec["block"])
+    if mixed:
+        model = precision.float32_outputs(model)
     lap("build")
     out["params"] = int(model.count_params())
 
@@ -127,7 +143,7 @@ def worker(name, updates, double):
         kwargs["jit_compile"] = True
     if spec["spe"] > 1:
         kwargs["steps_per_execution"] = spec["spe"]
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3) if spec["adam"] == "keras" else FusedAdam(1e-3),
                   loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
                   metrics=[sm.metrics.IOUScore(threshold=0.5)], **kwargs)
     lap("compile")
@@ -272,23 +288,25 @@ def main():
 
     base = results.get(CURRENT) or []
     base_ups = med(base, "updates_per_cpu_s") if base else float("nan")
-    head = (f"{'candidate':<18} {'params':>10} {'upd/s':>6} {'wall':>6} {'img/s':>6} {'2B':>6} {'vs r18':>6} "
+    head = (f"{'candidate':<20} {'params':>10} {'upd/s':>6} {'wall':>6} {'img/s':>6} {'2B':>6} {'vs r18':>6} "
             f"{'import':>6} "
-            f"{'build':>5} {'compile':>7} {'trace':>5} {'valtr':>5} {'process':>7} {'n':>2} {'det':>3}  decoder")
+            f"{'build':>5} {'compile':>7} {'trace':>5} {'valtr':>5} {'process':>7} {'n':>2} {'det':>3}  decoder, "
+            "Adam, compute")
     print()
     print(head)
     print("-" * len(head))
     for n in names:
         rows = results[n]
         if not rows:
-            print(f"{n:<18} FAILED {errors.get(n, '?')}")
+            print(f"{n:<20} FAILED {errors.get(n, '?')}")
             continue
         spec = parse(n)
         ups = med(rows, "updates_per_cpu_s")
         two = f"{med(rows, 'images_per_cpu_s_2b'):.1f}" if "images_per_cpu_s_2b" in rows[0] else "-"
         det = "yes" if len({r["loss1"] for r in rows}) == 1 and len(rows) > 1 else ("-" if len(rows) == 1 else "NO")
-        decoder = str(spec["decoder_filters"]).replace(" ", "") + (" transpose" if spec["block"] == "transpose" else "")
-        print(f"{n:<18} {rows[0]['params']:>10,} {ups:>6.2f} {med(rows, 'updates_per_s'):>6.2f} "
+        decoder = (str(spec["decoder_filters"]).replace(" ", "") + (" transpose" if spec["block"] == "transpose" else "")
+                   + f", {spec['adam']}, {rows[0]['precision']}")
+        print(f"{n:<20} {rows[0]['params']:>10,} {ups:>6.2f} {med(rows, 'updates_per_s'):>6.2f} "
               f"{ups * spec['batch']:>6.1f} {two:>6} {ups / base_ups:>5.2f}x {med(rows, 'import_cpu'):>6.1f} "
               f"{med(rows, 'build_cpu'):>5.1f} {med(rows, 'compile_cpu'):>7.2f} {med(rows, 'trace_cpu'):>5.1f} "
               f"{med(rows, 'val_trace_cpu'):>5.1f} {med(rows, 'wall'):>7.1f} {len(rows):>2} {det:>3}  {decoder}"
@@ -305,7 +323,8 @@ def main():
         print(f"unet step: {DEFAULT} or {CURRENT} failed: no comparison")
         return 1
     x, y = med(new, "updates_per_cpu_s"), med(cur, "updates_per_cpu_s")
-    print(f"unet step: {DEFAULT} {x:.2f} updates/s vs current resnet18 {y:.2f} updates/s: {x / y:.2f}x")
+    print(f"unet step: {DEFAULT} ({new[0]['precision']}) {x:.2f} updates/s vs current resnet18 {y:.2f} updates/s: "
+          f"{x / y:.2f}x")
     return 0
 
 

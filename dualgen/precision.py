@@ -1,11 +1,16 @@
 """Mixed precision (config ``unet.mixed_precision``, ``vqvae.mixed_precision``; off by default): float16 compute
 with float32 variables and float32 outputs, and dynamic loss scaling so that small float16 gradients do not
 underflow to zero. Meant for GPUs with tensor cores (compute capability 7.0 or higher); on a CPU float16 runs, but
-slower than float32 (``warn_if_cpu`` says so in the log).
+slower than float32 (``check`` says so in the log). The U-Net also takes ``bfloat16``: float32's range with 8
+bits of mantissa, no loss scaling; faster than float32 on CPUs with AVX512_BF16 or AMX (bench/unet_step.py) and
+on Ampere or newer GPUs, emulated (slower) on other AVX512 CPUs, impossible without AVX512; and ``auto`` (the
+default config's): bfloat16 where the CPU computes it natively, float32 elsewhere (``resolve``; the model's
+spec.json and the training's meta.json say which ran).
 
-- Keras (the U-Net): ``keras_policy(True)`` builds layers under the ``mixed_float16`` policy;
+- Keras (the U-Net): ``keras_policy(True)`` builds layers under the ``mixed_float16`` policy (``"bfloat16"``:
+  ``mixed_bfloat16``);
   ``float32_outputs(model)`` rebuilds the output activation (segmentation_models' final softmax) in float32, so
-  the softmax and the loss are computed in float32; the optimizer is wrapped in
+  the softmax and the loss are computed in float32; under float16 the optimizer is wrapped in
   ``tf.keras.mixed_precision.LossScaleOptimizer`` (``unet_train``), whose loss scale Keras' fit applies.
 - Sonnet (the VQ-VAE's own training step): Sonnet has no dtype policy, so ``half_variables(model, keep)`` reads
   the float32 variables of the model's modules as float16 casts while the step is traced (the gradient of the
@@ -20,29 +25,81 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 import tensorflow as tf
 
 
+MODES = {False: None, None: None, True: "float16", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def mode(value):
+    """A ``mixed_precision`` setting (false, true = "float16", "float16", "bfloat16") -> None, "float16" or
+    "bfloat16"."""
+    if isinstance(value, (bool, str, type(None))) and value in MODES:
+        return MODES[value]
+    raise ValueError(f"mixed_precision: {value!r} is none of false, true, float16, bfloat16")
+
+
 def on_gpu():
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def warn_if_cpu(log, what):
-    """One log line when mixed precision is asked for without a GPU (allowed, but slower than float32)."""
-    if not on_gpu():
+def cpu_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """How this CPU runs TensorFlow's bfloat16 (x86 flags in Linux's /proc/cpuinfo): "native" (AVX512_BF16 or
+    AMX), "emulated" (AVX512 without them: oneDNN converts, about 0.6x float32's speed), None (no AVX512: oneDNN
+    has no bfloat16 kernels and training aborts) or "unknown" (no x86 flags to read)."""
+    try:
+        text = open(cpuinfo).read()
+    except OSError:
+        return "unknown"
+    lines = [line for line in text.splitlines() if line.startswith("flags")]
+    if not lines:
+        return "unknown"
+    flags = set(lines[0].split(":", 1)[-1].split())
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return "native"
+    return "emulated" if "avx512bw" in flags else None
+
+
+def resolve(value):
+    """A ``mixed_precision`` setting as the model is built with it: "auto" -> "bfloat16" on a CPU that computes
+    bfloat16 natively (no GPU), false otherwise (float32; float16 for tensor cores is chosen explicitly); any
+    other value as it is (checked by ``mode``)."""
+    if value == "auto":
+        return "bfloat16" if not on_gpu() and cpu_bfloat16() == "native" else False
+    mode(value)
+    return value
+
+
+def check(log, what, value=True):
+    """Mixed precision that cannot run here is a DualgenError (bfloat16 on a CPU without AVX512); one warning line
+    where it runs slower than float32 (float16 without a GPU, bfloat16 emulated)."""
+    m = mode(value)
+    if m is None or on_gpu():
+        return
+    if m == "float16":
         log(f"warning: {what}: mixed precision (float16) is meant for GPUs with tensor cores; on this CPU it runs "
             "slower than float32 (set it to false for CPU runs)")
+    elif cpu_bfloat16() is None:
+        from dualgen.errors import DualgenError
+
+        raise DualgenError(f"{what}: bfloat16 needs a CPU with AVX512 (TensorFlow has no bfloat16 kernels for this "
+                           "one) or a GPU: set it to auto or false")
+    elif cpu_bfloat16() == "emulated":
+        log(f"warning: {what}: this CPU emulates bfloat16 (no AVX512_BF16 or AMX): slower than float32 (set it to "
+            "auto or false)")
 
 
 # ---------------------------------------------------------------------------------------------- Keras
 
 
 @contextlib.contextmanager
-def keras_policy(enabled=True):
-    """Keras layers created inside get the ``mixed_float16`` policy (float16 compute, float32 variables); the
-    global policy is restored afterwards. ``enabled=False``: nothing changes."""
-    if not enabled:
+def keras_policy(value=True):
+    """Keras layers created inside get the ``mixed_float16`` (``value`` true or "float16") or ``mixed_bfloat16``
+    ("bfloat16") policy (half-precision compute, float32 variables); the global policy is restored afterwards.
+    ``value`` false: nothing changes."""
+    m = mode(value)
+    if m is None:
         yield
         return
     old = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    tf.keras.mixed_precision.set_global_policy(f"mixed_{m}")
     try:
         yield
     finally:
@@ -80,9 +137,10 @@ def _layer(model, layer_id):
     return next(layer for layer in model.layers if id(layer) == layer_id)
 
 
-def loss_scale_optimizer(optimizer, enabled=True):
-    """``optimizer`` wrapped in tf-keras' dynamic ``LossScaleOptimizer`` (needed with float16 gradients)."""
-    return tf.keras.mixed_precision.LossScaleOptimizer(optimizer) if enabled else optimizer
+def loss_scale_optimizer(optimizer, value=True):
+    """``optimizer`` wrapped in tf-keras' dynamic ``LossScaleOptimizer`` where ``value`` is float16 mixed precision
+    (float16 gradients underflow without it; bfloat16 has float32's range and needs none)."""
+    return tf.keras.mixed_precision.LossScaleOptimizer(optimizer) if mode(value) == "float16" else optimizer
 
 
 # ---------------------------------------------------------------------------------------------- Sonnet

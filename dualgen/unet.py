@@ -107,8 +107,9 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
     repeats the channel). ``bn_momentum`` (optional) overrides BatchNormalization's momentum (short CPU runs).
     ``decoder_filters`` (optional, 5 numbers): the decoder's widths (segmentation_models' default 256..16; a slimmer
     decoder trains faster on a CPU, bench/unet_step.py).
-    ``mixed_precision``: layers under Keras' ``mixed_float16`` policy (float32 variables, the same weight files),
-    the final softmax in float32 (``dualgen.precision``); compile with a LossScaleOptimizer (``unet_train``).
+    ``mixed_precision``: true or "float16": layers under Keras' ``mixed_float16`` policy, "bfloat16":
+    ``mixed_bfloat16`` (float32 variables, the same weight files), the final softmax in float32
+    (``dualgen.precision``); float16 compiles with a LossScaleOptimizer (``unet_train.compile_unet``).
     The backbone name is kept as ``model.dualgen_backbone`` for ``predict``.
     """
     names = backbones()
@@ -128,7 +129,7 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
         c = 3
     from dualgen import precision
 
-    with _NoDownload(backbone), warnings.catch_warnings(), precision.keras_policy(bool(mixed_precision)):
+    with _NoDownload(backbone), warnings.catch_warnings(), precision.keras_policy(mixed_precision):
         # keras_applications' MobileNets: "Weights for input shape (224, 224) will be loaded" (fine: convolutions)
         warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square")
         decoder = {"decoder_filters": tuple(int(f) for f in decoder_filters)} if decoder_filters else {}
@@ -198,13 +199,21 @@ def load_weights(model, path, optimizer=True):
 # ---------------------------------------------------------------------------------------------- persistence
 
 
+def _precision_spec(value):
+    """config's mixed_precision as spec.json keeps it, "auto" resolved on this machine: false, true (float16, as
+    before bfloat16 existed), "bfloat16"."""
+    from dualgen import precision
+
+    return {None: False, "float16": True, "bfloat16": "bfloat16"}[precision.mode(precision.resolve(value))]
+
+
 def make_spec(settings, num_classes, input_shape):
     """The spec of a U-Net: ``build_unet``'s arguments, from config's ``unet`` settings (backbone, encoder_weights,
     bn_momentum), the number of classes and the images' ``input_shape`` (H, W, C)."""
     return {"backbone": settings["backbone"], "num_classes": int(num_classes),
             "input_shape": [None if n is None else int(n) for n in input_shape],
             "encoder_weights": settings.get("encoder_weights"), "bn_momentum": settings.get("bn_momentum"),
-            "mixed_precision": bool(settings.get("mixed_precision", False)),
+            "mixed_precision": _precision_spec(settings.get("mixed_precision", False)),
             "decoder_filters": settings.get("decoder_filters")}
 
 

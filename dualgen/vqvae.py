@@ -318,7 +318,7 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     if mixed_precision:  # float16 gradients underflow without it; an attribute: checkpointed with the optimizer
         from dualgen import precision
 
-        precision.warn_if_cpu(log, "vqvae.mixed_precision")
+        precision.check(log, "vqvae.mixed_precision")
         opt.loss_scale = precision.LossScale()
     step_var = tf.Variable(0, dtype=tf.int64)
     history, resumed_from = [], None

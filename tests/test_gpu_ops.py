@@ -18,7 +18,7 @@ tf = env.setup_tensorflow(1, 0)  # op determinism on while tracing, as in every 
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen import determinism, pixelcnn, precision, unet, vqvae  # noqa: E402
+from dualgen import determinism, pixelcnn, unet, unet_train, vqvae  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,9 +31,7 @@ def assert_runs_on_gpu(what, graphs):
 
 def train_step_graph(model, x, y, mixed_precision=False):
     """The step Keras' fit runs (forward, loss, gradient, Adam, metrics) for a model compiled as train_unet does."""
-    model.compile(optimizer=precision.loss_scale_optimizer(tf.keras.optimizers.Adam(1e-3), mixed_precision),
-                  loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
-                  metrics=[sm.metrics.IOUScore(threshold=0.5)])
+    unet_train.compile_unet(model, 1e-3, mixed_precision)
     return determinism.trace(model.train_step, (x, y))
 
 

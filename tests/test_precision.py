@@ -170,6 +170,84 @@ def test_a_killed_mixed_precision_unet_resumes_with_its_loss_scale(mixed_unet, t
         assert np.allclose(info["history"][key], info_a["history"][key], rtol=1e-4, atol=1e-5), key
 
 
+def test_bfloat16_support_is_read_from_the_cpu_flags_and_auto_resolves_by_it(tmp_path, monkeypatch):
+    def cpu(text):
+        path = tmp_path / "cpuinfo"
+        path.write_text(text)
+        return precision.cpu_bfloat16(path)
+
+    assert cpu("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_bf16\n") == "native"
+    assert cpu("flags\t\t: fpu avx2 amx_bf16 amx_tile\n") == "native"
+    assert cpu("flags\t\t: fpu avx2 avx512f avx512bw avx512vl\n") == "emulated"
+    assert cpu("flags\t\t: fpu sse4_2 avx avx2 fma\n") is None
+    assert cpu("processor\t: 0\nFeatures\t: fp asimd bf16\n") == "unknown"  # not x86: nothing to read
+    assert precision.cpu_bfloat16(tmp_path / "missing") == "unknown"
+
+    logs = []
+    for found, gpu, auto, outcome in [("native", False, "bfloat16", None), ("emulated", False, False, "warning"),
+                                      (None, False, False, "error"), ("native", True, False, None)]:
+        monkeypatch.setattr(precision, "cpu_bfloat16", lambda found=found: found)
+        monkeypatch.setattr(precision, "on_gpu", lambda gpu=gpu: gpu)
+        assert precision.resolve("auto") == auto
+        assert precision.resolve("bfloat16") == "bfloat16" and precision.resolve(False) is False
+        logs.clear()
+        if outcome == "error":
+            with pytest.raises(DualgenError, match="unet.mixed_precision: bfloat16 needs a CPU with AVX512"):
+                precision.check(logs.append, "unet.mixed_precision", "bfloat16")
+        else:
+            precision.check(logs.append, "unet.mixed_precision", "bfloat16")
+            assert len(logs) == (outcome == "warning")
+        precision.check(logs.append, "unet.mixed_precision", False)  # float32 runs everywhere
+        assert len(logs) == (outcome == "warning")
+    with pytest.raises(ValueError, match="none of false, true, float16, bfloat16"):
+        precision.mode("half")
+
+
+@pytest.mark.skipif(precision.cpu_bfloat16() in (None, "unknown") and not precision.on_gpu(),
+                    reason="this machine cannot compute bfloat16")
+def test_a_bfloat16_unet_trains_deterministically_resumes_and_is_reused(tmp_path, monkeypatch):
+    """bfloat16 compute, float32 variables and softmax, Adam without a loss scale; two trainings agree exactly, a
+    killed one resumes to the same curves, a reused (traced) model trains as a fresh one, and the spec keeps
+    "bfloat16" so that a loaded model predicts as the trained one."""
+    spec = {**SPEC, "mixed_precision": "bfloat16"}
+    model, info, _ = train_unet(tmp_path / "a", spec=spec)
+    assert compute_dtypes(model) == {"bfloat16"}
+    assert model.output.dtype == tf.float32 and all(w.dtype == tf.float32 for w in model.weights)
+    assert not isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert unet_train.reusable(spec) and np.isfinite(info["history"]["loss"]).all()
+    _, again, _ = train_unet(tmp_path / "b", spec=spec)
+    _, reused, _ = train_unet(tmp_path / "c", spec=spec, reuse=model)
+    for other in (again, reused):
+        assert other["history"]["loss"] == info["history"]["loss"]
+        assert other["history"]["val_iou_score"] == info["history"]["val_iou_score"]
+
+    commit = unet_train._Keeper.on_epoch_end
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_period(self, epoch, logs=None):
+        commit(self, epoch, logs)
+        raise Killed()
+
+    monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_period)
+    with pytest.raises(Killed):
+        train_unet(tmp_path / "d", spec=spec)
+    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", commit)
+    fresh, resumed, logs = train_unet(tmp_path / "d", spec=spec)
+    assert any("resuming from period 1" in line for line in logs)
+    assert resumed["history"]["val_loss"] == info["history"]["val_loss"]
+
+    unet.save(fresh, tmp_path / "saved", spec)
+    loaded, kept = unet.load(tmp_path / "saved")
+    assert kept["mixed_precision"] == "bfloat16" and compute_dtypes(loaded) == {"bfloat16"}
+    x = unet.preprocess(phantom(2, 5)[0])
+    assert np.array_equal(loaded(x, training=False).numpy(), fresh(x, training=False).numpy())
+    assert unet.make_spec({"backbone": "resnet18", "mixed_precision": "bfloat16"}, 4, (32, 32, 3))[
+        "mixed_precision"] == "bfloat16"
+
+
 def test_float32_outputs_rebuilds_an_activation_or_adds_a_cast():
     with precision.keras_policy(True):
         inp = tf.keras.Input((4,))

@@ -165,6 +165,44 @@ def test_a_reused_model_trains_as_a_fresh_one(tmp_path):
         train(tmp_path / "d", seed=5, reuse=first, spec=dict(SPEC, mixed_precision=True))
 
 
+def test_fused_adam_computes_keras_adam():
+    """FusedAdam (one ResourceApplyAdam kernel per variable) takes Keras' Adam steps: 30 updates of a least-squares
+    fit, a learning-rate change half way (as ReduceLROnPlateau makes it) and a reset of the state (as a reused
+    model gets it), inside tf.function as in fit; the weights agree to float32 rounding, the variables are the
+    same list."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(8, 5)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    start = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)]
+
+    def run(optimizer):
+        w = [tf.Variable(v) for v in start]
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((tf.matmul(a, w[0]) + w[1] - b) ** 2)
+            optimizer.apply_gradients(zip(tape.gradient(loss, w), w))
+
+        for i in range(30):
+            if i == 15:
+                optimizer.learning_rate.assign(0.01)
+            if i == 20:
+                for var in optimizer.variables:
+                    var.assign(tf.zeros_like(var))
+            step()
+        return [v.numpy() for v in w], [v.name for v in optimizer.variables]
+
+    fused, names = run(unet_train.FusedAdam(0.05))
+    keras, keras_names = run(tf.keras.optimizers.Adam(0.05))
+    assert names == keras_names
+    moved = np.abs(fused[0] - start[0]).max()
+    assert moved > 0.1  # the steps did move the weights
+    for f, k in zip(fused, keras):
+        np.testing.assert_allclose(f, k, rtol=0, atol=1e-5)
+
+
 def test_pipelines_run_without_the_tf_data_autotuner():
     # with it on, deleting the iterator at the end of fit waited up to ~20 s for the autotuner's thread
     x, y = phantom(4, 3)
