@@ -43,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", default="2")
     ap.add_argument("--configfile", default=None)
+    ap.add_argument("--scheduler", default=None, help="Snakemake's job scheduler (ilp, greedy; default: the profile's)")
     ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "study"))
     ap.add_argument("--keep", action="store_true", help="reuse the folder (only what is missing runs)")
     args = ap.parse_args()
@@ -54,6 +55,8 @@ def main():
            "--cores", args.cores]
     if args.configfile:
         cmd += ["--configfile", str(Path(args.configfile).resolve())]
+    if args.scheduler:
+        cmd += ["--scheduler", args.scheduler]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     total0, idle0 = cpu_times()
     t0 = time.time()
