@@ -228,12 +228,13 @@ def test_unet_training_step_runs_under_gpu_determinism(backbone, decoder):
     assert_runs_on_gpu(f"U-Net {backbone} (decoder {decoder})", [train_step_graph(model, x, y)])
 
 
-def test_mixed_precision_unet_training_step_runs_under_gpu_determinism():
+@pytest.mark.parametrize("mixed_precision", [True, "bfloat16"])
+def test_mixed_precision_unet_training_step_runs_under_gpu_determinism(mixed_precision):
     x, y = unet_batch()
-    model = unet.build_unet("resnet18", None, 4, (64, 64, 1), mixed_precision=True)
-    graph = train_step_graph(model, x, y, mixed_precision=True)
+    model = unet.build_unet("resnet18", None, 4, (64, 64, 1), mixed_precision=mixed_precision)
+    graph = train_step_graph(model, x, y, mixed_precision=mixed_precision)
     assert "Conv2DBackpropFilter" in determinism.op_types(graph)
-    assert_runs_on_gpu("U-Net resnet18 (mixed precision)", [graph])
+    assert_runs_on_gpu(f"U-Net resnet18 (mixed precision {mixed_precision})", [graph])
 
 
 def test_unet_without_the_replacement_would_fail_and_with_it_is_the_same_network():
