@@ -42,8 +42,8 @@ CHECKPOINT_EVERY_S = 60.0  # commit a resumable state at most this often (a kill
 class FusedAdam(tf.keras.optimizers.Adam):
     """Keras' Adam with each dense update in one kernel (``ResourceApplyAdam``, the fused op Keras' legacy Adam
     uses) instead of about ten element-wise ops per variable: the same formula (bias-corrected step size, epsilon
-    added to sqrt(v)), rounded in another order, about 15 % more U-Net updates per second on a CPU
-    (bench/unet_step.py). Variables, saving, learning-rate schedule and state reset are Keras' Adam's."""
+    added to sqrt(v)), rounded in another order: about 1.1x the U-Net updates per second on a CPU and a third less
+    tracing (bench/unet_step.py). Variables, saving, learning-rate schedule and state reset are Keras' Adam's."""
 
     def update_step(self, gradient, variable):
         if isinstance(gradient, tf.IndexedSlices) or self.amsgrad or self.adaptive_epsilon:
@@ -278,8 +278,8 @@ def _finish(out_dir):
 
 
 def reusable(spec):
-    """Whether ``train_unet(reuse=model)`` can train a model of this spec again: not under mixed precision (its
-    loss scale is optimizer state that does not start at zero)."""
+    """Whether ``train_unet(reuse=model)`` can train a model of this spec again: not under float16 mixed precision
+    (its loss scale is optimizer state that does not start at zero; bfloat16 has none)."""
     return precision.mode(spec.get("mixed_precision")) != "float16"
 
 
