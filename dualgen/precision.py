@@ -76,12 +76,14 @@ def check(log, what, value=True):
     if m == "float16":
         log(f"warning: {what}: mixed precision (float16) is meant for GPUs with tensor cores; on this CPU it runs "
             "slower than float32 (set it to false for CPU runs)")
-    elif cpu_bfloat16() is None:
+        return
+    cpu = cpu_bfloat16()
+    if cpu is None:
         from dualgen.errors import DualgenError
 
         raise DualgenError(f"{what}: bfloat16 needs a CPU with AVX512 (TensorFlow has no bfloat16 kernels for this "
                            "one) or a GPU: set it to auto or false")
-    elif cpu_bfloat16() == "emulated":
+    if cpu == "emulated":
         log(f"warning: {what}: this CPU emulates bfloat16 (no AVX512_BF16 or AMX): slower than float32 (set it to "
             "auto or false)")
 

@@ -148,8 +148,9 @@ def test_mixed_precision_unet_spec_round_trip_and_old_specs_are_float32(mixed_un
     assert unet.make_spec({"backbone": "resnet18"}, 4, (32, 32, 3))["mixed_precision"] is False
 
 
-def test_a_killed_mixed_precision_unet_resumes_with_its_loss_scale(mixed_unet, tmp_path, monkeypatch):
-    _, _, info_a, _ = mixed_unet
+def killed_then_resumed(out_dir, monkeypatch, **over):
+    """``train_unet`` killed right after its first period's commit, then called again on the same folder:
+    (model, info, logs) of the resumed call, which must say it resumed."""
     commit = unet_train._Keeper.on_epoch_end
 
     class Killed(Exception):
@@ -162,10 +163,16 @@ def test_a_killed_mixed_precision_unet_resumes_with_its_loss_scale(mixed_unet, t
     monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)
     monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_period)
     with pytest.raises(Killed):
-        train_unet(tmp_path)
+        train_unet(out_dir, **over)
     monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", commit)
-    model, info, logs = train_unet(tmp_path)
+    model, info, logs = train_unet(out_dir, **over)
     assert any("resuming from period 1" in line for line in logs)
+    return model, info, logs
+
+
+def test_a_killed_mixed_precision_unet_resumes_with_its_loss_scale(mixed_unet, tmp_path, monkeypatch):
+    _, _, info_a, _ = mixed_unet
+    _, info, _ = killed_then_resumed(tmp_path, monkeypatch)
     for key in ("loss", "val_loss", "val_iou_score"):  # Adam's and the loss scale's state restored
         assert np.allclose(info["history"][key], info_a["history"][key], rtol=1e-4, atol=1e-5), key
 
@@ -221,22 +228,7 @@ def test_a_bfloat16_unet_trains_deterministically_resumes_and_is_reused(tmp_path
         assert other["history"]["loss"] == info["history"]["loss"]
         assert other["history"]["val_iou_score"] == info["history"]["val_iou_score"]
 
-    commit = unet_train._Keeper.on_epoch_end
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first_period(self, epoch, logs=None):
-        commit(self, epoch, logs)
-        raise Killed()
-
-    monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)
-    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_period)
-    with pytest.raises(Killed):
-        train_unet(tmp_path / "d", spec=spec)
-    monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", commit)
-    fresh, resumed, logs = train_unet(tmp_path / "d", spec=spec)
-    assert any("resuming from period 1" in line for line in logs)
+    fresh, resumed, _ = killed_then_resumed(tmp_path / "d", monkeypatch, spec=spec)
     assert resumed["history"]["val_loss"] == info["history"]["val_loss"]
 
     unet.save(fresh, tmp_path / "saved", spec)
