@@ -7,8 +7,8 @@ all cores, over the run), prints the per-rule times from Snakemake's benchmark f
 train_unet jobs' time not spent inside optimizer updates (TensorFlow start, data loading, model build, the first
 update's tracing, validations, writing; from each training's meta.json `update_seconds`). Snakemake's own CPU
 seconds (its scheduling, not its jobs') are printed too.
-Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--keep]  (--keep: only what is missing runs,
-and the figures count only the jobs of this run)
+Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--scheduler ilp|greedy] [--keep]
+(--keep: only what is missing runs, and the figures count only the jobs of this run)
 """
 import argparse
 import json
