@@ -4,17 +4,19 @@
 Every candidate runs in its own subprocess (a fresh TensorFlow, like one Snakemake training job), ``--rounds``
 times, interleaved (the order rotates every round), ``--jobs`` (default 2, as the study runs) at a time, each
 with 1 intra-op / 1 inter-op thread and op determinism on (``dualgen.env.setup_tensorflow(1, seed)``). A worker
-times, separately: import (dualgen + TensorFlow + segmentation_models), build (``sm.Unet``), compile (Adam,
+times, separately: import (dualgen + TensorFlow + segmentation_models), build (``dualgen.unet.build_unet``, as
+training builds it; ``sm.Unet`` for a transpose decoder), compile (Adam,
 DiceLoss + CategoricalFocalLoss, IOUScore(threshold=0.5), as ``dualgen.unet.train_unet``), trace (the first
 ``model.fit`` call minus the steady time of the updates it ran: tracing of the train function), val trace (the
 first ``model.evaluate`` at batch 1, as fit's validation), and then the steady updates per second of ``model.fit``
 on a fixed tf.data set (random 64x64x1 images, 4 classes; timed between the first and the last batch end of a
 fit, so without fit's per-call set-up). Medians over the rounds are printed.
 
-Candidate names: ``<backbone>[-d<F>][-b<B>][-ka][-bf16|-auto][-tr][-xla][-spe<K>][-nomo][-autojit]``; backbone r18
-(resnet18), mnv2 (mobilenetv2), effb0 (efficientnetb0), or any segmentation_models name; d<F>: decoder_filters F,
-F/2, .. (5 blocks; d256 = the default (256, 128, 64, 32, 16)); tr: decoder_block_type "transpose" (default
-"upsampling"); b<B>: batch (default 4); ka: Keras' Adam (about ten element-wise ops per variable; without it
+Candidate names: ``<backbone>[-e<D>][-d<F>][-b<B>][-ka][-bf16|-auto][-tr][-xla][-spe<K>][-nomo][-autojit]``; backbone
+r18 (resnet18), mnv2 (mobilenetv2), effb0 (efficientnetb0), or any segmentation_models name; e<D>: encoder_depth D
+(3..5, default 5: ``sm.Unet``; 4: without the 1/32 level, ``dualgen.unet.build_unet``); d<F>: decoder_filters F,
+F/2, .. (D blocks; d256 at depth 5 = the default (256, 128, 64, 32, 16)); tr: decoder_block_type "transpose"
+(default "upsampling"); b<B>: batch (default 4); ka: Keras' Adam (about ten element-wise ops per variable; without it
 dualgen's ``unet_train.FusedAdam``, one kernel); bf16: Keras' mixed_bfloat16 policy with a float32 softmax
 (``dualgen.precision``); auto: bf16 where ``unet.mixed_precision: auto`` picks it on this machine (a CPU with
 AVX512_BF16 or AMX), float32 elsewhere; xla: compile(jit_compile=True);
@@ -45,8 +47,11 @@ CURRENT = "r18-ka"  # the model the issue started from: resnet18, default decode
 # mobilenetv2 + d64 is ~2.5x in steady state but traces ~2x longer (7-8 CPU-s vs 3.5) and segments much worse at
 # 200 updates (README: Performance). The fused Adam: ~1.1x, and a third less tracing; bfloat16 (auto, where the CPU
 # has it): ~1.1x more, the same accuracy.
-DEFAULT = "r18-d128-auto"  # the default config: decoder (128, ..., 8), FusedAdam, mixed_precision auto
-CANDIDATES = [CURRENT, "r18-d128-ka", "r18-d128", "r18-d128-bf16", "r18-d64", "mnv2-d64", "effb0-d64",
+# Encoder depth 4 (resnet18 without its last stage, 8.4 of its 11.2 M weights, which sees 2x2 pixels at 64 px):
+# ~2x the updates/s of depth 5, and a 4x smaller model; Adam's update of every weight was most of an update.
+DEFAULT = "r18-e4-d64-auto"  # the default config: depth 4, decoder (64, 32, 16, 8), FusedAdam, mixed_precision auto
+CANDIDATES = [CURRENT, "r18-d128-ka", "r18-d128", "r18-d128-auto", "r18-e4-d64", "r18-e3-d32-auto", "r18-d64",
+              "mnv2-d64", "effb0-d64",
               "r18-d128-nomo", "r18-d128-tr", "r18-d128-spe4", "r18-d128-xla", "r18-d128-tr-xla"]
 EXTRA = ["mnv2-d64-tr-xla", "r18-d128-autojit"]  # --extra: XLA that compiles, auto-clustering (both ~0.5x, slow)
 ALIASES = {"r18": "resnet18", "mnv2": "mobilenetv2", "effb0": "efficientnetb0"}
@@ -58,7 +63,7 @@ def parse(name):
     tokens = name.split("-")
     spec = {"name": name, "backbone": ALIASES.get(tokens[0], tokens[0]), "decoder": 256, "batch": 4, "xla": False,
             "spe": 1, "autojit": False, "block": "upsampling",
-            "nomo": False, "adam": "fused", "precision": False}
+            "nomo": False, "adam": "fused", "precision": False, "depth": 5}
     for tok in tokens[1:]:
         if tok == "xla":
             spec["xla"] = True
@@ -74,13 +79,17 @@ def parse(name):
             spec["autojit"] = True
         elif tok.startswith("spe") and tok[3:].isdigit():
             spec["spe"] = int(tok[3:])
+        elif tok[:1] == "e" and tok[1:] in ("3", "4", "5"):
+            spec["depth"] = int(tok[1:])
         elif tok[:1] == "d" and tok[1:].isdigit():
             spec["decoder"] = int(tok[1:])
         elif tok[:1] == "b" and tok[1:].isdigit():
             spec["batch"] = int(tok[1:])
         else:
             raise SystemExit(f"unet_step: unknown part '{tok}' in candidate '{name}'")
-    spec["decoder_filters"] = tuple(max(1, spec["decoder"] >> i) for i in range(5))
+    if spec["depth"] < 5 and spec["block"] == "transpose":
+        raise SystemExit(f"unet_step: '{name}': a transpose decoder only at depth 5 (sm.Unet)")
+    spec["decoder_filters"] = tuple(max(1, spec["decoder"] >> i) for i in range(spec["depth"]))
     return spec
 
 
@@ -117,7 +126,7 @@ def worker(name, updates, double):
     import segmentation_models as sm
     import numpy as np
 
-    from dualgen import precision
+    from dualgen import precision, unet
     from dualgen.unet_train import FusedAdam
 
     if spec["autojit"]:
@@ -129,12 +138,16 @@ def worker(name, updates, double):
     tf.keras.utils.set_random_seed(SEED)
     mixed = precision.resolve(spec["precision"])
     out["precision"] = precision.mode(mixed) or "float32"
-    with precision.keras_policy(mixed):
-        model = sm.Unet(spec["backbone"], encoder_weights=None, classes=CLASSES, activation="softmax",
-                        input_shape=(SIZE, SIZE, 1), decoder_filters=spec["decoder_filters"],
-                        decoder_block_type=spec["block"])
-    if mixed:
-        model = precision.float32_outputs(model)
+    if spec["block"] == "transpose":
+        with precision.keras_policy(mixed):
+            model = sm.Unet(spec["backbone"], encoder_weights=None, classes=CLASSES, activation="softmax",
+                            input_shape=(SIZE, SIZE, 1), decoder_filters=spec["decoder_filters"],
+                            decoder_block_type=spec["block"])
+        if mixed:
+            model = precision.float32_outputs(model)
+    else:
+        model = unet.build_unet(spec["backbone"], None, CLASSES, (SIZE, SIZE, 1), mixed_precision=mixed,
+                                decoder_filters=spec["decoder_filters"], encoder_depth=spec["depth"])
     lap("build")
     out["params"] = int(model.count_params())
 
@@ -314,7 +327,7 @@ def main():
     print("medians over the rounds (n). upd/s: steady updates per CPU-second of the worker (= per second on a "
           "dedicated core; robust to the shared cores), wall: per wall second (median update); img/s = upd/s x batch, "
           "2B: img/s at twice the batch (the same trace, as many images). "
-          "CPU seconds: import = interpreter + dualgen + TensorFlow + segmentation_models, build = sm.Unet, trace = "
+          "CPU seconds: import = interpreter + dualgen + TensorFlow + segmentation_models, build = unet.build_unet, trace = "
           "first fit minus its steady updates, valtr = first evaluate (batch 1); process: worker wall seconds. det: "
           "the same loss after the first update in every round.")
     print(f"bench wall time: {time.perf_counter() - t0:.0f} s")

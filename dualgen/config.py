@@ -120,6 +120,7 @@ def check_rules(config):
         raise DualgenError(f"config: patches.stride {patches['stride']} is more than 4x patches.size: most pixels would be skipped")
     _check_data(config)
     _check_names(config)
+    _check_unet(config)
     _check_mixes(config)
     _check_conditioning(config)
 
@@ -165,6 +166,15 @@ def _check_names(config):
         raise DualgenError(f"config: unet.backbone: unknown '{backbone}' (segmentation_models has "
                            f"{', '.join(close or BACKBONES[:6])}, ... {len(BACKBONES)} in all: "
                            "dualgen/config.py BACKBONES)")
+
+
+def _check_unet(config):
+    """unet.decoder_filters: one width per decoder block, as many blocks as unet.encoder_depth."""
+    u = config.get("unet") or {}
+    depth, filters = u.get("encoder_depth", 5), u.get("decoder_filters")
+    if filters and len(filters) != depth:
+        raise DualgenError(f"config: unet.decoder_filters has {len(filters)} widths but unet.encoder_depth is "
+                           f"{depth}: give {depth} (one per decoder block, deepest first), or null")
 
 
 def _check_mixes(config):

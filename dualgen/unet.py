@@ -34,7 +34,8 @@ from dualgen.unet_data import as_images
 
 SPEC_KEYS = ("backbone", "num_classes", "input_shape", "encoder_weights", "bn_momentum")
 # keys a spec.json written before them lacks -> the value they then have
-OPTIONAL_SPEC = {"mixed_precision": False, "decoder_filters": None}
+OPTIONAL_SPEC = {"mixed_precision": False, "decoder_filters": None, "encoder_depth": 5}
+SM_DECODER = (256, 128, 64, 32, 16)  # segmentation_models' default decoder widths (the paper's), deepest first
 WEIGHTS = "best.weights.h5"  # what ``save`` writes; the ending tells tf-keras the format (Keras 3 style)
 
 
@@ -100,13 +101,18 @@ class _NoDownload:
 
 
 def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=None, mixed_precision=False,
-               decoder_filters=None):
-    """``sm.Unet`` with a softmax over ``num_classes``; ``input_shape`` (H, W, C), H and W multiples of 32.
+               decoder_filters=None, encoder_depth=5):
+    """``sm.Unet`` with a softmax over ``num_classes``; ``input_shape`` (H, W, C), H and W multiples of
+    2 ** ``encoder_depth``.
 
     With ``encoder_weights="imagenet"`` a 1-channel ``input_shape`` gives a 3-channel model (``preprocess``
     repeats the channel). ``bn_momentum`` (optional) overrides BatchNormalization's momentum (short CPU runs).
-    ``decoder_filters`` (optional, 5 numbers): the decoder's widths (segmentation_models' default 256..16; a slimmer
-    decoder trains faster on a CPU, bench/unet_step.py).
+    ``decoder_filters`` (optional, ``encoder_depth`` numbers, deepest first): the decoder's widths (default: the
+    last ``encoder_depth`` of segmentation_models' 256..16; a slimmer decoder trains faster on a CPU,
+    bench/unet_step.py). ``encoder_depth`` (3..5): the encoder's downsamplings; 5 is ``sm.Unet``. Below 5 the
+    backbone ends at its 1/2**depth feature layer (segmentation_models' skip layer there, so 5 - depth stages are
+    cut: resnet18's last stage alone holds 8.4 of its 11.2 M weights) and the decoder has ``encoder_depth`` blocks
+    on the remaining skips: the same U-Net without its 1/32 level, about 2x the updates per second at 64 px.
     ``mixed_precision``: true or "float16": layers under Keras' ``mixed_float16`` policy, "bfloat16":
     ``mixed_bfloat16`` (float32 variables, the same weight files), the final softmax in float32
     (``dualgen.precision``); float16 compiles with a LossScaleOptimizer (``unet_train.compile_unet``).
@@ -118,11 +124,18 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
                            f"efficientnetb3; all: {', '.join(names)})")
     if encoder_weights not in (None, "imagenet"):
         raise DualgenError(f"config: unet.encoder_weights: '{encoder_weights}' is neither imagenet nor null")
+    depth = int(encoder_depth)
+    if depth not in (3, 4, 5):
+        raise DualgenError(f"config: unet.encoder_depth: {encoder_depth} is not 3, 4 or 5")
+    filters = tuple(int(f) for f in decoder_filters) if decoder_filters else SM_DECODER[5 - depth:]
+    if len(filters) != depth:
+        raise DualgenError(f"config: unet.decoder_filters: {len(filters)} widths for unet.encoder_depth {depth}: "
+                           f"give {depth} (one per decoder block, deepest first) or null")
     h, w, c = tuple(input_shape)
     for size in (h, w):
-        if size is not None and int(size) % 32:
-            raise DualgenError(f"U-Net input {h}x{w}: height and width must be multiples of 32 (the U-Net halves "
-                               "them 5 times): choose a patch size like 64, 128 or 256")
+        if size is not None and int(size) % 2 ** depth:
+            raise DualgenError(f"U-Net input {h}x{w}: height and width must be multiples of {2 ** depth} (the U-Net "
+                               f"halves them {depth} times): choose a patch size like 64, 128 or 256")
     if c not in (1, 3):
         raise DualgenError(f"U-Net input has {c} channels: images must have 1 (gray) or 3 (RGB)")
     if encoder_weights:
@@ -132,9 +145,11 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
     with _NoDownload(backbone), warnings.catch_warnings(), precision.keras_policy(mixed_precision):
         # keras_applications' MobileNets: "Weights for input shape (224, 224) will be loaded" (fine: convolutions)
         warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square")
-        decoder = {"decoder_filters": tuple(int(f) for f in decoder_filters)} if decoder_filters else {}
-        model = sm.Unet(backbone, encoder_weights=encoder_weights, classes=int(num_classes), activation="softmax",
-                        input_shape=(h, w, c), **decoder)
+        if depth == 5:
+            model = sm.Unet(backbone, encoder_weights=encoder_weights, classes=int(num_classes), activation="softmax",
+                            input_shape=(h, w, c), decoder_filters=filters)
+        else:
+            model = _shallow_unet(backbone, encoder_weights, int(num_classes), (h, w, c), filters)
     if mixed_precision:
         model = precision.float32_outputs(model)  # the softmax (and so the loss) in float32
     if bn_momentum is not None:  # short CPU runs: let BatchNorm's moving statistics catch up in few steps
@@ -144,6 +159,23 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
     model.dualgen_backbone = backbone
     from dualgen.determinism import replace_upsampling  # UpSampling2D's gradient raises on GPUs (issue 15)
     return replace_upsampling(model)
+
+
+def _shallow_unet(backbone, encoder_weights, num_classes, input_shape, filters):
+    """segmentation_models' U-Net (its backbone, decoder blocks and head, ``build_unet``) on the backbone cut at
+    its ``len(filters)``-deep feature layer: what ``sm.Unet`` builds, less the deepest 5 - len(filters) levels."""
+    from segmentation_models.models import unet as smu
+
+    keras = {"backend": sm._KERAS_BACKEND, "layers": sm._KERAS_LAYERS, "models": sm._KERAS_MODELS,
+             "utils": sm._KERAS_UTILS}  # the framework's modules, as sm.Unet is given them
+    smu.backend, smu.layers, smu.models, smu.keras_utils = smu.get_submodules_from_kwargs(keras)  # as sm.Unet sets
+    encoder = sm.Backbones.get_backbone(backbone, input_shape=input_shape, weights=encoder_weights,
+                                        include_top=False, **keras)
+    features = sm.Backbones.get_feature_layers(backbone, n=4)  # the 1/16, 1/8, 1/4, 1/2 layers
+    cut = 5 - len(filters)
+    encoder = keras["models"].Model(encoder.input, encoder.get_layer(features[cut - 1]).output, name=encoder.name)
+    return smu.build_unet(encoder, smu.DecoderUpsamplingX2Block, features[cut:], filters, len(filters),
+                          num_classes, "softmax")
 
 
 def preprocess(images, encoder_weights=None, backbone=None):
@@ -214,7 +246,7 @@ def make_spec(settings, num_classes, input_shape):
             "input_shape": [None if n is None else int(n) for n in input_shape],
             "encoder_weights": settings.get("encoder_weights"), "bn_momentum": settings.get("bn_momentum"),
             "mixed_precision": _precision_spec(settings.get("mixed_precision", False)),
-            "decoder_filters": settings.get("decoder_filters")}
+            "decoder_filters": settings.get("decoder_filters"), "encoder_depth": int(settings.get("encoder_depth", 5))}
 
 
 def save(model, folder, spec):
@@ -235,7 +267,8 @@ def load(folder):
     shape = (h, w, 3 if spec["encoder_weights"] else c)  # ImageNet encoders: 3 channels, as in build_unet
     model = build_unet(spec["backbone"], None, spec["num_classes"], shape, spec["bn_momentum"],
                        spec.get("mixed_precision", OPTIONAL_SPEC["mixed_precision"]),
-                       spec.get("decoder_filters", OPTIONAL_SPEC["decoder_filters"]))
+                       spec.get("decoder_filters", OPTIONAL_SPEC["decoder_filters"]),
+                       spec.get("encoder_depth", OPTIONAL_SPEC["encoder_depth"]))
     try:
         model.load_weights(str(folder / WEIGHTS))
     except Exception as err:  # noqa: BLE001  (missing/damaged: OSError; another model: ValueError, KeyError, ...)

@@ -35,6 +35,8 @@ def test_default_config_and_presets_are_valid(preset):
     ({"datasets": {"small_train": 60}}, "must fit inside the big set"),
     ({"postprocess": {"min_object_px": [64, 200]}}, "postprocess.min_object_px has 2 sizes for 4 classes"),
     ({"unet": {"seeds_per_job": 0}}, "unet.seeds_per_job: 0 is less than the minimum of 1"),
+    ({"unet": {"encoder_depth": 5}}, "unet.decoder_filters has 4 widths but unet.encoder_depth is 5: give 5"),
+    ({"unet": {"encoder_depth": 6}}, "unet.encoder_depth: 6 is greater than the maximum of 5"),
 ])
 def test_config_errors_name_the_key(over, message):
     with pytest.raises(DualgenError) as err:

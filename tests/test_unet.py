@@ -78,6 +78,38 @@ def test_build_shapes_for_1_and_3_channels():
         unet.build_unet("resnet19", None, CLASSES, (SIZE, SIZE, 3))
 
 
+def test_a_shallower_unet_is_segmentation_models_unet_without_its_deepest_level(tmp_path):
+    """encoder_depth 4: the same backbone layers up to the 1/16 feature layer (resnet18's stage 4, 8.4 M weights,
+    gone), 4 decoder blocks on the same skips, a full-size softmax; sizes need only be multiples of 16; saved
+    and loaded through spec.json like any U-Net."""
+    full = unet.build_unet(BACKBONE, None, CLASSES, (64, 64, 1), decoder_filters=(128, 64, 32, 16, 8))
+    shallow = unet.build_unet(BACKBONE, None, CLASSES, (64, 64, 1), decoder_filters=(64, 32, 16, 8), encoder_depth=4)
+    assert shallow.output_shape == (None, 64, 64, CLASSES)
+    full_layers = {layer.name: layer for layer in full.layers}
+    encoder = [layer for layer in shallow.layers if layer.name in full_layers and not layer.name.startswith("decoder")]
+    assert {layer.name for layer in encoder} >= {"bn_data", "stage1_unit1_conv1", "stage3_unit2_conv2"}
+    # the cut: stage 4's input activation (1/16, the deepest skip of sm.Unet) is the encoder's output
+    assert {layer.name for layer in shallow.layers if layer.name.startswith("stage4")} == {"stage4_unit1_bn1",
+                                                                                           "stage4_unit1_relu1"}
+    assert shallow.get_layer("stage4_unit1_relu1").output.shape[1:3] == (4, 4)
+    for layer in encoder:  # the same layers, the same weight shapes
+        assert [w.shape for w in layer.weights] == [w.shape for w in full_layers[layer.name].weights], layer.name
+    stage4 = sum(int(np.prod(w.shape)) for layer in full.layers if layer.name.startswith("stage4") for w in layer.weights)
+    assert stage4 > 8_000_000 and shallow.count_params() < full.count_params() - stage4
+    assert unet.build_unet(BACKBONE, None, CLASSES, (48, 48, 1), encoder_depth=4).output_shape == (None, 48, 48, 4)
+    with pytest.raises(DualgenError, match="multiples of 16"):
+        unet.build_unet(BACKBONE, None, CLASSES, (40, 40, 1), encoder_depth=4)
+    with pytest.raises(DualgenError, match="5 widths for unet.encoder_depth 4"):
+        unet.build_unet(BACKBONE, None, CLASSES, (64, 64, 1), decoder_filters=(128, 64, 32, 16, 8), encoder_depth=4)
+    spec = unet.make_spec({"backbone": BACKBONE, "encoder_depth": 4, "decoder_filters": [64, 32, 16, 8]}, CLASSES,
+                          (64, 64, 1))
+    assert spec["encoder_depth"] == 4
+    unet.save(shallow, tmp_path / "saved", spec)
+    loaded, _ = unet.load(tmp_path / "saved")
+    x, _ = phantom(2, 5, channels=1, size=64)
+    assert np.array_equal(unet.predict(loaded, x), unet.predict(shallow, x))
+
+
 def test_missing_imagenet_weights_name_the_file_and_where_it_goes(offline_home):
     expected = offline_home / ".keras" / "models" / "resnet18_imagenet_1000_no_top.h5"
     with pytest.raises(DualgenError) as err:
@@ -258,7 +290,8 @@ def test_training_writes_history_and_best_weights_and_predicts(trained):
     unet.save(model, out / "saved", spec)
     fresh, loaded = unet.load(out / "saved")
     assert loaded == {"backbone": BACKBONE, "num_classes": CLASSES, "input_shape": [SIZE, SIZE, 3],
-                      "encoder_weights": None, "bn_momentum": 0.9, "mixed_precision": False, "decoder_filters": None}
+                      "encoder_weights": None, "bn_momentum": 0.9, "mixed_precision": False, "decoder_filters": None,
+                      "encoder_depth": 5}
     assert np.array_equal(unet.predict(fresh, x, encoder_weights=loaded["encoder_weights"]), pred)
     (out / "saved" / unet.WEIGHTS).write_bytes(b"damaged")
     with pytest.raises(DualgenError, match=f"{out / 'saved' / unet.WEIGHTS}: cannot load the U-Net weights"):
