@@ -226,9 +226,13 @@ def draw_generator_card(inp, s, out):
                      if cal else "as trained (sample.calibrate: false)",
                      "0: the training grids' own shares", "lower"])
     worst = fmeta["worst_by_family"][pool]
+    ref = fmeta.get("reference")  # a second real sample: the test patches (a fidelity meta.json before it: none)
     for family, label_text in fidelity.FAMILIES.items():
         w = worst[family]
         floor = "-" if w["class"] is None else f"1 (two halves of the real patches; floor distance {w['floor']:.4g})"
+        if ref and ref["worst_by_family"][family]["class"] is not None:
+            r = ref["worst_by_family"][family]
+            floor += f"; a second real sample ({ref['n']} test patches): {r['ratio']:.2f} ({r['class']})"
         target = f"<= {TARGET_RATIO:g}" if family in ("phase_fraction", "s2", "chord") else "about 1"
         rows.append([f"fidelity ratio, {label_text} (worst class)", _ratio_cell(w), floor, target])
     memo = fmeta["memorisation"][pool]
@@ -257,10 +261,15 @@ def draw_generator_card(inp, s, out):
             (" *closest*" if name == fmeta["closest_variant"] else "")
         side.append([label, *[_ratio_cell(w[f]) for f in families],
                      f"{fmeta['memorisation'][name]['share_closer']:.3f}"])
+    if ref:
+        side.append([f"reference: a second real sample ({ref['n']} test patches, other micrographs)",
+                     *[_ratio_cell(ref["worst_by_family"][f]) for f in families], "-"])
     variants = ("Generator variants side by side (worst ratio per statistic)",
                 ["variant"] + [fidelity.FAMILIES[f] for f in families] + ["memorisation share"], side,
                 "*closest*: the variant whose worst ratio over phase fraction, S2 and chord lengths is lowest "
                 "(among those whose memorisation share is no higher than real data's: a copying generator is not close). "
+                "The reference row scores real patches of other micrographs the same way: what new real data reads "
+                "(the halves behind the floor share their micrographs, so new micrographs can read above 1). "
                 "Details: fidelity/fidelity.csv and the Fidelity figures.")
     intro = [f"VQ-VAE: K={v['num_embeddings']}, D={v['embedding_dim']}, num_hiddens={v['num_hiddens']}, "
              f"downsample {v.get('downsample', 4)}, mask weight {v.get('mask_weight', 1.0)}, {v['steps']} updates "

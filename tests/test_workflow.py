@@ -158,6 +158,10 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
                                                        "boundary_density", "intensity"}
     memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
     assert list(memo["variant"]) == ["plain_t1", "gated_t1", "plain_cond_data_t1"]
+    ref = pd.read_csv(out / "fidelity" / "reference.csv")  # the test patches, scored as a variant is
+    assert set(ref["variant"]) == {"real_test"} and len(ref) == len(table) // 3
+    n_test = int((pd.read_csv(out / "datasets" / "BMQ.csv")["split"] == "test").sum())
+    assert meta["reference"]["n"] == n_test >= 2 and (ref["ratio"].dropna() >= 0).all()
     assert memo["share_closer"].between(0, 1).all()
     for fig in ("s2", "chords", "phase_fractions", "intensities", "ratios"):
         assert (out / "figures" / "fidelity" / f"{fig}.png").stat().st_size > 5_000, fig
@@ -166,7 +170,8 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     assert len(pd.read_csv(out / "pretest" / "agreement_real.csv")) == cfg["datasets"]["big_val"]
     card = (out / "figures" / "generator_card" / "card.html").read_text()
     for text in ("Generator report card", "reconstruction agreement", "PixelCNN gated: validation NLL",
-                 "fidelity ratio, S2", "memorisation", "real BMQ validation patches", "gated_t1"):
+                 "fidelity ratio, S2", "memorisation", "real BMQ validation patches", "gated_t1",
+                 "a second real sample"):
         assert text in card, text
     assert (out / "synthetic" / "variants" / "gated_t1" / "clean" / "pool.csv").exists()
 
