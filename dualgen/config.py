@@ -99,6 +99,13 @@ def check_rules(config):
                     f"config: classes[{i}].value is {cls['value']} but data.mask_format is 'index': "
                     f"set it to {i} (index masks store class ids 0..{len(classes) - 1})"
                 )
+    smooth = config["postprocess"].get("smooth_px", 1)
+    if smooth % 2 == 0:
+        raise DualgenError(f"config: postprocess.smooth_px {smooth} is even: use an odd window (1 = off, 3, 5)")
+    names = [c["name"] for c in classes]
+    for name in config["postprocess"].get("smooth_keep", []):
+        if name not in names:
+            raise DualgenError(f"config: postprocess.smooth_keep: '{name}' is not a class (classes: {', '.join(names)})")
     min_px = config["postprocess"]["min_object_px"]
     if isinstance(min_px, list) and len(min_px) != len(classes):
         raise DualgenError(f"config: postprocess.min_object_px has {len(min_px)} sizes for {len(classes)} classes: "

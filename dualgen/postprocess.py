@@ -8,6 +8,9 @@ into a thin rim of a class that is not there (e.g. oxide, level 1/3, along every
 ``remove_rims`` gives such rims (runs of at most ``rim_px`` pixels along a row or column whose two neighbours lie
 on either side of their level) to the neighbour whose level is nearer the raw value. ``remove_small_objects`` removes connected objects (8-connectivity) smaller than ``min_object_px`` and
 fills their pixels from the nearest remaining pixel (the neighbouring class), so nothing is left unlabelled.
+``smooth_classes`` (optional, ``postprocess.smooth_px``) then evens out the staircase edges the decoder leaves at
+its code-cell size: a majority vote over a small window that keeps every class's area (so the phase fractions
+stay as sampled), thin classes exempt.
 """
 import numpy as np
 from scipy import ndimage as ndi
@@ -16,6 +19,7 @@ from dualgen.errors import DualgenError
 
 KMEANS_N_INIT = 3  # k-means restarts (fixed, so a seed gives one answer)
 EIGHT_CONNECTED = np.ones((3, 3), bool)
+SMOOTH_ROUNDS = 30  # offset fits of smooth_classes (then a few pixels at most are placed one by one)
 RIM_PX = 2  # in-between runs up to this long are edge blur, not a phase (demo data: 0.17 % of real pixels are such runs)
 
 
@@ -151,8 +155,70 @@ def scaled_min_object_px(min_object_px_at_256, patch_size):
     return max(1, int(round(min_object_px_at_256 * (patch_size / 256.0) ** 2)))
 
 
-def clean_mask(raw_mask, num_classes, min_object_px, seed, rim_px=RIM_PX):
+def smooth_classes(mask, size, keep=(), rounds=SMOOTH_ROUNDS):
+    """Majority smoothing that keeps each class's area exactly: uint8 mask (H,W).
+
+    Every pixel not of a ``keep`` class takes the class with the largest share of its ``size`` x ``size`` window
+    (edges: nearest pixel repeated) plus a per-class offset. The offsets are fitted (damped steps, ``rounds`` at
+    most, the best round kept) so that each class keeps its pixel count; shares come in steps of 1 / size^2, so
+    whole groups of pixels flip at once and a few may be left over: those go, class pair by class pair, to the
+    pixels nearest to flipping (the largest score difference). A plain majority filter shaves the corners of small
+    convex objects and so grows the background class; this one moves boundaries without moving phase fractions.
+    ``keep`` classes (e.g. 1-2 px lines, which any window vote erases) neither lose nor gain a pixel. ``size`` 1
+    returns the mask unchanged."""
+    mask = np.asarray(mask, dtype=np.uint8)
+    size = int(size)
+    if size < 1 or size % 2 == 0:
+        raise DualgenError(f"postprocess.smooth_px {size}: use an odd window (1 = off, 3, 5, ...)")
+    free = ~np.isin(mask, list(keep))
+    classes = [int(k) for k in np.unique(mask[free])]
+    if size == 1 or len(classes) < 2:
+        return mask.copy()
+    shares = np.stack([ndi.uniform_filter((mask == k).astype(np.float64), size, mode="nearest")[free]
+                       for k in classes])  # (classes, free pixels)
+    target = np.array([np.count_nonzero(mask[free] == k) for k in classes])
+    offsets = np.zeros(len(classes))
+    best_error, best = None, None
+    for _ in range(int(rounds)):
+        label = (shares + offsets[:, None]).argmax(0)
+        counts = np.bincount(label, minlength=len(classes))
+        error = int(np.abs(counts - target).sum())
+        if best_error is None or error < best_error:
+            best_error, best, best_offsets = error, label, offsets.copy()
+        if error == 0:
+            break
+        offsets += 0.5 * size * size * (target - counts) / free.sum()  # a count gap over the window's share steps
+    label, score = best, shares + best_offsets[:, None]
+    counts = np.bincount(label, minlength=len(classes))
+    for i in range(len(classes)):  # the rest: from each class with too many to each with too few
+        for j in range(len(classes)):
+            m = min(counts[j] - target[j], target[i] - counts[i])
+            if m <= 0:
+                continue
+            pixels = np.flatnonzero(label == j)
+            nearest = pixels[np.argsort(score[j, pixels] - score[i, pixels], kind="stable")[:m]]
+            label[nearest] = i
+            counts[i] += m
+            counts[j] -= m
+    out = mask.copy()
+    out[free] = np.asarray(classes, np.uint8)[label]
+    return out
+
+
+def cleaning_options(pp, class_names, patch_size):
+    """clean_mask's keywords from config's postprocess section: min_object_px scaled to the patch size, the
+    smoothing window and the ids of the classes it leaves alone."""
+    keep = [class_names.index(name) for name in pp.get("smooth_keep", [])]
+    return {"min_object_px": scaled_min_object_px(pp["min_object_px"], patch_size),
+            "smooth_px": int(pp.get("smooth_px", 1)), "smooth_keep": keep}
+
+
+def clean_mask(raw_mask, num_classes, min_object_px, seed, rim_px=RIM_PX, smooth_px=1, smooth_keep=()):
     """Raw decoded mask -> (k-means mask, cleaned mask), both uint8 class indices (H,W): the k-means mask without
-    in-between rims (``remove_rims``), then without small objects."""
+    in-between rims (``remove_rims``), then without small objects; with ``smooth_px`` > 1 then smoothed
+    (``smooth_classes``, ``smooth_keep`` exempt) and rid of the small objects that leaves."""
     k = kmeans_classes(raw_mask, num_classes, seed)
-    return k, remove_small_objects(remove_rims(k, raw_mask, num_classes, rim_px), min_object_px)
+    cleaned = remove_small_objects(remove_rims(k, raw_mask, num_classes, rim_px), min_object_px)
+    if int(smooth_px) > 1:
+        cleaned = remove_small_objects(smooth_classes(cleaned, smooth_px, smooth_keep), min_object_px)
+    return k, cleaned

@@ -3,7 +3,8 @@
 clusters as classes, clusters mapped to the nearest class level, in-between rims removed (the blur of an edge
 between two classes whose levels are not neighbours: dualgen.postprocess.remove_rims), then objects smaller than
 min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
-from the neighbouring class.
+from the neighbouring class; with smooth_px > 1 the edges then smoothed by a window vote that keeps every class's
+area (smooth_keep classes untouched; dualgen.postprocess.smooth_classes).
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the masks
 before small-object removal, for scripts/figure.py cleaning), meta.json.
 """
@@ -20,12 +21,15 @@ def main(args):
     raw_dir = Path(args.raw)
     raws = np.load(raw_dir / "raw_masks.npy", allow_pickle=False)
     n = len(classes)
-    min_px = postprocess.scaled_min_object_px(pp["min_object_px"], raws.shape[1])
+    options = postprocess.cleaning_options(pp, [c["name"] for c in classes], raws.shape[1])
+    min_px = options["min_object_px"]
     print(f"cleaning {len(raws)} masks: k-means into {n} classes, objects < {min_px} px filled "
-          f"({pp['min_object_px']} px at 256 px, scaled to {raws.shape[1]} px patches)", flush=True)
+          f"({pp['min_object_px']} px at 256 px, scaled to {raws.shape[1]} px patches)"
+          + (f", edges smoothed over {options['smooth_px']} x {options['smooth_px']} px keeping each class's area"
+             if options["smooth_px"] > 1 else ""), flush=True)
     kmeans, cleaned = [], []
     for i, raw in enumerate(raws):
-        k, c = postprocess.clean_mask(raw, n, min_px, pp["seed"] + i)
+        k, c = postprocess.clean_mask(raw, n, seed=pp["seed"] + i, **options)
         kmeans.append(k)
         cleaned.append(c)
         if (i + 1) % 25 == 0 or i + 1 == len(raws):
@@ -33,6 +37,7 @@ def main(args):
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
     changed = float(np.mean([np.mean(a != b) for a, b in zip(kmeans, cleaned)]))
     extra = {"n": len(raws), "min_object_px_at_256": pp["min_object_px"], "min_object_px": min_px,
+             "smooth_px": options["smooth_px"], "smooth_keep": pp.get("smooth_keep", []),
              "patch_size": int(raws.shape[1]), "fraction_changed_by_small_object_removal": changed}
     with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], [raw_dir / "raw_masks.npy"], extra) as tmp:
         fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images")

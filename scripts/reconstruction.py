@@ -20,8 +20,9 @@ def main(args):
     raw = np.load(codes / "recon.npz", allow_pickle=False)["raw_masks"]
     split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
     _, _, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
-    min_px = postprocess.scaled_min_object_px(pp["min_object_px"], raw.shape[1])
-    cleaned = np.stack([postprocess.clean_mask(r, n, min_px, pp["seed"])[1] for r in raw])
+    options = postprocess.cleaning_options(pp, [c["name"] for c in s["classes"]], raw.shape[1])
+    min_px = options["min_object_px"]
+    cleaned = np.stack([postprocess.clean_mask(r, n, seed=pp["seed"], **options)[1] for r in raw])
     per_image = [metrics.image_metrics(m, c, n) for m, c in zip(masks, cleaned)]
     agreement = {}
     for part in ("train", "val"):

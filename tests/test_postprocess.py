@@ -169,3 +169,72 @@ def test_min_object_px_per_class():
         postprocess.remove_small_objects(mask, [0, 10])
     k, c = postprocess.clean_mask(postprocess.mask_levels(4)[mask], 4, [0, 10, 0, 0], seed=0)
     assert np.array_equal(c, out)
+
+
+def _edges(mask):
+    """Pixel edges between different classes (the boundary length)."""
+    return int((mask[1:] != mask[:-1]).sum() + (mask[:, 1:] != mask[:, :-1]).sum())
+
+
+def test_smoothing_evens_a_staircase_edge_and_keeps_every_class_area():
+    """A square whose edges carry 1-px bumps and notches (a ragged decoded edge) smooths to fewer boundary edges;
+    each class keeps its pixel count exactly, so phase fractions do not move. A plain 3x3 majority vote (no offsets)
+    would shave the corners and shrink the square: the offsets are what keeps the area."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[10:38, 10:38] = 1
+    mask[30:44, 2:8] = 2  # a second object, at the border too
+    clean = _edges(mask)
+    for _ in range(24):  # bumps just outside and notches just inside the square's four edges
+        t, side = int(rng.integers(12, 36)), int(rng.integers(0, 4))
+        bump = int(rng.integers(0, 2))
+        y, x = [(10 - bump, t), (37 + bump, t), (t, 10 - bump), (t, 37 + bump)][side]  # bump: outside, notch: in
+        mask[y, x] = bump
+    out = postprocess.smooth_classes(mask, 3)
+    assert out.dtype == np.uint8
+    assert [int((out == k).sum()) for k in range(3)] == [int((mask == k).sum()) for k in range(3)]
+    assert _edges(out) - clean < 0.5 * (_edges(mask) - clean)  # most of the ragged edges' extra length is gone
+    plain = np.stack([ndi.uniform_filter((mask == k).astype(float), 3, mode="nearest") for k in range(3)]).argmax(0)
+    assert (plain == 1).sum() != (mask == 1).sum()  # what the offsets correct
+    assert np.array_equal(postprocess.smooth_classes(mask, 1), mask)
+
+
+def test_smoothing_leaves_kept_classes_alone_and_rejects_even_windows():
+    """A 1-px line of a kept class survives pixel for pixel (a window vote would erase it) and no other pixel turns
+    into that class; without keep the line's pixels move but keep their count."""
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    mask[4, 2:30] = 2  # a thin Nd-rich-like line
+    mask[12:20, 16] = 2  # through the square
+    out = postprocess.smooth_classes(mask, 3, keep=[2])
+    assert np.array_equal(out == 2, mask == 2)
+    assert (out == 1).sum() == (mask == 1).sum()
+    free = postprocess.smooth_classes(mask, 3)
+    assert [int((free == k).sum()) for k in range(3)] == [int((mask == k).sum()) for k in range(3)]
+    assert not np.array_equal(free == 2, mask == 2)
+    with pytest.raises(DualgenError, match="smooth_px 4: use an odd window"):
+        postprocess.smooth_classes(mask, 4)
+    one = np.full((8, 8), 3, np.uint8)
+    assert np.array_equal(postprocess.smooth_classes(one, 3), one)
+
+
+def test_clean_mask_smooths_after_the_small_objects_and_config_options():
+    """clean_mask with smooth_px: the same class areas as without (up to the small objects the vote leaves), fewer
+    boundary edges; cleaning_options turns config's names into ids and scales min_object_px."""
+    levels = postprocess.mask_levels(4)
+    rng = np.random.default_rng(3)
+    blocks = np.kron(rng.integers(0, 4, (8, 8)), np.ones((8, 8), np.int64))
+    for y, x in rng.integers(0, 63, (120, 2)):  # 1-px bumps: a pixel takes its right neighbour's class
+        blocks[y, x] = blocks[y, x + 1]
+    raw = levels[blocks] + rng.normal(0, 0.02, blocks.shape)
+    _, plain = postprocess.clean_mask(raw, 4, 4, seed=0)
+    _, smooth = postprocess.clean_mask(raw, 4, 4, seed=0, smooth_px=3, smooth_keep=[2])
+    assert np.array_equal(smooth == 2, plain == 2)
+    assert all(abs(int((smooth == k).sum()) - int((plain == k).sum())) <= 16 for k in range(4))
+    assert _edges(smooth) < _edges(plain)
+    names = ["matrix", "oxide", "nd_rich", "eta"]
+    assert postprocess.cleaning_options({"min_object_px": 64, "smooth_px": 3, "smooth_keep": ["nd_rich"]}, names,
+                                        64) == {"min_object_px": 4, "smooth_px": 3, "smooth_keep": [2]}
+    assert postprocess.cleaning_options({"min_object_px": 200}, names, 256)["smooth_px"] == 1

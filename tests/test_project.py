@@ -37,6 +37,8 @@ def test_default_config_and_presets_are_valid(preset):
     ({"unet": {"seeds_per_job": 0}}, "unet.seeds_per_job: 0 is less than the minimum of 1"),
     ({"unet": {"encoder_depth": 5}}, "unet.decoder_filters has 4 widths but unet.encoder_depth is 5: give 5"),
     ({"unet": {"encoder_depth": 6}}, "unet.encoder_depth: 6 is greater than the maximum of 5"),
+    ({"postprocess": {"smooth_px": 4}}, "postprocess.smooth_px 4 is even: use an odd window"),
+    ({"postprocess": {"smooth_keep": ["ndrich"]}}, "postprocess.smooth_keep: 'ndrich' is not a class"),
 ])
 def test_config_errors_name_the_key(over, message):
     with pytest.raises(DualgenError) as err:
