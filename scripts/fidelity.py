@@ -29,6 +29,7 @@ from dualgen import artifacts, cli, datasets, fidelity, io, metrics
 from dualgen.errors import DualgenError
 
 TARGETS = ("phase_fraction", "s2", "chord")  # the families the generator is held to (ratio <= 2)
+REFERENCE = "real_test"  # the reference sample's variant name in reference.csv
 
 
 def label_agreement(patches_dir, n_classes):
@@ -43,9 +44,6 @@ def label_agreement(patches_dir, n_classes):
                                   n_classes) for i in ids]
     agg = metrics.aggregate(rows)
     return {"miou": agg["miou"], "missing_class_iou": agg["missing_class_iou"], "n": len(ids)}
-
-
-REFERENCE = "real_test"  # the reference sample's variant name in reference.csv
 
 
 def second_real_sample(patches, manifest, real_images, real_masks, names, fs):

@@ -35,10 +35,10 @@ def main(args):
         if (i + 1) % 25 == 0 or i + 1 == len(raws):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
-    changed = float(np.mean([np.mean(a != b) for a, b in zip(kmeans, cleaned)]))
+    changed = float(np.mean([np.mean(a != b) for a, b in zip(kmeans, cleaned)]))  # rims, small objects, smoothing
     extra = {"n": len(raws), "min_object_px_at_256": pp["min_object_px"], "min_object_px": min_px,
              "smooth_px": options["smooth_px"], "smooth_keep": pp.get("smooth_keep", []),
-             "patch_size": int(raws.shape[1]), "fraction_changed_by_small_object_removal": changed}
+             "patch_size": int(raws.shape[1]), "fraction_changed_by_cleaning": changed}
     with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], [raw_dir / "raw_masks.npy"], extra) as tmp:
         fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images")
         extra["class_fractions"] = {c["name"]: float(fractions[:, k].mean()) for k, c in enumerate(classes)}
