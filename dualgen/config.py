@@ -102,10 +102,6 @@ def check_rules(config):
     smooth = config["postprocess"].get("smooth_px", 1)
     if smooth % 2 == 0:
         raise DualgenError(f"config: postprocess.smooth_px {smooth} is even: use an odd window (1 = off, 3, 5)")
-    names = [c["name"] for c in classes]
-    for name in config["postprocess"].get("smooth_keep", []):
-        if name not in names:
-            raise DualgenError(f"config: postprocess.smooth_keep: '{name}' is not a class (classes: {', '.join(names)})")
     min_px = config["postprocess"]["min_object_px"]
     if isinstance(min_px, list) and len(min_px) != len(classes):
         raise DualgenError(f"config: postprocess.min_object_px has {len(min_px)} sizes for {len(classes)} classes: "

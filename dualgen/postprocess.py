@@ -206,8 +206,9 @@ def smooth_classes(mask, size, keep=(), rounds=SMOOTH_ROUNDS):
 
 
 def cleaning_options(pp, class_names, patch_size):
-    """clean_mask's keywords from config's postprocess section: min_object_px scaled to the patch size, the
-    smoothing window and the ids of the classes it leaves alone."""
+    """clean_mask's keywords from the postprocess settings a rule passes: min_object_px scaled to the patch size,
+    the smoothing window and the ids of the classes it leaves alone (smooth_keep: the names of the classes marked
+    thin in config)."""
     keep = [class_names.index(name) for name in pp.get("smooth_keep", [])]
     return {"min_object_px": scaled_min_object_px(pp["min_object_px"], patch_size),
             "smooth_px": int(pp.get("smooth_px", 1)), "smooth_keep": keep}

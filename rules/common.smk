@@ -71,13 +71,15 @@ def as_json(**sections):
 
 # Classes as the compute steps see them (name and mask value: what results depend on) and as the figure rules
 # see them (with the display colour). A colour therefore reaches only figure rules.
-CLASSES = [{k: v for k, v in c.items() if k != "color"} for c in config["classes"]]
-FIGURE_CLASSES = config["classes"]
+CLASSES = [{k: v for k, v in c.items() if k not in ("color", "thin")} for c in config["classes"]]
+FIGURE_CLASSES = [{k: v for k, v in c.items() if k != "thin"} for c in config["classes"]]
+THIN_CLASSES = [c["name"] for c in config["classes"] if c.get("thin")]  # only the cleaning reads it
 
 
 def postprocess_settings():
-    """The post-processing settings that change the cleaned masks (not the figure's pair count)."""
-    return {k: v for k, v in config["postprocess"].items() if k != "figure_pairs"}
+    """The post-processing settings that change the cleaned masks (not the figure's pair count), with the classes
+    the smoothing leaves alone (classes[].thin) as smooth_keep."""
+    return {**{k: v for k, v in config["postprocess"].items() if k != "figure_pairs"}, "smooth_keep": THIN_CLASSES}
 
 
 def mix_settings(mix):

@@ -4,7 +4,7 @@ clusters as classes, clusters mapped to the nearest class level, in-between rims
 between two classes whose levels are not neighbours: dualgen.postprocess.remove_rims), then objects smaller than
 min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
 from the neighbouring class; with smooth_px > 1 the edges then smoothed by a window vote that keeps every class's
-area (smooth_keep classes untouched; dualgen.postprocess.smooth_classes).
+area (classes marked thin in config left alone: smooth_keep; dualgen.postprocess.smooth_classes).
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the masks
 before small-object removal, for scripts/figure.py cleaning), meta.json.
 """
