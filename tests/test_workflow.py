@@ -231,7 +231,8 @@ def test_calibrate_resamples_the_unconditioned_pools_only(ci_run):
     ("figure_pairs", "postprocess: {figure_pairs: 2}\n", {"figure_synthetic": 1}),
     ("overlay", "report: {overlay_mixes: [BMQ_000, SHQ_100], overlay_images: 1}\n", {"figure_study": 1}),
     ("colour", "classes:\n  - {name: matrix,  value: 0,   color: '#000000'}\n"
-               "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n  - {name: nd_rich, value: 255, color: '#f5c211'}\n"
+               "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n"
+               "  - {name: nd_rich, value: 255, color: '#f5c211', thin: true}\n"
                "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
      {"figure_datasets": 1, "figure_vqvae": 1, "figure_codes": 1, "figure_cleaning": 1, "figure_synthetic": 1,
       "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1, "figure_lq": 1, "figure_conditioning": 1}),
