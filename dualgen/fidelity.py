@@ -58,6 +58,7 @@ from skimage.measure import label
 from dualgen.errors import DualgenError
 
 STATISTICS = ("phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density")
+TARGET_FAMILIES = ("phase_fraction", "s2", "chord")  # the families (``family``) the generator is held to: ratio <= 2
 _CHUNK = 256  # query pairs per distance block in nearest_distances (bounds memory at ~_CHUNK x N_ref)
 
 

@@ -28,7 +28,6 @@ import pandas as pd
 from dualgen import artifacts, cli, datasets, fidelity, io, metrics
 from dualgen.errors import DualgenError
 
-TARGETS = ("phase_fraction", "s2", "chord")  # the families the generator is held to (ratio <= 2)
 REFERENCE = "real_test"  # the reference sample's variant name in reference.csv
 
 
@@ -54,7 +53,7 @@ def second_real_sample(patches, manifest, real_images, real_masks, names, fs):
         return pd.DataFrame(columns=["variant", "class", "statistic", "ratio"]), None
     table = fidelity.compare(real_images, real_masks, images, masks, names, seed=fs["seed"], n_splits=fs["n_splits"],
                              variant=REFERENCE)
-    line = fidelity.summary(table[table["statistic"].map(fidelity.family).isin(TARGETS)])["line"]
+    line = fidelity.summary(table[table["statistic"].map(fidelity.family).isin(fidelity.TARGET_FAMILIES)])["line"]
     print(f"reference, a second real sample ({len(masks)} test patches): {line}", flush=True)
     return table, {"variant": REFERENCE, "source": "test patches", "n": len(masks), "line": line,
                    "worst_by_family": fidelity.worst_by_family(table)[REFERENCE]}
@@ -117,7 +116,7 @@ def main(args):
     table = pd.concat(tables, ignore_index=True)
     worst = fidelity.worst_by_family(table)
     novel = [v for v in worst if not fidelity.copies_more_than_real(memo_of(memo, v))] or list(worst)
-    closest = min(novel, key=lambda name: max((worst[name][f]["ratio"] for f in TARGETS
+    closest = min(novel, key=lambda name: max((worst[name][f]["ratio"] for f in fidelity.TARGET_FAMILIES
                                                if not np.isnan(worst[name][f]["ratio"])), default=0.0))
     pool = next(v["name"] for v in s["variants"] if v["pool"])
     reference, extra_ref = second_real_sample(args.patches, manifest, real_images, real_masks, names, fs)

@@ -233,7 +233,7 @@ def draw_generator_card(inp, s, out):
         if ref and ref["worst_by_family"][family]["class"] is not None:
             r = ref["worst_by_family"][family]
             floor += f"; a second real sample ({ref['n']} test patches): {r['ratio']:.2f} ({r['class']})"
-        target = f"<= {TARGET_RATIO:g}" if family in ("phase_fraction", "s2", "chord") else "about 1"
+        target = f"<= {TARGET_RATIO:g}" if family in fidelity.TARGET_FAMILIES else "about 1"
         rows.append([f"fidelity ratio, {label_text} (worst class)", _ratio_cell(w), floor, target])
     memo = fmeta["memorisation"][pool]
     rows.append(["memorisation: share of synthetic pairs nearer a training patch than 99 % of real validation patches",
