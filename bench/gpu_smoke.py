@@ -69,8 +69,9 @@ def run_vqvae(tf, s, size, steps):
 
     v = s["vqvae"]
     b = int(v["batch_size"])
-    model = vqvae.build(vqvae.make_spec(v, CHANNELS))
-    x = np.random.default_rng(SEED).uniform(-0.5, 0.5, (b + 1, size, size, CHANNELS + 1)).astype(np.float32)
+    spec = vqvae.make_spec(v, CHANNELS, len(s["classes"]))
+    model = vqvae.build(spec)
+    x = np.random.default_rng(SEED).uniform(-0.5, 0.5, (b + 1, size, size, spec["channels"])).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         with determinism.captured_functions(vqvae) as graphs:
@@ -79,7 +80,7 @@ def run_vqvae(tf, s, size, steps):
         first = time.perf_counter() - t
     step = next(g for g in graphs if "train_step" in g.name.decode())
     batch = tf.constant(x[:b])
-    return first, timed(lambda: float(step(batch)[0]), steps), (f"batch {b}, {size} px, {CHANNELS + 1} channels"
+    return first, timed(lambda: float(step(batch)[0]), steps), (f"batch {b}, {size} px, {spec['channels']} channels"
                                                                 f"{', mixed precision' * v['mixed_precision']}")
 
 

@@ -167,12 +167,14 @@ def pixelcnn_history(hist, kind, path):
     save(fig, path)
 
 
-def cleaning_figure(images, raws, kmeans, cleaned, classes, path, n=4):
+def cleaning_figure(images, raws, first, cleaned, classes, path, n=4, first_title="k-means"):
+    """Rows of synthetic micrograph, raw mask (gray, in level units: ``postprocess.display_levels``), its first
+    classification (``first_title``: k-means, or the largest score of a one-hot mask) and the cleaned mask."""
     n = min(n, len(images))
-    rows = [("", [("image", images[r]), ("gray", raws[r]), ("mask", kmeans[r]), ("mask", cleaned[r])])
+    rows = [("", [("image", images[r]), ("gray", raws[r]), ("mask", first[r]), ("mask", cleaned[r])])
             for r in range(n)]
     _panel_rows(rows, classes, path, "Mask post-processing (paper Fig. 11)",
-                ("synthetic micrograph", "raw mask", "k-means", "small objects filled"))
+                ("synthetic micrograph", "raw mask", first_title, "cleaned"))
 
 
 def pretest_figure(images, masks, pred, scores, classes, model_name, path, n=4):

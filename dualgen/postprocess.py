@@ -1,5 +1,10 @@
 """Cleaning decoded masks as the paper did (step 7, Fig. 11).
 
+A raw mask is (H,W) in level units for the VQ-VAE's ``level`` mask encoding (the paper's) or (H,W,K), one score per
+class, for ``onehot`` (``vqvae.mask_encoding``). A one-hot raw mask is classified by its largest score
+(``first_classes``); an edge between two classes then never turns into a third, so only the small objects and the
+smoothing below apply. The rest of this text is about the level encoding.
+
 Decoded masks have intermediate values at edges. ``kmeans_classes`` clusters the values into as many
 clusters as classes (scikit-learn KMeans) and maps each cluster to the class whose level is nearest its
 centre. The mask channel holds one level per class (class k -> k / (K - 1)), so a blurred edge between two classes
@@ -28,6 +33,12 @@ def mask_levels(num_classes):
     return np.linspace(0.0, 1.0, int(num_classes))
 
 
+def _check_finite(raw):
+    if not np.isfinite(raw).all():
+        raise DualgenError("raw mask contains NaN/Inf values: the VQ-VAE decoder output is broken; retrain the VQ-VAE "
+                           "with a lower vqvae.learning_rate")
+
+
 def kmeans_classes(raw_mask, num_classes, seed):
     """Raw mask (H,W) in level units [0, 1] -> uint8 class indices (H,W).
 
@@ -37,9 +48,7 @@ def kmeans_classes(raw_mask, num_classes, seed):
     raw = np.asarray(raw_mask, dtype=np.float64)
     if raw.ndim != 2:
         raise DualgenError(f"raw mask has shape {raw.shape}: expected one (H, W) mask")
-    if not np.isfinite(raw).all():
-        raise DualgenError("raw mask contains NaN/Inf values: the VQ-VAE decoder output is broken; retrain the VQ-VAE "
-                           "with a lower vqvae.learning_rate")
+    _check_finite(raw)
     levels = mask_levels(num_classes)
     values = raw.reshape(-1)
     distinct, inverse = np.unique(values, return_inverse=True)
@@ -55,6 +64,41 @@ def kmeans_classes(raw_mask, num_classes, seed):
         centres, labels = km.cluster_centers_[:, 0], km.labels_
     to_class = np.abs(np.asarray(centres)[:, None] - levels[None, :]).argmin(axis=1)
     return to_class[labels].reshape(raw.shape).astype(np.uint8)
+
+
+def first_classes(raw_mask, num_classes, seed):
+    """A raw mask's first classification, uint8 (H,W): ``kmeans_classes`` for a level mask (H,W), the class of the
+    largest score for a one-hot one (H,W,K)."""
+    raw = np.asarray(raw_mask)
+    if raw.ndim == 3:
+        if raw.shape[-1] != int(num_classes):
+            raise DualgenError(f"raw mask has {raw.shape[-1]} class scores but the config has {num_classes} classes: "
+                               "decode with the VQ-VAE trained on these classes")
+        _check_finite(raw)
+        return raw.argmax(-1).astype(np.uint8)
+    return kmeans_classes(raw, num_classes, seed)
+
+
+def nearest_classes(raw_masks, num_classes):
+    """A batch of raw masks, level (N,H,W) or one-hot (N,H,W,K) -> uint8 class ids (N,H,W): the nearest level or the
+    largest score. The quick look (training snapshots), without k-means or cleaning."""
+    raw = np.asarray(raw_masks, np.float64)
+    if raw.ndim == 4:
+        return raw.argmax(-1).astype(np.uint8)
+    return np.abs(raw[..., None] - mask_levels(num_classes)).argmin(-1).astype(np.uint8)
+
+
+def display_levels(raw_masks, num_classes):
+    """A batch of raw masks, level (N,H,W) or one-hot (N,H,W,K) -> (N,H,W) in [0, 1] to look at: a level mask as it
+    is; a one-hot one as the class levels weighted by its scores (clipped at 0, normalised), so that it reads like
+    a level mask."""
+    raw = np.asarray(raw_masks, np.float64)
+    if raw.ndim != 4:
+        return np.clip(raw, 0.0, 1.0)
+    p = np.clip(raw, 0.0, None)
+    total = p.sum(-1, keepdims=True)
+    p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / raw.shape[-1])
+    return (p * mask_levels(num_classes)).sum(-1)
 
 
 def _remove_rims_along_rows(mask, raw, levels, rim_px):
@@ -215,11 +259,15 @@ def cleaning_options(pp, class_names, patch_size):
 
 
 def clean_mask(raw_mask, num_classes, min_object_px, seed, rim_px=RIM_PX, smooth_px=1, smooth_keep=()):
-    """Raw decoded mask -> (k-means mask, cleaned mask), both uint8 class indices (H,W): the k-means mask without
-    in-between rims (``remove_rims``), then without small objects; with ``smooth_px`` > 1 then smoothed
-    (``smooth_classes``, ``smooth_keep`` exempt) and rid of the small objects that leaves."""
-    k = kmeans_classes(raw_mask, num_classes, seed)
-    cleaned = remove_small_objects(remove_rims(k, raw_mask, num_classes, rim_px), min_object_px)
+    """Raw decoded mask -> (first mask, cleaned mask), both uint8 class indices (H,W). Level mask (H,W): the k-means
+    mask without in-between rims (``remove_rims``), then without small objects; one-hot (H,W,K): the class of the
+    largest score without small objects. With ``smooth_px`` > 1 then smoothed (``smooth_classes``, ``smooth_keep``
+    exempt) and rid of the small objects that leaves."""
+    k = first_classes(raw_mask, num_classes, seed)
+    if np.ndim(raw_mask) == 2:
+        cleaned = remove_small_objects(remove_rims(k, raw_mask, num_classes, rim_px), min_object_px)
+    else:
+        cleaned = remove_small_objects(k, min_object_px)
     if int(smooth_px) > 1:
         cleaned = remove_small_objects(smooth_classes(cleaned, smooth_px, smooth_keep), min_object_px)
     return k, cleaned

@@ -1,5 +1,7 @@
 """VQ-VAE on micrograph + mask stacked as one (C+1)-channel image (paper step 4), after DeepMind Sonnet's
-example (sonnet/examples/vqvae_example.ipynb).
+example (sonnet/examples/vqvae_example.ipynb). ``mask_encoding`` ``onehot`` stacks one channel per class instead
+of the mask's one channel of class levels (C+K channels): a blurred edge between two classes then never passes
+through a third class's level (``postprocess``: no k-means, no in-between rims).
 
 Encoder: two 4x4 stride-2 convolutions (ReLU), a 3x3 convolution (ReLU, as in Sonnet's example), a residual
 stack, a 1x1 convolution to the embedding dimension. Quantiser: ``snt.nets.VectorQuantizerEMA`` (codebook updated
@@ -37,10 +39,12 @@ from dualgen.postprocess import mask_levels  # noqa: F401  (part of this module'
 
 DOWNSAMPLE = 4  # the default (and the paper's) factor: two stride-2 convolutions
 DOWNSAMPLES = (2, 4)  # patch pixels per code cell along each side
-# the constructor's arguments a spec holds (channels: the model's, i.e. the micrograph's C + 1 for the mask)
+MASK_ENCODINGS = ("level", "onehot")  # the mask as one channel of class levels (the paper), or one channel per class
+# the constructor's arguments a spec holds (channels: the model's, i.e. the micrograph's C + the mask's channels)
 SPEC_KEYS = ("channels", "num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim",
-             "num_embeddings", "commitment_cost", "decay", "quantizer", "downsample")
-OPTIONAL_SPEC = {"downsample": DOWNSAMPLE}  # keys a spec written before they existed may lack: their old value
+             "num_embeddings", "commitment_cost", "decay", "quantizer", "downsample", "mask_encoding")
+# keys a spec written before they existed may lack: their old value
+OPTIONAL_SPEC = {"downsample": DOWNSAMPLE, "mask_encoding": "level"}
 
 
 def check_patch_size(patch_size, downsample=DOWNSAMPLE):
@@ -55,11 +59,19 @@ def check_patch_size(patch_size, downsample=DOWNSAMPLE):
 
 # --- data <-> model ------------------------------------------------------------------------------------------
 
-def to_model_input(images, masks, num_classes):
-    """uint8 images (N,H,W,C) + class masks (N,H,W) -> float32 (N,H,W,C+1) in [-0.5, 0.5].
+def mask_channels(num_classes, encoding="level"):
+    """How many channels the mask takes in the model's input: 1 (``level``) or one per class (``onehot``)."""
+    if encoding not in MASK_ENCODINGS:
+        raise DualgenError(f"vqvae.mask_encoding is {encoding!r}: use one of {', '.join(MASK_ENCODINGS)}")
+    return 1 if encoding == "level" else int(num_classes)
 
-    Image channels: value / 255 - 0.5. Mask channel: class k -> k / (num_classes - 1) - 0.5, so the class
-    levels are spread evenly over the range (class 0, the matrix, is the lowest)."""
+
+def to_model_input(images, masks, num_classes, encoding="level"):
+    """uint8 images (N,H,W,C) + class masks (N,H,W) -> float32 (N,H,W,C+M) in [-0.5, 0.5], M = ``mask_channels``.
+
+    Image channels: value / 255 - 0.5. Mask, ``encoding`` ``level`` (the paper's): one channel, class k ->
+    k / (num_classes - 1) - 0.5, so the class levels are spread evenly over the range (class 0, the matrix, is the
+    lowest). ``onehot``: one channel per class, 0.5 where the pixel is of that class, else -0.5."""
     images, masks = np.asarray(images), np.asarray(masks)
     if images.ndim == 3:  # (N,H,W) gray
         images = images[..., None]
@@ -72,18 +84,28 @@ def to_model_input(images, masks, num_classes):
         raise DualgenError(f"VQ-VAE input: mask value {int(masks.max())} is not a class index 0..{num_classes - 1}: "
                            "check the classes list in the config against the masks")
     img = images.astype(np.float32) / 255.0 - 0.5
-    lvl = mask_levels(num_classes).astype(np.float32)[masks.astype(np.intp)] - 0.5
-    return np.concatenate([img, lvl[..., None]], axis=-1)
+    if mask_channels(num_classes, encoding) == 1:
+        mask = mask_levels(num_classes).astype(np.float32)[masks.astype(np.intp)][..., None] - 0.5
+    else:
+        mask = np.eye(int(num_classes), dtype=np.float32)[masks.astype(np.intp)] - 0.5
+    return np.concatenate([img, mask], axis=-1)
 
 
-def from_model_output(x, num_classes):
-    """float (N,H,W,C+1) -> (uint8 images (N,H,W,C), raw mask float32 (N,H,W) in level units [0, 1]).
+def from_model_output(x, num_classes, encoding="level"):
+    """float (N,H,W,C+M) -> (uint8 images (N,H,W,C), raw masks float32).
 
-    The raw mask is not yet classes: ``postprocess.clean_mask`` turns it into class indices."""
+    Raw masks, not yet classes (``postprocess.clean_mask`` turns them into class indices): ``level``: (N,H,W) in
+    level units [0, 1]; ``onehot``: (N,H,W,K), one score per class (about 1 for the pixel's class, 0 for the
+    others; not clipped, so the largest stays the largest)."""
     x = np.asarray(x, np.float32)
-    images = np.clip(np.rint((x[..., :-1] + 0.5) * 255.0), 0, 255).astype(np.uint8)
-    raw = np.clip(x[..., -1] + 0.5, 0.0, 1.0).astype(np.float32)
-    return images, raw
+    m = mask_channels(num_classes, encoding)
+    if x.shape[-1] <= m:
+        raise DualgenError(f"VQ-VAE output has {x.shape[-1]} channels: expected the micrograph's and {m} for the mask "
+                           f"({encoding} encoding of {num_classes} classes)")
+    images = np.clip(np.rint((x[..., :-m] + 0.5) * 255.0), 0, 255).astype(np.uint8)
+    if m == 1:
+        return images, np.clip(x[..., -1] + 0.5, 0.0, 1.0).astype(np.float32)
+    return images, (x[..., -m:] + 0.5).astype(np.float32)
 
 
 # --- the model -----------------------------------------------------------------------------------------------
@@ -135,24 +157,28 @@ class Decoder(snt.Module):
 
 
 class VQVAE(snt.Module):
-    """``channels`` is the model's channel count: the micrograph's C plus 1 for the mask (4 for RGB).
-    ``spec`` keeps the constructor's arguments (``SPEC_KEYS``)."""
+    """``channels`` is the model's channel count: the micrograph's C plus the mask's (``mask_channels``: 1 for the
+    ``level`` encoding, so 4 for RGB; one per class for ``onehot``). ``spec`` keeps the constructor's arguments
+    (``SPEC_KEYS``)."""
 
     def __init__(self, channels, num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
                  num_embeddings=10, commitment_cost=0.25, decay=0.99, quantizer="ema", downsample=DOWNSAMPLE,
-                 name=None):
+                 mask_encoding="level", name=None):
         super().__init__(name=name)
         if quantizer not in ("ema", "vq"):
             raise DualgenError(f"vqvae.quantizer is {quantizer!r}: use 'ema' (VectorQuantizerEMA) or 'vq' (VectorQuantizer)")
         if downsample not in DOWNSAMPLES:
             raise DualgenError(f"vqvae.downsample is {downsample!r}: use one of {', '.join(map(str, DOWNSAMPLES))} "
                                "(patch pixels per code cell along each side)")
+        if mask_encoding not in MASK_ENCODINGS:
+            raise DualgenError(f"vqvae.mask_encoding is {mask_encoding!r}: use one of {', '.join(MASK_ENCODINGS)}")
         self.channels = int(channels)
         self.downsample = int(downsample)
+        self.mask_encoding = mask_encoding
         self.spec = {"channels": self.channels, "num_hiddens": num_hiddens, "num_residual_hiddens": num_residual_hiddens,
                      "num_residual_layers": num_residual_layers, "embedding_dim": embedding_dim,
                      "num_embeddings": num_embeddings, "commitment_cost": commitment_cost, "decay": decay,
-                     "quantizer": quantizer, "downsample": self.downsample}
+                     "quantizer": quantizer, "downsample": self.downsample, "mask_encoding": mask_encoding}
         self.encoder = Encoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.downsample)
         self.pre_vq = snt.Conv2D(embedding_dim, 1, name="to_vq")
         if quantizer == "ema":
@@ -189,9 +215,11 @@ def _describe(model):
 
 # --- persistence ---------------------------------------------------------------------------------------------
 
-def make_spec(settings, image_channels):
-    """The spec of a VQ-VAE for micrographs of ``image_channels`` (1 or 3) from config's ``vqvae`` settings."""
-    return {"channels": int(image_channels) + 1,
+def make_spec(settings, image_channels, num_classes):
+    """The spec of a VQ-VAE for micrographs of ``image_channels`` (1 or 3) and masks of ``num_classes`` classes from
+    config's ``vqvae`` settings."""
+    encoding = settings.get("mask_encoding", OPTIONAL_SPEC["mask_encoding"])
+    return {"channels": int(image_channels) + mask_channels(num_classes, encoding),
             **{k: settings.get(k, OPTIONAL_SPEC.get(k)) if k in OPTIONAL_SPEC else settings[k]
                for k in SPEC_KEYS if k != "channels"}}
 
@@ -277,21 +305,23 @@ def _check_data(model, train_x, val_x, steps, batch_size, eval_every, mask_weigh
         raise DualgenError(f"vqvae.mask_weight is {mask_weight}: it must be a positive number (1: plain MSE)")
 
 
-def channel_weights(channels, mask_weight=1.0):
-    """(channels,) float32 loss weights: 1 for each micrograph channel, ``mask_weight`` for the mask (the last)."""
+def channel_weights(channels, mask_weight=1.0, n_mask=1):
+    """(channels,) float32 loss weights: 1 for each micrograph channel, ``mask_weight`` for the mask (its ``n_mask``
+    channels, the last, share it: ``mask_weight / n_mask`` each, so the mask weighs as much in either encoding)."""
     w = np.ones(int(channels), np.float32)
-    w[-1] = float(mask_weight)
+    w[-int(n_mask):] = float(mask_weight) / int(n_mask)
     return w
 
 
 def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed, out_dir, eval_every,
-                mask_weight=1.0, data_variance=None, log=print, monitor=None, mixed_precision=False):
+                mask_weight=1.0, n_mask=1, data_variance=None, log=print, monitor=None, mixed_precision=False):
     """Train ``model`` up to update ``steps`` with Adam. Returns a dict: ``history`` (one dict per evaluation:
     step, train_recon, train_vq_loss, perplexity, val_recon, earlier calls' included), ``best_step`` and
     ``best_val_recon`` (the model in out_dir/best), ``resumed_from_step`` (None unless this call resumed).
 
     Loss = reconstruction MSE / data variance + VQ loss (as in Sonnet's example), the mask channel's squared error
-    weighted by ``mask_weight`` (``channel_weights``; 1 = plain MSE). Every ``eval_every`` steps (and at the last
+    weighted by ``mask_weight`` (``channel_weights``: shared by the last ``n_mask`` channels, the mask's; 1 = plain
+    MSE for the one-channel mask). Every ``eval_every`` steps (and at the last
     step): validation reconstruction error (the same weighted MSE, the loss the model is trained for); out_dir/best
     gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history
     (history.json) so that a rerun with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
@@ -305,7 +335,7 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     train_x = np.asarray(train_x, np.float32)
     val_x = np.asarray(val_x, np.float32)
     _check_data(model, train_x, val_x, steps, batch_size, eval_every, float(mask_weight))
-    weights = tf.constant(channel_weights(model.channels, mask_weight))
+    weights = tf.constant(channel_weights(model.channels, mask_weight, n_mask))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     recover(out_dir / "best")

@@ -1,14 +1,15 @@
 #!/usr/bin/env python
-"""Decode sampled code grids with the VQ-VAE decoder into (C+1)-channel images and split them into a
-synthetic micrograph and a raw (not yet cleaned) mask (paper Fig. 10).
-Writes OUT/images/synth_NNNNN.png, OUT/raw_masks.npy (N, H, W) float32 in mask-level units [0, 1],
-OUT/raw_masks/synth_NNNNN.png (the raw mask as 8-bit gray, to look at), meta.json.
+"""Decode sampled code grids with the VQ-VAE decoder into (C+1)-channel (C+K: one-hot mask) images and split them
+into a synthetic micrograph and a raw (not yet cleaned) mask (paper Fig. 10).
+Writes OUT/images/synth_NNNNN.png, OUT/raw_masks.npy (N, H, W) float32 in mask-level units [0, 1] ((N, H, W, K) class
+scores for vqvae.mask_encoding onehot), OUT/raw_masks/synth_NNNNN.png (the raw mask as 8-bit gray, to look at:
+postprocess.display_levels), meta.json.
 """
 from pathlib import Path
 
 import numpy as np
 
-from dualgen import artifacts, cli, env, generation, io
+from dualgen import artifacts, cli, env, generation, io, postprocess
 
 
 def main(args):
@@ -16,13 +17,13 @@ def main(args):
     tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
     from dualgen import vqvae
 
-    model, _ = generation.load_vqvae(args.vqvae)
+    model, spec = generation.load_vqvae(args.vqvae)
     grids = np.load(Path(args.codes) / "grids.npy", allow_pickle=False)
     n_classes = len(s["classes"])
     images, raws = [], []
     for i in range(0, len(grids), 16):
         x = model.decode(tf.constant(grids[i:i + 16], tf.int32)).numpy()
-        img, raw = vqvae.from_model_output(x, n_classes)
+        img, raw = vqvae.from_model_output(x, n_classes, spec["mask_encoding"])
         images.append(img)
         raws.append(raw.astype(np.float32))
         print(f"decoded {min(i + 16, len(grids))}/{len(grids)}", flush=True)
@@ -31,9 +32,10 @@ def main(args):
     with artifacts.artifact_dir(args.out, "decode", s, None, inputs, {"n": len(grids)}) as tmp:
         (tmp / "images").mkdir()
         (tmp / "raw_masks").mkdir()
-        for i, (img, raw) in enumerate(zip(images, raws)):
+        shown = np.clip(np.rint(postprocess.display_levels(raws, n_classes) * 255), 0, 255).astype(np.uint8)
+        for i, (img, raw) in enumerate(zip(images, shown)):
             io.write_png(tmp / "images" / f"synth_{i:05d}.png", img)
-            io.write_png(tmp / "raw_masks" / f"synth_{i:05d}.png", np.clip(np.rint(raw * 255), 0, 255).astype(np.uint8))
+            io.write_png(tmp / "raw_masks" / f"synth_{i:05d}.png", raw)
         np.save(tmp / "raw_masks.npy", raws, allow_pickle=False)
 
 

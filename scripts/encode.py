@@ -23,7 +23,7 @@ def main(args):
     vmeta = generation.read_meta(args.vqvae)
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     n = len(classes)
-    x = vqvae.to_model_input(images, masks, n)
+    x = vqvae.to_model_input(images, masks, n, spec["mask_encoding"])
 
     def encode(patches):
         return np.concatenate([model.encode(tf.constant(patches[i:i + 16])).numpy().astype(np.int32)
@@ -33,7 +33,7 @@ def main(args):
     recon = np.concatenate([model(tf.constant(x[i:i + 16]), is_training=False)["x_recon"].numpy()
                             for i in range(0, len(x), 16)])
     flipped = np.stack([encode(f) for f in generation.flips(x)])
-    rec_images, raw = vqvae.from_model_output(recon, n)
+    rec_images, raw = vqvae.from_model_output(recon, n, spec["mask_encoding"])
     val = set(vmeta["val_ids"])
     split = ["val" if i in val else "train" for i in ids]
     usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])

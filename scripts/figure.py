@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, fidelity, figures, generation, io, stats, study
+from dualgen import artifacts, cli, datasets, fidelity, figures, generation, io, postprocess, stats, study
 from dualgen.errors import DualgenError
 
 
@@ -86,11 +86,13 @@ def draw_codes(inp, s, out):
 
 
 def draw_cleaning(inp, s, out):
-    raws = np.load(Path(inp["raw"]) / "raw_masks.npy", allow_pickle=False)
-    kmeans = np.load(Path(inp["clean"]) / "kmeans.npy", allow_pickle=False)
     ids, images, cleaned = datasets.read_pool(inp["clean"])
     n = min(s["n"], len(ids))
-    figures.cleaning_figure(images[:n], raws[:n], kmeans[:n], cleaned[:n], s["classes"], out / "cleaning.png", n)
+    raws = np.load(Path(inp["raw"]) / "raw_masks.npy", allow_pickle=False)[:n]
+    first = np.load(Path(inp["clean"]) / "kmeans.npy", allow_pickle=False)
+    figures.cleaning_figure(images[:n], postprocess.display_levels(raws, len(s["classes"])), first[:n], cleaned[:n],
+                            s["classes"], out / "cleaning.png", n,
+                            "largest class score" if raws.ndim == 4 else "k-means")
 
 
 def draw_synthetic(inp, s, out):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train the VQ-VAE on micrograph + mask stacked as one (C+1)-channel image (paper step 4).
+"""Train the VQ-VAE on micrograph + mask stacked as one image (paper step 4; C+1 channels, or C+K with
+vqvae.mask_encoding onehot).
 
 Data: BMQ's training + validation patches (paper: 62 = 56 train + 6 val held out for choosing the
 checkpoint with the lowest reconstruction error). Resumable: checkpoints live in --work; a rerun after a
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, env, figures, generation
+from dualgen import artifacts, cli, env, figures, generation, postprocess
 
 
 def main(args):
@@ -25,7 +26,8 @@ def main(args):
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     vqvae.check_patch_size(images.shape[1], v["downsample"])
     tr, va = generation.holdout(len(ids), v["val_images"], v["seed"])
-    x = vqvae.to_model_input(images, masks, n)
+    encoding = v["mask_encoding"]
+    x = vqvae.to_model_input(images, masks, n, encoding)
     work = generation.resume_dir(args.work, s)
     snaps = work / "snapshots"
     snaps.mkdir(exist_ok=True)
@@ -35,16 +37,16 @@ def main(args):
         out = model(tf.constant(probe), is_training=False)["x_recon"].numpy()
         np.save(snaps / f"step_{step:07d}.npy", out[0].astype(np.float32), allow_pickle=False)
 
-    spec = vqvae.make_spec(v, images.shape[3])
+    spec = vqvae.make_spec(v, images.shape[3], n)
     model = vqvae.build(spec)
     print(f"VQ-VAE: {len(tr)} training / {len(va)} validation patches of {images.shape[1]} px, "
-          f"{images.shape[3]}+1 channels, K={v['num_embeddings']}, D={v['embedding_dim']}, "
+          f"{images.shape[3]}+{vqvae.mask_channels(n, encoding)} channels ({encoding} mask), K={v['num_embeddings']}, D={v['embedding_dim']}, "
           f"downsample {spec['downsample']}, mask weight {v.get('mask_weight', 1.0)}", flush=True)
     started = time.perf_counter()
     result = vqvae.train_vqvae(
         model, x[tr], x[va], steps=v["steps"], batch_size=v["batch_size"], learning_rate=v["learning_rate"],
         seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v["mask_weight"],
-        monitor=monitor, mixed_precision=bool(v["mixed_precision"]),
+        n_mask=vqvae.mask_channels(n, encoding), monitor=monitor, mixed_precision=bool(v["mixed_precision"]),
     )
     hist = pd.DataFrame(result["history"])
     extra = {"patch_size": int(images.shape[1]), "n_train": len(tr), "n_val": len(va),
@@ -58,9 +60,10 @@ def main(args):
         hist.to_csv(tmp / "history.csv", index=False)
         figures.vqvae_history(hist, tmp / "loss.png", extra["best_step"])
         files = sorted(snaps.glob("step_*.npy"))
-        rec_images, rec_masks = vqvae.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), n)
+        rec_images, rec_masks = vqvae.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), n,
+                                                        encoding)
         np.savez(tmp / "snapshots.npz", steps=np.array([int(f.stem.split("_")[1]) for f in files], np.int64),
-                 images=rec_images.astype(np.uint8), masks=np.clip(np.rint(rec_masks * (n - 1)), 0, n - 1).astype(np.uint8),
+                 images=rec_images.astype(np.uint8), masks=postprocess.nearest_classes(rec_masks, n),
                  real_image=images[va[0]], real_mask=masks[va[0]])
 
 

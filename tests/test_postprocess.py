@@ -238,3 +238,39 @@ def test_clean_mask_smooths_after_the_small_objects_and_config_options():
     assert postprocess.cleaning_options({"min_object_px": 64, "smooth_px": 3, "smooth_keep": ["nd_rich"]}, names,
                                         64) == {"min_object_px": 4, "smooth_px": 3, "smooth_keep": [2]}
     assert postprocess.cleaning_options({"min_object_px": 200}, names, 256)["smooth_px"] == 1
+
+
+def test_a_onehot_raw_mask_is_classified_by_its_largest_score_without_in_between_classes():
+    """A blurred matrix (0) / eta (3) edge: in level units it passes the oxide and nd_rich levels (k-means makes
+    rims of them, which the rim rule then has to guess away); as one-hot scores it never favours a third class."""
+    ramp = np.clip((np.arange(16) - 6) / 4.0, 0, 1)  # 0 ... 0, 0.25, 0.5, 0.75, 1 ... 1
+    level = np.tile(ramp, (16, 1))
+    onehot = np.zeros((16, 16, 4))
+    onehot[..., 0], onehot[..., 3] = 1 - level, level
+    onehot += np.random.default_rng(0).normal(0, 0.05, onehot.shape)
+    assert {1, 2} & set(np.unique(postprocess.kmeans_classes(level + 0.01 * np.arange(16) / 16, 4, 0)).tolist())
+    first, cleaned = postprocess.clean_mask(onehot, 4, 4, seed=0)
+    assert set(np.unique(first).tolist()) == {0, 3} and np.array_equal(first, onehot.argmax(-1))
+    assert np.array_equal(cleaned[:, :6], np.zeros((16, 6))) and np.array_equal(cleaned[:, 10:], np.full((16, 6), 3))
+    _, smooth = postprocess.clean_mask(onehot, 4, 4, seed=0, smooth_px=3)
+    assert all(int((smooth == k).sum()) == int((cleaned == k).sum()) for k in range(4))
+    with pytest.raises(DualgenError, match="3 class scores but the config has 4 classes"):
+        postprocess.clean_mask(onehot[..., :3], 4, 4, seed=0)
+    bad = onehot.copy()
+    bad[0, 0, 1] = np.nan
+    with pytest.raises(DualgenError, match="NaN/Inf"):
+        postprocess.clean_mask(bad, 4, 4, seed=0)
+
+
+def test_quick_classes_and_display_levels_of_both_encodings():
+    masks = np.random.default_rng(1).integers(0, 4, (2, 5, 6))
+    levels = postprocess.mask_levels(4)
+    onehot = np.eye(4)[masks]
+    assert np.array_equal(postprocess.nearest_classes(levels[masks] + 0.1, 4), masks)
+    assert np.array_equal(postprocess.nearest_classes(onehot * 0.8 + 0.05, 4), masks)
+    assert np.allclose(postprocess.display_levels(onehot, 4), levels[masks])  # reads like a level mask
+    assert np.allclose(postprocess.display_levels(levels[masks], 4), levels[masks])
+    half = np.zeros((1, 1, 1, 4))
+    half[..., 0] = half[..., 3] = 0.5
+    assert np.allclose(postprocess.display_levels(half, 4), 0.5)
+    assert np.allclose(postprocess.display_levels(-np.ones((1, 1, 1, 4)), 4), levels.mean())  # no score: the middle

@@ -108,7 +108,8 @@ def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
     assert min(h["val_recon"] for h in hist) < 0.6 * runs["before"]
     assert all(np.isfinite(list(h.values())).all() for h in hist)
     best, spec = V.load(runs["root"] / "full" / "best")
-    assert spec == {"channels": 4, **TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema", "downsample": 4}
+    assert spec == {"channels": 4, **TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema", "downsample": 4,
+                    "mask_encoding": "level"}
     assert mse(best, data[1]) == pytest.approx(min(h["val_recon"] for h in hist), rel=1e-4)
     result = runs["res_full"]
     assert result["best_val_recon"] == min(h["val_recon"] for h in hist) and result["resumed_from_step"] is None
@@ -214,6 +215,49 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
     assert [p.name for p in tmp_path.glob(".*")] == [".tmp-97-first-last"]
 
 
+def test_onehot_mask_encoding_one_channel_per_class():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (3, 8, 12, 3)).astype(np.uint8)
+    masks = rng.integers(0, K_CLASSES, (3, 8, 12)).astype(np.uint8)
+    x = V.to_model_input(images, masks, K_CLASSES, "onehot")
+    assert x.shape == (3, 8, 12, 3 + K_CLASSES) and V.mask_channels(K_CLASSES, "onehot") == K_CLASSES
+    assert np.array_equal(x[..., 3:].argmax(-1), masks) and np.array_equal(np.sort(np.unique(x[..., 3:])), [-0.5, 0.5])
+    assert np.array_equal((x[..., 3:] > 0).sum(-1), np.ones(masks.shape))  # exactly one class per pixel
+    img, raw = V.from_model_output(x, K_CLASSES, "onehot")
+    assert np.array_equal(img, images) and raw.shape == masks.shape + (K_CLASSES,)
+    assert np.array_equal(raw.argmax(-1), masks) and set(np.unique(raw)) == {0.0, 1.0}
+    assert np.array_equal(V.to_model_input(images, masks, K_CLASSES)[..., :3], x[..., :3])  # the image is the same
+    with pytest.raises(DualgenError, match="vqvae.mask_encoding is 'rgb': use one of level, onehot"):
+        V.to_model_input(images, masks, K_CLASSES, "rgb")
+    with pytest.raises(DualgenError, match="expected the micrograph's and 4 for the mask"):
+        V.from_model_output(x[..., :4], K_CLASSES, "onehot")
+    # the mask weighs mask_weight in either encoding, shared by its channels
+    assert V.channel_weights(7, 4.0, 4).tolist() == [1] * 7 and V.channel_weights(5, 2.0, 2).tolist() == [1, 1, 1, 1, 1]
+    spec = V.make_spec({**TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema", "downsample": 2,
+                        "mask_encoding": "onehot"}, 3, K_CLASSES)
+    assert spec["channels"] == 7 and spec["mask_encoding"] == "onehot"
+    model = V.build(spec)
+    codes = model.encode(tf.constant(x[:, :8, :8]))
+    assert codes.shape == (3, 4, 4) and model.decode(codes).shape == (3, 8, 8, 7)
+    with pytest.raises(DualgenError, match="vqvae.mask_encoding is 'x'"):
+        V.VQVAE(7, mask_encoding="x")
+
+
+def test_onehot_training_weights_the_mask_as_a_level_mask_is(tmp_path):
+    images, masks = pairs(12)
+    x = V.to_model_input(images, masks, K_CLASSES, "onehot")
+    tf.keras.utils.set_random_seed(0)
+    model = V.VQVAE(3 + K_CLASSES, mask_encoding="onehot", **TINY)
+    result = V.train_vqvae(model, x[:9], x[9:], steps=20, out_dir=tmp_path / "oh", log=lambda m: None, mask_weight=4.0,
+                           n_mask=K_CLASSES, **{**TRAIN, "eval_every": 10})
+    best, spec = V.load(tmp_path / "oh" / "best")
+    assert spec["mask_encoding"] == "onehot" and best.channels == 7
+    error = np.square(best(tf.constant(x[9:]), is_training=False)["x_recon"].numpy() - x[9:])
+    weighted = float(np.mean(error * V.channel_weights(7, 4.0, K_CLASSES)))
+    assert result["best_val_recon"] == pytest.approx(weighted, rel=1e-4)
+    assert result["history"][-1]["val_recon"] < result["history"][0]["val_recon"]
+
+
 def test_downsample_2_gives_grids_twice_as_fine_and_is_checked():
     m = V.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, downsample=2)
     x = tf.zeros([2, 64, 64, 4])
@@ -225,16 +269,17 @@ def test_downsample_2_gives_grids_twice_as_fine_and_is_checked():
         V.check_patch_size(65, 2)
     with pytest.raises(DualgenError, match="vqvae.downsample is 3: use one of 2, 4"):
         V.VQVAE(4, downsample=3)
-    assert V.make_spec({**TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}, 3)["downsample"] == 4
+    assert V.make_spec({**TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}, 3, 4)["downsample"] == 4
 
 
 def test_a_spec_from_before_downsample_loads_as_downsample_4(runs, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(runs["root"] / "full" / "best", old)
     spec = json.loads((old / "spec.json").read_text())
-    (old / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k != "downsample"}))
+    (old / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k not in ("downsample", "mask_encoding")}))
     model, loaded = V.load(old)
     assert loaded["downsample"] == 4 and model.downsample == 4
+    assert loaded["mask_encoding"] == "level" and model.mask_encoding == "level"  # the encoding before the option
 
 
 def test_mask_weight_weights_the_mask_channel_in_loss_and_validation(data, tmp_path):
