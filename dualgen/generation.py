@@ -23,6 +23,23 @@ def generator_patches(patches_dir, datasets_dir, base="BMQ"):
     return ids, np.concatenate(images), np.concatenate(masks)
 
 
+def code_class_composition(grids, masks, num_embeddings, num_classes):
+    """(K, C) float: the share of each class among the mask pixels under the cells that hold each code (rows sum to
+    1; a code no cell holds: a row of zeros). ``grids`` (N, h, w) codes of ``masks`` (N, H, W) class ids, H / h = W / w
+    pixels per cell."""
+    grids, masks = np.asarray(grids), np.asarray(masks)
+    if grids.ndim != 3 or masks.ndim != 3 or len(grids) != len(masks) or masks.shape[1] % grids.shape[1] \
+            or masks.shape[2] % grids.shape[2] or masks.shape[1] // grids.shape[1] != masks.shape[2] // grids.shape[2]:
+        raise DualgenError(f"code grids {grids.shape} do not tile masks {masks.shape}: expected one code per d x d "
+                           "pixels of the same patches")
+    d = masks.shape[1] // grids.shape[1]
+    cell_codes = np.repeat(np.repeat(grids, d, axis=1), d, axis=2).astype(np.int64)  # each pixel's code
+    counts = np.bincount(cell_codes.ravel() * int(num_classes) + masks.astype(np.int64).ravel(),
+                         minlength=int(num_embeddings) * int(num_classes)).reshape(int(num_embeddings), int(num_classes))
+    total = counts.sum(1, keepdims=True)
+    return np.where(total > 0, counts / np.maximum(total, 1), 0.0)
+
+
 def condition_vectors(mode, patches_dir, datasets_dir, n_classes):
     """(ids, (N, dim) conditioning vectors) of the generator's patches, in the order encode used
     (dualgen.conditioning.vectors of their masks and images)."""

@@ -546,6 +546,21 @@ CALIBRATION_GRIDS = 64  # grids sampled per calibration round
 CALIBRATION_ROUNDS = 6
 CALIBRATION_STEP = 0.3  # share of the log-ratio applied per round: a code's share reacts several-fold to its offset
 CALIBRATION_FLOOR = 1e-4  # frequencies below this count as this (a code the training grids never use: -9.2 nats)
+CLASS_ROUNDS = 8  # rounds on decoded class fractions, after the code shares (sample.calibrate: classes)
+CLASS_STEP = 0.2  # smaller: a class's share moves with several codes' offsets at once (0.5 swung by +-0.02)
+CALIBRATIONS = ("classes", "codes", "none")
+
+
+def calibration_mode(value):
+    """sample.calibrate as one of CALIBRATIONS: true (the setting before classes existed) is ``codes``, false
+    ``none``."""
+    if value is True:
+        return "codes"
+    if value is False or value is None:
+        return "none"
+    if value not in CALIBRATIONS:
+        raise DualgenError(f"sample.calibrate is {value!r}: use one of {', '.join(CALIBRATIONS)}")
+    return value
 
 
 def code_frequencies(grids, num_embeddings):
@@ -560,7 +575,8 @@ def share_distance(a, b):
 
 
 def calibrate(model, target, height, width, *, seed, temperature=1.0, batch_size=16, grids=CALIBRATION_GRIDS,
-              rounds=CALIBRATION_ROUNDS, step=CALIBRATION_STEP, log=print):
+              rounds=CALIBRATION_ROUNDS, step=CALIBRATION_STEP, log=print, measure=None, features=None, start=None,
+              stream=1, what="code shares"):
     """Per-code logit offsets b (K,) so that the sampler's code frequencies come near ``target`` (K,), the code
     frequencies of the prior's training grids. Sampling from softmax(logits / T + b) is the exponential tilt of the
     prior, p(x) exp(sum_k b_k n_k(x)) / Z: of all distributions with the tilted code frequencies the one closest to
@@ -573,21 +589,30 @@ def calibrate(model, target, height, width, *, seed, temperature=1.0, batch_size
     the offsets so far and adds ``step`` x log(target / drawn frequency). The step is damped because the prior feeds
     its own draws back: a code drawn more often makes its neighbours likelier too, so its share moves several times
     as much as its offset (full steps diverged on the demo). Returns (b, history): b the offsets of the round whose
-    draws were nearest the target (total variation distance; round 0 has no offsets, so the result is never
-    farther than the prior's own), history a list of (offsets, drawn frequencies, distance) per round."""
+    draws were nearest the target (total variation distance; round 0 has the ``start`` offsets, zeros by default,
+    so the result is never farther than where it started), history a list of (offsets, drawn frequencies, distance)
+    per round.
+
+    Other statistics of the draws: ``measure(grids)`` gives the (D,) frequencies ``target`` holds (e.g. the class
+    fractions of the decoded pairs) and ``features`` (K, D) how each code counts towards them (e.g. the share of
+    each class in the cells of each code): the step adds ``features @ log(target / drawn)``, the tilt by the
+    expected class counts. ``stream`` keeps each stage's draws apart; ``what`` names the statistic in the log."""
     k = int(model.num_embeddings)
     target = np.asarray(target, np.float64)
-    if target.shape != (k,):
-        raise DualgenError(f"sample: calibration target of shape {target.shape} for a prior of {k} codes")
+    measure = measure or (lambda g: code_frequencies(g, k))
+    features = np.eye(k) if features is None else np.asarray(features, np.float64)
+    if features.shape != (k, target.shape[0]) or target.ndim != 1:
+        raise DualgenError(f"sample: calibration target of shape {target.shape} for a prior of {k} codes "
+                           f"(features {features.shape})")
     floor = np.maximum(target, CALIBRATION_FLOOR)
-    bias, history = np.zeros(k), []
+    bias = np.zeros(k) if start is None else np.asarray(start, np.float64).copy()
+    history = []
     for r in range(int(rounds)):
-        drawn = code_frequencies(_sample(_fill_fast, model, int(grids), height, width, seed, temperature,
-                                         batch_size, None, None, bias, stream=(1, r)), k)
+        drawn = np.asarray(measure(_sample(_fill_fast, model, int(grids), height, width, seed, temperature,
+                                           batch_size, None, None, bias, stream=(int(stream), r))), np.float64)
         distance = share_distance(drawn, target)
         history.append((bias, drawn, distance))
-        log(f"calibration round {r + 1}/{rounds}: code shares {distance:.3f} (total variation) from the training "
-            "grids'")
-        bias = bias + float(step) * np.log(floor / np.maximum(drawn, CALIBRATION_FLOOR))
+        log(f"calibration round {r + 1}/{rounds}: {what} {distance:.3f} (total variation) from the training data's")
+        bias = bias + float(step) * features @ np.log(floor / np.maximum(drawn, CALIBRATION_FLOOR))
     best = min(range(len(history)), key=lambda r: history[r][2])
     return history[best][0], history

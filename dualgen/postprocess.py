@@ -79,6 +79,12 @@ def first_classes(raw_mask, num_classes, seed):
     return kmeans_classes(raw, num_classes, seed)
 
 
+def first_step(raw_masks):
+    """What ``first_classes`` does to this batch of raw masks, in words: ``k-means`` (level masks (N,H,W)) or
+    ``largest class score`` (one-hot (N,H,W,K))."""
+    return "largest class score" if np.ndim(raw_masks) == 4 else "k-means"
+
+
 def nearest_classes(raw_masks, num_classes):
     """A batch of raw masks, level (N,H,W) or one-hot (N,H,W,K) -> uint8 class ids (N,H,W): the nearest level or the
     largest score. The quick look (training snapshots), without k-means or cleaning."""

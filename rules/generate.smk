@@ -105,6 +105,7 @@ rule sample:
     input:
         pixelcnn=f"{OUT}/pixelcnn/{config['pixelcnn']['kind']}",
         codes=rules.encode.output[0],
+        vqvae=rules.train_vqvae.output[0],  # sample.calibrate classes decodes its draws
     output:
         directory(f"{OUT}/synthetic/codes"),
     params:
@@ -119,8 +120,8 @@ rule sample:
     conda:
         ENV
     shell:
-        "{params.run} --pixelcnn {input.pixelcnn} --codes {input.codes} --n {params.n} --out {output} "
-        "--threads {threads} --settings {params.settings:q} --log {log}"
+        "{params.run} --pixelcnn {input.pixelcnn} --codes {input.codes} --vqvae {input.vqvae} --n {params.n} "
+        "--out {output} --threads {threads} --settings {params.settings:q} --log {log}"
 
 
 rule decode:
@@ -167,6 +168,7 @@ use rule sample as fidelity_sample with:
     input:
         pixelcnn=lambda wildcards: f"{OUT}/pixelcnn/{VARIANTS[wildcards.variant][0]}",
         codes=rules.encode.output[0],
+        vqvae=rules.train_vqvae.output[0],
     output:
         directory(f"{VARIANT_DIR}/{{variant}}/codes"),
     wildcard_constraints:

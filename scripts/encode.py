@@ -3,14 +3,16 @@ them (the reconstruction's agreement with the real masks is measured by the reco
 masks like synthetic ones: so a post-processing setting never reruns this step or the priors after it).
 Writes OUT/grids.npy (N, h, w) int32, OUT/flips.npy (3, N, h, w) int32 (the codes of each patch's mirror images,
 generation.FLIPS: the priors' pixelcnn.augment), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed
-images uint8, raw reconstructed masks float32 in level units), usage.png.
+images uint8, raw reconstructed masks: float32 in level units, or class scores for a one-hot mask), OUT/classes.npz
+(the training grids' code -> class composition and the class fractions of their masks: sample.calibrate classes),
+usage.png.
 """
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, env, figures, generation
+from dualgen import artifacts, cli, conditioning, env, figures, generation
 
 
 def main(args):
@@ -36,6 +38,9 @@ def main(args):
     rec_images, raw = vqvae.from_model_output(recon, n, spec["mask_encoding"])
     val = set(vmeta["val_ids"])
     split = ["val" if i in val else "train" for i in ids]
+    train = np.array([sp == "train" for sp in split])
+    composition = generation.code_class_composition(grids[train], masks[train], spec["num_embeddings"], n)
+    class_fractions = conditioning.fractions(masks[train], n).mean(axis=0)
     usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])
     extra = {"grid_shape": list(grids.shape[1:]), "n": len(ids), "num_embeddings": len(usage),
              "codes_used": int((usage > 0).sum())}
@@ -45,6 +50,7 @@ def main(args):
         np.save(tmp / "flips.npy", flipped, allow_pickle=False)
         pd.DataFrame({"patch_id": ids, "split": split}).to_csv(tmp / "codes.csv", index=False)
         np.savez(tmp / "recon.npz", images=rec_images.astype(np.uint8), raw_masks=raw.astype(np.float32))
+        np.savez(tmp / "classes.npz", composition=composition, fractions=class_fractions)
         figures.codebook_usage(usage, tmp / "usage.png")
 
 

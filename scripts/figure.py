@@ -92,7 +92,7 @@ def draw_cleaning(inp, s, out):
     first = np.load(Path(inp["clean"]) / "kmeans.npy", allow_pickle=False)
     figures.cleaning_figure(images[:n], postprocess.display_levels(raws, len(s["classes"])), first[:n], cleaned[:n],
                             s["classes"], out / "cleaning.png", n,
-                            "largest class score" if raws.ndim == 4 else "k-means")
+                            postprocess.first_step(raws))
 
 
 def draw_synthetic(inp, s, out):
@@ -225,8 +225,13 @@ def draw_generator_card(inp, s, out):
         cal = artifacts.read_json(Path(inp["sample"]) / "meta.json").get("calibration")
         rows.append(["pool sampler: code shares against the prior's training grids (total variation distance)",
                      f"{cal['total_variation']:.3f} calibrated (as trained: {cal['rounds'][0]['total_variation']:.3f})"
-                     if cal else "as trained (sample.calibrate: false)",
+                     if cal else "as trained (sample.calibrate: none)",
                      "0: the training grids' own shares", "lower"])
+        if cal and "classes" in cal:
+            steps = [r["total_variation"] for r in cal["classes"]["rounds"]]
+            rows.append(["pool sampler: class fractions of decoded draws against the training patches' (total "
+                         "variation, 64 grids)", f"{min(steps):.3f} calibrated (code shares only: {steps[0]:.3f})",
+                         "0: the training patches' own fractions", "lower"])
     worst = fmeta["worst_by_family"][pool]
     ref = fmeta.get("reference")  # a second real sample: the test patches (a fidelity meta.json before it: none)
     for family, label_text in fidelity.FAMILIES.items():

@@ -5,8 +5,11 @@ between two classes whose levels are not neighbours: dualgen.postprocess.remove_
 min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
 from the neighbouring class; with smooth_px > 1 the edges then smoothed by a window vote that keeps every class's
 area (classes marked thin in config left alone: smooth_keep; dualgen.postprocess.smooth_classes).
-Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the masks
-before small-object removal, for scripts/figure.py cleaning), meta.json.
+One-hot raw masks (vqvae.mask_encoding onehot: (N, H, W, K) class scores) take the class of the largest score
+instead of k-means and rims; small objects and smoothing as above (the default config switches both off).
+Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the first
+classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
+meta.json.
 """
 from pathlib import Path
 
@@ -23,7 +26,7 @@ def main(args):
     n = len(classes)
     options = postprocess.cleaning_options(pp, [c["name"] for c in classes], raws.shape[1])
     min_px = options["min_object_px"]
-    print(f"cleaning {len(raws)} masks: k-means into {n} classes, objects < {min_px} px filled "
+    print(f"cleaning {len(raws)} masks: {postprocess.first_step(raws)} into {n} classes, objects < {min_px} px filled "
           f"({pp['min_object_px']} px at 256 px, scaled to {raws.shape[1]} px patches)"
           + (f", edges smoothed over {options['smooth_px']} x {options['smooth_px']} px keeping each class's area"
              if options["smooth_px"] > 1 else ""), flush=True)

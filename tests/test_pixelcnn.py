@@ -10,6 +10,7 @@ from dualgen import env
 
 tf = env.setup_tensorflow(2, 0)
 from dualgen import pixelcnn as P  # noqa: E402
+from dualgen import generation  # noqa: E402
 from dualgen.errors import DualgenError  # noqa: E402
 
 K = 6
@@ -374,8 +375,6 @@ def test_an_unconditioned_model_is_unchanged(kind, tmp_path):
 def test_flips_and_the_augmented_training_grids():
     """The mirror images keep rows as rows; the augmented set is the grids and their encoded mirror images, with
     the cond rows repeated in the same order; a missing or mismatched flips.npy and an unknown mode are one error."""
-    from dualgen import generation
-
     x = np.arange(2 * 3 * 4).reshape(2, 3, 4)
     f = generation.flips(x)
     assert f.shape == (3, 2, 3, 4) and len(generation.FLIPS) == 3
@@ -429,3 +428,43 @@ def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
         P.sample_fast(m, 2, 8, 8, seed=0, bias=np.zeros(3))
     with pytest.raises(DualgenError, match="calibration target"):
         P.calibrate(m, np.ones(3) / 3, 8, 8, seed=0)
+
+
+def test_calibration_on_another_statistic_moves_the_codes_by_their_features():
+    """Classes made of codes (A: codes 0 and 1, B: 2 and 3; the features say so): asked for 80 % A, the tilt by the
+    expected class counts gets there from where the code calibration left it (``start``), with the offsets of a
+    class's codes raised together; the stage's draws are a stream of their own."""
+    rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
+    grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
+    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8))
+    P.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
+                     log=lambda *a: None)
+    features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+
+    def measure(g):
+        return np.array([np.isin(g, [0, 1]).mean(), np.isin(g, [2, 3]).mean()])
+    start = np.array([0.1, -0.1, 0.0, 0.0])
+    bias, history = P.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=3, grids=32, rounds=8, step=P.CLASS_STEP,
+                                measure=measure, features=features, start=start, stream=2, log=lambda *a: None)
+    assert np.array_equal(history[0][0], start) and history[0][1].shape == (2,)
+    assert bias[0] - start[0] == pytest.approx(bias[1] - start[1]) and bias[2] == pytest.approx(bias[3])
+    assert bias[0] > bias[2]
+    after = measure(P.sample_fast(m, 64, 8, 8, seed=3, bias=bias))
+    assert abs(after[0] - 0.8) < 0.07 and abs(measure(P.sample_fast(m, 64, 8, 8, seed=3))[0] - 0.8) > 0.15
+    with pytest.raises(DualgenError, match="features"):
+        P.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=0, measure=measure, features=features[:, :1])
+    assert [P.calibration_mode(v) for v in (True, False, "classes", "codes", "none")] == \
+        ["codes", "none", "classes", "codes", "none"]
+    with pytest.raises(DualgenError, match="sample.calibrate is 'maybe': use one of classes, codes, none"):
+        P.calibration_mode("maybe")
+
+
+def test_code_class_composition():
+    """Two 2x2-pixel cells per patch: code 0 over pure class 1, code 1 over half class 0 / half class 2; code 2 never
+    used (a row of zeros)."""
+    grids = np.array([[[0, 1]], [[1, 0]]])
+    masks = np.array([[[1, 1, 0, 2], [1, 1, 0, 2]], [[2, 0, 1, 1], [2, 0, 1, 1]]])
+    comp = generation.code_class_composition(grids, masks, 3, 3)
+    assert np.allclose(comp, [[0, 1, 0], [0.5, 0, 0.5], [0, 0, 0]])
+    with pytest.raises(DualgenError, match="do not tile"):
+        generation.code_class_composition(grids, masks[:, :, :3], 3, 3)

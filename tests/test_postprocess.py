@@ -274,3 +274,4 @@ def test_quick_classes_and_display_levels_of_both_encodings():
     half[..., 0] = half[..., 3] = 0.5
     assert np.allclose(postprocess.display_levels(half, 4), 0.5)
     assert np.allclose(postprocess.display_levels(-np.ones((1, 1, 1, 4)), 4), levels.mean())  # no score: the middle
+    assert postprocess.first_step(onehot) == "largest class score" and postprocess.first_step(levels[masks]) == "k-means"

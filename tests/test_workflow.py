@@ -88,8 +88,14 @@ def test_ci_study_produces_every_artifact(ci_run):
     prior = json.loads((out / "pixelcnn" / "plain" / "meta.json").read_text())
     assert any(name.endswith("flips.npy") for name in prior["inputs_sha256"])
     cal = json.loads((out / "synthetic" / "codes" / "meta.json").read_text())["calibration"]  # sample.calibrate
-    assert len(cal["rounds"]) == 6 and cal["total_variation"] < cal["rounds"][0]["total_variation"]
+    assert cal["mode"] == "classes" and len(cal["rounds"]) == 6 and len(cal["classes"]["rounds"]) == 8
     assert abs(sum(cal["drawn"]) - 1) < 1e-9 and len(cal["bias"]) == len(cal["target"]) == len(cal["drawn"])
+    steps = cal["classes"]["rounds"]  # the class stage starts where the code shares' best round left off
+    assert steps[0]["bias"] == min(cal["rounds"], key=lambda r: r["total_variation"])["bias"]
+    assert cal["bias"] == min(steps, key=lambda r: r["total_variation"])["bias"]
+    classes = np.load(out / "codes" / "classes.npz")
+    assert np.allclose(cal["classes"]["target"], classes["fractions"]) and abs(sum(cal["classes"]["target"]) - 1) < 1e-9
+    assert all(abs(sum(r["drawn"]) - 1) < 1e-9 and len(r["drawn"]) == len(cfg["classes"]) for r in steps)
     pool = pd.read_csv(out / "synthetic" / "clean" / "pool.csv")
     assert len(pool) == max(m.n_synth for m in mixes)
     manifest = pd.read_csv(out / "mixes" / "SyntMQ_050" / "manifest.csv")
