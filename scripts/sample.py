@@ -63,6 +63,11 @@ def decoded_fractions(vqvae_dir, n_classes):
     return measure
 
 
+def rounds(history):
+    """pixelcnn.calibrate's history as meta.json keeps it."""
+    return [{"bias": b.tolist(), "drawn": f.tolist(), "total_variation": d} for b, f, d in history]
+
+
 def calibrate(args, s, model, h, w, k):
     """(bias, calibration meta) for an unconditioned prior (sample.calibrate), or (None, None)."""
     from dualgen import pixelcnn
@@ -80,7 +85,7 @@ def calibrate(args, s, model, h, w, k):
     common = dict(seed=sm["seed"], temperature=sm["temperature"], batch_size=sm["batch_size"])
     bias, history = pixelcnn.calibrate(model, target, h, w, **common)
     calibration = {"mode": mode, "bias": bias.tolist(), "target": target.tolist(), "uncalibrated": history[0][1].tolist(),
-                   "rounds": [{"bias": b.tolist(), "drawn": f.tolist(), "total_variation": d} for b, f, d in history]}
+                   "rounds": rounds(history)}
     if mode == "classes":
         classes = np.load(codes / "classes.npz", allow_pickle=False)
         n = classes["composition"].shape[1]  # the encode step's classes (its settings have them)
@@ -92,8 +97,7 @@ def calibrate(args, s, model, h, w, k):
             features=classes["composition"], start=bias, rounds=pixelcnn.CLASS_ROUNDS, step=pixelcnn.CLASS_STEP,
             stream=2, what="class fractions")
         calibration["bias"] = bias.tolist()
-        calibration["classes"] = {"target": classes["fractions"].tolist(), "rounds": [
-            {"bias": b.tolist(), "drawn": f.tolist(), "total_variation": d} for b, f, d in steps]}
+        calibration["classes"] = {"target": classes["fractions"].tolist(), "rounds": rounds(steps)}
     return bias, calibration
 
 
