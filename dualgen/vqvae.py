@@ -59,10 +59,14 @@ def check_patch_size(patch_size, downsample=DOWNSAMPLE):
 
 # --- data <-> model ------------------------------------------------------------------------------------------
 
-def mask_channels(num_classes, encoding="level"):
-    """How many channels the mask takes in the model's input: 1 (``level``) or one per class (``onehot``)."""
+def check_mask_encoding(encoding):
     if encoding not in MASK_ENCODINGS:
         raise DualgenError(f"vqvae.mask_encoding is {encoding!r}: use one of {', '.join(MASK_ENCODINGS)}")
+
+
+def mask_channels(num_classes, encoding="level"):
+    """How many channels the mask takes in the model's input: 1 (``level``) or one per class (``onehot``)."""
+    check_mask_encoding(encoding)
     return 1 if encoding == "level" else int(num_classes)
 
 
@@ -170,8 +174,7 @@ class VQVAE(snt.Module):
         if downsample not in DOWNSAMPLES:
             raise DualgenError(f"vqvae.downsample is {downsample!r}: use one of {', '.join(map(str, DOWNSAMPLES))} "
                                "(patch pixels per code cell along each side)")
-        if mask_encoding not in MASK_ENCODINGS:
-            raise DualgenError(f"vqvae.mask_encoding is {mask_encoding!r}: use one of {', '.join(MASK_ENCODINGS)}")
+        check_mask_encoding(mask_encoding)
         self.channels = int(channels)
         self.downsample = int(downsample)
         self.mask_encoding = mask_encoding
