@@ -19,7 +19,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/generate.smk"
 include: "rules/segment.smk"
-include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -3,11 +3,11 @@
 
 The fidelity floor compares two halves of the same real BMQ training patches, which share their micrographs. A
 generator is held to ratios <= 2 against it (issue 12). How far does *new* real data of the same material read?
-The demo micrographs come from a seeded generator (dualgen.phantom), so new real data is at hand: for the config's
+The demo micrographs come from a seeded generator (dualgen.data.phantom), so new real data is at hand: for the config's
 ``data.demo.seed`` and for each of ``--seeds``, the demo data, patches and datasets steps run in their own folder
 (the default config, or --configfile over it, with only data.demo.seed changed), and each other seed's BMQ training
 patches are scored against the config seed's exactly as the fidelity step scores a generator variant
-(``dualgen.fidelity.compare`` with fidelity.seed and fidelity.n_splits). Numpy only, no training: about 20 s a seed.
+(``dualgen.generate.fidelity.compare`` with fidelity.seed and fidelity.n_splits). Numpy only, no training: about 20 s a seed.
 Prints each seed's worst ratio over phase fraction, S2 and chord lengths of every class (the statistics the
 generator is held to) and, last, one line:
 `second real sample: worst ratio median <m> (range <lo>-<hi>) over <n> seeds; share above 2: <p>`
@@ -50,8 +50,9 @@ def main():
     ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "fidelity_reference"))
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from dualgen import datasets, fidelity
-    from dualgen.config import fill_defaults, load_yaml, merge
+    from dualgen.data import datasets
+    from dualgen.generate import fidelity
+    from dualgen.core.config import fill_defaults, load_yaml, merge
 
     config = load_yaml(REPO / "config.yaml")
     configfiles = [str(REPO / "config.yaml")]

@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--prior-seeds", default="", help="other pixelcnn.seed values to score, e.g. 1,2")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from dualgen.config import load_yaml, merge
+    from dualgen.core.config import load_yaml, merge
 
     config = load_yaml(REPO / "config.yaml")
     if args.configfile:
@@ -104,7 +104,7 @@ def run(work, out, cores, configfiles):
 
 def worst_target(fmeta):
     """The pool's worst ratio over the families the generator is held to (class, statistic, ratio)."""
-    from dualgen.fidelity import TARGET_FAMILIES
+    from dualgen.generate.fidelity import TARGET_FAMILIES
 
     pool = fmeta["worst_by_family"][fmeta["pool_variant"]]
     return pool[max((f for f in TARGET_FAMILIES if pool[f]["class"]), key=lambda f: pool[f]["ratio"])]

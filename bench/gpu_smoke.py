@@ -10,7 +10,7 @@ Each training runs in its own process, once per mode:
           implementation fails the training here (UnimplementedError), which no CPU test can see;
   fast    op determinism off, cuDNN autotuning on.
 --mixed-precision: the VQ-VAE and the U-Net train as with vqvae/unet.mixed_precision: true (float16 compute, float32
-variables and outputs, loss scaling; dualgen.precision); the priors are float32 either way.
+variables and outputs, loss scaling; dualgen.core.precision); the priors are float32 either way.
 VQ-VAE and priors: the real training function runs one update (tracing, validation and checkpoint included:
 "first"), then --steps updates of its compiled step are timed. U-Net: compiled as train_unet does, one
 train_on_batch ("first"), then --steps timed. Per training: updates per second and the process' peak GPU memory
@@ -41,14 +41,14 @@ CHANNELS = 3  # the demo micrographs (and ImageNet U-Nets) are RGB
 
 
 def paper_settings():
-    from dualgen import config
+    from dualgen.core import config
 
     return config.merge(config.load_yaml(REPO / "config.yaml"), config.load_yaml(REPO / "presets" / "paper.yaml"))
 
 
 def setup(mode, threads):
     """TensorFlow as the pipeline sets it up (config key ``determinism``: strict or fast)."""
-    from dualgen import env
+    from dualgen.core import env
 
     return env.setup_tensorflow(threads, SEED, mode)
 
@@ -65,7 +65,8 @@ def timed(step, steps):
 
 
 def run_vqvae(tf, s, size, steps):
-    from dualgen import determinism, vqvae
+    from dualgen.core import determinism
+    from dualgen.generate import vqvae
 
     v = s["vqvae"]
     b = int(v["batch_size"])
@@ -85,7 +86,8 @@ def run_vqvae(tf, s, size, steps):
 
 
 def run_prior(tf, s, size, steps, kind):
-    from dualgen import determinism, pixelcnn
+    from dualgen.core import determinism
+    from dualgen.generate import pixelcnn
 
     p, k = s["pixelcnn"], int(s["vqvae"]["num_embeddings"])
     b, g = int(p["batch_size"]), size // 4
@@ -106,7 +108,7 @@ def run_prior(tf, s, size, steps, kind):
 
 
 def run_unet(tf, s, size, steps):
-    from dualgen import unet, unet_train
+    from dualgen.segment import unet, unet_train
 
     u, n = s["unet"], len(s["classes"])
     b, mixed = int(u["batch_size"]), u["mixed_precision"]

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from dualgen import env
+from dualgen.core import env
 
 SIZE, K, FILTERS, BATCH, SEED = 64, 10, 128, 16, 1
 
@@ -28,7 +28,7 @@ def main():
     args = ap.parse_args()
     rows = 1 if args.quick else args.rows
     env.setup_tensorflow(args.threads, 0)
-    from dualgen import pixelcnn as P
+    from dualgen.generate import pixelcnn as P
 
     model = P.PixelCNN(K, filters=FILTERS, kind=args.kind)
     print(f"PixelCNN {args.kind}: grid {SIZE}x{SIZE}, K={K}, {FILTERS} filters, {model.num_blocks} blocks, random "

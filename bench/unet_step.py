@@ -3,10 +3,10 @@
 
 Every candidate runs in its own subprocess (a fresh TensorFlow, like one Snakemake training job), ``--rounds``
 times, interleaved (the order rotates every round), ``--jobs`` (default 2, as the study runs) at a time, each
-with 1 intra-op / 1 inter-op thread and op determinism on (``dualgen.env.setup_tensorflow(1, seed)``). A worker
-times, separately: import (dualgen + TensorFlow + segmentation_models), build (``dualgen.unet.build_unet``, as
+with 1 intra-op / 1 inter-op thread and op determinism on (``dualgen.core.env.setup_tensorflow(1, seed)``). A worker
+times, separately: import (dualgen + TensorFlow + segmentation_models), build (``dualgen.segment.unet.build_unet``, as
 training builds it; ``sm.Unet`` for a transpose decoder), compile (Adam,
-DiceLoss + CategoricalFocalLoss, IOUScore(threshold=0.5), as ``dualgen.unet.train_unet``), trace (the first
+DiceLoss + CategoricalFocalLoss, IOUScore(threshold=0.5), as ``dualgen.segment.unet.train_unet``), trace (the first
 ``model.fit`` call minus the steady time of the updates it ran: tracing of the train function), val trace (the
 first ``model.evaluate`` at batch 1, as fit's validation), and then the steady updates per second of ``model.fit``
 on a fixed tf.data set (random 64x64x1 images, 4 classes; timed between the first and the last batch end of a
@@ -14,11 +14,11 @@ fit, so without fit's per-call set-up). Medians over the rounds are printed.
 
 Candidate names: ``<backbone>[-e<D>][-d<F>][-b<B>][-ka][-bf16|-auto][-tr][-xla][-spe<K>][-nomo][-autojit]``; backbone
 r18 (resnet18), mnv2 (mobilenetv2), effb0 (efficientnetb0), or any segmentation_models name; e<D>: encoder_depth D
-(3..5, default 5: ``sm.Unet``; 4: without the 1/32 level, ``dualgen.unet.build_unet``); d<F>: decoder_filters F,
+(3..5, default 5: ``sm.Unet``; 4: without the 1/32 level, ``dualgen.segment.unet.build_unet``); d<F>: decoder_filters F,
 F/2, .. (D blocks; d256 at depth 5 = the default (256, 128, 64, 32, 16)); tr: decoder_block_type "transpose"
 (default "upsampling"); b<B>: batch (default 4); ka: Keras' Adam (about ten element-wise ops per variable; without it
 dualgen's ``unet_train.FusedAdam``, one kernel); bf16: Keras' mixed_bfloat16 policy with a float32 softmax
-(``dualgen.precision``); auto: bf16 where ``unet.mixed_precision: auto`` picks it on this machine (a CPU with
+(``dualgen.core.precision``); auto: bf16 where ``unet.mixed_precision: auto`` picks it on this machine (a CPU with
 AVX512_BF16 or AMX), float32 elsewhere; xla: compile(jit_compile=True);
 spe<K>: compile(steps_per_execution=K); nomo: tf.config.optimizer.set_experimental_options({"disable_meta_optimizer":
 True}) (no grappler: faster trace); autojit: tf.config.optimizer.set_jit("autoclustering") with
@@ -120,14 +120,15 @@ def worker(name, updates, double):
 
     clock[0] = t_start  # the worker's own start (interpreter and argparse: CPU time counts from the process start)
     clock[1] = 0.0
-    from dualgen import env
+    from dualgen.core import env
 
     tf = env.setup_tensorflow(1, SEED)  # 1 intra-op, 1 inter-op thread, op determinism on
     import segmentation_models as sm
     import numpy as np
 
-    from dualgen import precision, unet
-    from dualgen.unet_train import FusedAdam
+    from dualgen.core import precision
+    from dualgen.segment import unet
+    from dualgen.segment.unet_train import FusedAdam
 
     if spec["autojit"]:
         tf.config.optimizer.set_jit("autoclustering")

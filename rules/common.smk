@@ -5,12 +5,12 @@ import re
 import shlex
 import sys
 
-from dualgen.config import check_config
-from dualgen import devices
-from dualgen.errors import DualgenError
-from dualgen import mixes
-from dualgen.mixes import enumerate_mixes, pool_size
-from dualgen.study import seed_dir
+from dualgen.core.config import check_config
+from dualgen.core import devices
+from dualgen.core.errors import DualgenError
+from dualgen.segment import mixes
+from dualgen.segment.mixes import enumerate_mixes, pool_size
+from dualgen.segment.common import seed_dir
 
 try:
     check_config(config)  # once: one clear line naming the key (unknown, wrong type, out of range, ...); defaults

@@ -1,5 +1,5 @@
 # Data stage: demo micrographs -> patches -> base datasets SHQ, SLQ, BLQ, BMQ (+ HQ test set).
-from dualgen.config import patches_data_settings, split_list_files
+from dualgen.core.config import patches_data_settings, split_list_files
 
 
 rule make_demo:

@@ -1,7 +1,7 @@
 # Generation stage (paper steps 4-7): VQ-VAE on image+mask -> code grids -> PixelCNN prior -> sampled grids
 # -> decoded image + raw mask -> cleaned masks; then the fidelity of the synthetic pairs against real ones, for
 # the study's pool and each other generator variant (prior kind x sampling temperature, a few pairs each, made by
-# the same scripts as the pool). Their figures: rules/figures.smk.
+# the same scripts as the pool). Their figures: rules/report.smk.
 
 
 rule train_vqvae:

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, mixes, stats, study
+from dualgen.core import artifacts, cli
+from dualgen.segment import mixes, common as study
+from dualgen.report import stats
 
 HEADLINE = ("accuracy", "miou", "missing_class_iou")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build one training mix (paper Tables 5 and 6): the base set's real training patches plus a nested prefix
 of the synthetic pool; validation always real. The pretrain arm lists the same pairs (the synthetic ones are
-used first, then the real ones). --settings: {"mix": the mix's fields (dualgen.mixes.Mix)}.
+used first, then the real ones). --settings: {"mix": the mix's fields (dualgen.segment.mixes.Mix)}.
 Writes OUT/manifest.csv (origin, id, split, mask), meta.json.
 """
 import dataclasses
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, mixes
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli
+from dualgen.data import datasets
+from dualgen.segment import mixes
+from dualgen.core.errors import DualgenError
 
 
 def main(args):

@@ -6,9 +6,9 @@ Prints `ok: <mixes> mixes, pool of <n> synthetic pairs` or one `dualgen: error: 
 """
 from pathlib import Path
 
-from dualgen import cli
-from dualgen.config import check_config, load_yaml, merge
-from dualgen.mixes import enumerate_mixes, pool_size
+from dualgen.core import cli
+from dualgen.core.config import check_config, load_yaml, merge
+from dualgen.segment.mixes import enumerate_mixes, pool_size
 
 
 def main(args):

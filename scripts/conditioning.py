@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Does the conditioned prior obey? Requested vs achieved class fractions of the cleaned synthetic masks, per class
-(dualgen.conditioning.obedience), for the conditioned prior asked for real patches' fractions ("data") and for
+(dualgen.generate.conditioning.obedience), for the conditioned prior asked for real patches' fractions ("data") and for
 sample.targets ("balanced"), against the unconditioned study pool paired with the same "data" requests (what comes
 out when nobody asks: its correlation is the no-control reference). The figure: scripts/figure.py conditioning.
 Writes OUT/conditioning.csv (pool, class, n, mean_requested, mean_achieved, corr, mae), OUT/pairs.csv (pool, grid,
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualgen import artifacts, cli, conditioning, datasets
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli
+from dualgen.generate import conditioning
+from dualgen.data import datasets
+from dualgen.core.errors import DualgenError
 
 POOLS = {"data": "conditioned, real patches' fractions requested", "balanced": "conditioned, sample.targets requested",
          "unconditioned": "unconditioned study pool (the same requests, not given to it)"}

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dualgen import artifacts, cli, env, generation, io, postprocess
+from dualgen.core import artifacts, cli, env
+from dualgen.generate import common as generation, postprocess
+from dualgen.data import io
 
 
 def main(args):
     s = cli.settings(args)
     tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
-    from dualgen import vqvae
+    from dualgen.generate import vqvae
 
     model, spec = generation.load_vqvae(args.vqvae)
     grids = np.load(Path(args.codes) / "grids.npy", allow_pickle=False)

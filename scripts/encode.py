@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, conditioning, env, figures, generation
+from dualgen.core import artifacts, cli, env
+from dualgen.generate import conditioning, common as generation
+from dualgen.report import figures
 
 
 def main(args):
     s = cli.settings(args)
     classes = s["classes"]
     tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
-    from dualgen import vqvae
+    from dualgen.generate import vqvae
 
     model, spec = generation.load_vqvae(args.vqvae)
     vmeta = generation.read_meta(args.vqvae)

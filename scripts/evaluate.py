@@ -6,8 +6,9 @@ Writes OUT/metrics.json (per image with its source micrograph, and the summary),
 """
 from pathlib import Path
 
-from dualgen import artifacts, cli, metrics, study
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli
+from dualgen.segment import metrics, common as study
+from dualgen.core.errors import DualgenError
 
 
 def main(args):

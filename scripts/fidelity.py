@@ -4,7 +4,7 @@
 Real data: the BMQ training patches (what the generator learned from). For each variant (a prior kind at a
 sampling temperature; one of them is the study's pool) and each class: phase fraction, two-point correlation S2,
 chord lengths along rows and columns, object sizes, boundary density and the pixel intensities of every channel
-inside the class, each distance also as a ratio to the real-vs-real floor (dualgen.fidelity.compare: two disjoint
+inside the class, each distance also as a ratio to the real-vs-real floor (dualgen.generate.fidelity.compare: two disjoint
 halves of the real patches, the synthetic side drawn at the size of one half). Memorisation: each pair's distance
 to its nearest BMQ training patch against the same distance of the real BMQ validation patches (the VQ-VAE also
 trains on most validation patches, so copies of those would not count: the check is about the training set, the
@@ -25,8 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, fidelity, io, metrics
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli
+from dualgen.data import datasets, io
+from dualgen.generate import fidelity
+from dualgen.segment import metrics
+from dualgen.core.errors import DualgenError
 
 REFERENCE = "real_test"  # the reference sample's variant name in reference.csv
 

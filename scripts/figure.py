@@ -25,8 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, fidelity, figures, generation, io, postprocess, stats, study
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli
+from dualgen.data import datasets, io
+from dualgen.generate import fidelity, common as generation, postprocess
+from dualgen.report import figures, stats
+from dualgen.segment import common as study
+from dualgen.core.errors import DualgenError
 
 
 def draw_datasets(inp, s, out):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets
+from dualgen.core import artifacts, cli
+from dualgen.data import datasets
 
 
 def main(args):

@@ -1,15 +1,16 @@
 #!/usr/bin/env python
-"""Generate the demo micrographs (dualgen.phantom): images, exact (HQ) masks and model-made (LQ) masks.
+"""Generate the demo micrographs (dualgen.data.phantom): images, exact (HQ) masks and model-made (LQ) masks.
 
 Writes OUT/images/demo_NN.png, OUT/masks_hq/demo_NN.png and OUT/masks_lq/demo_NN.png; masks use the
-palette values of config's classes (like the paper's grayscale masks). The LQ masks carry dualgen.labelnoise
+palette values of config's classes (like the paper's grayscale masks). The LQ masks carry dualgen.data.labelnoise
 faults (the code of data.simulate_lq); meta.json gives their disagreement with the HQ masks (share of pixels
 changed, per class). Same settings -> same bytes.
 """
 import numpy as np
 
-from dualgen import artifacts, cli, io, labelnoise, phantom
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli
+from dualgen.data import io, labelnoise, phantom
+from dualgen.core.errors import DualgenError
 
 
 def main(args):
@@ -35,7 +36,7 @@ def main(args):
             pairs.append((hq, lq))
             print(f"[{i + 1}/{demo['n_images']}] {name}: {demo['width']}x{demo['height']} px, LQ mask: "
                   f"{(hq != lq).mean():.1%} of pixels changed", flush=True)
-        # the LQ masks are dualgen.labelnoise faults (as data.simulate_lq) at the phantom's scale
+        # the LQ masks are dualgen.data.labelnoise faults (as data.simulate_lq) at the phantom's scale
         stats = labelnoise.disagreement(pairs, len(phantom.CLASS_NAMES))
         stats["per_class"] = dict(zip(phantom.CLASS_NAMES, stats["per_class"]))
         extra["lq_disagreement"] = dict(stats, settings=labelnoise.phantom_settings(demo["scale"]))

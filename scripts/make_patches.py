@@ -7,7 +7,8 @@ OUT/images, OUT/lq, OUT/hq (PNG per patch), OUT/patches.csv (id, source, positio
 fractions of the HQ and LQ masks), OUT/sources.csv (per image: file size, rows cut, size used, gray, patches)
 and OUT/meta.json (with the scale, the channel count and the simulated disagreement).
 """
-from dualgen import artifacts, cli, patches
+from dualgen.core import artifacts, cli
+from dualgen.data import patches
 
 
 def main(args):

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Clean the raw synthetic masks as the paper did (step 7, Fig. 11): k-means on the mask values into as many
 clusters as classes, clusters mapped to the nearest class level, in-between rims removed (the blur of an edge
-between two classes whose levels are not neighbours: dualgen.postprocess.remove_rims), then objects smaller than
+between two classes whose levels are not neighbours: dualgen.generate.postprocess.remove_rims), then objects smaller than
 min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
 from the neighbouring class; with smooth_px > 1 the edges then smoothed by a window vote that keeps every class's
-area (classes marked thin in config left alone: smooth_keep; dualgen.postprocess.smooth_classes).
+area (classes marked thin in config left alone: smooth_keep; dualgen.generate.postprocess.smooth_classes).
 One-hot raw masks (vqvae.mask_encoding onehot: (N, H, W, K) class scores) take the class of the largest score
 instead of k-means and rims; small objects and smoothing as above (the default config switches both off).
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the first
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dualgen import artifacts, cli, datasets, postprocess
+from dualgen.core import artifacts, cli
+from dualgen.data import datasets
+from dualgen.generate import postprocess
 
 
 def main(args):

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, env, metrics
+from dualgen.core import artifacts, cli, env
+from dualgen.data import datasets
+from dualgen.segment import metrics
 
 
 def agreement(model, spec, ids, images, masks, n, id_column):
     """(per-image table, overall dict, predictions) of the model's segmentation against the given masks."""
-    from dualgen import unet
+    from dualgen.segment import unet
 
     pred = unet.predict(model, images, encoder_weights=spec["encoder_weights"])
     rows = [dict(metrics.image_metrics(m, p, n), **{id_column: i}) for i, m, p in zip(ids, masks, pred)]
@@ -29,7 +31,7 @@ def main(args):
     s = cli.settings(args)
     classes = s["classes"]
     env.setup_tensorflow(args.threads, 0, s["determinism"])
-    from dualgen import unet
+    from dualgen.segment import unet
 
     model, spec = unet.load(Path(args.unet) / "model")
     pool = Path(args.pool)

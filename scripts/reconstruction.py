@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, generation, metrics, postprocess
+from dualgen.core import artifacts, cli
+from dualgen.generate import common as generation, postprocess
+from dualgen.segment import metrics
 
 
 def main(args):

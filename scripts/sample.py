@@ -3,9 +3,9 @@
 
 N is what the study's mixes need: one pool from which every mix takes a nested prefix.
 A conditioned prior (--patches/--datasets: the real patches whose class fractions the targets start from) is
-asked for sample.targets (dualgen.conditioning.draw_targets): one target per grid, written to targets.csv.
+asked for sample.targets (dualgen.generate.conditioning.draw_targets): one target per grid, written to targets.csv.
 With sample.calibrate codes or classes (unconditioned priors; --codes: the prior's training grids) the sampler first
-fits per-code logit offsets so that its code frequencies match the training grids' (dualgen.pixelcnn.calibrate: the
+fits per-code logit offsets so that its code frequencies match the training grids' (dualgen.generate.pixelcnn.calibrate: the
 exponential tilt of the prior nearest to it); with classes it then moves them on until the class fractions of the
 decoded draws (--vqvae; the nearest class: postprocess.nearest_classes) match those of the training patches
 (codes/classes.npz). meta.json records the offsets with the shares wanted, drawn in each round and in the pool.
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, conditioning, env, generation, postprocess
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli, env
+from dualgen.generate import conditioning, common as generation, postprocess
+from dualgen.core.errors import DualgenError
 
 
 def targets(args, s, spec):
@@ -49,7 +50,7 @@ def decoded_fractions(vqvae_dir, n_classes):
     """grids -> (C,) class fractions of their decoded masks (nearest class): the measure of the class calibration."""
     import tensorflow as tf
 
-    from dualgen import vqvae
+    from dualgen.generate import vqvae
 
     model, spec = generation.load_vqvae(vqvae_dir)
 
@@ -70,7 +71,7 @@ def rounds(history):
 
 def calibrate(args, s, model, h, w, k):
     """(bias, calibration meta) for an unconditioned prior (sample.calibrate), or (None, None)."""
-    from dualgen import pixelcnn
+    from dualgen.generate import pixelcnn
 
     sm = s["sample"]
     mode = pixelcnn.calibration_mode(sm.get("calibrate"))
@@ -105,7 +106,7 @@ def main(args):
     s = cli.settings(args)
     sm = s["sample"]
     env.setup_tensorflow(args.threads, sm["seed"], s["determinism"])
-    from dualgen import pixelcnn
+    from dualgen.generate import pixelcnn
 
     if args.n < 1:
         raise DualgenError(f"sample: {args.n} grids requested: the mixes need none (all synthetic levels are 0)")

@@ -2,7 +2,7 @@
 """Train a PixelCNN prior over the VQ-VAE code grids (paper step 6): plain (masked convolutions, as in the
 paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
-comes with its patch's class fractions (dualgen.conditioning), which every layer sees. pixelcnn.augment flips: it
+comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment flips: it
 also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches as they are).
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, env, figures, generation
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts, cli, env
+from dualgen.report import figures
+from dualgen.generate import common as generation
+from dualgen.core.errors import DualgenError
 
 
 def condition_vectors(args, s, patch_ids):
@@ -33,7 +35,7 @@ def main(args):
     s = cli.settings(args)
     pc = s["pixelcnn"]
     env.setup_tensorflow(args.threads, pc["seed"], s["determinism"])
-    from dualgen import pixelcnn
+    from dualgen.generate import pixelcnn
 
     codes = Path(args.codes)
     grids = np.load(codes / "grids.npy", allow_pickle=False)

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, datasets, env, generation, mixes, study
+from dualgen.core import artifacts, cli, env
+from dualgen.data import datasets
+from dualgen.generate import common as generation
+from dualgen.segment import mixes, common as study
 
 RESULT_KEYS = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
                "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
@@ -27,7 +30,7 @@ def main(args):
     seeds = [int(k) for k in s["seeds"]]
     u, mix = s["unet"], mixes.Mix(**s["mix"])
     env.setup_tensorflow(args.threads, seeds[0], s["determinism"])
-    from dualgen import augment, unet, unet_train
+    from dualgen.segment import augment, unet, unet_train
 
     manifest = pd.read_csv(Path(args.mix) / "manifest.csv")
     _, x_tr, y_tr = datasets.load_mix(manifest, args.patches, args.pool, "train")

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, cli, env, figures, generation, postprocess
+from dualgen.core import artifacts, cli, env
+from dualgen.report import figures
+from dualgen.generate import common as generation, postprocess
 
 
 def main(args):
     s = cli.settings(args)
     v, n = s["vqvae"], len(s["classes"])
     tf = env.setup_tensorflow(args.threads, v["seed"], s["determinism"])
-    from dualgen import vqvae
+    from dualgen.generate import vqvae
 
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     vqvae.check_patch_size(images.shape[1], v["downsample"])

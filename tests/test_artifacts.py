@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from dualgen import artifacts
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts
+from dualgen.core.errors import DualgenError
 
 
 def test_atomic_path_keeps_the_ending_and_leaves_nothing_on_failure(tmp_path):

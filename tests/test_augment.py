@@ -4,8 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from dualgen import augment
-from dualgen.errors import DualgenError
+from dualgen.segment import augment
+from dualgen.core.errors import DualgenError
 
 
 def sample(channels, seed=0, size=32):

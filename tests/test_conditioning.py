@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from dualgen import conditioning
-from dualgen.config import check_config, load_yaml, merge
-from dualgen.errors import DualgenError
+from dualgen.generate import conditioning
+from dualgen.core.config import check_config, load_yaml, merge
+from dualgen.core.errors import DualgenError
 from tests.conftest import REPO
 
 NAMES = ["matrix", "oxide", "nd_rich", "eta"]

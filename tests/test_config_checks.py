@@ -5,7 +5,7 @@ from tests.conftest import REPO
 def test_the_schema_fills_every_default_once():
     """The schema is the one source of defaults: a config without the optional keys gets them when it is
     checked (the workflow's one validation), and config.yaml states the same values the schema defaults to."""
-    from dualgen.config import SCHEMA_PATH, check_config, fill_defaults, load_yaml, merge
+    from dualgen.core.config import SCHEMA_PATH, check_config, fill_defaults, load_yaml, merge
 
     base = load_yaml(REPO / "config.yaml")
     slim = {k: v for k, v in base.items() if k not in ("stats", "determinism")}

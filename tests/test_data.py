@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dualgen import datasets, io, patches
-from dualgen.errors import DualgenError
+from dualgen.data import datasets, io, patches
+from dualgen.core.errors import DualgenError
 from tests.conftest import CLASSES, assert_one_line_error, blocks_mask, make_user_data, run_script, tree_checksums
 
 

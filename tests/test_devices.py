@@ -55,8 +55,8 @@ def test_jobs_per_gpu_share_a_device_in_turn_and_the_next_job_waits(tmp_path):
 
 
 def test_jobs_per_gpu_must_be_a_positive_whole_number(tmp_path, monkeypatch):
-    from dualgen import devices
-    from dualgen.errors import DualgenError
+    from dualgen.core import devices
+    from dualgen.core.errors import DualgenError
 
     monkeypatch.setenv("DUALGEN_GPUS", "0")
     monkeypatch.setenv("DUALGEN_GPU_LOCKS", str(tmp_path / "locks"))

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualgen import io, study
-from dualgen.errors import DualgenError
+from dualgen.data import io
+from dualgen.segment import common as study
+from dualgen.core.errors import DualgenError
 from tests.conftest import PY, REPO, assert_one_line_error, env, run_script
 
 CLASSES = [{"name": n, "value": v} for n, v in (("matrix", 0), ("oxide", 170), ("nd_rich", 255), ("eta", 85))]

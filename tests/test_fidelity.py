@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from dualgen import fidelity
-from dualgen.errors import DualgenError
+from dualgen.generate import fidelity
+from dualgen.core.errors import DualgenError
 
 NAMES = ["matrix", "oxide", "nd_rich"]
 MEANS = np.array([60, 130, 200])  # image intensity of each class
@@ -231,7 +231,7 @@ def test_memorisation_of_copies_and_of_independent_samples():
 def test_mirrored_copies_count_as_copies():
     """A prior may train on the training pairs' mirror images (pixelcnn.augment flips): a flipped copy of a training
     pair is at distance 0 from the reference, and real validation pairs are not helped by the mirror images."""
-    from dualgen.generation import flips
+    from dualgen.generate.common import flips
 
     train = blobs(60, sigma=3, seed=20)
     val = blobs(100, sigma=3, seed=31)

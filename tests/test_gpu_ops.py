@@ -1,6 +1,6 @@
 """Issue 15: every training step must run on a GPU with op determinism on (env.setup_tensorflow), where kernels
 without a deterministic GPU implementation raise UnimplementedError. No GPU here: each model's training step
-is traced as a graph on the CPU and searched for the ops listed in dualgen.determinism (nested function bodies
+is traced as a graph on the CPU and searched for the ops listed in dualgen.core.determinism (nested function bodies
 included). Plus: the list catches models known to use such ops, and the deterministic nearest upsampling that
 replaces UpSampling2D in the U-Net is exact (values, gradient, weights files)."""
 import subprocess
@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 
 import dualgen  # noqa: F401
-from dualgen import env
+from dualgen.core import env
 
 tf = env.setup_tensorflow(1, 0)  # op determinism on while tracing, as in every training script
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen import determinism, pixelcnn, unet, unet_train, vqvae  # noqa: E402
+from dualgen.core import determinism
+from dualgen.generate import pixelcnn, vqvae
+from dualgen.segment import unet, unet_train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +45,7 @@ def unet_batch(size=64, classes=4, channels=1):
 
 def test_the_list_was_derived_for_the_installed_tensorflow():
     assert tf.__version__ == determinism.TENSORFLOW_VERSION, (
-        f"TensorFlow is {tf.__version__}: re-derive dualgen.determinism's op lists from this version's kernels "
+        f"TensorFlow is {tf.__version__}: re-derive dualgen.core.determinism's op lists from this version's kernels "
         "(see its docstring), then update TENSORFLOW_VERSION")
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dualgen import config as dconfig
-from dualgen import datasets, io, labelnoise, patches
-from dualgen.errors import DualgenError
+from dualgen.core import config as dconfig
+from dualgen.data import datasets, io, labelnoise, patches
+from dualgen.core.errors import DualgenError
 from tests.conftest import REPO, assert_one_line_error, run_script, snakemake, tree_checksums
 
 LAB_CLASSES = [
@@ -403,7 +403,7 @@ def test_simulated_lq_through_the_data_stage(tmp_path):
 # ---- 8: config checked at load -----------------------------------------------------------------------------------
 
 def test_static_name_lists_match_the_libraries():
-    from dualgen import augment
+    from dualgen.segment import augment
 
     assert dconfig.AUGMENTATIONS == augment.AUGMENTATIONS
     import segmentation_models as sm
@@ -415,7 +415,7 @@ def test_workflow_load_does_not_import_tensorflow_or_albumentations():
     import subprocess
     import sys
 
-    code = ("import sys; from dualgen.config import check_config, load_yaml; import dualgen.mixes; "
+    code = ("import sys; from dualgen.core.config import check_config, load_yaml; import dualgen.segment.mixes; "
             "check_config(load_yaml('config.yaml')); "
             "print(sorted(m for m in ('tensorflow', 'albumentations', 'segmentation_models') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

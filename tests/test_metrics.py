@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from dualgen import metrics
-from dualgen.errors import DualgenError
+from dualgen.segment import metrics
+from dualgen.core.errors import DualgenError
 
 
 def paper_example():

@@ -2,10 +2,10 @@
 import pandas as pd
 import pytest
 
-from dualgen import datasets
-from dualgen.config import load_yaml
-from dualgen.errors import DualgenError
-from dualgen.mixes import enumerate_mixes, get_mix, mix_names, pool_size
+from dualgen.data import datasets
+from dualgen.core.config import load_yaml
+from dualgen.core.errors import DualgenError
+from dualgen.segment.mixes import enumerate_mixes, get_mix, mix_names, pool_size
 from tests.conftest import REPO
 
 CFG = load_yaml(REPO / "config.yaml")
@@ -64,7 +64,7 @@ def test_mix_manifests_nested_prefixes_and_real_validation():
 
 
 def test_pretrain_arm_and_the_reference_of_every_mix():
-    from dualgen.mixes import comparison_pairs, reference
+    from dualgen.segment.mixes import comparison_pairs, reference
 
     cfg = dict(CFG["mixes"], pretrain=[100, 300])
     all_mixes = enumerate_mixes(cfg, CFG["datasets"])
@@ -81,7 +81,7 @@ def test_pretrain_arm_and_the_reference_of_every_mix():
 def test_balanced_arm_its_pool_its_two_references_and_settings_that_leave_other_mixes_alone():
     from dataclasses import asdict
 
-    from dualgen.mixes import Mix, comparison_pairs, fields
+    from dualgen.segment.mixes import Mix, comparison_pairs, fields
 
     cfg = dict(CFG["mixes"], balanced=[50, 100], balanced_bases=["SHQ", "BMQ"])
     all_mixes = enumerate_mixes(cfg, CFG["datasets"])

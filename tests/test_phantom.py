@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from dualgen import phantom
+from dualgen.data import phantom
 
 PAPER_SHARES = (0.788, 0.080, 0.056, 0.076)  # Table 2: matrix, oxide, Nd-rich, Eta
 
@@ -89,7 +89,7 @@ def test_lq_mask_is_mostly_right_with_boundary_faults(big, seed):
 
 def test_large_wrong_region_in_about_half_the_images(monkeypatch):
     """One region in which a class is given another class's id, in ~half the images (the labelnoise swap)."""
-    from dualgen import labelnoise
+    from dualgen.data import labelnoise
 
     with_swap = [phantom.generate(seed, 256, 256) for seed in range(8)]
     settings = labelnoise.phantom_settings
@@ -107,8 +107,8 @@ def test_large_wrong_region_in_about_half_the_images(monkeypatch):
 
 
 def test_phantom_lq_uses_labelnoise_and_keeps_the_demo_disagreement():
-    """The demo's LQ masks come from dualgen.labelnoise with the phantom's settings: 4.5-6.5 % of pixels."""
-    from dualgen import labelnoise
+    """The demo's LQ masks come from dualgen.data.labelnoise with the phantom's settings: 4.5-6.5 % of pixels."""
+    from dualgen.data import labelnoise
 
     for seed in range(4):
         rng = np.random.default_rng(seed)

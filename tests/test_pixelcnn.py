@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from dualgen import env
+from dualgen.core import env
 
 tf = env.setup_tensorflow(2, 0)
-from dualgen import pixelcnn as P  # noqa: E402
-from dualgen import generation  # noqa: E402
-from dualgen.errors import DualgenError  # noqa: E402
+from dualgen.generate import pixelcnn as P  # noqa: E402
+from dualgen.generate import common as generation  # noqa: E402
+from dualgen.core.errors import DualgenError  # noqa: E402
 
 K = 6
 KINDS = ["plain", "gated"]

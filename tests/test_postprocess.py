@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from dualgen import postprocess
-from dualgen.errors import DualgenError
+from dualgen.generate import postprocess
+from dualgen.core.errors import DualgenError
 
 
 def test_mask_levels_spread_over_0_1():

@@ -9,20 +9,22 @@ import numpy as np
 import pytest
 
 import dualgen  # noqa: F401
-from dualgen import env
-from dualgen.errors import DualgenError
+from dualgen.core import env
+from dualgen.core.errors import DualgenError
 from tests.conftest import PY, REPO
 from tests.conftest import env as proc_env
 
 tf = env.setup_tensorflow(1, 0)
 
-from dualgen import artifacts, determinism, precision, unet, unet_train, vqvae  # noqa: E402
+from dualgen.core import artifacts, determinism, precision
+from dualgen.segment import unet, unet_train
+from dualgen.generate import vqvae  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- determinism
 
 PROBE = textwrap.dedent("""
     import json, os, sys
-    from dualgen import artifacts, env
+    from dualgen.core import artifacts, env
     tf = env.setup_tensorflow(1, 0, sys.argv[1])
     try:
         tf.timestamp()  # raises on every device while op determinism is on

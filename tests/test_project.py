@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dualgen.config import check_config, load_yaml, merge
-from dualgen.errors import DualgenError
+from dualgen.core.config import check_config, load_yaml, merge
+from dualgen.core.errors import DualgenError
 from tests.conftest import PY, REPO, env, snakemake
 
 CONFIG = load_yaml(REPO / "config.yaml")
@@ -90,12 +90,12 @@ def test_environment_variables_set_in_one_place():
     names = ("TF_USE_LEGACY_KERAS", "TF_DETERMINISTIC_OPS", "TF_CUDNN_USE_AUTOTUNE")  # the last two: determinism
     hits = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and any(n in p.read_text() for n in names)
             and p.name not in ("env.py", "test_project.py")]
-    assert hits == [], f"set only in dualgen/env.py: {hits}"
+    assert hits == [], f"set only in dualgen/core/env.py: {hits}"
 
 
 def test_no_pickle_on_user_files():
     """Arrays are read with allow_pickle=False; no pickle, no unsafe YAML loader anywhere in the code."""
-    for p in list((REPO / "dualgen").glob("*.py")) + list((REPO / "scripts").glob("*.py")):
+    for p in list((REPO / "dualgen").rglob("*.py")) + list((REPO / "scripts").glob("*.py")):
         text = p.read_text()
         assert "import pickle" not in text and "yaml.load(" not in text, p.name
         for line in text.splitlines():
@@ -104,8 +104,8 @@ def test_no_pickle_on_user_files():
 
 
 def test_scripts_draw_nothing_themselves():
-    """Scripts stay thin: every figure is drawn by dualgen/figures.py (the one place for matplotlib and the palette)."""
+    """Scripts stay thin: every figure is drawn by dualgen/report/figures.py (the one place for matplotlib and the palette)."""
     drawing = [p.name for p in (REPO / "scripts").glob("*.py") if "matplotlib" in p.read_text()]
-    assert drawing == [], f"scripts importing matplotlib: {drawing} (move the plotting into dualgen/figures.py)"
-    users = [p.name for p in (REPO / "dualgen").glob("*.py") if "import matplotlib" in p.read_text()]
+    assert drawing == [], f"scripts importing matplotlib: {drawing} (move the plotting into dualgen/report/figures.py)"
+    users = [p.name for p in (REPO / "dualgen").rglob("*.py") if "import matplotlib" in p.read_text()]
     assert users == ["figures.py"], users

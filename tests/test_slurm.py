@@ -123,7 +123,7 @@ def test_every_step_ran_as_a_slurm_job(slurm_run):
     # Slurm itself knows every job: finished, named after this run, with the rule in the comment
     assert set(queue) == slurm_ids, slurm_run["squeue_text"]
     assert {j["state"] for j in queue.values()} == {"COMPLETED"}, slurm_run["squeue_text"]
-    # each step's artifact records the Slurm job that made it (SLURM_JOB_ID, dualgen/artifacts.py)
+    # each step's artifact records the Slurm job that made it (SLURM_JOB_ID, dualgen/core/artifacts.py)
     metas = _metas(workdir)
     assert metas, f"no meta.json under {STUDY}"
     meta_ids = {str(path.parent): meta.get("slurm_job_id") for path, meta in metas.items()}

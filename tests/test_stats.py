@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from dualgen import stats
+from dualgen.report import stats
 
 N_IMAGES, N_SEEDS, N_STUDIES = 27, 3, 1000
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import dualgen  # noqa: F401
-from dualgen import env
+from dualgen.core import env
 
 env.setup_tensorflow(1, 0)
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen import augment, unet, unet_data, unet_train  # noqa: E402
-from dualgen.errors import DualgenError  # noqa: E402
+from dualgen.segment import augment, unet, unet_data, unet_train  # noqa: E402
+from dualgen.core.errors import DualgenError  # noqa: E402
 
 SIZE, CLASSES, BACKBONE = 32, 4, "resnet18"
 

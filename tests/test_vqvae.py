@@ -7,12 +7,12 @@ import shutil
 import numpy as np
 import pytest
 
-from dualgen import env
+from dualgen.core import env
 
 tf = env.setup_tensorflow(1, 0)
-from dualgen import artifacts  # noqa: E402
-from dualgen import vqvae as V  # noqa: E402
-from dualgen.errors import DualgenError  # noqa: E402
+from dualgen.core import artifacts  # noqa: E402
+from dualgen.generate import vqvae as V  # noqa: E402
+from dualgen.core.errors import DualgenError  # noqa: E402
 
 K_CLASSES = 4
 TINY = dict(num_hiddens=16, num_residual_hiddens=8, num_residual_layers=1, embedding_dim=8, num_embeddings=8)

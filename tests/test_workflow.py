@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualgen.config import load_yaml, merge
-from dualgen.mixes import enumerate_mixes
+from dualgen.core.config import load_yaml, merge
+from dualgen.segment.mixes import enumerate_mixes
 from tests.conftest import REPO, snakemake
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dualgen.mixes import get_mix
+from dualgen.segment.mixes import get_mix
 from tests.conftest import CLASSES, assert_one_line_error, make_user_data, run_script, tree_checksums
 
 CASES = {}

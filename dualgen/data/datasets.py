@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import io
-from dualgen.errors import DualgenError
+from dualgen.data import io
+from dualgen.core.errors import DualgenError
 
 BASES = ("SHQ", "SLQ", "BLQ", "BMQ")
 SIZE_KEYS = ("small_train", "small_val", "big_train", "big_val", "test")

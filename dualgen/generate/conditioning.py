@@ -9,12 +9,12 @@ renormalised; ``{"boost_rarest": {"classes": n, "factor": f}}`` = the same for t
 share in the real patches, whatever their names; ``{"fractions": {class: value}}`` = one fixed composition), and
 whether the generator obeyed
 (``obedience``: requested vs achieved fractions of the cleaned masks, per class).
-The network is dualgen.pixelcnn (``cond_dim``).
+The network is dualgen.generate.pixelcnn (``cond_dim``).
 """
 import numpy as np
 import pandas as pd
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 MODES = ("none", "phase_fractions", "phase_fractions_and_intensity")
 TARGET_KINDS = ("boost", "boost_rarest", "fractions")

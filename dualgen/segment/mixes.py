@@ -13,7 +13,7 @@ The rules, the plots and the tests all ask ``enumerate_mixes``.
 import math
 from dataclasses import asdict, dataclass
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 BASES = ("SHQ", "SLQ", "BLQ", "BMQ")
 SYNTHETIC = {"SyntLQ": "BLQ", "SyntMQ": "BMQ"}  # pure-synthetic set -> base whose real validation it uses

@@ -1,7 +1,7 @@
 """Every figure of dualgen. Scripts never import matplotlib: they call these functions with arrays.
 
 The class colours come from config (classes[].color): the one palette of the project, used only here, so a
-colour reaches only the figure rules. Mask-drawing figures are made by figure rules (rules/figures.smk,
+colour reaches only the figure rules. Mask-drawing figures are made by figure rules (rules/report.smk,
 scripts/figure.py) from what the compute steps saved; curves without figure settings (loss, NLL, codebook use)
 are drawn by the step that computes them.
 """
@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dualgen.artifacts import atomic_path  # noqa: E402
+from dualgen.core.artifacts import atomic_path  # noqa: E402
 
 METRICS = (("accuracy", "Accuracy", "15"), ("miou", "mIoU", "16"), ("missing_class_iou", "Missing Class IoU", "17"))
 BASE_COLORS = {"SHQ": "tab:green", "SLQ": "tab:olive", "BLQ": "tab:orange", "BMQ": "tab:blue",

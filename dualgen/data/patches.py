@@ -2,7 +2,7 @@
 
 Sources pair an image with its mask (model-made or hand-made; "LQ") and, where the user has one, a
 corrected mask ("HQ"). Without an HQ folder the masks are taken as the truth (HQ = LQ), unless
-``data.simulate_lq`` derives LQ masks from them (``dualgen.labelnoise``).
+``data.simulate_lq`` derives LQ masks from them (``dualgen.data.labelnoise``).
 
 Per image, in this order: read; cut the info band (``data.crop_height``: a number of rows, or ``auto`` = the
 mask's height); check the sizes; decide gray or colour on what is left; resize (``data.scale``: area
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dualgen import io, labelnoise
-from dualgen.errors import DualgenError
+from dualgen.data import io, labelnoise
+from dualgen.core.errors import DualgenError
 
 DEFAULT_MAX_BAND = 0.2  # data.max_band: crop_height auto cuts at most this share of an image's rows
 
@@ -157,7 +157,7 @@ def _one_channel_count(sources, log):
 
 
 def simulate_lq(sources, settings, num_classes, class_names, log=print):
-    """Replace each source's LQ mask by a simulated one derived from its HQ mask (``dualgen.labelnoise``); every
+    """Replace each source's LQ mask by a simulated one derived from its HQ mask (``dualgen.data.labelnoise``); every
     source then has an HQ mask. Returns the disagreement (share of pixels changed, per class)."""
     params = {k: settings.get(k, labelnoise.DEFAULTS[k]) for k in labelnoise.KEYS if k != "seed"}
     seed = settings.get("seed", labelnoise.DEFAULTS["seed"])

@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 
 def parser(doc):
@@ -32,7 +32,7 @@ def settings(args):
         raise DualgenError(f"--settings: not valid JSON ({err.msg} at character {err.pos})")
     if not isinstance(value, dict):
         raise DualgenError("--settings: expected a JSON object")
-    from dualgen.config import fill_defaults
+    from dualgen.core.config import fill_defaults
 
     return fill_defaults(value, new_sections=False)  # a section given in part gets the schema's defaults
 

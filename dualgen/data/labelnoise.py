@@ -1,7 +1,7 @@
 """Simulated low-quality masks: the faults of a model-made segmentation, derived from a true mask.
 
 A controlled label-noise study for users with one mask set (``data.simulate_lq``), and the LQ masks of the
-demo phantom (``dualgen.phantom``), from the same code. ``simulate(mask, rng, ...)`` applies, in this order:
+demo phantom (``dualgen.data.phantom``), from the same code. ``simulate(mask, rng, ...)`` applies, in this order:
 
 * boundary faults (``boundary_px`` = N): every class boundary displaced by a smooth random field (0.4 N px
   typical, at most N px; at most 1 px when N < 1), and some objects grown (8 %) or shrunk (8 % of the objects

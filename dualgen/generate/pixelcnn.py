@@ -50,8 +50,8 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
-from dualgen.artifacts import read_spec, write_spec
-from dualgen.errors import DualgenError
+from dualgen.core.artifacts import read_spec, write_spec
+from dualgen.core.errors import DualgenError
 
 KINDS = ("plain", "gated")
 SPEC_KEYS = ("kind", "num_embeddings", "filters", "num_blocks", "grid_shape")

@@ -37,7 +37,7 @@ def jobs_per_gpu():
     """DUALGEN_JOBS_PER_GPU: how many jobs may share one device (default 1)."""
     value = os.environ.get("DUALGEN_JOBS_PER_GPU", "").strip() or "1"
     if not value.isdigit() or int(value) < 1:
-        from dualgen.errors import DualgenError
+        from dualgen.core.errors import DualgenError
 
         raise DualgenError(f"DUALGEN_JOBS_PER_GPU={value!r}: expected a whole number of jobs per GPU, 1 or more")
     return int(value)

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import artifacts, datasets
-from dualgen.errors import DualgenError
+from dualgen.core import artifacts
+from dualgen.data import datasets
+from dualgen.core.errors import DualgenError
 
 PREDICTIONS = "test_predictions.npz"  # in every training's folder: ids, class maps, the weights' sha256
 

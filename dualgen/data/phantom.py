@@ -24,8 +24,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from dualgen import labelnoise
-from dualgen.labelnoise import smooth_noise as _smooth_noise
+from dualgen.data import labelnoise
+from dualgen.data.labelnoise import smooth_noise as _smooth_noise
 
 CLASS_NAMES = ("matrix", "oxide", "nd_rich", "eta")
 TARGET = {1: 0.080, 2: 0.056, 3: 0.076}  # paper's test set (Table 2); matrix gets the rest (78.8 %)
@@ -158,7 +158,7 @@ def _render(rng, mask, label, boundary, n, scale):
 
 
 def _model_made(rng, hq, scale):
-    """An imperfect expert model's mask: the faults of ``dualgen.labelnoise`` (the same code as
+    """An imperfect expert model's mask: the faults of ``dualgen.data.labelnoise`` (the same code as
     ``data.simulate_lq``) at the phantom's feature scale: jittered boundaries, grown/shrunk objects, missed
     small objects, spurious blobs and, in about half of the images, one large wrongly labelled region."""
     return labelnoise.simulate(hq, rng, num_classes=len(CLASS_NAMES), **labelnoise.phantom_settings(scale))

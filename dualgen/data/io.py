@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dualgen.artifacts import atomic_path
-from dualgen.errors import DualgenError
+from dualgen.core.artifacts import atomic_path
+from dualgen.core.errors import DualgenError
 
 EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 DEFAULT_MAX_PIXELS = 100_000_000

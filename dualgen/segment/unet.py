@@ -10,7 +10,7 @@
   (``sm.get_preprocessing(backbone)`` on 0..255: resnets take raw pixels, efficientnets the torch mean/std,
   mobilenets [-1, 1]) on 3 channels: a gray image's channel is repeated 3 times and the model has 3 input
   channels. ``predict`` applies the same scaling, so train and test always match.
-- Training: ``dualgen.unet_train`` (budgets, resume); the input pipeline: ``dualgen.unet_data``.
+- Training: ``dualgen.segment.unet_train`` (budgets, resume); the input pipeline: ``dualgen.segment.unet_data``.
 - Weights: ``save_weights`` writes them without the optimizer's state; ``load_weights`` reads them with a one-line
   error.
 - Persistence: ``save(model, folder, spec)`` writes the weights (``best.weights.h5``, no optimizer state) and
@@ -28,9 +28,9 @@ import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_mode
 import segmentation_models as sm
 import tensorflow as tf
 
-from dualgen.artifacts import atomic_path, read_spec, write_spec
-from dualgen.errors import DualgenError
-from dualgen.unet_data import as_images
+from dualgen.core.artifacts import atomic_path, read_spec, write_spec
+from dualgen.core.errors import DualgenError
+from dualgen.segment.unet_data import as_images
 
 SPEC_KEYS = ("backbone", "num_classes", "input_shape", "encoder_weights", "bn_momentum")
 # keys a spec.json written before them lacks -> the value they then have
@@ -115,7 +115,7 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
     on the remaining skips: the same U-Net without its 1/32 level, about 2x the updates per second at 64 px.
     ``mixed_precision``: true or "float16": layers under Keras' ``mixed_float16`` policy, "bfloat16":
     ``mixed_bfloat16`` (float32 variables, the same weight files), the final softmax in float32
-    (``dualgen.precision``); float16 compiles with a LossScaleOptimizer (``unet_train.compile_unet``).
+    (``dualgen.core.precision``); float16 compiles with a LossScaleOptimizer (``unet_train.compile_unet``).
     The backbone name is kept as ``model.dualgen_backbone`` for ``predict``.
     """
     names = backbones()
@@ -140,7 +140,7 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
         raise DualgenError(f"U-Net input has {c} channels: images must have 1 (gray) or 3 (RGB)")
     if encoder_weights:
         c = 3
-    from dualgen import precision
+    from dualgen.core import precision
 
     with _NoDownload(backbone), warnings.catch_warnings(), precision.keras_policy(mixed_precision):
         # keras_applications' MobileNets: "Weights for input shape (224, 224) will be loaded" (fine: convolutions)
@@ -157,7 +157,7 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
             if isinstance(layer, tf.keras.layers.BatchNormalization):
                 layer.momentum = float(bn_momentum)
     model.dualgen_backbone = backbone
-    from dualgen.determinism import replace_upsampling  # UpSampling2D's gradient raises on GPUs (issue 15)
+    from dualgen.core.determinism import replace_upsampling  # UpSampling2D's gradient raises on GPUs (issue 15)
     return replace_upsampling(model)
 
 
@@ -234,7 +234,7 @@ def load_weights(model, path, optimizer=True):
 def _precision_spec(value):
     """config's mixed_precision as spec.json keeps it, "auto" resolved on this machine: false, true (float16, as
     before bfloat16 existed), "bfloat16"."""
-    from dualgen import precision
+    from dualgen.core import precision
 
     return {None: False, "float16": True, "bfloat16": "bfloat16"}[precision.mode(precision.resolve(value))]
 

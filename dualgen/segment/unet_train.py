@@ -3,7 +3,7 @@
 best weights by validation IoU kept in ``out_dir/best.weights.h5``, ``out_dir/history.csv`` (one row per
 validation: ``epoch`` = validation period, ``updates`` so far, losses, IoUs, ``lr``, ``seconds``).
 
-Budgets (``dualgen.unet_data``): ``updates`` - every mix gets the same number of optimizer updates, validated
+Budgets (``dualgen.segment.unet_data``): ``updates`` - every mix gets the same number of optimizer updates, validated
 every K updates (no early stopping: equal budgets); ``epochs`` - up to N epochs with EarlyStopping (the paper's
 way). The pretrain arm spends the first ``pretrain_share`` of the periods on the synthetic images, then the rest
 on the real ones; the best checkpoint is chosen over the whole run.
@@ -27,9 +27,10 @@ import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_mode
 import segmentation_models as sm
 import tensorflow as tf
 
-from dualgen import precision, unet, unet_data
-from dualgen.artifacts import atomic_path
-from dualgen.errors import DualgenError
+from dualgen.core import precision
+from dualgen.segment import unet, unet_data
+from dualgen.core.artifacts import atomic_path
+from dualgen.core.errors import DualgenError
 
 MONITOR = "val_iou_score"
 LR_FACTOR = 0.1  # ReduceLROnPlateau's factor: Keras' default (the paper names none)
@@ -326,7 +327,7 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
                                                  validate_every=validate_every, epochs=epochs)
     pre_periods = int(round(periods * float(pretrain_share))) if pretrain is not None and len(pretrain) else 0
 
-    mixed = spec.get("mixed_precision")  # float16 gradients: dynamic loss scaling (dualgen.precision)
+    mixed = spec.get("mixed_precision")  # float16 gradients: dynamic loss scaling (dualgen.core.precision)
     precision.check(log, "unet.mixed_precision", mixed)
     t0 = time.perf_counter()
     tf.keras.utils.set_random_seed(int(seed))  # the initial weights

@@ -79,7 +79,7 @@ def check(log, what, value=True):
         return
     cpu = cpu_bfloat16()
     if cpu is None:
-        from dualgen.errors import DualgenError
+        from dualgen.core.errors import DualgenError
 
         raise DualgenError(f"{what}: bfloat16 needs a CPU with AVX512 (TensorFlow has no bfloat16 kernels for this "
                            "one) or a GPU: set it to auto or false")

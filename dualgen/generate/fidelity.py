@@ -55,7 +55,7 @@ import pandas as pd
 from scipy.stats import wasserstein_distance
 from skimage.measure import label
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 STATISTICS = ("phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density")
 TARGET_FAMILIES = ("phase_fraction", "s2", "chord")  # the families (``family``) the generator is held to: ratio <= 2
@@ -298,7 +298,7 @@ def memorisation(synth, train, val, n_classes):
     (``novel_share_limit``: a share above it copies more than real data would, beyond the noise of so few
     validation pairs and of len(synth) pairs); synth_median / val_median: the median nearest-training distances.
     """
-    from dualgen.generation import flips
+    from dualgen.generate.common import flips
 
     images, masks = _as_pairs(*train)  # the training pairs and their mirror images: a flipped copy is a copy too
     train = np.concatenate([images, *flips(images)]), np.concatenate([masks, *flips(masks)])

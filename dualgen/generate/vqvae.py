@@ -32,10 +32,10 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
-from dualgen import env
-from dualgen.artifacts import atomic_dir, read_spec, recover, write_spec
-from dualgen.errors import DualgenError
-from dualgen.postprocess import mask_levels  # noqa: F401  (part of this module's API)
+from dualgen.core import env
+from dualgen.core.artifacts import atomic_dir, read_spec, recover, write_spec
+from dualgen.core.errors import DualgenError
+from dualgen.generate.postprocess import mask_levels  # noqa: F401  (part of this module's API)
 
 DOWNSAMPLE = 4  # the default (and the paper's) factor: two stride-2 convolutions
 DOWNSAMPLES = (2, 4)  # patch pixels per code cell along each side
@@ -349,7 +349,7 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     _build(model)
     opt = snt.optimizers.Adam(learning_rate)
     if mixed_precision:  # float16 gradients underflow without it; an attribute: checkpointed with the optimizer
-        from dualgen import precision
+        from dualgen.core import precision
 
         precision.check(log, "vqvae.mixed_precision")
         opt.loss_scale = precision.LossScale()

@@ -14,9 +14,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dualgen import augment as _augment
-from dualgen import env
-from dualgen.errors import DualgenError
+from dualgen.segment import augment as _augment
+from dualgen.core import env
+from dualgen.core.errors import DualgenError
 
 
 def as_images(images):
@@ -78,7 +78,7 @@ def make_dataset(images, masks, num_classes, batch_size, *, plan=None, seed=0, a
 
     ``plan`` (from ``batch_plan``): training batches in that order; None: one pass over the images in order,
     the last batch possibly smaller (validation). ``augment`` (an albumentations Compose from
-    ``dualgen.augment.build_augmentation``) runs on the uint8 image, reseeded per sample from (seed, data epoch,
+    ``dualgen.segment.augment.build_augmentation``) runs on the uint8 image, reseeded per sample from (seed, data epoch,
     position). ``preprocess``: uint8 (N, H, W, C) -> float32 network input.
     """
     imgs = as_images(images).astype(np.uint8, copy=False)

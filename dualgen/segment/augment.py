@@ -33,7 +33,7 @@ import albumentations as A
 import numpy as np
 from albumentations.augmentations.pixel import functional as _fpixel
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 P = 0.3
 

@@ -19,11 +19,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 LIBRARIES = ("numpy", "scikit-image", "scikit-learn", "pandas", "matplotlib", "tensorflow", "tf-keras",
              "dm-sonnet", "segmentation-models", "albumentations", "snakemake")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def library_versions():
@@ -218,7 +218,7 @@ def meta(step, settings, seed, inputs, started, **extra):
 
 def _determinism():
     """The determinism mode this process set TensorFlow up with (env.setup_tensorflow), "n/a" without TensorFlow."""
-    from dualgen import env
+    from dualgen.core import env
 
     return env.mode or "n/a"
 

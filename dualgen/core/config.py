@@ -6,12 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 # Names checked when the workflow loads, without importing TensorFlow or albumentations (seconds per snakemake
-# call). Tests keep them equal to the libraries' lists: dualgen.augment.AUGMENTATIONS and
+# call). Tests keep them equal to the libraries' lists: dualgen.segment.augment.AUGMENTATIONS and
 # segmentation_models.Backbones.models_names() (tests/test_lab_data.py).
 AUGMENTATIONS = ("CLAHE", "RandomBrightness", "RandomGamma", "Sharpen", "Blur", "MotionBlur", "GaussianBlur",
                  "GaussNoise", "RandomContrast", "HueSaturationValue")
@@ -130,7 +130,7 @@ def check_rules(config):
 
 def _check_conditioning(config):
     """sample.targets names classes of the config; the balanced arm needs a conditioned prior."""
-    from dualgen.conditioning import check_targets
+    from dualgen.generate.conditioning import check_targets
 
     names = [c["name"] for c in config["classes"]]
     sample, mixes = config.get("sample") or {}, config.get("mixes") or {}
@@ -168,7 +168,7 @@ def _check_names(config):
         close = [b for b in BACKBONES if b.startswith(backbone.rstrip("0123456789")[:6].lower())][:6]
         raise DualgenError(f"config: unet.backbone: unknown '{backbone}' (segmentation_models has "
                            f"{', '.join(close or BACKBONES[:6])}, ... {len(BACKBONES)} in all: "
-                           "dualgen/config.py BACKBONES)")
+                           "dualgen/core/config.py BACKBONES)")
 
 
 def _check_unet(config):
@@ -183,7 +183,7 @@ def _check_unet(config):
 def _check_mixes(config):
     """Mixes the sizes cannot serve: a synthetic level that rounds to no synthetic image, a VQ-VAE hold-out
     that leaves nothing to train on."""
-    from dualgen.mixes import enumerate_mixes
+    from dualgen.segment.mixes import enumerate_mixes
 
     if "mixes" not in config:
         return

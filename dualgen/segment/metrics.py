@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 
 def confusion(y_true, y_pred, num_classes):

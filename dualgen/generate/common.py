@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen import datasets
-from dualgen.errors import DualgenError
+from dualgen.data import datasets
+from dualgen.core.errors import DualgenError
 
 
 def generator_patches(patches_dir, datasets_dir, base="BMQ"):
@@ -42,8 +42,8 @@ def code_class_composition(grids, masks, num_embeddings, num_classes):
 
 def condition_vectors(mode, patches_dir, datasets_dir, n_classes):
     """(ids, (N, dim) conditioning vectors) of the generator's patches, in the order encode used
-    (dualgen.conditioning.vectors of their masks and images)."""
-    from dualgen import conditioning
+    (dualgen.generate.conditioning.vectors of their masks and images)."""
+    from dualgen.generate import conditioning
 
     ids, images, masks = generator_patches(patches_dir, datasets_dir)
     return ids, conditioning.vectors(mode, masks, images, n_classes)
@@ -83,7 +83,7 @@ def holdout(n, n_val, seed):
 
 def load_vqvae(vqvae_dir):
     """(model, spec) of a train_vqvae artifact: its meta.json checked, its checkpoint folder loaded."""
-    from dualgen import vqvae
+    from dualgen.generate import vqvae
 
     read_meta(vqvae_dir, "train_vqvae")
     return vqvae.load(Path(vqvae_dir) / "checkpoint")
@@ -91,7 +91,7 @@ def load_vqvae(vqvae_dir):
 
 def load_pixelcnn(pixelcnn_dir):
     """(model, spec) of a train_pixelcnn artifact: its meta.json checked, its checkpoint folder loaded."""
-    from dualgen import pixelcnn
+    from dualgen.generate import pixelcnn
 
     read_meta(pixelcnn_dir, "train_pixelcnn")
     return pixelcnn.load(Path(pixelcnn_dir) / "checkpoint")

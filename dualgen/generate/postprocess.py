@@ -20,7 +20,7 @@ stay as sampled), thin classes exempt.
 import numpy as np
 from scipy import ndimage as ndi
 
-from dualgen.errors import DualgenError
+from dualgen.core.errors import DualgenError
 
 KMEANS_N_INIT = 3  # k-means restarts (fixed, so a seed gives one answer)
 EIGHT_CONNECTED = np.ones((3, 3), bool)

@@ -45,12 +45,12 @@ def setup_tensorflow(threads=1, seed=None, determinism="strict"):
     """
     global mode
     if determinism not in DETERMINISM:
-        from dualgen.errors import DualgenError
+        from dualgen.core.errors import DualgenError
 
         raise DualgenError(f"config: determinism: {determinism!r} is not one of {list(MODES)}")
     apply()
     os.environ.update(DETERMINISM[determinism])  # before TensorFlow reads them (and for any child process)
-    from dualgen import devices
+    from dualgen.core import devices
 
     device = devices.claim()  # before TensorFlow initialises CUDA
     print(f"device: {'GPU ' + device if device is not None else 'CPU'}, {threads} thread(s), determinism "

@@ -1,0 +1,1 @@
+"""Stage report (rules/report.smk): statistics of the comparisons and every figure."""
