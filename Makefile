@@ -1,6 +1,7 @@
 # dualgen — the two commands of the README, and the setup they share.
 #   make study   create .venv (pinned, when missing) and run the default study: snakemake --cores all
 #   make test    create .venv (when missing) and run the test suite
+#   make lint    ruff check, ruff format --check, snakefmt --check and snakemake --lint (CI runs it before the tests)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -30,4 +31,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TARGET = 2.0
 
 
 def datasets_for(work, study, seed, cores, configfiles):
@@ -89,7 +88,8 @@ def main():
                           if fam[f]["class"]), flush=True)
     worst = np.array(worst)
     print(f"second real sample: worst ratio median {np.median(worst):.2f} (range {worst.min():.2f}-{worst.max():.2f}) "
-          f"over {len(worst)} seeds; share above {TARGET:g}: {np.mean(worst > TARGET):.2f}")
+          f"over {len(worst)} seeds; share above {fidelity.TARGET_RATIO:g}: "
+          f"{np.mean(worst > fidelity.TARGET_RATIO):.2f}")
     return 0
 
 

@@ -12,9 +12,8 @@ where the mIoU is the VQ-VAE's reconstructed (and cleaned) masks against their i
 patches (reconstruction/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2 and chord
 lengths of every class (the statistics issue 12 holds the generator to: <= 2; fidelity.csv has them all).
 ``--prior-seeds 1,2`` also trains the priors again with each of those ``pixelcnn.seed`` values (in copies of the
-folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each: one prior training says little,
-since the worst ratio moved by a factor of about three from one seed to the next before the calibrated sampler
-and the mirror images (README, Generator: 2.5-3.1 with both).
+folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each (one prior training is one draw
+of the prior's seed).
 Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml] [--keep] [--prior-seeds 1,2]
 """
 import argparse

@@ -65,19 +65,20 @@ def timed(step, steps):
 
 
 def run_vqvae(tf, s, size, steps):
-    from dualgen.core import determinism
-    from dualgen.generate import vqvae
+    from tests import determinism_tools
+    from dualgen.generate.vqvae import persist, train
 
     v = s["vqvae"]
     b = int(v["batch_size"])
-    spec = vqvae.make_spec(v, CHANNELS, len(s["classes"]))
-    model = vqvae.build(spec)
+    spec = persist.make_spec(v, CHANNELS, len(s["classes"]))
+    model = persist.build(spec)
     x = np.random.default_rng(SEED).uniform(-0.5, 0.5, (b + 1, size, size, spec["channels"])).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        with determinism.captured_functions(vqvae) as graphs:
-            vqvae.train_vqvae(model, x[:b], x[b:], steps=1, batch_size=b, learning_rate=v["learning_rate"], seed=SEED,
-                              out_dir=tmp, eval_every=1, log=quiet, mixed_precision=v["mixed_precision"])
+        with determinism_tools.captured_functions(train) as graphs:
+            train.train_vqvae(model, x[:b], x[b:], steps=1, batch_size=b, learning_rate=v["learning_rate"], seed=SEED,
+                              out_dir=tmp, eval_every=1, log=quiet, mask_weight=1.0, n_mask=1,
+                              mixed_precision=v["mixed_precision"])
         first = time.perf_counter() - t
     step = next(g for g in graphs if "train_step" in g.name.decode())
     batch = tf.constant(x[:b])
@@ -86,20 +87,20 @@ def run_vqvae(tf, s, size, steps):
 
 
 def run_prior(tf, s, size, steps, kind):
-    from dualgen.core import determinism
-    from dualgen.generate import pixelcnn
+    from tests import determinism_tools
+    from dualgen.generate.pixelcnn import persist, train
 
     p, k = s["pixelcnn"], int(s["vqvae"]["num_embeddings"])
     b, g = int(p["batch_size"]), size // 4
     c = len(s["classes"]) if p["condition"] != "none" else 0  # the conditioned prior when the config trains one
-    model = pixelcnn.build(pixelcnn.make_spec(p, kind, k, (g, g), cond_dim=c))
+    model = persist.build(persist.make_spec(p, kind, k, (g, g), cond_dim=c))
     rng = np.random.default_rng(SEED)
     grids = rng.integers(0, k, (b + 1, g, g)).astype(np.int32)
     cond = rng.dirichlet(np.ones(max(c, 1)), b + 1).astype(np.float32)[:, :c]
     t = time.perf_counter()
-    with determinism.captured_functions(pixelcnn) as graphs:
-        pixelcnn.train_pixelcnn(model, grids[:b], grids[b:], epochs=1, batch_size=b, learning_rate=p["learning_rate"],
-                                seed=SEED, log=quiet, train_cond=cond[:b], val_cond=cond[b:])
+    with determinism_tools.captured_functions(train) as graphs:
+        train.train_pixelcnn(model, grids[:b], grids[b:], epochs=1, batch_size=b, learning_rate=p["learning_rate"],
+                             seed=SEED, log=quiet, train_cond=cond[:b], val_cond=cond[b:])
     first = time.perf_counter() - t
     step = next(gr for gr in graphs if "train_step" in gr.name.decode())
     batch, batch_cond = tf.constant(grids[:b]), tf.constant(cond[:b])
@@ -112,7 +113,8 @@ def run_unet(tf, s, size, steps):
 
     u, n = s["unet"], len(s["classes"])
     b, mixed = int(u["batch_size"]), u["mixed_precision"]
-    model = unet.build_unet(u["backbone"], None, n, (size, size, CHANNELS), u.get("bn_momentum"), mixed)
+    model = unet.build_unet(u["backbone"], None, n, (size, size, CHANNELS), u["bn_momentum"], mixed,
+                            u["decoder_filters"], u["encoder_depth"])
     unet_train.compile_unet(model, u["learning_rate"], mixed)
     rng = np.random.default_rng(SEED)
     x = rng.uniform(0, 1, (b, size, size, CHANNELS)).astype(np.float32)
@@ -125,6 +127,7 @@ def run_unet(tf, s, size, steps):
 
 
 def worker(args):
+    sys.path.insert(0, str(REPO))  # tests/determinism_tools.py: captured_functions
     tf = setup(args.determinism, args.threads)
     s = paper_settings()
     for part in ("vqvae", "unet"):

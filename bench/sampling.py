@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: naive vs fast exact PixelCNN sampling, side by side in one run.
 
-A model of the trained size (64x64 code grid, K = 10, 128 filters, the default 4 blocks, plain; random
+A model of the trained size (64x64 code grid, K = 10, 128 filters, 4 blocks, plain; random
 weights: the speed does not depend on them), batch 16. The naive sampler (the whole network on the whole grid
 for every pixel) is timed on the first rows only and extrapolated linearly per pixel to the whole grid (every
 pixel costs it the same; the full run takes ~15 min on 2 cores); the fast sampler runs the whole grid. Both
@@ -16,7 +16,7 @@ import numpy as np
 
 from dualgen.core import env
 
-SIZE, K, FILTERS, BATCH, SEED = 64, 10, 128, 16, 1
+SIZE, K, FILTERS, BLOCKS, BATCH, SEED, TEMPERATURE = 64, 10, 128, 4, 16, 1, 1.0
 
 
 def main():
@@ -28,24 +28,24 @@ def main():
     args = ap.parse_args()
     rows = 1 if args.quick else args.rows
     env.setup_tensorflow(args.threads, 0)
-    from dualgen.generate import pixelcnn as P
+    from dualgen.generate.pixelcnn import model as pixelcnn_model, sample as P
 
-    model = P.PixelCNN(K, filters=FILTERS, kind=args.kind)
+    model = pixelcnn_model.PixelCNN(K, filters=FILTERS, num_blocks=BLOCKS, kind=args.kind, seed=0)
     print(f"PixelCNN {args.kind}: grid {SIZE}x{SIZE}, K={K}, {FILTERS} filters, {model.num_blocks} blocks, random "
           f"weights; batch {BATCH}, {args.threads} threads; fast window {model.receptive_rows + 1}x"
           f"{2 * model.receptive_cols + 1} cells", flush=True)
-    P.sample_naive(model, BATCH, 1, 1, seed=0, batch_size=BATCH)  # compile both outside the timings
-    P.sample_fast(model, BATCH, 1, 1, seed=0, batch_size=BATCH)
+    P.sample_naive(model, BATCH, 1, 1, seed=0, temperature=TEMPERATURE, batch_size=BATCH)  # compile both first
+    P.sample_fast(model, BATCH, 1, 1, seed=0, temperature=TEMPERATURE, batch_size=BATCH)
 
     t = time.perf_counter()
-    naive = P.sample_naive(model, BATCH, SIZE, SIZE, seed=SEED, batch_size=BATCH, rows=rows)
+    naive = P.sample_naive(model, BATCH, SIZE, SIZE, seed=SEED, temperature=TEMPERATURE, batch_size=BATCH, rows=rows)
     per_pixel = (time.perf_counter() - t) / (rows * SIZE)
     naive_s = per_pixel * SIZE * SIZE
     print(f"naive: {per_pixel * 1e3:.1f} ms per pixel, measured on the first {rows} row(s) ({rows * SIZE} pixels), "
           f"extrapolated linearly to {SIZE * SIZE} pixels: {naive_s:.1f} s for {BATCH} grids", flush=True)
 
     t = time.perf_counter()
-    fast = P.sample_fast(model, BATCH, SIZE, SIZE, seed=SEED, batch_size=BATCH)
+    fast = P.sample_fast(model, BATCH, SIZE, SIZE, seed=SEED, temperature=TEMPERATURE, batch_size=BATCH)
     fast_s = time.perf_counter() - t
     print(f"fast:  {fast_s / SIZE ** 2 * 1e3:.2f} ms per pixel, full run: {fast_s:.1f} s for {BATCH} grids", flush=True)
 

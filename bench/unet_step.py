@@ -5,10 +5,10 @@ Every candidate runs in its own subprocess (a fresh TensorFlow, like one Snakema
 times, interleaved (the order rotates every round), ``--jobs`` (default 2, as the study runs) at a time, each
 with 1 intra-op / 1 inter-op thread and op determinism on (``dualgen.core.env.setup_tensorflow(1, seed)``). A worker
 times, separately: import (dualgen + TensorFlow + segmentation_models), build (``dualgen.segment.unet.build_unet``, as
-training builds it; ``sm.Unet`` for a transpose decoder), compile (Adam,
-DiceLoss + CategoricalFocalLoss, IOUScore(threshold=0.5), as ``dualgen.segment.unet.train_unet``), trace (the first
-``model.fit`` call minus the steady time of the updates it ran: tracing of the train function), val trace (the
-first ``model.evaluate`` at batch 1, as fit's validation), and then the steady updates per second of ``model.fit``
+training builds it; ``sm.Unet`` for a transpose decoder), compile (Adam, DiceLoss + CategoricalFocalLoss,
+IOUScore(threshold=0.5), as ``dualgen.segment.unet_train.train_unet``), trace (the first ``model.fit`` call minus
+the steady time of the updates it ran: tracing of the train function), val trace (the first ``model.evaluate`` at
+batch 1, as fit's validation), and then the steady updates per second of ``model.fit``
 on a fixed tf.data set (random 64x64x1 images, 4 classes; timed between the first and the last batch end of a
 fit, so without fit's per-call set-up). Medians over the rounds are printed.
 
@@ -147,8 +147,9 @@ def worker(name, updates, double):
         if mixed:
             model = precision.float32_outputs(model)
     else:
-        model = unet.build_unet(spec["backbone"], None, CLASSES, (SIZE, SIZE, 1), mixed_precision=mixed,
-                                decoder_filters=spec["decoder_filters"], encoder_depth=spec["depth"])
+        model = unet.build_unet(spec["backbone"], None, CLASSES, (SIZE, SIZE, 1), bn_momentum=None,
+                                mixed_precision=mixed, decoder_filters=spec["decoder_filters"],
+                                encoder_depth=spec["depth"])
     lap("build")
     out["params"] = int(model.count_params())
 

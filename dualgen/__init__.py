@@ -3,4 +3,4 @@ from dualgen.core import env as _env
 
 _env.apply()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

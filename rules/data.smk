@@ -1,5 +1,7 @@
 # Data stage: demo micrographs -> patches -> base datasets SHQ, SLQ, BLQ, BMQ (+ HQ test set).
-from dualgen.core.config import patches_data_settings, split_list_files
+
+
+include: "data_helpers.smk"
 
 
 rule make_demo:
@@ -7,7 +9,7 @@ rule make_demo:
         directory(DEMO_DIR),
     params:
         run=script("make_demo"),
-        settings=as_json(demo=config["data"].get("demo", {}), classes=CLASSES),
+        settings=as_json(demo=config["data"]["demo"], classes=CLASSES),
     log:
         "data/logs/make_demo.log",
     benchmark:
@@ -48,8 +50,8 @@ rule datasets:
         run=script("make_datasets"),
         settings=as_json(
             datasets={k: v for k, v in config["datasets"].items() if k != "preview"},
-            test_sources=[] if split_list_files(config["data"]) else config["data"].get("test_sources", []),
-            splits=config["data"].get("splits"),
+            test_sources=[] if split_list_files(config["data"]) else config["data"]["test_sources"],
+            splits=config["data"]["splits"],
             classes=CLASSES,
         ),
     log:

@@ -1,7 +1,10 @@
 # Generation stage (paper steps 4-7): VQ-VAE on image+mask -> code grids -> PixelCNN prior -> sampled grids
 # -> decoded image + raw mask -> cleaned masks; then the fidelity of the synthetic pairs against real ones, for
 # the study's pool and each other generator variant (prior kind x sampling temperature, a few pairs each, made by
-# the same scripts as the pool). Their figures: rules/report.smk.
+# the same scripts as the pool); then the conditioned prior and its pools. Their figures: rules/report.smk.
+
+
+include: "generate_helpers.smk"
 
 
 rule train_vqvae:
@@ -163,7 +166,9 @@ rule postprocess:
         "{params.run} --raw {input.raw} --out {output} --settings {params.settings:q} --log {log}"
 
 
-# Generator variants for the fidelity step: the same three steps as the pool, fidelity.n pairs each.
+# Generator variants for the fidelity step: the study's pool (pixelcnn.kind at sample.temperature) and each trained
+# prior at each of sample.temperatures, named <kind>_t<temperature>; the same three steps as the pool, fidelity.n
+# pairs each.
 use rule sample as fidelity_sample with:
     input:
         pixelcnn=lambda wildcards: f"{OUT}/pixelcnn/{VARIANTS[wildcards.variant][0]}",
@@ -239,9 +244,10 @@ rule fidelity:
         "--settings {params.settings:q} --log {log}"
 
 
-# Conditioned generation (pixelcnn.condition; helpers in rules/common.smk): the conditioned prior of each kind,
-# its two pools (balanced: sample.targets, for the balanced arm; data: targets drawn from real patches), and
-# whether the prior obeyed (requested vs achieved class fractions of the cleaned masks).
+# Conditioned generation (pixelcnn.condition): a conditioned prior of each trained kind next to the unconditioned
+# one (pixelcnn/<kind>_cond); from the study's kind, two pools (balanced: sample.targets, for the balanced arm;
+# data: targets drawn from real patches), each sampled, decoded and cleaned like the study's pool; and whether the
+# prior obeyed (requested vs achieved class fractions of the cleaned masks).
 rule train_pixelcnn_conditioned:
     input:
         codes=rules.encode.output[0],

@@ -2,6 +2,9 @@
 # choices): one rule per figure, reading what the compute steps saved. A figure setting reruns only these.
 
 
+include: "report_helpers.smk"
+
+
 rule figure_datasets:
     input:
         datasets=rules.datasets.output[0],

@@ -1,7 +1,10 @@
 # Segmentation study (paper steps 8-12): one training mix per mix; one U-Net per (mix, seed), which also
 # segments the test set (a job trains a chunk of a mix's seeds: unet.seeds_per_job); a numpy-only evaluation
-# per (mix, seed); the quality pre-test of the synthetic pairs;
-# the study's tables (per image, per mix with intervals, paired comparisons). Figures: rules/report.smk.
+# per (mix, seed); the quality pre-test of the synthetic pairs; the study's tables (per image, per mix with
+# intervals, paired comparisons). Figures: rules/report.smk.
+
+
+include: "segment_helpers.smk"
 
 
 rule build_mix:

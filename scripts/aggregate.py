@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts, cli
-from dualgen.segment import mixes, common as study
+from dualgen.segment import mixes, evaluation
 from dualgen.report import stats
 
 HEADLINE = ("accuracy", "miou", "missing_class_iou")
@@ -24,14 +24,14 @@ def main(args):
     all_mixes = [mixes.Mix(**m) for m in s["mixes"]]
     names = [c["name"] for c in s["classes"]]
     metric_cols = list(HEADLINE) + [f"iou_{n}" for n in names]
-    per_image = study.per_image_table(args.metrics, all_mixes)
+    per_image = evaluation.per_image_table(args.metrics, all_mixes)
     st = s["stats"]
 
     summary = stats.mix_summary(per_image, metric_cols, level=st["level"])
     wide = summary.pivot(index="mix", columns="metric", values=["mean", "ci_low", "ci_high"])
     rows = []
     for m in all_mixes:
-        row = {"mix": m.name, "base": m.base, "percent": m.percent, "arm": study.arm(m), "n_real": m.n_real,
+        row = {"mix": m.name, "base": m.base, "percent": m.percent, "arm": evaluation.arm(m), "n_real": m.n_real,
                "n_synth": m.n_synth, "augmented": m.augment, "pretrain": m.pretrain,
                "n_seeds": int(per_image.loc[per_image["mix"] == m.name, "seed"].nunique())}
         for col in metric_cols:  # every metric lies in [0, 1]: a t interval over few seeds is clipped to it

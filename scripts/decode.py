@@ -3,38 +3,38 @@
 into a synthetic micrograph and a raw (not yet cleaned) mask (paper Fig. 10).
 Writes OUT/images/synth_NNNNN.png, OUT/raw_masks.npy (N, H, W) float32 in mask-level units [0, 1] ((N, H, W, K) class
 scores for vqvae.mask_encoding onehot), OUT/raw_masks/synth_NNNNN.png (the raw mask as 8-bit gray, to look at:
-postprocess.display_levels), meta.json.
+MaskCodec.display), meta.json (with the VQ-VAE's mask_encoding, which the postprocess step reads).
 """
 from pathlib import Path
 
 import numpy as np
 
 from dualgen.core import artifacts, cli, env
-from dualgen.generate import common as generation, postprocess
 from dualgen.data import io
+from dualgen.generate import common as generation
+from dualgen.generate.mask_codec import MaskCodec
 
 
 def main(args):
     s = cli.settings(args)
-    tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
-    from dualgen.generate import vqvae
+    env.setup_tensorflow(args.threads, 0, s["determinism"])
+    from dualgen.generate.vqvae import data
 
     model, spec = generation.load_vqvae(args.vqvae)
     grids = np.load(Path(args.codes) / "grids.npy", allow_pickle=False)
-    n_classes = len(s["classes"])
+    codec = MaskCodec(spec["mask_encoding"], len(s["classes"]))
     images, raws = [], []
-    for i in range(0, len(grids), 16):
-        x = model.decode(tf.constant(grids[i:i + 16], tf.int32)).numpy()
-        img, raw = vqvae.from_model_output(x, n_classes, spec["mask_encoding"])
+    for done, img, raw in data.decode(model, grids, codec):
         images.append(img)
         raws.append(raw.astype(np.float32))
-        print(f"decoded {min(i + 16, len(grids))}/{len(grids)}", flush=True)
+        print(f"decoded {done}/{len(grids)}", flush=True)
     images, raws = np.concatenate(images), np.concatenate(raws)
     inputs = [Path(args.codes) / "grids.npy", Path(args.vqvae) / "meta.json"]
-    with artifacts.artifact_dir(args.out, "decode", s, None, inputs, {"n": len(grids)}) as tmp:
+    extra = {"n": len(grids), "mask_encoding": codec.encoding}
+    with artifacts.artifact_dir(args.out, "decode", s, None, inputs, extra) as tmp:
         (tmp / "images").mkdir()
         (tmp / "raw_masks").mkdir()
-        shown = np.clip(np.rint(postprocess.display_levels(raws, n_classes) * 255), 0, 255).astype(np.uint8)
+        shown = np.clip(np.rint(codec.display(raws) * 255), 0, 255).astype(np.uint8)
         for i, (img, raw) in enumerate(zip(images, shown)):
             io.write_png(tmp / "images" / f"synth_{i:05d}.png", img)
             io.write_png(tmp / "raw_masks" / f"synth_{i:05d}.png", raw)

@@ -5,7 +5,7 @@ Writes OUT/grids.npy (N, h, w) int32, OUT/flips.npy (3, N, h, w) int32 (the code
 generation.FLIPS: the priors' pixelcnn.augment), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed
 images uint8, raw reconstructed masks: float32 in level units, or class scores for a one-hot mask), OUT/classes.npz
 (the training grids' code -> class composition and the class fractions of their masks: sample.calibrate classes),
-usage.png.
+usage.png, meta.json (with the VQ-VAE's mask_encoding, which the reconstruction step reads).
 """
 from pathlib import Path
 
@@ -14,30 +14,26 @@ import pandas as pd
 
 from dualgen.core import artifacts, cli, env
 from dualgen.generate import conditioning, common as generation
+from dualgen.generate.mask_codec import MaskCodec
 from dualgen.report import figures
 
 
 def main(args):
     s = cli.settings(args)
     classes = s["classes"]
-    tf = env.setup_tensorflow(args.threads, 0, s["determinism"])
-    from dualgen.generate import vqvae
+    env.setup_tensorflow(args.threads, 0, s["determinism"])
+    from dualgen.generate.vqvae import data
 
     model, spec = generation.load_vqvae(args.vqvae)
     vmeta = generation.read_meta(args.vqvae)
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     n = len(classes)
-    x = vqvae.to_model_input(images, masks, n, spec["mask_encoding"])
-
-    def encode(patches):
-        return np.concatenate([model.encode(tf.constant(patches[i:i + 16])).numpy().astype(np.int32)
-                               for i in range(0, len(patches), 16)])
-
-    grids = encode(x)
-    recon = np.concatenate([model(tf.constant(x[i:i + 16]), is_training=False)["x_recon"].numpy()
-                            for i in range(0, len(x), 16)])
-    flipped = np.stack([encode(f) for f in generation.flips(x)])
-    rec_images, raw = vqvae.from_model_output(recon, n, spec["mask_encoding"])
+    codec = MaskCodec(spec["mask_encoding"], n)
+    x = data.to_model_input(images, masks, codec)
+    grids = data.encode(model, x)
+    recon = data.reconstruct(model, x)
+    flipped = np.stack([data.encode(model, f) for f in generation.flips(x)])
+    rec_images, raw = data.from_model_output(recon, codec)
     val = set(vmeta["val_ids"])
     split = ["val" if i in val else "train" for i in ids]
     train = np.array([sp == "train" for sp in split])
@@ -45,7 +41,7 @@ def main(args):
     class_fractions = conditioning.fractions(masks[train], n).mean(axis=0)
     usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])
     extra = {"grid_shape": list(grids.shape[1:]), "n": len(ids), "num_embeddings": len(usage),
-             "codes_used": int((usage > 0).sum())}
+             "codes_used": int((usage > 0).sum()), "mask_encoding": codec.encoding}
     inputs = [Path(args.vqvae) / "meta.json", Path(args.datasets) / "BMQ.csv"]
     with artifacts.artifact_dir(args.out, "encode", s, None, inputs, extra) as tmp:
         np.save(tmp / "grids.npy", grids, allow_pickle=False)

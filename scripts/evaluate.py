@@ -7,15 +7,15 @@ Writes OUT/metrics.json (per image with its source micrograph, and the summary),
 from pathlib import Path
 
 from dualgen.core import artifacts, cli
-from dualgen.segment import metrics, common as study
+from dualgen.segment import metrics, evaluation
 from dualgen.core.errors import DualgenError
 
 
 def main(args):
     s = cli.settings(args)
     names = [c["name"] for c in s["classes"]]
-    ids, masks, sources = study.test_set(args.patches, args.datasets)
-    pred_ids, pred = study.read_test_predictions(args.unet)
+    ids, masks, sources = evaluation.test_set(args.patches, args.datasets)
+    pred_ids, pred = evaluation.read_test_predictions(args.unet)
     if list(pred_ids) != list(ids):
         raise DualgenError(f"{args.unet}: its test segmentations are of other patches than the test set in "
                            f"{args.datasets}: rerun train_unet for {args.name}")
@@ -28,7 +28,7 @@ def main(args):
     summary = metrics.aggregate([{k: v for k, v in r.items() if k not in ("image", "source")} for r in per_image])
     print(f"{args.name} seed {args.seed}: accuracy {summary['accuracy']:.4f}, mIoU {summary['miou']:.4f}, "
           f"Missing Class IoU {summary['missing_class_iou']:.4f} over {len(ids)} test images", flush=True)
-    inputs = [Path(args.unet) / study.PREDICTIONS, Path(args.datasets) / "SHQ.csv"]
+    inputs = [Path(args.unet) / evaluation.PREDICTIONS, Path(args.datasets) / "SHQ.csv"]
     extra = {"mix": args.name, "training_seed": args.seed, "summary": summary}
     with artifacts.artifact_dir(args.out, "evaluate", s, None, inputs, extra) as tmp:
         artifacts.write_json(tmp / "metrics.json", {"mix": args.name, "seed": args.seed, "summary": summary,

@@ -36,9 +36,9 @@ def main(args):
                                      ds["fit_to_data"], lists=lists)
     for name, m in manifests.items():
         counts = m["split"].value_counts().to_dict()
-        print(f"{name}: {counts.get('train', 0)} train, {counts.get('val', 0)} val, {counts.get('test', 0)} test", flush=True)
-    names = [c["name"] for c in s["classes"]] if s.get("classes") else \
-        [c[len("frac_"):] for c in table.columns if c.startswith("frac_")]
+        print(f"{name}: {counts.get('train', 0)} train, {counts.get('val', 0)} val, {counts.get('test', 0)} test",
+              flush=True)
+    names = [c["name"] for c in s["classes"]]
     shares = datasets.class_shares(manifests, table, names)
     absent = datasets.absent_classes(shares, names)
     for cls, where in absent.items():

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Clean the raw synthetic masks as the paper did (step 7, Fig. 11): k-means on the mask values into as many
 clusters as classes, clusters mapped to the nearest class level, in-between rims removed (the blur of an edge
-between two classes whose levels are not neighbours: dualgen.generate.postprocess.remove_rims), then objects smaller than
-min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
+between two classes whose levels are not neighbours: dualgen.generate.postprocess.remove_rims), then objects smaller
+than min_object_px (the paper's 200 px at 256 px patches, scaled with the patch area; or one size per class) filled
 from the neighbouring class; with smooth_px > 1 the edges then smoothed by a window vote that keeps every class's
 area (classes marked thin in config left alone: smooth_keep; dualgen.generate.postprocess.smooth_classes).
-One-hot raw masks (vqvae.mask_encoding onehot: (N, H, W, K) class scores) take the class of the largest score
-instead of k-means and rims; small objects and smoothing as above (the default config switches both off).
-Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/kmeans.npy (the first
+One-hot raw masks (vqvae.mask_encoding onehot, recorded in the decode step's meta.json: (N, H, W, K) class scores)
+take the class of the largest score instead of k-means and rims; small objects and smoothing as above (the default
+config switches both off).
+Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/first_classes.npy (the first
 classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
 meta.json.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from dualgen.core import artifacts, cli
 from dualgen.data import datasets
-from dualgen.generate import postprocess
+from dualgen.generate import common as generation, postprocess
 
 
 def main(args):
@@ -26,28 +27,29 @@ def main(args):
     raw_dir = Path(args.raw)
     raws = np.load(raw_dir / "raw_masks.npy", allow_pickle=False)
     n = len(classes)
+    codec = generation.mask_codec(raw_dir, "decode", n)
     options = postprocess.cleaning_options(pp, [c["name"] for c in classes], raws.shape[1])
     min_px = options["min_object_px"]
-    print(f"cleaning {len(raws)} masks: {postprocess.first_step(raws)} into {n} classes, objects < {min_px} px filled "
+    print(f"cleaning {len(raws)} masks: {codec.first_step} into {n} classes, objects < {min_px} px filled "
           f"({pp['min_object_px']} px at 256 px, scaled to {raws.shape[1]} px patches)"
           + (f", edges smoothed over {options['smooth_px']} x {options['smooth_px']} px keeping each class's area"
              if options["smooth_px"] > 1 else ""), flush=True)
-    kmeans, cleaned = [], []
+    first, cleaned = [], []
     for i, raw in enumerate(raws):
-        k, c = postprocess.clean_mask(raw, n, seed=pp["seed"] + i, **options)
-        kmeans.append(k)
+        k, c = postprocess.clean_mask(raw, codec, seed=pp["seed"] + i, **options)
+        first.append(k)
         cleaned.append(c)
         if (i + 1) % 25 == 0 or i + 1 == len(raws):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
-    changed = float(np.mean([np.mean(a != b) for a, b in zip(kmeans, cleaned)]))  # rims, small objects, smoothing
+    changed = float(np.mean([np.mean(a != b) for a, b in zip(first, cleaned)]))  # rims, small objects, smoothing
     extra = {"n": len(raws), "min_object_px_at_256": pp["min_object_px"], "min_object_px": min_px,
              "smooth_px": options["smooth_px"], "smooth_keep": pp.get("smooth_keep", []),
              "patch_size": int(raws.shape[1]), "fraction_changed_by_cleaning": changed}
     with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], [raw_dir / "raw_masks.npy"], extra) as tmp:
         fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images")
         extra["class_fractions"] = {c["name"]: float(fractions[:, k].mean()) for k, c in enumerate(classes)}
-        np.save(tmp / "kmeans.npy", np.stack(kmeans).astype(np.uint8), allow_pickle=False)
+        np.save(tmp / "first_classes.npy", np.stack(first).astype(np.uint8), allow_pickle=False)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""How well the VQ-VAE reproduces a real pair's mask: clean its reconstructed masks like synthetic ones (k-means to
-the class levels, small objects filled: the postprocess settings) and score them against the real masks (mIoU and
+"""How well the VQ-VAE reproduces a real pair's mask: clean its reconstructed masks like synthetic ones (the first
+classification of the VQ-VAE's mask encoding, recorded in the encode step's meta.json: k-means to the class levels or
+the largest class score; small objects filled: the postprocess settings) and score them against the real masks (mIoU and
 Missing Class IoU, on the VQ-VAE's training and held-out validation patches). numpy only.
 Writes OUT/cleaned.npz (cleaned reconstructed masks, class ids), OUT/agreement.json, meta.json
 (``recon_mask_agreement``: the generator's reconstruction figure of merit).
@@ -22,9 +23,10 @@ def main(args):
     raw = np.load(codes / "recon.npz", allow_pickle=False)["raw_masks"]
     split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
     _, _, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
+    codec = generation.mask_codec(codes, "encode", n)
     options = postprocess.cleaning_options(pp, [c["name"] for c in s["classes"]], raw.shape[1])
     min_px = options["min_object_px"]
-    cleaned = np.stack([postprocess.clean_mask(r, n, seed=pp["seed"], **options)[1] for r in raw])
+    cleaned = np.stack([postprocess.clean_mask(r, codec, seed=pp["seed"], **options)[1] for r in raw])
     per_image = [metrics.image_metrics(m, c, n) for m, c in zip(masks, cleaned)]
     agreement = {}
     for part in ("train", "val"):

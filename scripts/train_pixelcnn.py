@@ -13,8 +13,8 @@ import pandas as pd
 
 from dualgen.core import artifacts, cli, env
 from dualgen.report import figures
-from dualgen.generate import common as generation
 from dualgen.core.errors import DualgenError
+from dualgen.generate import common as generation
 
 
 def condition_vectors(args, s, patch_ids):
@@ -35,7 +35,7 @@ def main(args):
     s = cli.settings(args)
     pc = s["pixelcnn"]
     env.setup_tensorflow(args.threads, pc["seed"], s["determinism"])
-    from dualgen.generate import pixelcnn
+    from dualgen.generate.pixelcnn import persist, train as pixelcnn_train
 
     codes = Path(args.codes)
     grids = np.load(codes / "grids.npy", allow_pickle=False)
@@ -43,8 +43,8 @@ def main(args):
     cmeta = generation.read_meta(codes)
     k = cmeta["num_embeddings"]
     cond = condition_vectors(args, s, list(pd.read_csv(codes / "codes.csv")["patch_id"]))
-    spec = pixelcnn.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
-    model = pixelcnn.build(spec)
+    spec = persist.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
+    model = persist.build(spec)
     mirrored = " (and their mirror images)" if pc["augment"] == "flips" else ""
     print(f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
           f"{int((split == 'train').sum())} training{mirrored} / {int((split == 'val').sum())} "
@@ -53,17 +53,17 @@ def main(args):
     flipped = np.load(codes / "flips.npy", allow_pickle=False) if (codes / "flips.npy").exists() else None
     train_grids, train_cond = generation.training_grids(grids[train], None if flipped is None else flipped[:, train],
                                                         cond[train], pc["augment"])
-    history = pixelcnn.train_pixelcnn(model, train_grids, grids[val], epochs=pc["epochs"],
-                                      batch_size=pc["batch_size"], learning_rate=pc["learning_rate"], seed=pc["seed"],
-                                      train_cond=train_cond, val_cond=cond[val])
+    history = pixelcnn_train.train_pixelcnn(model, train_grids, grids[val], epochs=pc["epochs"],
+                                            batch_size=pc["batch_size"], learning_rate=pc["learning_rate"],
+                                            seed=pc["seed"], train_cond=train_cond, val_cond=cond[val])
     hist = pd.DataFrame(history)
-    val_nll = float(pixelcnn.validation_nll(model, grids[val], cond=cond[val]))
+    val_nll = float(pixelcnn_train.validation_nll(model, grids[val], cond=cond[val]))
     extra = {"val_nll": val_nll, "receptive_rows": int(model.receptive_rows),
              "receptive_cols": int(model.receptive_cols), "condition": pc["condition"], "cond_dim": int(cond.shape[1])}
     print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
     inputs = [codes / "grids.npy"] + ([codes / "flips.npy"] if mirrored else [])
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], inputs, extra) as tmp:
-        pixelcnn.save(model, tmp / "checkpoint", spec)
+        persist.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)
         figures.pixelcnn_history(hist, args.kind + (" conditioned" if cond.shape[1] else ""), tmp / "nll.png")
 

@@ -18,7 +18,7 @@ import pandas as pd
 from dualgen.core import artifacts, cli, env
 from dualgen.data import datasets
 from dualgen.generate import common as generation
-from dualgen.segment import mixes, common as study
+from dualgen.segment import mixes, evaluation
 
 RESULT_KEYS = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
                "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
@@ -35,7 +35,7 @@ def main(args):
     manifest = pd.read_csv(Path(args.mix) / "manifest.csv")
     _, x_tr, y_tr = datasets.load_mix(manifest, args.patches, args.pool, "train")
     _, x_va, y_va = datasets.load_mix(manifest, args.patches, args.pool, "val")
-    ids, _, _, test_images = study.test_set(args.patches, args.datasets, images=True)
+    ids, _, _, test_images = evaluation.test_set(args.patches, args.datasets, images=True)
     origin = manifest.loc[manifest["split"] == "train", "origin"].to_numpy()
     pretrain = np.flatnonzero(origin == "synth") if mix.pretrain else None
     n_classes = len(s["classes"])
@@ -48,7 +48,7 @@ def main(args):
               f"{', used first' if mix.pretrain else ''}), {len(x_va)} validation images, backbone {u['backbone']}, "
               f"budget {u['budget']}, augmentation: {', '.join(s['augmentation']) or 'none'}", flush=True)
         aug = augment.build_augmentation(s["augmentation"], seed) if s["augmentation"] else None
-        work = generation.resume_dir(study.seed_dir(args.work, seed), one)
+        work = generation.resume_dir(evaluation.seed_dir(args.work, seed), one)
         works.append(work)
         reuse = model if model is not None and unet_train.reusable(spec) else None
         model, result = unet_train.train_unet(
@@ -65,9 +65,9 @@ def main(args):
         extra = {"mix": mix.name, "n_train": len(x_tr), "n_val": len(x_va), "n_test": len(ids),
                  **{k: result[k] for k in RESULT_KEYS}, "train_seconds": float(sum(result["seconds_per_period"])),
                  "mixed_precision": spec["mixed_precision"], "reused_model": reuse is not None}
-        with artifacts.artifact_dir(study.seed_dir(out, seed), "train_unet", one, seed, inputs, extra) as tmp:
+        with artifacts.artifact_dir(evaluation.seed_dir(out, seed), "train_unet", one, seed, inputs, extra) as tmp:
             unet.save(model, tmp / "model", spec)
-            study.write_test_predictions(tmp, ids, pred, tmp / "model" / unet.WEIGHTS)
+            evaluation.write_test_predictions(tmp, ids, pred, tmp / "model" / unet.WEIGHTS)
             hist.to_csv(tmp / "history.csv", index=False)
     for work in works:  # the checkpoints are no longer needed once every result is complete
         shutil.rmtree(work, ignore_errors=True)

@@ -15,21 +15,22 @@ import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts, cli, env
+from dualgen.generate import common as generation
+from dualgen.generate.mask_codec import MaskCodec
 from dualgen.report import figures
-from dualgen.generate import common as generation, postprocess
 
 
 def main(args):
     s = cli.settings(args)
     v, n = s["vqvae"], len(s["classes"])
     tf = env.setup_tensorflow(args.threads, v["seed"], s["determinism"])
-    from dualgen.generate import vqvae
+    from dualgen.generate.vqvae import data, model as vqvae_model, persist, train
 
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
-    vqvae.check_patch_size(images.shape[1], v["downsample"])
+    vqvae_model.check_patch_size(images.shape[1], v["downsample"])
     tr, va = generation.holdout(len(ids), v["val_images"], v["seed"])
-    encoding = v["mask_encoding"]
-    x = vqvae.to_model_input(images, masks, n, encoding)
+    codec = MaskCodec(v["mask_encoding"], n)
+    x = data.to_model_input(images, masks, codec)
     work = generation.resume_dir(args.work, s)
     snaps = work / "snapshots"
     snaps.mkdir(exist_ok=True)
@@ -39,16 +40,16 @@ def main(args):
         out = model(tf.constant(probe), is_training=False)["x_recon"].numpy()
         np.save(snaps / f"step_{step:07d}.npy", out[0].astype(np.float32), allow_pickle=False)
 
-    spec = vqvae.make_spec(v, images.shape[3], n)
-    model = vqvae.build(spec)
+    spec = persist.make_spec(v, images.shape[3], n)
+    model = persist.build(spec)
     print(f"VQ-VAE: {len(tr)} training / {len(va)} validation patches of {images.shape[1]} px, "
-          f"{images.shape[3]}+{vqvae.mask_channels(n, encoding)} channels ({encoding} mask), K={v['num_embeddings']}, D={v['embedding_dim']}, "
-          f"downsample {spec['downsample']}, mask weight {v.get('mask_weight', 1.0)}", flush=True)
+          f"{images.shape[3]}+{codec.channels} channels ({codec.encoding} mask), K={v['num_embeddings']}, "
+          f"D={v['embedding_dim']}, downsample {spec['downsample']}, mask weight {v['mask_weight']}", flush=True)
     started = time.perf_counter()
-    result = vqvae.train_vqvae(
+    result = train.train_vqvae(
         model, x[tr], x[va], steps=v["steps"], batch_size=v["batch_size"], learning_rate=v["learning_rate"],
         seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v["mask_weight"],
-        n_mask=vqvae.mask_channels(n, encoding), monitor=monitor, mixed_precision=bool(v["mixed_precision"]),
+        n_mask=codec.channels, monitor=monitor, mixed_precision=bool(v["mixed_precision"]),
     )
     hist = pd.DataFrame(result["history"])
     extra = {"patch_size": int(images.shape[1]), "n_train": len(tr), "n_val": len(va),
@@ -62,10 +63,9 @@ def main(args):
         hist.to_csv(tmp / "history.csv", index=False)
         figures.vqvae_history(hist, tmp / "loss.png", extra["best_step"])
         files = sorted(snaps.glob("step_*.npy"))
-        rec_images, rec_masks = vqvae.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), n,
-                                                        encoding)
+        rec_images, rec_masks = data.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), codec)
         np.savez(tmp / "snapshots.npz", steps=np.array([int(f.stem.split("_")[1]) for f in files], np.int64),
-                 images=rec_images.astype(np.uint8), masks=postprocess.nearest_classes(rec_masks, n),
+                 images=rec_images.astype(np.uint8), masks=codec.nearest(rec_masks),
                  real_image=images[va[0]], real_mask=masks[va[0]])
 
 

@@ -26,14 +26,27 @@ def env():
     return e
 
 
-def run_script(name, *args, timeout=600):
-    return subprocess.run([PY, str(REPO / "scripts" / name), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env())
+# Seconds a script or Snakemake run in a test may take: generous, since a loaded machine is slow, not broken.
+TIMEOUT = float(os.environ.get("DUALGEN_TEST_TIMEOUT", 3600))
 
 
-def snakemake(*args, workdir, timeout=1800):
+def _run(cmd, timeout, **kwargs):
+    """subprocess.run with the test timeout; a run that times out fails the test saying so (not as an error)."""
+    timeout = TIMEOUT if timeout is None else timeout
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(), **kwargs)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"timed out after {timeout:.0f} s (the machine is probably under load; set DUALGEN_TEST_TIMEOUT "
+                    f"to allow more): {' '.join(map(str, cmd))[:300]}", pytrace=False)
+
+
+def run_script(name, *args, timeout=None):
+    return _run([PY, str(REPO / "scripts" / name), *map(str, args)], timeout)
+
+
+def snakemake(*args, workdir, timeout=None):
     cmd = [str(Path(PY).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(), cwd=workdir)
+    return _run(cmd, timeout, cwd=workdir)
 
 
 def assert_one_line_error(proc, *fragments):

@@ -110,3 +110,15 @@ def test_the_default_targets_suit_any_class_names():
                                                                                 ("pore", 2))],
            "data": {"mask_format": "index"}}
     assert check_config(merge(base, lab))["sample"]["targets"]["boost_rarest"]["classes"] == 2
+
+
+def test_requests_are_the_drawn_targets_with_their_table():
+    real = np.array([[0.8, 0.1, 0.05, 0.05, 0.3], [0.6, 0.2, 0.2, 0.0, 0.7]], np.float32)
+    cond, table = conditioning.requests(["p0", "p1"], real, 6, "data", NAMES, seed=3)
+    drawn, idx = conditioning.draw_targets(real, 6, "data", NAMES, seed=3)
+    np.testing.assert_array_equal(cond, drawn)
+    assert list(table.columns) == ["grid", "from_patch"] + [f"req_{n}" for n in NAMES] + ["req_intensity"]
+    assert list(table["from_patch"]) == [["p0", "p1"][i] for i in idx] and list(table["grid"]) == list(range(6))
+    np.testing.assert_array_equal(table["req_intensity"], cond[:, 4])
+    _, table = conditioning.requests(["p0", "p1"], real[:, :4], 2, "data", NAMES, seed=3)
+    assert "req_intensity" not in table

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PY, REPO, env, snakemake
 
-HOLD = ("import sys, time; from dualgen import devices; "
+HOLD = ("import sys, time; from dualgen.core import devices; "
         "print(devices.claim(wait_seconds=60), flush=True); time.sleep(float(sys.argv[1]))")
 
 

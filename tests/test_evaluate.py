@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dualgen.data import io
-from dualgen.segment import common as study
+from dualgen.segment import evaluation
 from dualgen.core.errors import DualgenError
 from tests.conftest import PY, REPO, assert_one_line_error, env, run_script
 
@@ -34,7 +34,7 @@ def folders(tmp_path):
     pred = np.stack(masks)
     pred[3, :8, :8] = (pred[3, :8, :8] + 1) % 4
     (unet / "model" / "best.weights.h5").write_bytes(b"weights")
-    study.write_test_predictions(unet, ids, pred, unet / "model" / "best.weights.h5")
+    evaluation.write_test_predictions(unet, ids, pred, unet / "model" / "best.weights.h5")
     return patches, ds, unet, masks, pred
 
 
@@ -67,7 +67,7 @@ def test_predictions_of_other_weights_or_patches_are_refused(folders, tmp_path):
     patches, ds, unet, _, _ = folders
     (unet / "model" / "best.weights.h5").write_bytes(b"retrained")
     with pytest.raises(DualgenError, match="not made by the weights"):
-        study.read_test_predictions(unet)
+        evaluation.read_test_predictions(unet)
     proc = run_script("evaluate.py", "--name", "BMQ_000", "--seed", "1", "--unet", unet, "--patches", patches,
                       "--datasets", ds, "--out", tmp_path / "m", "--settings", json.dumps({"classes": CLASSES}))
     assert_one_line_error(proc, "test_predictions.npz", "rerun train_unet")

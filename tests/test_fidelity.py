@@ -314,3 +314,31 @@ def test_worst_by_family_takes_the_largest_ratio_of_each_family(real):
     assert worst["coarse"]["chord"]["statistic"] in ("chord_rows", "chord_cols")
     assert worst["coarse"]["s2"]["ratio"] > worst["same"]["s2"]["ratio"]
     assert fidelity.family("intensity_c2") == "intensity" and fidelity.family("s2") == "s2"
+
+
+# ---------------------------------------------------------------- the fidelity step
+
+def test_score_variant_closest_variant_and_the_reference_sample():
+    real, val = blobs(24, sigma=3, seed=40), blobs(12, sigma=3, seed=41)
+    like, unlike = blobs(16, sigma=3, seed=42), blobs(16, sigma=1, seed=43)
+    rows, tables = [], {}
+    for name, (images, masks) in (("like", like), ("unlike", unlike)):
+        variant = {"name": name, "kind": "plain", "temperature": 1, "pool": name == "like"}
+        table, row, curves = fidelity.score_variant(variant, images, masks, real, val, NAMES, seed=0, n_splits=2)
+        assert list(table.columns[:5]) == ["variant", "kind", "temperature", "pool", "n_synthetic"]
+        assert table["temperature"].iloc[0] == 1.0 and table["n_synthetic"].iloc[0] == 16
+        plain = fidelity.compare(*real, images, masks, NAMES, seed=0, n_splits=2, variant=name)
+        pd.testing.assert_series_equal(table["ratio"], plain["ratio"])
+        assert list(row)[:4] == ["variant", "n_synthetic", "n_train", "n_val"] and row["n_val"] == 12
+        assert set(curves) == {f"{name}__{k}" for k in ("fractions", "s2", "chords", "intensity")}
+        rows.append(row)
+        tables[name] = table
+    worst = fidelity.worst_by_family(pd.concat(tables.values(), ignore_index=True))
+    assert fidelity.closest_variant(worst, rows) == "like"
+    _, row, _ = fidelity.score_variant({"name": "x", "kind": "plain", "temperature": 1, "pool": False}, *like, real,
+                                       (val[0][:0], val[1][:0]), NAMES, seed=0, n_splits=2)
+    assert all(math.isnan(row[k]) for k in fidelity.MEMO_KEYS)  # no validation pairs: no memorisation
+    table, meta = fidelity.reference_sample(*real, *like, NAMES, seed=0, n_splits=2)
+    assert set(table["variant"]) == {fidelity.REFERENCE} and meta["n"] == 16 and meta["line"].startswith("fidelity")
+    table, meta = fidelity.reference_sample(*real, like[0][:1], like[1][:1], NAMES, seed=0, n_splits=2)
+    assert table.empty and meta is None

@@ -457,7 +457,7 @@ def test_ci_preset_data_stage_with_simulate_lq(tmp_path):
     }
     (tmp_path / "lab.yaml").write_text(json.dumps(over))
     proc = snakemake("results/ci/datasets", "results/ci/figures/lq", "--cores", "1", "--configfile",
-                     REPO / "presets" / "ci.yaml", tmp_path / "lab.yaml", workdir=tmp_path, timeout=600)
+                     REPO / "presets" / "ci.yaml", tmp_path / "lab.yaml", workdir=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "results" / "ci"
     meta = json.loads((out / "patches" / "meta.json").read_text())

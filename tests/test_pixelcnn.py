@@ -9,16 +9,17 @@ import pytest
 from dualgen.core import env
 
 tf = env.setup_tensorflow(2, 0)
-from dualgen.generate import pixelcnn as P  # noqa: E402
-from dualgen.generate import common as generation  # noqa: E402
 from dualgen.core.errors import DualgenError  # noqa: E402
+from dualgen.generate import common as generation  # noqa: E402
+from dualgen.generate.pixelcnn import model as M, persist as PS, sample as S, train as T  # noqa: E402
 
 K = 6
 KINDS = ["plain", "gated"]
+DRAW = dict(temperature=1.0, batch_size=16)  # sampling settings where a test does not set them
 
 
 def tiny(kind, blocks=2, seed=0):
-    return P.PixelCNN(K, filters=16, num_blocks=blocks, kind=kind, seed=seed)
+    return M.PixelCNN(K, filters=16, num_blocks=blocks, kind=kind, seed=seed)
 
 
 def random_grids(n, h, w, seed=0):
@@ -58,25 +59,26 @@ def test_fast_logits_equal_the_whole_network_everywhere(kind):
     m = tiny(kind)
     g = random_grids(3, 7, 9, seed=1)
     full = m(g).numpy()
-    canvas = P.Canvas(m, g)
+    canvas = S.Canvas(m, g)
     worst = max(np.abs(m.window_logits(*canvas.window(r, c)).numpy() - full[:, r, c]).max()
                 for r in range(7) for c in range(9))  # every cell: corners, edges, interior
     assert worst <= 1e-5
-    assert np.abs(P.logits_at(m, g, 6, 8, fast=True) - P.logits_at(m, g, 6, 8, fast=False)).max() <= 1e-5
+    assert np.abs(S.logits_at(m, g, 6, 8, fast=True) - S.logits_at(m, g, 6, 8, fast=False)).max() <= 1e-5
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_fast_sampler_draws_the_naive_samplers_grids(kind):
     m = tiny(kind, blocks=1)
-    naive = P.sample_naive(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2)  # 3 chunks
-    fast = P.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2)
+    naive = S.sample_naive(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2)  # 3 chunks
+    fast = S.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2)
     assert fast.shape == (5, 6, 7) and fast.dtype == np.int32
     assert fast.min() >= 0 and fast.max() < K
     assert np.array_equal(naive, fast)
-    assert np.array_equal(fast, P.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=5))  # chunking
-    assert np.array_equal(fast, P.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2))  # same seed
-    assert not np.array_equal(fast, P.sample_fast(m, 5, 6, 7, seed=4, temperature=0.8, batch_size=2))
-    assert np.array_equal(P.sample_fast(m, 2, 6, 7, seed=3, temperature=0.8, rows=2)[:, :2], fast[:2, :2])
+    assert np.array_equal(fast, S.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=5))  # chunking
+    assert np.array_equal(fast, S.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2))  # same seed
+    assert not np.array_equal(fast, S.sample_fast(m, 5, 6, 7, seed=4, temperature=0.8, batch_size=2))
+    assert np.array_equal(S.sample_fast(m, 2, 6, 7, seed=3, temperature=0.8, rows=2, batch_size=16)[:, :2],
+                          fast[:2, :2])
 
 
 def stripes(n, size=8, seed=0):
@@ -87,20 +89,20 @@ def stripes(n, size=8, seed=0):
 
 def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     grids = stripes(24)
-    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0)
-    hist = P.train_pixelcnn(m, grids[:20], grids[20:], epochs=5, batch_size=4, learning_rate=3e-3, seed=0,
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, kind="plain")
+    hist = T.train_pixelcnn(m, grids[:20], grids[20:], epochs=5, batch_size=4, learning_rate=3e-3, seed=0,
                             log=lambda *a: None)
     assert hist["epoch"] == [1, 2, 3, 4, 5]
     assert hist["val_nll"][-1] < 0.5 * hist["val_nll"][0] and hist["val_nll"][-1] < 0.5 * np.log(4)
     assert hist["train_nll"][-1] < hist["train_nll"][0]
-    assert abs(P.validation_nll(m, grids[20:]) - hist["val_nll"][-1]) < 1e-6
+    assert abs(T.validation_nll(m, grids[20:]) - hist["val_nll"][-1]) < 1e-6
 
-    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], position=False)
+    spec = PS.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], position=False)
     assert spec == {"kind": "plain", "num_embeddings": 4, "filters": 16, "num_blocks": 1, "grid_shape": [8, 8],
                     "cond_dim": 0, "position": False}
-    assert P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])["position"] is True
-    P.save(m, tmp_path / "saved", spec)
-    other, loaded = P.load(tmp_path / "saved")
+    assert PS.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])["position"] is True
+    PS.save(m, tmp_path / "saved", spec)
+    other, loaded = PS.load(tmp_path / "saved")
     assert loaded == spec and (other.kind, other.num_blocks) == ("plain", 1)
     assert np.array_equal(m(grids[:2]).numpy(), other(grids[:2]).numpy())
 
@@ -109,36 +111,36 @@ def test_training_keeps_the_epoch_of_lowest_validation_nll():
     """Four random grids to memorise, other random grids to validate on: the validation NLL falls towards log K, then
     rises as the model memorises; the model must end with the weights of the best epoch, not of the last one."""
     train, val = random_grids(4, 8, 8, seed=1), random_grids(8, 8, 8, seed=2)
-    m = P.PixelCNN(K, filters=32, num_blocks=2, seed=0)
-    hist = P.train_pixelcnn(m, train, val, epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
+    m = M.PixelCNN(K, filters=32, num_blocks=2, seed=0, kind="plain")
+    hist = T.train_pixelcnn(m, train, val, epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
     best = int(np.argmin(hist["val_nll"]))
     assert best < len(hist["val_nll"]) - 1 and hist["val_nll"][-1] > hist["val_nll"][best] + 0.1  # it did overfit
-    assert abs(P.validation_nll(m, val) - hist["val_nll"][best]) < 1e-5
+    assert abs(T.validation_nll(m, val) - hist["val_nll"][best]) < 1e-5
     # without validation grids: the last epoch's weights
-    m2 = P.PixelCNN(K, filters=32, num_blocks=2, seed=0)
-    P.train_pixelcnn(m2, train, val[:0], epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
-    assert np.allclose(P.validation_nll(m2, val), hist["val_nll"][-1], atol=1e-4)
+    m2 = M.PixelCNN(K, filters=32, num_blocks=2, seed=0, kind="plain")
+    T.train_pixelcnn(m2, train, val[:0], epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
+    assert np.allclose(T.validation_nll(m2, val), hist["val_nll"][-1], atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_fast_logits_equal_the_whole_network_with_position(kind, tmp_path):
-    m = P.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, grid_shape=(9, 11))
+    m = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, grid_shape=(9, 11))
     rng = np.random.default_rng(3)
     m.last_row_bias.assign(rng.normal(0, 1, m.last_row_bias.shape).astype(np.float32))  # trained-like, not zero
     grids = random_grids(2, 9, 11, seed=4)
     full = m(grids).numpy()
-    plain = P.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0)(grids).numpy()
+    plain = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0)(grids).numpy()
     assert np.abs(full[:, -1] - plain[:, -1]).max() > 1e-3 and np.array_equal(full[:, :-1], plain[:, :-1])
-    worst = max(np.abs(P.logits_at(m, grids, r, c, fast=True) - full[:, r, c]).max()
+    worst = max(np.abs(S.logits_at(m, grids, r, c, fast=True) - full[:, r, c]).max()
                 for r in range(9) for c in range(11))
     assert worst < 1e-4
-    a = P.sample_fast(m, 3, 9, 11, seed=5, temperature=1.0)
-    assert np.array_equal(a, P.sample_naive(m, 3, 9, 11, seed=5, temperature=1.0))
+    a = S.sample_fast(m, 3, 9, 11, seed=5, **DRAW)
+    assert np.array_equal(a, S.sample_naive(m, 3, 9, 11, seed=5, **DRAW))
     with pytest.raises(DualgenError, match="grid_shape"):
         m(random_grids(1, 8, 11))
-    spec = P.make_spec({"filters": 16, "num_blocks": 2}, kind, K, (9, 11))
-    P.save(m, tmp_path / "saved", spec)
-    other, loaded = P.load(tmp_path / "saved")
+    spec = PS.make_spec({"filters": 16, "num_blocks": 2}, kind, K, (9, 11))
+    PS.save(m, tmp_path / "saved", spec)
+    other, loaded = PS.load(tmp_path / "saved")
     assert loaded["position"] is True and other.grid_shape == (9, 11)
     assert np.array_equal(other(grids).numpy(), full)
 
@@ -150,48 +152,48 @@ def test_position_lets_the_prior_put_a_border_code_on_the_last_row_only():
     grids[:, -1] = 1
     shares = {}
     for position in (False, True):
-        m = P.PixelCNN(K, filters=16, num_blocks=1, seed=0, grid_shape=(10, 8) if position else None)
-        P.train_pixelcnn(m, grids[:12], grids[12:], epochs=80, batch_size=4, learning_rate=1e-2, seed=0,
+        m = M.PixelCNN(K, filters=16, num_blocks=1, seed=0, grid_shape=(10, 8) if position else None, kind="plain")
+        T.train_pixelcnn(m, grids[:12], grids[12:], epochs=80, batch_size=4, learning_rate=1e-2, seed=0,
                          log=lambda *a: None)
-        out = P.sample_fast(m, 8, 10, 8, seed=1)
+        out = S.sample_fast(m, 8, 10, 8, seed=1, **DRAW)
         shares[position] = (np.mean(out[:, -1] == 1), np.mean(out[:, :-1] == 1))
     assert shares[True][0] > 0.95 and shares[True][1] < 0.02  # border code on the border, nowhere else
     assert shares[False][0] < 0.8 or shares[False][1] > 0.05  # without position it cannot
 
 
 def test_load_errors_name_the_folder(tmp_path):
-    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "gated", 4, (8, 8))
-    P.save(P.build(spec), tmp_path / "saved", spec)
+    spec = PS.make_spec({"filters": 16, "num_blocks": 1}, "gated", 4, (8, 8))
+    PS.save(PS.build(spec), tmp_path / "saved", spec)
     with pytest.raises(DualgenError, match=f"{tmp_path / 'nowhere'}: no PixelCNN checkpoint"):
-        P.load(tmp_path / "nowhere")
+        PS.load(tmp_path / "nowhere")
     (tmp_path / "saved" / "spec.json").write_text(json.dumps({**spec, "filters": 8}))  # another model
     with pytest.raises(DualgenError, match=f"{tmp_path / 'saved'}: cannot load the PixelCNN"):
-        P.load(tmp_path / "saved")
+        PS.load(tmp_path / "saved")
 
 
 def test_nan_loss_stops_with_one_clear_error():
     grids = stripes(8)
-    m = P.PixelCNN(4, filters=16, num_blocks=1)
+    m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0)
     with pytest.raises(DualgenError, match=r"PixelCNN loss became NaN/Inf at epoch \d+ step \d+ \(last finite loss "
                                            r"[-0-9.e+]+\): lower pixelcnn.learning_rate"):
-        P.train_pixelcnn(m, grids, grids[:2], epochs=20, batch_size=4, learning_rate=1e9, seed=0, log=lambda *a: None)
-    m = P.PixelCNN(4, filters=16, num_blocks=1)
+        T.train_pixelcnn(m, grids, grids[:2], epochs=20, batch_size=4, learning_rate=1e9, seed=0, log=lambda *a: None)
+    m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0)
     m.logits.b.assign([np.nan, 0.0, 0.0, 0.0])  # a diverged weight: NaN at the first step
     with pytest.raises(DualgenError, match=r"at epoch 1 step 1 \(last finite loss None\)"):
-        P.train_pixelcnn(m, grids, grids[:2], epochs=1, batch_size=4, learning_rate=1e-3, seed=0, log=lambda *a: None)
+        T.train_pixelcnn(m, grids, grids[:2], epochs=1, batch_size=4, learning_rate=1e-3, seed=0, log=lambda *a: None)
 
 
 def test_bad_settings_and_data_are_one_clear_error():
     with pytest.raises(DualgenError, match="pixelcnn.kind 'pixel' is unknown"):
-        P.PixelCNN(4, kind="pixel")
-    m = P.PixelCNN(4, filters=16, num_blocks=0)
+        M.PixelCNN(4, kind="pixel", filters=64, num_blocks=4, seed=0)
+    m = M.PixelCNN(4, filters=16, num_blocks=0, kind="plain", seed=0)
     with pytest.raises(DualgenError, match="outside 0..3"):
-        P.train_pixelcnn(m, stripes(4) + 4, stripes(2), epochs=1, batch_size=2, learning_rate=1e-3, seed=0)
+        T.train_pixelcnn(m, stripes(4) + 4, stripes(2), epochs=1, batch_size=2, learning_rate=1e-3, seed=0)
     with pytest.raises(DualgenError, match="temperature 0 must be > 0"):
-        P.sample_fast(m, 1, 4, 4, seed=0, temperature=0)
+        S.sample_fast(m, 1, 4, 4, seed=0, temperature=0, batch_size=16)
     m.logits.b.assign([np.nan, 0.0, 0.0, 0.0])
     with pytest.raises(DualgenError, match="NaN/Inf logits while sampling"):
-        P.sample_fast(m, 1, 4, 4, seed=0)
+        S.sample_fast(m, 1, 4, 4, seed=0, **DRAW)
 
 
 # ------------------------------------------------------------------------------------------------- conditioning
@@ -200,7 +202,7 @@ CD = 3  # conditioning values per grid in the conditional tests
 
 
 def tiny_cond(kind, cond_dim=CD, blocks=2, seed=0, name=None):
-    return P.PixelCNN(5, filters=8, num_blocks=blocks, kind=kind, seed=seed, cond_dim=cond_dim, name=name)
+    return M.PixelCNN(5, filters=8, num_blocks=blocks, kind=kind, seed=seed, cond_dim=cond_dim, name=name)
 
 
 def random_cond(n, seed=0, cond_dim=CD):
@@ -260,21 +262,22 @@ def test_fast_sampler_stays_exact_for_the_conditional_prior(kind):
     m = tiny_cond(kind)
     g, c = grids5(3, seed=1), random_cond(3, seed=2)
     full = m(g, c).numpy()
-    canvas = P.Canvas(m, g)
+    canvas = S.Canvas(m, g)
     worst = max(np.abs(m.window_logits(*canvas.window(r, col), c).numpy() - full[:, r, col]).max()
                 for r in range(6) for col in range(7))
     assert worst <= 1e-5
-    assert np.abs(P.logits_at(m, g, 5, 6, True, cond=c) - P.logits_at(m, g, 5, 6, False, cond=c)).max() <= 1e-5
+    assert np.abs(S.logits_at(m, g, 5, 6, True, cond=c) - S.logits_at(m, g, 5, 6, False, cond=c)).max() <= 1e-5
 
     m = tiny_cond(kind, blocks=1)
     c = random_cond(4, seed=3) * 3
-    naive = P.sample_naive(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=3, cond=c)  # 2 chunks
-    fast = P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=3, cond=c)
+    naive = S.sample_naive(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=3, cond=c)  # 2 chunks
+    fast = S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=3, cond=c)
     assert fast.shape == (4, 6, 7) and fast.dtype == np.int32
     assert np.array_equal(naive, fast)
-    assert np.array_equal(fast, P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=4, cond=c))
-    assert np.array_equal(fast[2:], P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=c[[1, 0, 2, 3]])[2:])
-    assert not np.array_equal(fast, P.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=-c))
+    assert np.array_equal(fast, S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=4, cond=c))
+    assert np.array_equal(fast[2:], S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=c[[1, 0, 2, 3]],
+                                                  batch_size=16)[2:])
+    assert not np.array_equal(fast, S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=-c, batch_size=16))
 
 
 def two_class_grids(n, seed=0):
@@ -289,25 +292,25 @@ def two_class_grids(n, seed=0):
 
 def test_conditional_training_follows_the_condition_and_save_load_keeps_it(tmp_path):
     grids, cond = two_class_grids(40)
-    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0, cond_dim=2)
-    untrained = P.validation_nll(m, grids[32:], cond=cond[32:])
-    hist = P.train_pixelcnn(m, grids[:32], grids[32:], epochs=6, batch_size=4, learning_rate=1e-2, seed=0,
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, cond_dim=2, kind="plain")
+    untrained = T.validation_nll(m, grids[32:], cond=cond[32:])
+    hist = T.train_pixelcnn(m, grids[:32], grids[32:], epochs=6, batch_size=4, learning_rate=1e-2, seed=0,
                             log=lambda *a: None, train_cond=cond[:32], val_cond=cond[32:])
     print("conditional training: validation NLL", untrained, hist["val_nll"])
     assert hist["val_nll"][-1] < 0.5 * untrained and hist["val_nll"][-1] < hist["val_nll"][0]
-    assert abs(P.validation_nll(m, grids[32:], cond=cond[32:]) - hist["val_nll"][-1]) < 1e-6
+    assert abs(T.validation_nll(m, grids[32:], cond=cond[32:]) - hist["val_nll"][-1]) < 1e-6
     want = np.eye(2, dtype=np.float32)[[0, 0, 0, 1, 1, 1]]
-    first = tf.nn.softmax(P.logits_at(m, np.zeros((6, 6, 6), np.int32), 0, 0, True, cond=want)).numpy()
+    first = tf.nn.softmax(S.logits_at(m, np.zeros((6, 6, 6), np.int32), 0, 0, True, cond=want)).numpy()
     print("P(code 0), P(code 1) at cell (0, 0):", first[:, :2].round(3).tolist())
     assert (first[:3, 0] > 0.8).all() and (first[3:, 1] > 0.8).all()  # no earlier codes: the condition decides
-    samples = P.sample_fast(m, 6, 6, 6, seed=0, cond=want)
+    samples = S.sample_fast(m, 6, 6, 6, seed=0, cond=want, **DRAW)
     print("fraction of cells that follow the condition:", (samples[:3] == 0).mean(), (samples[3:] == 1).mean())
     assert (samples[:3] == 0).mean() > 0.8 and (samples[3:] == 1).mean() > 0.8
 
-    spec = P.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], cond_dim=2, position=False)
+    spec = PS.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], cond_dim=2, position=False)
     assert spec["cond_dim"] == 2
-    P.save(m, tmp_path / "saved", spec)
-    other, loaded = P.load(tmp_path / "saved")
+    PS.save(m, tmp_path / "saved", spec)
+    other, loaded = PS.load(tmp_path / "saved")
     assert loaded == spec and other.cond_dim == 2
     assert np.array_equal(m(grids[:4], cond[:4]).numpy(), other(grids[:4], cond[:4]).numpy())
 
@@ -319,21 +322,24 @@ def test_bad_cond_is_one_clear_error():
             (lambda: m(g), r"PixelCNN cond: expected a \(3, 2\) float array .*got None"),
             (lambda: m(g, np.zeros((3, 3))), r"PixelCNN cond: expected a \(3, 2\) float array .*got \(3, 3\)"),
             (lambda: m(g, np.zeros((2, 2))), r"expected a \(3, 2\) .*got \(2, 2\)"),
-            (lambda: P.sample_fast(m, 2, 4, 4, seed=0), r"PixelCNN sample cond: expected a \(2, 2\) .*got None"),
-            (lambda: P.sample_naive(m, 2, 4, 4, seed=0, cond=np.zeros((2, 3))), r"sample cond: .*got float64 \(2, 3\)"),
-            (lambda: P.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros((3, 2))), r"sample cond: .*got float64 \(3, 2\)"),
-            (lambda: P.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros(2)), r"sample cond: .*got float64 \(2,\)"),
-            (lambda: P.sample_fast(m, 1, 4, 4, seed=0, cond=[[np.nan, 0.0]]), r"sample cond: holds NaN/Inf"),
-            (lambda: P.logits_at(m, g, 0, 0, True), r"PixelCNN cond: expected a \(3, 2\) .*got None"),
-            (lambda: P.validation_nll(m, g, cond=np.zeros((2, 2))), r"validation cond: expected a \(3, 2\)"),
-            (lambda: P.train_pixelcnn(m, g, g, epochs=1, batch_size=2, learning_rate=1e-3, seed=0),
+            (lambda: S.sample_fast(m, 2, 4, 4, seed=0, **DRAW),
+             r"PixelCNN sample cond: expected a \(2, 2\) .*got None"),
+            (lambda: S.sample_naive(m, 2, 4, 4, seed=0, cond=np.zeros((2, 3)), **DRAW),
+             r"sample cond: .*got float64 \(2, 3\)"),
+            (lambda: S.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros((3, 2)), **DRAW),
+             r"sample cond: .*got float64 \(3, 2\)"),
+            (lambda: S.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros(2), **DRAW), r"sample cond: .*got float64 \(2,\)"),
+            (lambda: S.sample_fast(m, 1, 4, 4, seed=0, cond=[[np.nan, 0.0]], **DRAW), r"sample cond: holds NaN/Inf"),
+            (lambda: S.logits_at(m, g, 0, 0, True), r"PixelCNN cond: expected a \(3, 2\) .*got None"),
+            (lambda: T.validation_nll(m, g, cond=np.zeros((2, 2))), r"validation cond: expected a \(3, 2\)"),
+            (lambda: T.train_pixelcnn(m, g, g, epochs=1, batch_size=2, learning_rate=1e-3, seed=0),
              r"PixelCNN train_cond: expected a \(3, 2\) .*got None"),
-            (lambda: P.train_pixelcnn(m, g, g[:1], epochs=1, batch_size=2, learning_rate=1e-3, seed=0,
+            (lambda: T.train_pixelcnn(m, g, g[:1], epochs=1, batch_size=2, learning_rate=1e-3, seed=0,
                                       train_cond=np.zeros((3, 2)), val_cond=np.zeros((3, 2))),
              r"PixelCNN val_cond: expected a \(1, 2\) .*got float64 \(3, 2\)"),
-            (lambda: P.sample_fast(tiny("plain", blocks=0), 1, 4, 4, seed=0, cond=np.zeros((1, 2))),
+            (lambda: S.sample_fast(tiny("plain", blocks=0), 1, 4, 4, seed=0, cond=np.zeros((1, 2)), **DRAW),
              r"sample cond: the model is unconditioned \(cond_dim 0\): pass no cond"),
-            (lambda: P.PixelCNN(4, cond_dim=-1), r"cond_dim must be an integer >= 0")]:
+            (lambda: M.PixelCNN(4, 64, 4, "plain", 0, cond_dim=-1), r"cond_dim must be an integer >= 0")]:
         with pytest.raises(DualgenError, match=match):
             call()
 
@@ -354,22 +360,20 @@ OLD_CHECKPOINT = {
 def test_an_unconditioned_model_is_unchanged(kind, tmp_path):
     m = tiny_cond(kind, 0, blocks=1)
     assert m.cond_dim == 0 and not cond_variables(m)
-    spec = P.make_spec({"filters": 8, "num_blocks": 1}, kind, 5, (6, 7), position=False)
-    P.save(m, tmp_path / "saved", spec)
+    spec = PS.make_spec({"filters": 8, "num_blocks": 1}, kind, 5, (6, 7), position=False)
+    PS.save(m, tmp_path / "saved", spec)
     keys = {name.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"): shape
             for name, shape in tf.train.list_variables(str(tmp_path / "saved" / "ckpt"))
             if name.startswith("model/")}
     head = {"head/b": [8], "head/w": [1, 1, 8, 8], "logits/b": [5], "logits/w": [1, 1, 8, 5]}
     assert keys == {**OLD_CHECKPOINT[kind], **head}
-    old_spec = {k: v for k, v in spec.items() if k not in ("cond_dim", "position")}  # written before both
-    (tmp_path / "saved" / "spec.json").write_text(json.dumps(old_spec))
-    other, loaded = P.load(tmp_path / "saved")
-    assert other.cond_dim == 0 and loaded == old_spec
+    other, loaded = PS.load(tmp_path / "saved")
+    assert other.cond_dim == 0 and loaded == spec
     g = grids5(2)
     assert np.array_equal(m(g).numpy(), other(g).numpy())
     assert np.array_equal(m(g).numpy(), m(g, np.zeros((2, 0), np.float32)).numpy())
-    fast = P.sample_fast(m, 2, 6, 7, seed=1)
-    assert np.array_equal(fast, P.sample_fast(m, 2, 6, 7, seed=1, cond=np.zeros((2, 0), np.float32)))
+    fast = S.sample_fast(m, 2, 6, 7, seed=1, **DRAW)
+    assert np.array_equal(fast, S.sample_fast(m, 2, 6, 7, seed=1, cond=np.zeros((2, 0), np.float32), **DRAW))
 
 
 def test_flips_and_the_augmented_training_grids():
@@ -403,31 +407,32 @@ def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
     prior draws leaves it unbiased. The calibration's draws do not touch the pool's random streams."""
     rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
     grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
-    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8))
-    P.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain")
+    T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
                      log=lambda *a: None)
-    plain = P.sample_fast(m, 48, 8, 8, seed=3)
+    plain = S.sample_fast(m, 48, 8, 8, seed=3, **DRAW)
     target = np.array([0.55, 0.25, 0.15, 0.05])
-    assert np.abs(P.code_frequencies(plain, 4) - target).max() > 0.1
-    bias, history = P.calibrate(m, target, 8, 8, seed=3, grids=32, log=lambda *a: None)
-    first = P._sample(P._fill_fast, m, 32, 8, 8, 3, 1.0, 16, None, None, np.zeros(4), stream=(1, 0))
-    assert len(history) == P.CALIBRATION_ROUNDS and np.allclose(history[0][1], P.code_frequencies(first, 4))
-    assert not history[0][0].any() and history[0][2] == pytest.approx(P.share_distance(history[0][1], target))
-    assert P.share_distance([0.5, 0.5, 0, 0], [0, 0.5, 0.5, 0]) == pytest.approx(0.5)
+    assert np.abs(S.code_frequencies(plain, 4) - target).max() > 0.1
+    bias, history = S.calibrate(m, target, 8, 8, seed=3, grids=32, log=lambda *a: None, **DRAW)
+    first = S._sample(S._fill_fast, m, 32, 8, 8, 3, 1.0, 16, None, None, np.zeros(4), stream=(1, 0))
+    assert len(history) == S.CALIBRATION_ROUNDS and np.allclose(history[0][1], S.code_frequencies(first, 4))
+    assert not history[0][0].any() and history[0][2] == pytest.approx(S.share_distance(history[0][1], target))
+    assert S.share_distance([0.5, 0.5, 0, 0], [0, 0.5, 0.5, 0]) == pytest.approx(0.5)
     best = min(h[2] for h in history)
     assert best < 0.5 * history[0][2] and any(b is bias for b, _, d in history if d == best)
     assert bias[0] > bias[1] > bias[2] > bias[3]
-    after = P.sample_fast(m, 48, 8, 8, seed=3, bias=bias)
-    assert np.abs(P.code_frequencies(after, 4) - target).max() < 0.07
+    after = S.sample_fast(m, 48, 8, 8, seed=3, bias=bias, **DRAW)
+    assert np.abs(S.code_frequencies(after, 4) - target).max() < 0.07
     uniform_rows = np.mean([len(set(row)) == 1 for g in after for row in g])
     assert uniform_rows > 0.6  # independent cells at these shares would make a uniform row of 8 with p < 0.01
-    assert np.array_equal(P.sample_fast(m, 48, 8, 8, seed=3), plain)  # the pool's streams are its own
-    same, _ = P.calibrate(m, P.code_frequencies(first, 4), 8, 8, seed=3, grids=32, rounds=3, log=lambda *a: None)
+    assert np.array_equal(S.sample_fast(m, 48, 8, 8, seed=3, **DRAW), plain)  # the pool's streams are its own
+    same, _ = S.calibrate(m, S.code_frequencies(first, 4), 8, 8, seed=3, grids=32, rounds=3, log=lambda *a: None,
+                          **DRAW)
     assert not same.any()  # the first round (no offsets) drew the target exactly: no later round can be nearer
     with pytest.raises(DualgenError, match="calibration"):
-        P.sample_fast(m, 2, 8, 8, seed=0, bias=np.zeros(3))
+        S.sample_fast(m, 2, 8, 8, seed=0, bias=np.zeros(3), **DRAW)
     with pytest.raises(DualgenError, match="calibration target"):
-        P.calibrate(m, np.ones(3) / 3, 8, 8, seed=0)
+        S.calibrate(m, np.ones(3) / 3, 8, 8, seed=0, **DRAW)
 
 
 def test_calibration_on_another_statistic_moves_the_codes_by_their_features():
@@ -436,27 +441,27 @@ def test_calibration_on_another_statistic_moves_the_codes_by_their_features():
     class's codes raised together; the stage's draws are a stream of their own."""
     rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
     grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
-    m = P.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8))
-    P.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain")
+    T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
                      log=lambda *a: None)
     features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
 
     def measure(g):
         return np.array([np.isin(g, [0, 1]).mean(), np.isin(g, [2, 3]).mean()])
     start = np.array([0.1, -0.1, 0.0, 0.0])
-    bias, history = P.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=3, grids=32, rounds=8, step=P.CLASS_STEP,
-                                measure=measure, features=features, start=start, stream=2, log=lambda *a: None)
+    bias, history = S.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=3, grids=32, rounds=8, step=S.CLASS_STEP,
+                                measure=measure, features=features, start=start, stream=2, log=lambda *a: None, **DRAW)
     assert np.array_equal(history[0][0], start) and history[0][1].shape == (2,)
     assert bias[0] - start[0] == pytest.approx(bias[1] - start[1]) and bias[2] == pytest.approx(bias[3])
     assert bias[0] > bias[2]
-    after = measure(P.sample_fast(m, 64, 8, 8, seed=3, bias=bias))
-    assert abs(after[0] - 0.8) < 0.07 and abs(measure(P.sample_fast(m, 64, 8, 8, seed=3))[0] - 0.8) > 0.15
+    after = measure(S.sample_fast(m, 64, 8, 8, seed=3, bias=bias, **DRAW))
+    assert abs(after[0] - 0.8) < 0.07 and abs(measure(S.sample_fast(m, 64, 8, 8, seed=3, **DRAW))[0] - 0.8) > 0.15
     with pytest.raises(DualgenError, match="features"):
-        P.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=0, measure=measure, features=features[:, :1])
-    assert [P.calibration_mode(v) for v in (True, False, "classes", "codes", "none")] == \
+        S.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=0, measure=measure, features=features[:, :1], **DRAW)
+    assert [S.calibration_mode(v) for v in (True, False, "classes", "codes", "none")] == \
         ["codes", "none", "classes", "codes", "none"]
     with pytest.raises(DualgenError, match="sample.calibrate is 'maybe': use one of classes, codes, none"):
-        P.calibration_mode("maybe")
+        S.calibration_mode("maybe")
 
 
 def test_code_class_composition():

@@ -1,41 +1,47 @@
-"""Mask cleaning on hand-made masks: k-means mapping, small objects filled from neighbours."""
-import time
+"""Mask cleaning on hand-made masks: the mask codec (k-means mapping, largest score), small objects filled from
+neighbours, rims, smoothing."""
+import sys
 
 import numpy as np
 import pytest
 
-from dualgen.generate import postprocess
 from dualgen.core.errors import DualgenError
+from dualgen.generate import mask_codec, postprocess
+from dualgen.generate.mask_codec import MaskCodec, kmeans_classes, mask_levels
+
+LEVEL, ONEHOT = MaskCodec("level", 4), MaskCodec("onehot", 4)
+NO_SMOOTHING = {"smooth_px": 1, "smooth_keep": ()}
 
 
 def test_mask_levels_spread_over_0_1():
-    assert np.allclose(postprocess.mask_levels(4), [0, 1 / 3, 2 / 3, 1])
-    assert np.allclose(postprocess.mask_levels(2), [0, 1])
+    assert np.allclose(mask_levels(4), [0, 1 / 3, 2 / 3, 1])
+    assert np.allclose(mask_levels(2), [0, 1])
+    assert np.array_equal(LEVEL.levels(), mask_levels(4))
 
 
 def test_kmeans_maps_noisy_levels_and_edges_to_classes():
     truth = np.zeros((40, 40), np.uint8)
     truth[5:20, 5:20], truth[25:35, 5:35], truth[5:15, 25:35] = 1, 2, 3
-    levels = postprocess.mask_levels(4)
+    levels = mask_levels(4)
     rng = np.random.default_rng(0)
     raw = levels[truth] + rng.normal(0, 0.04, truth.shape)
     raw[19, 5:20] = (levels[1] + levels[0]) / 2 + 0.01  # an edge of intermediate values
-    out = postprocess.kmeans_classes(raw, 4, seed=0)
+    out = kmeans_classes(raw, 4, seed=0)
     assert out.dtype == np.uint8 and out.shape == truth.shape
     inner = np.ones_like(truth, bool)
     inner[19] = False
     assert np.array_equal(out[inner], truth[inner])
     assert set(np.unique(out[19, 5:20])) <= {0, 1}  # the edge goes to one of its two sides
-    assert np.array_equal(out, postprocess.kmeans_classes(raw, 4, seed=0))  # seeded
+    assert np.array_equal(out, kmeans_classes(raw, 4, seed=0))  # seeded
 
 
 def test_fewer_distinct_values_than_clusters():
     raw = np.zeros((10, 10))
     raw[:, 5:] = 0.95
-    out = postprocess.kmeans_classes(raw, 4, seed=1)
+    out = kmeans_classes(raw, 4, seed=1)
     assert np.array_equal(np.unique(out[:, :5]), [0]) and np.array_equal(np.unique(out[:, 5:]), [3])
     with pytest.raises(DualgenError, match="NaN"):
-        postprocess.kmeans_classes(np.full((4, 4), np.nan), 4, seed=0)
+        kmeans_classes(np.full((4, 4), np.nan), 4, seed=0)
 
 
 def test_small_objects_filled_from_the_neighbouring_class_large_kept():
@@ -76,7 +82,7 @@ def test_all_small_keeps_the_mask_and_zero_disables():
 
 def test_single_valued_mask_and_scaling():
     flat = np.full((16, 16), 0.5)
-    k, c = postprocess.clean_mask(flat, 4, 20, seed=0)
+    k, c = postprocess.clean_mask(flat, LEVEL, 20, seed=0, **NO_SMOOTHING)
     assert k.shape == c.shape == (16, 16) and len(np.unique(c)) == 1
     assert postprocess.scaled_min_object_px(200, 256) == 200
     assert postprocess.scaled_min_object_px(200, 128) == 50
@@ -86,24 +92,47 @@ def test_single_valued_mask_and_scaling():
     assert postprocess.scaled_min_object_px(0, 64) == 0
 
 
-def test_a_256px_decoded_like_mask_cleans_fast():
+def _lines_run(fn):
+    """(fn(), how many lines of postprocess.py and mask_codec.py Python executed meanwhile)."""
+    files, count = {postprocess.__file__, mask_codec.__file__}, [0]
+
+    def local(frame, event, arg):
+        count[0] += event == "line"
+        return local
+
+    old = sys.gettrace()
+    sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename in files else None)
+    try:
+        return fn(), count[0]
+    finally:
+        sys.settrace(old)
+
+
+def test_a_256px_decoded_like_mask_cleans_without_a_python_loop_per_object():
+    """Cleaning a 256-px mask with 256 more small objects runs (about) as many lines of dualgen's code as cleaning it
+    without them: the work per object is numpy's and scipy's, never a Python loop per object (which would run at
+    least one line per object)."""
     rng = np.random.default_rng(0)
     truth = np.kron(rng.integers(0, 4, (16, 16)), np.ones((16, 16), np.int64))
     truth[100:104, 100:104] = (truth[100, 100] + 1) % 4  # a 16-px object: below 200 px, filled
-    raw = np.clip(postprocess.mask_levels(4)[truth] + rng.normal(0, 0.05, truth.shape), 0, 1).astype(np.float32)
-    postprocess.clean_mask(raw[:32, :32], 4, 200, seed=0)  # warm-up (scikit-learn's import and thread pool)
-    t0 = time.perf_counter()
-    k, c = postprocess.clean_mask(raw, 4, 200, seed=0)
-    seconds = time.perf_counter() - t0
-    assert (k == truth).mean() > 0.99
-    assert c[100:104, 100:104].tolist() == [[truth[99, 99]] * 4] * 4
-    assert (c == truth)[:96].mean() > 0.999
-    assert seconds < 0.5, f"{seconds:.2f} s for one 256-px mask"
+    specks = truth.copy()
+    for y in range(6, 256, 16):
+        for x in range(6, 256, 16):
+            specks[y:y + 3, x:x + 3] = (truth[y, x] + 1) % 4  # 256 9-px objects, one inside each block
+    runs = {}
+    for name, mask in (("few", truth), ("many", specks)):
+        raw = np.clip(mask_levels(4)[mask] + rng.normal(0, 0.05, mask.shape), 0, 1).astype(np.float32)
+        (k, c), lines = _lines_run(lambda: postprocess.clean_mask(raw, LEVEL, 200, seed=0, **NO_SMOOTHING))
+        assert (k == mask).mean() > 0.99
+        assert c[100:104, 100:104].tolist() == [[truth[99, 99]] * 4] * 4
+        assert (c == truth)[:96].mean() > 0.999  # the specks are gone too
+        runs[name] = lines
+    assert runs["many"] - runs["few"] < 100, runs  # 256 more objects, far fewer than 256 more lines
 
 
 def _edge(width, left=0, right=2, rim=1, size=12):
     """matrix | `width` columns of class `rim` | class `right`, as class ids and as a blurred raw mask."""
-    levels = postprocess.mask_levels(4)
+    levels = mask_levels(4)
     mask = np.full((size, size), left, np.uint8)
     mask[:, 5:5 + width], mask[:, 5 + width:] = rim, right
     raw = levels[mask].astype(np.float64)
@@ -137,7 +166,7 @@ def test_rims_wider_than_rim_px_and_not_in_between_are_kept():
 
 def test_rims_at_the_border_are_kept_and_two_step_edges_collapse():
     mask = np.array([[1, 2, 2, 2, 2]], np.uint8)  # a run touching the patch border: its outer side is unknown
-    raw = postprocess.mask_levels(4)[mask]
+    raw = mask_levels(4)[mask]
     assert np.array_equal(postprocess.remove_rims(mask, raw, 4, rim_px=2), mask)
     # matrix (0) | oxide | nd_rich | eta (1): a blurred matrix / eta edge passes both in-between levels
     mask = np.array([[0, 0, 0, 1, 2, 3, 3, 3]], np.uint8)
@@ -151,9 +180,9 @@ def test_rims_at_the_border_are_kept_and_two_step_edges_collapse():
 def test_clean_mask_removes_the_rim_a_nearest_level_rule_makes():
     mask, raw = _edge(1)
     raw[:, 5] = 0.32
-    k, clean = postprocess.clean_mask(raw, 4, 0, seed=0)
+    k, clean = postprocess.clean_mask(raw, LEVEL, 0, seed=0, **NO_SMOOTHING)
     assert 1 in k[:, 5] and 1 not in clean
-    assert np.array_equal(postprocess.clean_mask(raw, 4, 0, seed=0, rim_px=0)[1], k)
+    assert np.array_equal(postprocess.clean_mask(raw, LEVEL, 0, seed=0, rim_px=0, **NO_SMOOTHING)[1], k)
 
 
 def test_min_object_px_per_class():
@@ -167,7 +196,7 @@ def test_min_object_px_per_class():
     assert postprocess.scaled_min_object_px([64, 200, 0], 64) == [4, 12, 0]
     with pytest.raises(DualgenError, match="one value per class"):
         postprocess.remove_small_objects(mask, [0, 10])
-    k, c = postprocess.clean_mask(postprocess.mask_levels(4)[mask], 4, [0, 10, 0, 0], seed=0)
+    k, c = postprocess.clean_mask(mask_levels(4)[mask], LEVEL, [0, 10, 0, 0], seed=0, **NO_SMOOTHING)
     assert np.array_equal(c, out)
 
 
@@ -223,21 +252,21 @@ def test_smoothing_leaves_kept_classes_alone_and_rejects_even_windows():
 def test_clean_mask_smooths_after_the_small_objects_and_config_options():
     """clean_mask with smooth_px: the same class areas as without (up to the small objects the vote leaves), fewer
     boundary edges; cleaning_options turns config's names into ids and scales min_object_px."""
-    levels = postprocess.mask_levels(4)
+    levels = mask_levels(4)
     rng = np.random.default_rng(3)
     blocks = np.kron(rng.integers(0, 4, (8, 8)), np.ones((8, 8), np.int64))
     for y, x in rng.integers(0, 63, (120, 2)):  # 1-px bumps: a pixel takes its right neighbour's class
         blocks[y, x] = blocks[y, x + 1]
     raw = levels[blocks] + rng.normal(0, 0.02, blocks.shape)
-    _, plain = postprocess.clean_mask(raw, 4, 4, seed=0)
-    _, smooth = postprocess.clean_mask(raw, 4, 4, seed=0, smooth_px=3, smooth_keep=[2])
+    _, plain = postprocess.clean_mask(raw, LEVEL, 4, seed=0, **NO_SMOOTHING)
+    _, smooth = postprocess.clean_mask(raw, LEVEL, 4, seed=0, smooth_px=3, smooth_keep=[2])
     assert np.array_equal(smooth == 2, plain == 2)
     assert all(abs(int((smooth == k).sum()) - int((plain == k).sum())) <= 16 for k in range(4))
     assert _edges(smooth) < _edges(plain)
     names = ["matrix", "oxide", "nd_rich", "eta"]
     assert postprocess.cleaning_options({"min_object_px": 64, "smooth_px": 3, "smooth_keep": ["nd_rich"]}, names,
                                         64) == {"min_object_px": 4, "smooth_px": 3, "smooth_keep": [2]}
-    assert postprocess.cleaning_options({"min_object_px": 200}, names, 256)["smooth_px"] == 1
+    assert postprocess.cleaning_options({"min_object_px": 200, "smooth_px": 1}, names, 256)["smooth_keep"] == []
 
 
 def test_a_onehot_raw_mask_is_classified_by_its_largest_score_without_in_between_classes():
@@ -248,30 +277,39 @@ def test_a_onehot_raw_mask_is_classified_by_its_largest_score_without_in_between
     onehot = np.zeros((16, 16, 4))
     onehot[..., 0], onehot[..., 3] = 1 - level, level
     onehot += np.random.default_rng(0).normal(0, 0.05, onehot.shape)
-    assert {1, 2} & set(np.unique(postprocess.kmeans_classes(level + 0.01 * np.arange(16) / 16, 4, 0)).tolist())
-    first, cleaned = postprocess.clean_mask(onehot, 4, 4, seed=0)
+    assert {1, 2} & set(np.unique(kmeans_classes(level + 0.01 * np.arange(16) / 16, 4, 0)).tolist())
+    first, cleaned = postprocess.clean_mask(onehot, ONEHOT, 4, seed=0, **NO_SMOOTHING)
     assert set(np.unique(first).tolist()) == {0, 3} and np.array_equal(first, onehot.argmax(-1))
     assert np.array_equal(cleaned[:, :6], np.zeros((16, 6))) and np.array_equal(cleaned[:, 10:], np.full((16, 6), 3))
-    _, smooth = postprocess.clean_mask(onehot, 4, 4, seed=0, smooth_px=3)
+    _, smooth = postprocess.clean_mask(onehot, ONEHOT, 4, seed=0, smooth_px=3, smooth_keep=())
     assert all(int((smooth == k).sum()) == int((cleaned == k).sum()) for k in range(4))
     with pytest.raises(DualgenError, match="3 class scores but the config has 4 classes"):
-        postprocess.clean_mask(onehot[..., :3], 4, 4, seed=0)
+        postprocess.clean_mask(onehot[..., :3], ONEHOT, 4, seed=0, **NO_SMOOTHING)
     bad = onehot.copy()
     bad[0, 0, 1] = np.nan
     with pytest.raises(DualgenError, match="NaN/Inf"):
-        postprocess.clean_mask(bad, 4, 4, seed=0)
+        postprocess.clean_mask(bad, ONEHOT, 4, seed=0, **NO_SMOOTHING)
 
 
-def test_quick_classes_and_display_levels_of_both_encodings():
+def test_the_codec_of_each_encoding_encodes_decodes_and_takes_a_quick_look():
     masks = np.random.default_rng(1).integers(0, 4, (2, 5, 6))
-    levels = postprocess.mask_levels(4)
+    levels = mask_levels(4)
     onehot = np.eye(4)[masks]
-    assert np.array_equal(postprocess.nearest_classes(levels[masks] + 0.1, 4), masks)
-    assert np.array_equal(postprocess.nearest_classes(onehot * 0.8 + 0.05, 4), masks)
-    assert np.allclose(postprocess.display_levels(onehot, 4), levels[masks])  # reads like a level mask
-    assert np.allclose(postprocess.display_levels(levels[masks], 4), levels[masks])
+    assert (LEVEL.channels, ONEHOT.channels) == (1, 4)
+    assert np.array_equal(LEVEL.decode(LEVEL.encode(masks)), levels[masks].astype(np.float32))
+    assert np.array_equal(ONEHOT.decode(ONEHOT.encode(masks)), onehot)
+    assert np.array_equal(LEVEL.nearest(levels[masks] + 0.1), masks)
+    assert np.array_equal(ONEHOT.nearest(onehot * 0.8 + 0.05), masks)
+    assert np.allclose(ONEHOT.display(onehot), levels[masks])  # reads like a level mask
+    assert np.allclose(LEVEL.display(levels[masks]), levels[masks])
     half = np.zeros((1, 1, 1, 4))
     half[..., 0] = half[..., 3] = 0.5
-    assert np.allclose(postprocess.display_levels(half, 4), 0.5)
-    assert np.allclose(postprocess.display_levels(-np.ones((1, 1, 1, 4)), 4), levels.mean())  # no score: the middle
-    assert postprocess.first_step(onehot) == "largest class score" and postprocess.first_step(levels[masks]) == "k-means"
+    assert np.allclose(ONEHOT.display(half), 0.5)
+    assert np.allclose(ONEHOT.display(-np.ones((1, 1, 1, 4))), levels.mean())  # no score: the middle
+    assert ONEHOT.first_step == "largest class score" and LEVEL.first_step == "k-means"
+    assert np.array_equal(ONEHOT.classify(onehot[0], seed=0), masks[0])
+    assert np.array_equal(LEVEL.classify(levels[masks[0]], seed=0), masks[0])
+    with pytest.raises(DualgenError, match="vqvae.mask_encoding is 'rgb': use one of level, onehot"):
+        MaskCodec("rgb", 4)
+    with pytest.raises(DualgenError, match=r"expected one \(H, W, 4\) one-hot mask"):
+        ONEHOT.classify(levels[masks[0]], seed=0)

@@ -16,9 +16,10 @@ from tests.conftest import env as proc_env
 
 tf = env.setup_tensorflow(1, 0)
 
-from dualgen.core import artifacts, determinism, precision
+from dualgen.core import artifacts, precision
 from dualgen.segment import unet, unet_train
-from dualgen.generate import vqvae  # noqa: E402
+from dualgen.generate.vqvae import model as vqvae, train as vqvae_train  # noqa: E402
+from tests import determinism_tools  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- determinism
 
@@ -26,12 +27,14 @@ PROBE = textwrap.dedent("""
     import json, os, sys
     from dualgen.core import artifacts, env
     tf = env.setup_tensorflow(1, 0, sys.argv[1])
+    from tensorflow.python.framework import config as tf_config
     try:
         tf.timestamp()  # raises on every device while op determinism is on
         timestamp = "ran"
     except Exception as err:
         timestamp = type(err).__name__
-    print("RESULT " + json.dumps({"enabled": env.op_determinism_enabled(), "mode": env.mode, "timestamp": timestamp,
+    print("RESULT " + json.dumps({"enabled": tf_config.is_op_determinism_enabled(), "mode": env.mode,
+                                  "timestamp": timestamp,
                                   "environ": {k: os.environ.get(k) for k in set().union(*env.DETERMINISM.values())},
                                   "meta": artifacts.meta("probe", {}, 0, [], 0.0)["determinism"]}))
 """)
@@ -57,7 +60,7 @@ def test_determinism_mode_turns_op_determinism_on_or_off_and_is_recorded(mode):
 
 
 def test_meta_says_na_in_a_step_without_tensorflow():
-    code = ("import sys; from dualgen import artifacts; m = artifacts.meta('x', {}, None, [], 0.0); "
+    code = ("import sys; from dualgen.core import artifacts; m = artifacts.meta('x', {}, None, [], 0.0); "
             "print(m['determinism'], 'tensorflow' in sys.modules)")
     proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=proc_env(), timeout=120)
     assert proc.stdout.split() == ["n/a", "False"], proc.stderr
@@ -67,7 +70,9 @@ def test_this_process_records_its_mode_and_unknown_modes_are_refused():
     assert artifacts.meta("x", {}, None, [], 0.0)["determinism"] == env.mode == "strict"
     with pytest.raises(DualgenError, match="determinism: 'exact' is not one of"):
         env.setup_tensorflow(1, 0, "exact")
-    assert env.mode == "strict" and env.op_determinism_enabled()
+    from tensorflow.python.framework import config as tf_config
+
+    assert env.mode == "strict" and tf_config.is_op_determinism_enabled()
 
 
 def test_every_model_step_passes_its_mode_from_settings():
@@ -98,9 +103,12 @@ def phantom(n, seed):
 
 
 SPEC = dict(backbone="resnet18", encoder_weights=None, num_classes=CLASSES, input_shape=[SIZE, SIZE, 3],
-            bn_momentum=0.9, mixed_precision=True)
+            bn_momentum=0.9, mixed_precision=True, decoder_filters=None, encoder_depth=5)
+UNET_SETTINGS = dict(backbone="resnet18", encoder_weights=None, bn_momentum=0.9, decoder_filters=None,
+                     encoder_depth=5)  # config's unet keys that make_spec reads, less mixed_precision
 UNET = dict(spec=SPEC, budget="updates", updates=4, validate_every=2, batch_size=4, val_batch_size=1,
-            learning_rate=1e-3, reduce_lr_patience=5, seed=3)
+            learning_rate=1e-3, reduce_lr_patience=5, seed=3, epochs=None, early_stopping_patience=None,
+            pretrain_share=None, checkpoint_every_s=60.0)
 
 
 def train_unet(out_dir, **over):
@@ -135,19 +143,14 @@ def test_mixed_precision_unet_trains_in_float16_with_float32_softmax_and_loss_sc
     assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1, atol=1e-5)
 
 
-def test_mixed_precision_unet_spec_round_trip_and_old_specs_are_float32(mixed_unet, tmp_path):
+def test_mixed_precision_unet_spec_round_trip(mixed_unet, tmp_path):
     _, model, _, _ = mixed_unet
     x = unet.preprocess(phantom(2, 5)[0])
     unet.save(model, tmp_path / "mixed", SPEC)
     again, spec = unet.load(tmp_path / "mixed")
     assert spec["mixed_precision"] is True and compute_dtypes(again) == {"float16"}
     assert np.array_equal(again(x, training=False).numpy(), model(x, training=False).numpy())
-    old = {k: v for k, v in SPEC.items() if k != "mixed_precision"}  # a spec.json from before the key
-    unet.save(model, tmp_path / "old", old)
-    plain, spec = unet.load(tmp_path / "old")
-    assert "mixed_precision" not in spec and compute_dtypes(plain) == {"float32"}
-    assert np.allclose(plain(x, training=False).numpy(), model(x, training=False).numpy(), atol=2e-2)
-    assert unet.make_spec({"backbone": "resnet18"}, 4, (32, 32, 3))["mixed_precision"] is False
+    assert unet.make_spec(dict(UNET_SETTINGS, mixed_precision=False), 4, (32, 32, 3))["mixed_precision"] is False
 
 
 def killed_then_resumed(out_dir, monkeypatch, **over):
@@ -162,7 +165,7 @@ def killed_then_resumed(out_dir, monkeypatch, **over):
         commit(self, epoch, logs)
         raise Killed()
 
-    monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)
+    over = dict(over, checkpoint_every_s=0.0)  # commit after every period
     monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_period)
     with pytest.raises(Killed):
         train_unet(out_dir, **over)
@@ -238,7 +241,7 @@ def test_a_bfloat16_unet_trains_deterministically_resumes_and_is_reused(tmp_path
     assert kept["mixed_precision"] == "bfloat16" and compute_dtypes(loaded) == {"bfloat16"}
     x = unet.preprocess(phantom(2, 5)[0])
     assert np.array_equal(loaded(x, training=False).numpy(), fresh(x, training=False).numpy())
-    assert unet.make_spec({"backbone": "resnet18", "mixed_precision": "bfloat16"}, 4, (32, 32, 3))[
+    assert unet.make_spec(dict(UNET_SETTINGS, mixed_precision="bfloat16"), 4, (32, 32, 3))[
         "mixed_precision"] == "bfloat16"
 
 
@@ -264,20 +267,22 @@ def test_float32_outputs_rebuilds_an_activation_or_adds_a_cast():
 def tiny_vqvae(quantizer="ema"):
     tf.keras.utils.set_random_seed(0)
     return vqvae.VQVAE(4, num_hiddens=8, num_residual_hiddens=4, num_residual_layers=1, embedding_dim=4,
-                       num_embeddings=5, quantizer=quantizer)
+                       num_embeddings=5, commitment_cost=0.25, decay=0.99, quantizer=quantizer, downsample=4,
+                       mask_encoding="level")
 
 
 def half_convolutions(graph):
-    return [n for n, _, _ in determinism._walk(graph) if n.op == "Conv2D" and n.attr["T"].type == tf.float16]
+    return [n for n, _, _ in determinism_tools.walk(graph) if n.op == "Conv2D" and n.attr["T"].type == tf.float16]
 
 
 @pytest.mark.parametrize("quantizer", ["ema", "vq"])
 def test_mixed_precision_vqvae_trains_in_float16_with_float32_codebook_outputs_and_loss_scale(quantizer, tmp_path):
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 16, 16, 4)).astype(np.float32)
     model, logs = tiny_vqvae(quantizer), []
-    with determinism.captured_functions(vqvae) as graphs:
-        result = vqvae.train_vqvae(model, x[:8], x[8:], steps=6, batch_size=4, learning_rate=1e-3, seed=0,
-                                   out_dir=tmp_path, eval_every=3, log=logs.append, mixed_precision=True)
+    with determinism_tools.captured_functions(vqvae_train) as graphs:
+        result = vqvae_train.train_vqvae(model, x[:8], x[8:], steps=6, batch_size=4, learning_rate=1e-3, seed=0,
+                                         out_dir=tmp_path, eval_every=3, log=logs.append, mask_weight=1.0, n_mask=1,
+                                         mixed_precision=True)
     step = next(g for g in graphs if "train_step" in g.name.decode())
     assert half_convolutions(step), "the training step computes no float16 convolution"
     assert not any(half_convolutions(g) for g in graphs if g is not step)  # validation: float32
@@ -287,16 +292,17 @@ def test_mixed_precision_vqvae_trains_in_float16_with_float32_codebook_outputs_a
     assert any("meant for GPUs" in line for line in logs)
     scale = tf.train.load_variable(str(tmp_path / "last" / "ckpt"), "opt/loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE")
     assert np.isfinite(scale) and scale >= 1
-    again = vqvae.train_vqvae(model, x[:8], x[8:], steps=9, batch_size=4, learning_rate=1e-3, seed=0,
-                              out_dir=tmp_path, eval_every=3, log=logs.append, mixed_precision=True)
+    again = vqvae_train.train_vqvae(model, x[:8], x[8:], steps=9, batch_size=4, learning_rate=1e-3, seed=0,
+                                    out_dir=tmp_path, eval_every=3, log=logs.append, mask_weight=1.0, n_mask=1,
+                                    mixed_precision=True)
     assert again["resumed_from_step"] == 6 and len(again["history"]) == 3
 
 
 def test_float32_vqvae_step_is_unchanged_by_the_casts():
     """In float32 the casts of VQVAE.__call__ are no-ops: no Cast op in the forward pass."""
     model = tiny_vqvae()
-    graph = determinism.trace(lambda x: model(x, is_training=True)["x_recon"], tf.zeros([2, 16, 16, 4]))
-    casts = [n for n, _, _ in determinism._walk(graph) if n.op == "Cast" and n.attr["DstT"].type == tf.float16]
+    graph = determinism_tools.trace(lambda x: model(x, is_training=True)["x_recon"], tf.zeros([2, 16, 16, 4]))
+    casts = [n for n, _, _ in determinism_tools.walk(graph) if n.op == "Cast" and n.attr["DstT"].type == tf.float16]
     assert casts == [] and not half_convolutions(graph)
 
 

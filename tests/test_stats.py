@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from dualgen.report import stats
+from dualgen.report import findings, stats
 
 N_IMAGES, N_SEEDS, N_STUDIES = 27, 3, 1000
 
@@ -269,3 +269,14 @@ def test_sentences_from_a_real_table():
     assert lines[0].startswith("B vs A: IoU of class 3 +0.100 [0.100, 0.100], Holm p = ")
     assert lines[1].startswith("C vs A: IoU of class 3 ") and len(lines) == 3
     assert lines[2] == "no mix differs from A in IoU of class 3 at the 10 % level (2 mixes compared, Holm-adjusted)"
+
+
+def test_findings_lines_open_with_the_sentences_and_name_the_method():
+    comparisons = stats.paired_comparisons(per_image_table(), [("B", "A")], ["missing_class_iou"], n_boot=200)
+    comparisons["resample"] = "source"
+    table = pd.DataFrame({"mix": ["A", "B"], "arm": ["real + synthetic"] * 2, "n_seeds": [3, 3]})
+    lines = findings.lines(table, comparisons, 0.95, [{"name": "matrix"}])
+    assert lines[:2] == stats.sentences(comparisons) and len(lines) == 3
+    assert lines[2].startswith("Intervals: 95% percentile bootstrap over test micrographs") and "3 seed(s)" in lines[2]
+    assert findings.lines(table, comparisons[:0], 0.95, []) == [
+        "No comparisons: the config trains no 0 % mix to compare with."]

@@ -30,9 +30,17 @@ def phantom(n, seed, channels=3, size=SIZE):
     return (np.repeat(images, 3, -1) if channels == 3 else images), masks
 
 
-SPEC = dict(backbone=BACKBONE, encoder_weights=None, num_classes=CLASSES, input_shape=(SIZE, SIZE, 3))
+ARCH = dict(bn_momentum=None, mixed_precision=False, decoder_filters=None, encoder_depth=5)  # sm.Unet's own
+SPEC = dict(backbone=BACKBONE, encoder_weights=None, num_classes=CLASSES, input_shape=(SIZE, SIZE, 3), **ARCH)
 SETTINGS = dict(spec=SPEC, budget="epochs", epochs=2, batch_size=4, val_batch_size=1, learning_rate=1e-3,
-                early_stopping_patience=5, reduce_lr_patience=5, seed=3)
+                early_stopping_patience=5, reduce_lr_patience=5, seed=3, updates=None, validate_every=None,
+                pretrain_share=None, checkpoint_every_s=60.0)
+UNET_SETTINGS = dict(backbone=BACKBONE, encoder_weights=None, **ARCH)  # config's unet keys that make_spec reads
+
+
+def build_unet(backbone, encoder_weights, input_shape, **arch):
+    """``unet.build_unet`` with ``CLASSES`` and ``ARCH`` (what ``arch`` does not override)."""
+    return unet.build_unet(backbone, encoder_weights, CLASSES, input_shape, **{**ARCH, **arch})
 
 
 def train(out_dir, **overrides):
@@ -69,21 +77,21 @@ def offline_home(tmp_path, monkeypatch):
 
 def test_build_shapes_for_1_and_3_channels():
     for channels in (1, 3):
-        model = unet.build_unet(BACKBONE, None, CLASSES, (SIZE, SIZE, channels))
+        model = build_unet(BACKBONE, None, (SIZE, SIZE, channels))
         assert model.input_shape == (None, SIZE, SIZE, channels)
         assert model.output_shape == (None, SIZE, SIZE, CLASSES)
     with pytest.raises(DualgenError, match="multiples of 32"):
-        unet.build_unet(BACKBONE, None, CLASSES, (48, 48, 3))
+        build_unet(BACKBONE, None, (48, 48, 3))
     with pytest.raises(DualgenError, match="unknown 'resnet19'"):
-        unet.build_unet("resnet19", None, CLASSES, (SIZE, SIZE, 3))
+        build_unet("resnet19", None, (SIZE, SIZE, 3))
 
 
 def test_a_shallower_unet_is_segmentation_models_unet_without_its_deepest_level(tmp_path):
     """encoder_depth 4: the same backbone layers up to the 1/16 feature layer (resnet18's stage 4, 8.4 M weights,
     gone), 4 decoder blocks on the same skips, a full-size softmax; sizes need only be multiples of 16; saved
     and loaded through spec.json like any U-Net."""
-    full = unet.build_unet(BACKBONE, None, CLASSES, (64, 64, 1), decoder_filters=(128, 64, 32, 16, 8))
-    shallow = unet.build_unet(BACKBONE, None, CLASSES, (64, 64, 1), decoder_filters=(64, 32, 16, 8), encoder_depth=4)
+    full = build_unet(BACKBONE, None, (64, 64, 1), decoder_filters=(128, 64, 32, 16, 8))
+    shallow = build_unet(BACKBONE, None, (64, 64, 1), decoder_filters=(64, 32, 16, 8), encoder_depth=4)
     assert shallow.output_shape == (None, 64, 64, CLASSES)
     full_layers = {layer.name: layer for layer in full.layers}
     encoder = [layer for layer in shallow.layers if layer.name in full_layers and not layer.name.startswith("decoder")]
@@ -96,13 +104,12 @@ def test_a_shallower_unet_is_segmentation_models_unet_without_its_deepest_level(
         assert [w.shape for w in layer.weights] == [w.shape for w in full_layers[layer.name].weights], layer.name
     stage4 = sum(int(np.prod(w.shape)) for layer in full.layers if layer.name.startswith("stage4") for w in layer.weights)
     assert stage4 > 8_000_000 and shallow.count_params() < full.count_params() - stage4
-    assert unet.build_unet(BACKBONE, None, CLASSES, (48, 48, 1), encoder_depth=4).output_shape == (None, 48, 48, 4)
+    assert build_unet(BACKBONE, None, (48, 48, 1), encoder_depth=4).output_shape == (None, 48, 48, 4)
     with pytest.raises(DualgenError, match="multiples of 16"):
-        unet.build_unet(BACKBONE, None, CLASSES, (40, 40, 1), encoder_depth=4)
+        build_unet(BACKBONE, None, (40, 40, 1), encoder_depth=4)
     with pytest.raises(DualgenError, match="5 widths for unet.encoder_depth 4"):
-        unet.build_unet(BACKBONE, None, CLASSES, (64, 64, 1), decoder_filters=(128, 64, 32, 16, 8), encoder_depth=4)
-    spec = unet.make_spec({"backbone": BACKBONE, "encoder_depth": 4, "decoder_filters": [64, 32, 16, 8]}, CLASSES,
-                          (64, 64, 1))
+        build_unet(BACKBONE, None, (64, 64, 1), decoder_filters=(128, 64, 32, 16, 8), encoder_depth=4)
+    spec = unet.make_spec(dict(UNET_SETTINGS, encoder_depth=4, decoder_filters=[64, 32, 16, 8]), CLASSES, (64, 64, 1))
     assert spec["encoder_depth"] == 4
     unet.save(shallow, tmp_path / "saved", spec)
     loaded, _ = unet.load(tmp_path / "saved")
@@ -113,13 +120,13 @@ def test_a_shallower_unet_is_segmentation_models_unet_without_its_deepest_level(
 def test_missing_imagenet_weights_name_the_file_and_where_it_goes(offline_home):
     expected = offline_home / ".keras" / "models" / "resnet18_imagenet_1000_no_top.h5"
     with pytest.raises(DualgenError) as err:
-        unet.build_unet("resnet18", "imagenet", CLASSES, (SIZE, SIZE, 3))
+        build_unet("resnet18", "imagenet", (SIZE, SIZE, 3))
     msg = str(err.value)
     assert str(expected) in msg and "unet.encoder_weights: null" in msg and "\n" not in msg
     expected.parent.mkdir(parents=True, exist_ok=True)
     expected.write_bytes(b"an interrupted download")
     with pytest.raises(DualgenError, match="corrupt or incomplete"):
-        unet.build_unet("resnet18", "imagenet", CLASSES, (SIZE, SIZE, 3))
+        build_unet("resnet18", "imagenet", (SIZE, SIZE, 3))
 
 
 def test_imagenet_weights_from_the_cache_and_gray_images(offline_home):
@@ -133,7 +140,7 @@ def test_imagenet_weights_from_the_cache_and_gray_images(offline_home):
     stand_in = sm.Backbones.get_backbone("mobilenetv2", input_shape=(SIZE, SIZE, 3), weights=None, include_top=False,
                                          **submodules)
     stand_in.save_weights(str(cache / fname))  # legacy h5, as keras_applications reads it
-    model = unet.build_unet("mobilenetv2", "imagenet", CLASSES, (SIZE, SIZE, 1))
+    model = build_unet("mobilenetv2", "imagenet", (SIZE, SIZE, 1))
     assert model.input_shape == (None, SIZE, SIZE, 3)
     assert np.array_equal(model.get_layer("Conv1").get_weights()[0], stand_in.get_layer("Conv1").get_weights()[0])
     x, _ = phantom(2, 5, channels=1)
@@ -141,7 +148,7 @@ def test_imagenet_weights_from_the_cache_and_gray_images(offline_home):
     assert scaled.shape == (2, SIZE, SIZE, 3) and scaled.min() >= -1 and scaled.max() <= 1  # mobilenet: [-1, 1]
     pred = unet.predict(model, x, encoder_weights="imagenet")
     assert pred.shape == (2, SIZE, SIZE)
-    spec = unet.make_spec({"backbone": "mobilenetv2", "encoder_weights": "imagenet"}, CLASSES, x.shape[1:])
+    spec = unet.make_spec(dict(UNET_SETTINGS, backbone="mobilenetv2", encoder_weights="imagenet"), CLASSES, x.shape[1:])
     unet.save(model, offline_home / "saved", spec)
     (cache / fname).unlink()  # loading a trained U-Net never needs the ImageNet file
     again, spec = unet.load(offline_home / "saved")
@@ -286,7 +293,7 @@ def test_training_writes_history_and_best_weights_and_predicts(trained):
     x, y = phantom(3, 7)
     pred = unet.predict(model, x)
     assert pred.shape == (3, SIZE, SIZE) and pred.dtype == np.uint8 and pred.max() < CLASSES
-    spec = unet.make_spec({**SPEC, "bn_momentum": 0.9}, CLASSES, model.input_shape[1:])
+    spec = unet.make_spec({**UNET_SETTINGS, "bn_momentum": 0.9}, CLASSES, model.input_shape[1:])
     unet.save(model, out / "saved", spec)
     fresh, loaded = unet.load(out / "saved")
     assert loaded == {"backbone": BACKBONE, "num_classes": CLASSES, "input_shape": [SIZE, SIZE, 3],
@@ -312,14 +319,13 @@ def test_a_killed_training_resumes_at_the_next_epoch_and_ends_the_same(trained, 
         commit(self, epoch, logs)
         raise Killed()
 
-    monkeypatch.setattr(unet_train, "CHECKPOINT_EVERY_S", 0.0)  # commit after every epoch
     monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", kill_after_first_epoch)
     with pytest.raises(Killed):
-        train(tmp_path)
+        train(tmp_path, checkpoint_every_s=0.0)  # commit after every epoch
     assert json.loads((tmp_path / "last_epoch.json").read_text())["epoch"] == 0
     assert (tmp_path / "last.weights.h5").exists()
     monkeypatch.setattr(unet_train._Keeper, "on_epoch_end", commit)
-    model, info, logs = train(tmp_path)
+    model, info, logs = train(tmp_path, checkpoint_every_s=0.0)
     assert any("resuming from period 1" in line for line in logs)
     assert info["resumed_from_period"] == 1 and info["updates"] == 4 and len(info["seconds_per_period"]) == 1
     for key in ("loss", "val_loss", "val_iou_score"):  # same data order, augmentation and Adam state as unbroken
@@ -329,14 +335,14 @@ def test_a_killed_training_resumes_at_the_next_epoch_and_ends_the_same(trained, 
 
 
 def test_checkpoints_between_commits_keep_the_best_weights(tmp_path):
-    """Commits happen at most every CHECKPOINT_EVERY_S: an improvement in between is kept in memory and
+    """Commits happen at most every ``every_s`` seconds: an improvement in between is kept in memory and
     written at the next commit, whatever the weights are by then."""
     import tensorflow as tf
 
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
     model.compile(tf.keras.optimizers.Adam(1e-3), loss="mse")
     model.optimizer.build(model.trainable_variables)
-    keeper = unet_train._Keeper(tmp_path, None, None, [])
+    keeper = unet_train._Keeper(tmp_path, None, None, [], 60.0)
     keeper.set_model(model)
     keeper.set_params({"epochs": 5})
     keeper.on_train_begin()

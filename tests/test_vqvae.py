@@ -11,17 +11,25 @@ from dualgen.core import env
 
 tf = env.setup_tensorflow(1, 0)
 from dualgen.core import artifacts  # noqa: E402
-from dualgen.generate import vqvae as V  # noqa: E402
 from dualgen.core.errors import DualgenError  # noqa: E402
+from dualgen.generate.mask_codec import MaskCodec, mask_levels  # noqa: E402
+from dualgen.generate.vqvae import data as D, model as M, persist as P, train as T  # noqa: E402
 
 K_CLASSES = 4
+LEVEL, ONEHOT = MaskCodec("level", K_CLASSES), MaskCodec("onehot", K_CLASSES)
 TINY = dict(num_hiddens=16, num_residual_hiddens=8, num_residual_layers=1, embedding_dim=8, num_embeddings=8)
-TRAIN = dict(batch_size=8, learning_rate=5e-3, seed=3, eval_every=10)
+REST = dict(commitment_cost=0.25, decay=0.99, quantizer="ema", downsample=4, mask_encoding="level")
+TRAIN = dict(batch_size=8, learning_rate=5e-3, seed=3, eval_every=10, n_mask=1, mixed_precision=False)
 
 
 def tiny(**over):
     tf.keras.utils.set_random_seed(0)
-    return V.VQVAE(4, **{**TINY, **over})
+    return M.VQVAE(4, **{**TINY, **REST, **over})
+
+
+def train(model, train_x, val_x, **kw):
+    """T.train_vqvae with TRAIN's settings and mask weight 1 unless given."""
+    return T.train_vqvae(model, train_x, val_x, **{**TRAIN, "mask_weight": 1.0, **kw})
 
 
 def pairs(n, size=32, seed=0):
@@ -37,7 +45,7 @@ def pairs(n, size=32, seed=0):
 @pytest.fixture(scope="module")
 def data():
     images, masks = pairs(24)
-    x = V.to_model_input(images, masks, K_CLASSES)
+    x = D.to_model_input(images, masks, LEVEL)
     return x[:18], x[18:]
 
 
@@ -52,22 +60,23 @@ def weights(model):
 @pytest.fixture(scope="module")
 def runs(data, tmp_path_factory):
     """One uninterrupted 60-step run and one stopped at 30 and resumed to 60."""
-    train, val = data
+    train_x, val = data
     root = tmp_path_factory.mktemp("vqvae")
     full = tiny()
     before = mse(full, val)
-    res_full = V.train_vqvae(full, train, val, steps=60, out_dir=root / "full", log=lambda m: None, **TRAIN)
+    res_full = train(full, train_x, val, steps=60, out_dir=root / "full", log=lambda m: None)
     part, logs = tiny(), []
-    V.train_vqvae(part, train, val, steps=30, out_dir=root / "part", log=logs.append, **TRAIN)
+    train(part, train_x, val, steps=30, out_dir=root / "part", log=logs.append)
     part = tiny()  # a fresh process would build a fresh model
-    res_part = V.train_vqvae(part, train, val, steps=60, out_dir=root / "part", log=logs.append, **TRAIN)
+    res_part = train(part, train_x, val, steps=60, out_dir=root / "part", log=logs.append)
     return dict(root=root, full=full, before=before, res_full=res_full, hist_full=res_full["history"], part=part,
                 res_part=res_part, hist_part=res_part["history"], logs=logs)
 
 
 @pytest.mark.parametrize("quantizer", ["ema", "vq"])
 def test_shapes_64px_rgb_mask_gives_16x16_codes(quantizer):
-    m = V.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, quantizer=quantizer)
+    m = M.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, num_residual_layers=2, embedding_dim=64,
+                num_embeddings=10, **{**REST, "quantizer": quantizer})
     x = tf.zeros([2, 64, 64, 4])
     out = m(x, is_training=True)
     assert out["x_recon"].shape == (2, 64, 64, 4) and out["encoding_indices"].shape == (2, 16, 16)
@@ -78,27 +87,27 @@ def test_shapes_64px_rgb_mask_gives_16x16_codes(quantizer):
 
 
 def test_check_patch_size():
-    V.check_patch_size(64)
+    M.check_patch_size(64, 4)
     with pytest.raises(DualgenError, match=r"patch size 66 is not divisible .* factor 4: use a multiple of 4 \(e\.g\. 64\)"):
-        V.check_patch_size(66)
+        M.check_patch_size(66, 4)
 
 
 def test_model_input_round_trip():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, 8, 12, 3)).astype(np.uint8)
     masks = rng.integers(0, K_CLASSES, (3, 8, 12)).astype(np.uint8)
-    x = V.to_model_input(images, masks, K_CLASSES)
+    x = D.to_model_input(images, masks, LEVEL)
     assert x.dtype == np.float32 and x.shape == (3, 8, 12, 4)
     assert x.min() >= -0.5 and x.max() <= 0.5
-    assert np.allclose(np.unique(x[..., 3]) + 0.5, V.mask_levels(K_CLASSES))
-    img, raw = V.from_model_output(x, K_CLASSES)
+    assert np.allclose(np.unique(x[..., 3]) + 0.5, mask_levels(K_CLASSES))
+    img, raw = D.from_model_output(x, LEVEL)
     assert img.dtype == np.uint8 and np.array_equal(img, images)
     assert raw.dtype == np.float32 and raw.shape == masks.shape
     assert np.array_equal(np.rint(raw * (K_CLASSES - 1)).astype(np.uint8), masks)
-    img, raw = V.from_model_output(x * 3, K_CLASSES)  # out-of-range outputs are clipped
+    img, raw = D.from_model_output(x * 3, LEVEL)  # out-of-range outputs are clipped
     assert raw.min() >= 0 and raw.max() <= 1
     with pytest.raises(DualgenError, match="not a class index"):
-        V.to_model_input(images, masks + 4, K_CLASSES)
+        D.to_model_input(images, masks + 4, LEVEL)
 
 
 def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
@@ -107,9 +116,8 @@ def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
     assert set(hist[0]) == {"step", "train_recon", "train_vq_loss", "perplexity", "val_recon"}
     assert min(h["val_recon"] for h in hist) < 0.6 * runs["before"]
     assert all(np.isfinite(list(h.values())).all() for h in hist)
-    best, spec = V.load(runs["root"] / "full" / "best")
-    assert spec == {"channels": 4, **TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema", "downsample": 4,
-                    "mask_encoding": "level"}
+    best, spec = P.load(runs["root"] / "full" / "best")
+    assert spec == {"channels": 4, **TINY, **REST}
     assert mse(best, data[1]) == pytest.approx(min(h["val_recon"] for h in hist), rel=1e-4)
     result = runs["res_full"]
     assert result["best_val_recon"] == min(h["val_recon"] for h in hist) and result["resumed_from_step"] is None
@@ -121,13 +129,12 @@ def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
 def test_best_checkpoint_is_the_lowest_validation_error_not_the_last(data, tmp_path):
     """Validation on blank patches: the untrained model (output ~0) fits them best, training makes it worse."""
     seen = []
-    result = V.train_vqvae(tiny(), data[0], np.zeros((4, 32, 32, 4), np.float32), steps=20, out_dir=tmp_path,
-                           log=lambda m: None, monitor=lambda step, model: seen.append(step),
-                           **{**TRAIN, "eval_every": 5})
+    result = train(tiny(), data[0], np.zeros((4, 32, 32, 4), np.float32), steps=20, out_dir=tmp_path,
+                   log=lambda m: None, monitor=lambda step, model: seen.append(step), eval_every=5)
     vals = [h["val_recon"] for h in result["history"]]
     assert seen == [5, 10, 15, 20] and np.argmin(vals) < len(vals) - 1
     assert result["best_step"] == 5 * (int(np.argmin(vals)) + 1)
-    best, _ = V.load(tmp_path / "best")
+    best, _ = P.load(tmp_path / "best")
     assert mse(best, np.zeros((4, 32, 32, 4), np.float32)) == pytest.approx(min(vals), rel=1e-4)
 
 
@@ -141,16 +148,16 @@ def test_resume_continues_from_the_last_step(runs):
     for a, b in zip(weights(runs["full"]), weights(runs["part"])):
         np.testing.assert_array_equal(a, b)  # same batches, restored Adam + EMA state: bit-identical
     logs = []
-    again = V.train_vqvae(tiny(), *[np.zeros((2, 32, 32, 4), np.float32)] * 2, steps=60,
-                          out_dir=runs["root"] / "part", log=logs.append, **TRAIN)
+    again = train(tiny(), *[np.zeros((2, 32, 32, 4), np.float32)] * 2, steps=60, out_dir=runs["root"] / "part",
+                  log=logs.append)
     assert len(again["history"]) == 6 and "nothing to do" in logs[-1]
 
 
 def test_save_and_load_round_trip(runs, data, tmp_path):
     model = runs["full"]
-    V.save(model, tmp_path / "saved", model.spec)
+    P.save(model, tmp_path / "saved", model.spec)
     assert {p.name for p in (tmp_path / "saved").iterdir()} == {"ckpt.index", "ckpt.data-00000-of-00001", "spec.json"}
-    again, spec = V.load(tmp_path / "saved")
+    again, spec = P.load(tmp_path / "saved")
     assert spec == dict(model.spec) and again.spec == spec
     np.testing.assert_array_equal(again(tf.constant(data[1]), is_training=False)["x_recon"].numpy(),
                                   model(tf.constant(data[1]), is_training=False)["x_recon"].numpy())
@@ -163,24 +170,28 @@ def test_checkpoint_errors_name_the_folder(runs, tmp_path):
     spec = json.loads((mismatch / "spec.json").read_text())
     (mismatch / "spec.json").write_text(json.dumps({**spec, "num_embeddings": 5}))
     with pytest.raises(DualgenError, match=f"{mismatch}.*does not match.*num_embeddings=5"):
-        V.load(mismatch)
+        P.load(mismatch)
     (mismatch / "spec.json").write_text(json.dumps({**spec, "num_residual_layers": 2}))
     with pytest.raises(DualgenError, match="does not match"):
-        V.load(mismatch)
+        P.load(mismatch)
     with pytest.raises(DualgenError, match=f"{tmp_path / 'nowhere'}: no VQ-VAE checkpoint"):
-        V.load(tmp_path / "nowhere")
+        P.load(tmp_path / "nowhere")
     (mismatch / "spec.json").write_text("{not json")
     with pytest.raises(DualgenError, match=f"{mismatch / 'spec.json'}: unreadable or damaged"):
-        V.load(mismatch)
+        P.load(mismatch)
     (mismatch / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k != "channels"}))
     with pytest.raises(DualgenError, match="lacks channels"):
-        V.load(mismatch)
+        P.load(mismatch)
+    (mismatch / "spec.json").write_text(json.dumps({k: v for k, v in spec.items()
+                                                    if k not in ("downsample", "mask_encoding")}))
+    with pytest.raises(DualgenError, match="lacks downsample, mask_encoding"):
+        P.load(mismatch)
     broken = tmp_path / "broken"
     shutil.copytree(best, broken)
     for f in broken.glob("ckpt.data-*"):
         f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(DualgenError, match=str(broken)):
-        V.load(broken)
+        P.load(broken)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_best(runs, data, tmp_path):
@@ -188,13 +199,12 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_best(runs, data, tmp_path):
     shutil.copytree(runs["root"] / "full", work)
     digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (work / "best").iterdir()}
     with pytest.raises(DualgenError, match=r"NaN/Inf at step 6\d .*lower vqvae.learning_rate"):
-        V.train_vqvae(tiny(), *data, steps=80, out_dir=work, log=lambda m: None,
-                      **{**TRAIN, "learning_rate": 1e10})
+        train(tiny(), *data, steps=80, out_dir=work, log=lambda m: None, learning_rate=1e10)
     assert digest == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (work / "best").iterdir()}
     with pytest.raises(DualgenError, match="NaN/Inf values"):
         bad = data[0].copy()
         bad[0, 0, 0, 0] = np.nan
-        V.train_vqvae(tiny(), bad, data[1], steps=5, out_dir=tmp_path / "bad", **TRAIN)
+        train(tiny(), bad, data[1], steps=5, out_dir=tmp_path / "bad")
 
 
 def test_decode_of_encode_equals_the_reconstruction(runs, data):
@@ -219,78 +229,81 @@ def test_onehot_mask_encoding_one_channel_per_class():
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (3, 8, 12, 3)).astype(np.uint8)
     masks = rng.integers(0, K_CLASSES, (3, 8, 12)).astype(np.uint8)
-    x = V.to_model_input(images, masks, K_CLASSES, "onehot")
-    assert x.shape == (3, 8, 12, 3 + K_CLASSES) and V.mask_channels(K_CLASSES, "onehot") == K_CLASSES
+    x = D.to_model_input(images, masks, ONEHOT)
+    assert x.shape == (3, 8, 12, 3 + K_CLASSES) and ONEHOT.channels == K_CLASSES
     assert np.array_equal(x[..., 3:].argmax(-1), masks) and np.array_equal(np.sort(np.unique(x[..., 3:])), [-0.5, 0.5])
     assert np.array_equal((x[..., 3:] > 0).sum(-1), np.ones(masks.shape))  # exactly one class per pixel
-    img, raw = V.from_model_output(x, K_CLASSES, "onehot")
+    img, raw = D.from_model_output(x, ONEHOT)
     assert np.array_equal(img, images) and raw.shape == masks.shape + (K_CLASSES,)
     assert np.array_equal(raw.argmax(-1), masks) and set(np.unique(raw)) == {0.0, 1.0}
-    assert np.array_equal(V.to_model_input(images, masks, K_CLASSES)[..., :3], x[..., :3])  # the image is the same
-    with pytest.raises(DualgenError, match="vqvae.mask_encoding is 'rgb': use one of level, onehot"):
-        V.to_model_input(images, masks, K_CLASSES, "rgb")
+    assert np.array_equal(D.to_model_input(images, masks, LEVEL)[..., :3], x[..., :3])  # the image is the same
     with pytest.raises(DualgenError, match="expected the micrograph's and 4 for the mask"):
-        V.from_model_output(x[..., :4], K_CLASSES, "onehot")
+        D.from_model_output(x[..., :4], ONEHOT)
     # the mask weighs mask_weight in either encoding, shared by its channels
-    assert V.channel_weights(7, 4.0, 4).tolist() == [1] * 7 and V.channel_weights(5, 2.0, 2).tolist() == [1, 1, 1, 1, 1]
-    spec = V.make_spec({**TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema", "downsample": 2,
-                        "mask_encoding": "onehot"}, 3, K_CLASSES)
+    assert T.channel_weights(7, 4.0, 4).tolist() == [1] * 7 and T.channel_weights(5, 2.0, 2).tolist() == [1] * 5
+    spec = P.make_spec({**TINY, **REST, "downsample": 2, "mask_encoding": "onehot"}, 3, K_CLASSES)
     assert spec["channels"] == 7 and spec["mask_encoding"] == "onehot"
-    model = V.build(spec)
+    model = P.build(spec)
     codes = model.encode(tf.constant(x[:, :8, :8]))
     assert codes.shape == (3, 4, 4) and model.decode(codes).shape == (3, 8, 8, 7)
     with pytest.raises(DualgenError, match="vqvae.mask_encoding is 'x'"):
-        V.VQVAE(7, mask_encoding="x")
+        M.VQVAE(7, **TINY, **{**REST, "mask_encoding": "x"})
 
 
 def test_onehot_training_weights_the_mask_as_a_level_mask_is(tmp_path):
     images, masks = pairs(12)
-    x = V.to_model_input(images, masks, K_CLASSES, "onehot")
+    x = D.to_model_input(images, masks, ONEHOT)
     tf.keras.utils.set_random_seed(0)
-    model = V.VQVAE(3 + K_CLASSES, mask_encoding="onehot", **TINY)
-    result = V.train_vqvae(model, x[:9], x[9:], steps=20, out_dir=tmp_path / "oh", log=lambda m: None, mask_weight=4.0,
-                           n_mask=K_CLASSES, **{**TRAIN, "eval_every": 10})
-    best, spec = V.load(tmp_path / "oh" / "best")
+    model = M.VQVAE(3 + K_CLASSES, **TINY, **{**REST, "mask_encoding": "onehot"})
+    result = train(model, x[:9], x[9:], steps=20, out_dir=tmp_path / "oh", log=lambda m: None, mask_weight=4.0,
+                   n_mask=K_CLASSES, eval_every=10)
+    best, spec = P.load(tmp_path / "oh" / "best")
     assert spec["mask_encoding"] == "onehot" and best.channels == 7
     error = np.square(best(tf.constant(x[9:]), is_training=False)["x_recon"].numpy() - x[9:])
-    weighted = float(np.mean(error * V.channel_weights(7, 4.0, K_CLASSES)))
+    weighted = float(np.mean(error * T.channel_weights(7, 4.0, K_CLASSES)))
     assert result["best_val_recon"] == pytest.approx(weighted, rel=1e-4)
     assert result["history"][-1]["val_recon"] < result["history"][0]["val_recon"]
 
 
 def test_downsample_2_gives_grids_twice_as_fine_and_is_checked():
-    m = V.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, downsample=2)
+    m = M.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, num_residual_layers=2, embedding_dim=64,
+                num_embeddings=10, **{**REST, "downsample": 2})
     x = tf.zeros([2, 64, 64, 4])
     codes = m.encode(x)
     assert codes.shape == (2, 32, 32) and m.decode(codes).shape == (2, 64, 64, 4)
     assert m(x, is_training=False)["x_recon"].shape == (2, 64, 64, 4) and m.spec["downsample"] == 2
-    V.check_patch_size(66, 2)
+    M.check_patch_size(66, 2)
     with pytest.raises(DualgenError, match="factor 2: use a multiple of 2"):
-        V.check_patch_size(65, 2)
+        M.check_patch_size(65, 2)
     with pytest.raises(DualgenError, match="vqvae.downsample is 3: use one of 2, 4"):
-        V.VQVAE(4, downsample=3)
-    assert V.make_spec({**TINY, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}, 3, 4)["downsample"] == 4
+        M.VQVAE(4, **TINY, **{**REST, "downsample": 3})
 
 
-def test_a_spec_from_before_downsample_loads_as_downsample_4(runs, tmp_path):
-    old = tmp_path / "old"
-    shutil.copytree(runs["root"] / "full" / "best", old)
-    spec = json.loads((old / "spec.json").read_text())
-    (old / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k not in ("downsample", "mask_encoding")}))
-    model, loaded = V.load(old)
-    assert loaded["downsample"] == 4 and model.downsample == 4
-    assert loaded["mask_encoding"] == "level" and model.mask_encoding == "level"  # the encoding before the option
+def test_the_batch_helpers_encode_reconstruct_and_decode_in_order(runs, data):
+    """Encoding, reconstructing and decoding in batches of data.BATCH give what one call on all patches gives."""
+    model = runs["full"]
+    x = np.concatenate([data[0], data[1]])  # 24 patches: two batches, the second part full
+    assert len(x) > D.BATCH
+    codes = D.encode(model, x)
+    assert codes.dtype == np.int32 and np.array_equal(codes, model.encode(tf.constant(x)).numpy())
+    np.testing.assert_allclose(D.reconstruct(model, x), model(tf.constant(x), is_training=False)["x_recon"].numpy(),
+                               atol=1e-5)
+    parts = list(D.decode(model, codes, LEVEL))
+    assert [done for done, _, _ in parts] == [D.BATCH, len(x)]
+    images, raws = D.from_model_output(model.decode(tf.constant(codes)).numpy(), LEVEL)
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), images)
+    np.testing.assert_allclose(np.concatenate([p[2] for p in parts]), raws, atol=1e-6)
 
 
 def test_mask_weight_weights_the_mask_channel_in_loss_and_validation(data, tmp_path):
-    assert V.channel_weights(4, 5.0).tolist() == [1, 1, 1, 5] and V.channel_weights(2).tolist() == [1, 1]
-    train, val = data
-    result = V.train_vqvae(tiny(), train, val, steps=4, out_dir=tmp_path / "w", log=lambda m: None, mask_weight=5.0,
-                           **{**TRAIN, "eval_every": 4})
-    best, _ = V.load(tmp_path / "w" / "best")
+    assert T.channel_weights(4, 5.0, 1).tolist() == [1, 1, 1, 5] and T.channel_weights(2, 1.0, 1).tolist() == [1, 1]
+    train_x, val = data
+    result = train(tiny(), train_x, val, steps=4, out_dir=tmp_path / "w", log=lambda m: None, mask_weight=5.0,
+                   eval_every=4)
+    best, _ = P.load(tmp_path / "w" / "best")
     error = np.square(best(tf.constant(val), is_training=False)["x_recon"].numpy() - val)
-    weighted = float(np.mean(error * V.channel_weights(4, 5.0)))
+    weighted = float(np.mean(error * T.channel_weights(4, 5.0, 1)))
     assert result["history"][-1]["val_recon"] == pytest.approx(weighted, rel=1e-4)
     assert weighted > float(np.mean(error)) * 1.05  # the mask channel counts more than the plain MSE
     with pytest.raises(DualgenError, match="vqvae.mask_weight is 0.0: it must be a positive number"):
-        V.train_vqvae(tiny(), train, val, steps=2, out_dir=tmp_path / "z", log=lambda m: None, mask_weight=0.0, **TRAIN)
+        train(tiny(), train_x, val, steps=2, out_dir=tmp_path / "z", log=lambda m: None, mask_weight=0.0)

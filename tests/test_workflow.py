@@ -23,7 +23,7 @@ def ci_config():
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("ci_run")
-    proc = snakemake("--cores", "2", "--configfile", CI, workdir=work, timeout=1500)
+    proc = snakemake("--cores", "2", "--configfile", CI, workdir=work)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return work
 
@@ -330,7 +330,7 @@ def test_switching_conditioning_off_retrains_nothing_else(ci_run):
 
 
 def test_report_is_self_contained_html(ci_run):
-    proc = snakemake("--report", "report.html", "--configfile", CI, workdir=ci_run, timeout=600)
+    proc = snakemake("--report", "report.html", "--configfile", CI, workdir=ci_run)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (ci_run / "report.html").read_text(errors="replace")
     assert len(html) > 100_000 and "missing_class_iou" in html
@@ -351,7 +351,7 @@ def test_two_runs_give_identical_metrics(ci_run, tmp_path_factory):
     targets = [f"results/ci/{t}" for t in DETERMINISM_TARGETS]
     single = other / "one_seed_per_job.yaml"
     single.write_text("unet: {seeds_per_job: 1}\n")
-    proc = snakemake(*targets, "--cores", "2", "--configfile", CI, single, workdir=other, timeout=1500)
+    proc = snakemake(*targets, "--cores", "2", "--configfile", CI, single, workdir=other)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in [f"{t}/metrics.json" for t in DETERMINISM_TARGETS] + [
             "codes/grids.npy", "synthetic/codes/grids.npy", "synthetic/conditioned/balanced/codes/grids.npy"]:

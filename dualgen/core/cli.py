@@ -24,17 +24,17 @@ def parser(doc):
 
 
 def settings(args):
-    """The step's settings (--settings, one JSON object); keys the schema gives a default are filled in the
-    sections present, so a step run by hand with part of a section behaves as in the workflow."""
+    """The step's settings (--settings, one JSON object), with config.yaml's defaults filled in the sections present
+    (``config.fill_step_settings``), so a step run by hand with part of a section behaves as in the workflow."""
     try:
         value = json.loads(args.settings)
     except json.JSONDecodeError as err:
         raise DualgenError(f"--settings: not valid JSON ({err.msg} at character {err.pos})")
     if not isinstance(value, dict):
         raise DualgenError("--settings: expected a JSON object")
-    from dualgen.core.config import fill_defaults
+    from dualgen.core.config import fill_step_settings
 
-    return fill_defaults(value, new_sections=False)  # a section given in part gets the schema's defaults
+    return fill_step_settings(value)
 
 
 def _redirect(log_path):

@@ -1,14 +1,25 @@
-"""Config checks: the JSON schema (schemas/config.schema.yaml) plus the cross-key rules a schema cannot say.
+"""Config checks: the JSON schema (schemas/config.schema.yaml) plus the cross-key rules a schema cannot say, and
+the defaults.
 
-Every problem becomes one DualgenError line that names the key, what is wrong and what is allowed.
+Every problem becomes one DualgenError line that names the key, what is wrong and what is allowed. The schema
+states types, ranges and meanings; config.yaml, the default study, is the one source of defaults: every key the
+schema does not mark ``required`` takes config.yaml's value when a config (or a step's --settings) leaves it out.
 """
+import copy
 from pathlib import Path
 
 import yaml
 
 from dualgen.core.errors import DualgenError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "schemas" / "config.schema.yaml"
+DEFAULTS_PATH = REPO_ROOT / "config.yaml"
+
+# Keys a rule leaves out of a step's settings on purpose, and what the step takes for them instead of config.yaml's
+# value: the rule train_pixelcnn passes the pixelcnn section without ``condition`` (it trains the unconditioned
+# prior; train_pixelcnn_conditioned passes the mode). Not defaults: a config that leaves the key out gets config.yaml's.
+LEFT_OUT = {"pixelcnn": {"condition": "none"}}
 
 # Names checked when the workflow loads, without importing TensorFlow or albumentations (seconds per snakemake
 # call). Tests keep them equal to the libraries' lists: dualgen.segment.augment.AUGMENTATIONS and
@@ -99,7 +110,7 @@ def check_rules(config):
                     f"config: classes[{i}].value is {cls['value']} but data.mask_format is 'index': "
                     f"set it to {i} (index masks store class ids 0..{len(classes) - 1})"
                 )
-    smooth = config["postprocess"].get("smooth_px", 1)
+    smooth = config["postprocess"]["smooth_px"]
     if smooth % 2 == 0:
         raise DualgenError(f"config: postprocess.smooth_px {smooth} is even: use an odd window (1 = off, 3, 5)")
     min_px = config["postprocess"]["min_object_px"]
@@ -133,19 +144,18 @@ def _check_conditioning(config):
     from dualgen.generate.conditioning import check_targets
 
     names = [c["name"] for c in config["classes"]]
-    sample, mixes = config.get("sample") or {}, config.get("mixes") or {}
-    if "targets" in sample:
-        check_targets(sample["targets"], names, "config: sample.targets")
-    condition = (config.get("pixelcnn") or {}).get("condition", "none")
-    bases = set(mixes.get("balanced_bases") or []) & set(mixes.get("bases") or [])
-    if mixes.get("balanced") and bases and condition == "none":
+    mixes = config["mixes"]
+    check_targets(config["sample"]["targets"], names, "config: sample.targets")
+    condition = config["pixelcnn"]["condition"]
+    bases = set(mixes["balanced_bases"]) & set(mixes["bases"])
+    if mixes["balanced"] and bases and condition == "none":
         raise DualgenError(f"config: mixes.balanced {mixes['balanced']} needs a conditioned prior, but "
                            "pixelcnn.condition is none: set it to phase_fractions, or mixes.balanced: []")
 
 
 def _check_data(config):
     data, names = config["data"], [c["name"] for c in config["classes"]]
-    for name in config["patches"].get("keep_rare") or []:
+    for name in config["patches"]["keep_rare"]:
         if name not in names:
             raise DualgenError(f"config: patches.keep_rare: '{name}' is not a class (classes: {', '.join(names)})")
     splits = {k: v for k, v in (data.get("splits") or {}).items() if v}
@@ -159,11 +169,10 @@ def _check_data(config):
 
 
 def _check_names(config):
-    aug = (config.get("mixes") or {}).get("augmentation") or []
-    for name in aug:
+    for name in config["mixes"]["augmentation"]:
         if name not in AUGMENTATIONS:
             raise DualgenError(f"config: mixes.augmentation: unknown '{name}' (allowed: {', '.join(AUGMENTATIONS)})")
-    backbone = (config.get("unet") or {}).get("backbone")
+    backbone = config["unet"]["backbone"]
     if backbone is not None and backbone not in BACKBONES:
         close = [b for b in BACKBONES if b.startswith(backbone.rstrip("0123456789")[:6].lower())][:6]
         raise DualgenError(f"config: unet.backbone: unknown '{backbone}' (segmentation_models has "
@@ -173,8 +182,8 @@ def _check_names(config):
 
 def _check_unet(config):
     """unet.decoder_filters: one width per decoder block, as many blocks as unet.encoder_depth."""
-    u = config.get("unet") or {}
-    depth, filters = u.get("encoder_depth", 5), u.get("decoder_filters")
+    u = config["unet"]
+    depth, filters = u["encoder_depth"], u["decoder_filters"]
     if filters and len(filters) != depth:
         raise DualgenError(f"config: unet.decoder_filters has {len(filters)} widths but unet.encoder_depth is "
                            f"{depth}: give {depth} (one per decoder block, deepest first), or null")
@@ -185,8 +194,6 @@ def _check_mixes(config):
     that leaves nothing to train on."""
     from dualgen.segment.mixes import enumerate_mixes
 
-    if "mixes" not in config:
-        return
     ds = config["datasets"]
     for mix in enumerate_mixes(config["mixes"], ds):
         if mix.percent > 0 and mix.n_synth == 0 and not mix.augment:
@@ -198,9 +205,9 @@ def _check_mixes(config):
                 f"config: mixes.{key}: {mix.percent} % of {n} training patches is no synthetic image (mix {mix.name}): "
                 f"use at least {-(-50 // n)} % or raise datasets.{size}"
             )
-    vq = config.get("vqvae") or {}
+    vq = config["vqvae"]
     n_gen = ds["big_train"] + ds["big_val"]
-    if vq.get("val_images") is not None and vq["val_images"] >= n_gen:
+    if vq["val_images"] is not None and vq["val_images"] >= n_gen:
         raise DualgenError(
             f"config: vqvae.val_images {vq['val_images']} leaves no BMQ patch to train the VQ-VAE on (BMQ has "
             f"{n_gen} = datasets.big_train + big_val): lower it"
@@ -222,32 +229,46 @@ def split_list_files(data):
     return [p for p in (data.get("splits") or {}).values() if p]
 
 
-def fill_defaults(config, schema=None, new_sections=True):
-    """Add every key the schema gives a ``default`` and the config lacks, in place: in the sections the config
-    has and, with ``new_sections``, also whole sections whose keys all have defaults. The schema is the one source
-    of defaults: rules and scripts index settings directly, with no fallbacks of their own."""
-    schema = load_yaml(SCHEMA_PATH) if schema is None else schema
+def fill_defaults(config, new_sections=True):
+    """Add every key config.yaml states and the config lacks, in place, except the keys the schema marks
+    ``required`` (those have no default): in the sections the config has and, with ``new_sections``, also whole
+    sections it lacks. The schema says which keys are sections (an object with properties, filled key by key);
+    any other value (a list, ``sample.targets``) is taken whole. Rules and scripts index settings directly, with no
+    fallbacks of their own."""
+    schema, defaults = load_yaml(SCHEMA_PATH), load_yaml(DEFAULTS_PATH)
 
-    def fill(node, sub):
-        for key, prop in sub.get("properties", {}).items():
-            if key not in node and "default" in prop:
-                node[key] = prop["default"]
-            if prop.get("type") == "object" and "properties" in prop:
-                if new_sections and key not in node and all("default" in p for p in prop["properties"].values()):
-                    node[key] = {}
-                if isinstance(node.get(key), dict):
-                    fill(node[key], prop)
+    def fill(node, sub, default):
+        required = set(sub.get("required", ()))
+        for key, prop in sub["properties"].items():
+            if key not in default:
+                continue
+            section = prop.get("type") == "object" and "properties" in prop
+            if key not in node:
+                if key not in required and (new_sections or not section):
+                    node[key] = copy.deepcopy(default[key])
+            elif section and isinstance(node[key], dict):
+                fill(node[key], prop, default[key])
 
-    fill(config, schema)
+    fill(config, schema, defaults)
     return config
 
 
+def fill_step_settings(settings):
+    """A step's --settings as the step uses them, in place: the keys the rule leaves out on purpose (LEFT_OUT),
+    then config.yaml's value for every other key missing from the sections given (no section is added). A step run
+    by hand with part of a section therefore gets the values the workflow passes."""
+    for section, keys in LEFT_OUT.items():
+        if isinstance(settings.get(section), dict):
+            for key, value in keys.items():
+                settings[section].setdefault(key, value)
+    return fill_defaults(settings, new_sections=False)
+
+
 def check_config(config):
-    """Validate a merged config dict (the schema, then the rules across keys) and fill in the schema's defaults;
+    """Validate a merged config dict (the schema, then the rules across keys) and fill in config.yaml's defaults;
     raises DualgenError with one line. The workflow calls it once, when it loads."""
-    schema = load_yaml(SCHEMA_PATH)
     check_schema(config)
-    fill_defaults(config, schema)
+    fill_defaults(config)
     check_rules(config)
     return config
 

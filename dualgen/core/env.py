@@ -84,16 +84,10 @@ def setup_tensorflow(threads=1, seed=None, determinism="strict"):
 def without_autotune(dataset):
     """``dataset`` with tf.data autotuning off: for pipelines sized by hand (no parallel map, a fixed prefetch).
     With it on, deleting an iterator (at the end of every Keras ``fit``) waits for the autotuner's thread to wake
-    from its sleep: up to ~20 s per training job, seen in about half the U-Net jobs of a study on 2 cores."""
+    from its sleep (up to ~20 s)."""
     import tensorflow as tf
 
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
 
-
-def op_determinism_enabled():
-    """Whether TensorFlow's op determinism is on in this process (TensorFlow must be imported)."""
-    from tensorflow.python.framework import config as tf_config
-
-    return bool(tf_config.is_op_determinism_enabled())

@@ -3,7 +3,7 @@ the U-Net's to ``auto``): float16 compute with float32 variables and float32 out
 that small float16 gradients do not underflow to zero. Meant for GPUs with tensor cores (compute capability 7.0 or
 higher); on a CPU float16 runs, but slower than float32 (``check`` says so in the log). The U-Net also takes
 ``bfloat16``: float32's range with 8 bits of mantissa, no loss scaling; faster than float32 on CPUs with AVX512_BF16
-or AMX (bench/unet_step.py) and on Ampere or newer GPUs, emulated (slower) on other AVX512 CPUs, impossible without
+or AMX and on Ampere or newer GPUs, emulated (slower) on other AVX512 CPUs, impossible without
 AVX512; and ``auto`` (the default config's): bfloat16 where the CPU computes it natively, float32 elsewhere
 (``resolve``; the model's spec.json and the training's meta.json say which ran).
 

@@ -1,1 +1,2 @@
-"""Stage generate (rules/generate.smk): VQ-VAE, PixelCNN prior, mask cleaning, conditioning, fidelity."""
+"""Stage generate (rules/generate.smk): the mask codec, VQ-VAE and PixelCNN prior (subpackages ``vqvae``,
+``pixelcnn``), the sampler's calibration, mask cleaning, conditioning, fidelity; ``common``: glue of its scripts."""

@@ -1,5 +1,6 @@
 """Glue of the generation stage shared by its scripts: the VQ-VAE's data, the artifacts' meta.json, loading the
-trained models of artifacts (the models themselves save and load through their modules)."""
+trained models of artifacts (the models themselves save and load through their ``persist`` modules) and the mask
+codec of an artifact's raw masks."""
 import json
 import shutil
 from pathlib import Path
@@ -7,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualgen.data import datasets
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets
+from dualgen.generate.mask_codec import MaskCodec
 
 
 def generator_patches(patches_dir, datasets_dir, base="BMQ"):
@@ -83,18 +85,24 @@ def holdout(n, n_val, seed):
 
 def load_vqvae(vqvae_dir):
     """(model, spec) of a train_vqvae artifact: its meta.json checked, its checkpoint folder loaded."""
-    from dualgen.generate import vqvae
+    from dualgen.generate.vqvae import persist
 
     read_meta(vqvae_dir, "train_vqvae")
-    return vqvae.load(Path(vqvae_dir) / "checkpoint")
+    return persist.load(Path(vqvae_dir) / "checkpoint")
 
 
 def load_pixelcnn(pixelcnn_dir):
     """(model, spec) of a train_pixelcnn artifact: its meta.json checked, its checkpoint folder loaded."""
-    from dualgen.generate import pixelcnn
+    from dualgen.generate.pixelcnn import persist
 
     read_meta(pixelcnn_dir, "train_pixelcnn")
-    return pixelcnn.load(Path(pixelcnn_dir) / "checkpoint")
+    return persist.load(Path(pixelcnn_dir) / "checkpoint")
+
+
+def mask_codec(folder, step, num_classes):
+    """The ``MaskCodec`` of the raw masks in an artifact of ``step`` (encode, decode): its meta.json's mask_encoding
+    (the VQ-VAE's), checked like ``read_meta``."""
+    return MaskCodec(read_meta(folder, step)["mask_encoding"], num_classes)
 
 
 def read_meta(folder, step=None):

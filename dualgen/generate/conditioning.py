@@ -3,13 +3,13 @@
 the fractions a study needs, for example more of the rare classes.
 
 This module holds what is numpy: the conditioning vector of real patches (``vectors``), the targets a sampler is
-asked for (``draw_targets``: ``data`` = fractions of real training patches drawn at random, the unconditioned
-behaviour; ``{"boost": {class: factor}}`` = such fractions with the named classes multiplied by their factor and
-renormalised; ``{"boost_rarest": {"classes": n, "factor": f}}`` = the same for the n classes with the smallest mean
-share in the real patches, whatever their names; ``{"fractions": {class: value}}`` = one fixed composition), and
-whether the generator obeyed
-(``obedience``: requested vs achieved fractions of the cleaned masks, per class).
-The network is dualgen.generate.pixelcnn (``cond_dim``).
+asked for (``draw_targets``, with their table ``requests``: ``data`` = fractions of real training patches drawn at
+random, the unconditioned behaviour; ``{"boost": {class: factor}}`` = such fractions with the named classes
+multiplied by their factor and renormalised; ``{"boost_rarest": {"classes": n, "factor": f}}`` = the same for the n
+classes with the smallest mean share in the real patches, whatever their names; ``{"fractions": {class: value}}`` =
+one fixed composition), and whether the generator obeyed (``obedience``: requested vs achieved fractions of the
+cleaned masks, per class).
+The network is dualgen.generate.pixelcnn.model (``cond_dim``).
 """
 import numpy as np
 import pandas as pd
@@ -119,6 +119,19 @@ def draw_targets(real, n, targets, class_names, seed):
             f = np.tile(np.array([float(values.get(name, 0.0)) for name in class_names]), (n, 1))
         out[:, :k] = f / f.sum(axis=1, keepdims=True)
     return out.astype(np.float32), idx
+
+
+def requests(ids, real, n, targets, class_names, seed):
+    """(n, dim) float32 targets for a conditioned sampler (``draw_targets`` from the real patches ``ids`` with
+    conditioning vectors ``real``) and their table (targets.csv): grid, from_patch, req_<class> per class and
+    req_intensity where the vectors have it."""
+    cond, idx = draw_targets(real, n, targets, class_names, seed)
+    table = pd.DataFrame({"grid": np.arange(n), "from_patch": [ids[i] for i in idx]})
+    for k, name in enumerate(class_names):
+        table[f"req_{name}"] = cond[:, k]
+    if cond.shape[1] > len(class_names):
+        table["req_intensity"] = cond[:, len(class_names)]
+    return cond, table
 
 
 def rarest(real, class_names, n):

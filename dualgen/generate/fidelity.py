@@ -46,7 +46,11 @@ With fewer synthetic patches than a half, B is cut to the synthetic count so bot
 a ratio is never a sample-size artefact. A floor of 0 (the halves agree exactly, e.g. a class absent from all
 real patches) gives ratio inf where the synthetic distance is > 0 and NaN where it is 0 too.
 Reading a ratio: for a second sample of the same source it is |noise| / mean |noise|, so about 1 but, for one
-scalar, up to ~3 now and then (in tests ~98 % of such ratios lie in 0.3..3); a source that differs gives >> 1.
+scalar, up to ~3 now and then; a source that differs gives >> 1.
+
+The fidelity step (scripts/fidelity.py) scores each generator variant with ``score_variant``, picks the
+``closest_variant``, scores a second real sample with ``reference_sample`` and the HQ vs LQ masks with
+``label_agreement``.
 """
 import numbers
 
@@ -58,6 +62,7 @@ from skimage.measure import label
 from dualgen.core.errors import DualgenError
 
 STATISTICS = ("phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density")
+TARGET_RATIO = 2.0  # the most a target family's ratio to the real-vs-real floor may be
 TARGET_FAMILIES = ("phase_fraction", "s2", "chord")  # the families (``family``) the generator is held to: ratio <= 2
 _CHUNK = 256  # query pairs per distance block in nearest_distances (bounds memory at ~_CHUNK x N_ref)
 
@@ -197,7 +202,8 @@ def _objects(ind):
 
 
 def object_sizes(masks, k):
-    """Pixel counts of the 8-connected objects of class k, pooled over the patches."""
+    """Pixel counts of the 8-connected objects of class k, pooled over the patches. A deliberate reference
+    implementation: ``compare`` computes the same per patch (``_SetStats``); the tests hold both to known answers."""
     return _objects(_indicator(masks, k))[0]
 
 
@@ -211,13 +217,15 @@ def _boundary_edges(masks, k):
 
 
 def boundary_density(masks, k):
-    """Pixel edges between class k and another class per pixel of patch area (patch borders not counted)."""
+    """Pixel edges between class k and another class per pixel of patch area (patch borders not counted). A
+    deliberate reference implementation: ``compare`` computes the same per patch (``_SetStats``)."""
     m = _as_masks(masks)
     return float(_boundary_edges(m, k).sum() / m.size)
 
 
 def class_intensities(images, masks, k, channel=0):
-    """The pooled values of image channel ``channel`` at the pixels of class k."""
+    """The pooled values of image channel ``channel`` at the pixels of class k. A deliberate reference implementation:
+    ``compare`` and ``profile`` use per-patch histograms of the same values."""
     im, m = _as_pairs(images, masks)
     if not 0 <= int(channel) < im.shape[-1]:
         raise DualgenError(f"fidelity: channel {channel} outside 0..{im.shape[-1] - 1}")
@@ -525,3 +533,68 @@ def worst_by_family(table):
             out[variant][name] = {"class": row["class"], "statistic": row["statistic"], "ratio": float(row["ratio"]),
                                   "floor": float(row["floor"]), "distance": float(row["distance"])}
     return out
+
+
+# ---------------------------------------------------------------- the fidelity step
+
+REFERENCE = "real_test"  # the second real sample's variant name in reference.csv
+MEMO_KEYS = ("share_closer", "threshold", "novel_lo", "novel_hi", "novel_limit", "synth_median", "val_median")
+
+
+def score_variant(variant, images, masks, real, val, class_names, seed, n_splits):
+    """(table, memorisation row, profiles) of one generator variant's cleaned pairs (``images``, ``masks``) against
+    the real training pairs ``real`` and validation pairs ``val`` ((images, masks) each). ``variant``: a dict with
+    name, kind, temperature and pool. table: ``compare`` with kind, temperature, pool and n_synthetic inserted after
+    the variant; row: variant, n_synthetic, n_train, n_val and ``memorisation`` (NaN without validation pairs);
+    profiles: ``profile`` under "<name>__<statistic>"."""
+    n = len(class_names)
+    table = compare(real[0], real[1], images, masks, class_names, seed=seed, n_splits=n_splits,
+                    variant=variant["name"])
+    table.insert(1, "kind", variant["kind"])
+    table.insert(2, "temperature", float(variant["temperature"]))
+    table.insert(3, "pool", bool(variant["pool"]))
+    table.insert(4, "n_synthetic", len(masks))
+    memo = memorisation((images, masks), real, val, n) if len(val[1]) else {k: float("nan") for k in MEMO_KEYS}
+    row = {"variant": variant["name"], "n_synthetic": len(masks), "n_train": len(real[1]), "n_val": len(val[1]), **memo}
+    return table, row, {f"{variant['name']}__{k}": a for k, a in profile(images, masks, n).items()}
+
+
+def closest_variant(worst, memo):
+    """The variant (of a ``worst_by_family`` dict) with the lowest worst ratio over ``TARGET_FAMILIES`` among those
+    that copy no more than real data would (``copies_more_than_real`` of its row in ``memo``; all variants when
+    every one does)."""
+    novel = [v for v in worst if not copies_more_than_real(next(r for r in memo if r["variant"] == v))] or list(worst)
+    return min(novel, key=lambda name: max((worst[name][f]["ratio"] for f in TARGET_FAMILIES
+                                            if not np.isnan(worst[name][f]["ratio"])), default=0.0))
+
+
+def reference_sample(real_images, real_masks, images, masks, class_names, seed, n_splits):
+    """(table, meta) of a second real sample (``images``, ``masks``: e.g. the test patches) scored against the real
+    training pairs exactly as a variant is (``compare``, variant ``REFERENCE``); an empty table and None when it has
+    fewer than 2 pairs."""
+    if len(masks) < 2:
+        return pd.DataFrame(columns=["variant", "class", "statistic", "ratio"]), None
+    table = compare(real_images, real_masks, images, masks, class_names, seed=seed, n_splits=n_splits,
+                    variant=REFERENCE)
+    line = summary(table[table["statistic"].map(family).isin(TARGET_FAMILIES)])["line"]
+    return table, {"variant": REFERENCE, "source": "test patches", "n": len(masks), "line": line,
+                   "worst_by_family": worst_by_family(table)[REFERENCE]}
+
+
+def label_agreement(patches_dir, n_classes):
+    """mIoU and Missing Class IoU of the LQ masks against the HQ masks of the patches that have both (None if none
+    has, or they agree everywhere because no LQ masks were made)."""
+    from pathlib import Path
+
+    from dualgen.data import io
+    from dualgen.segment import metrics
+
+    folder = Path(patches_dir)
+    table = pd.read_csv(folder / "patches.csv")
+    ids = list(table.loc[table["has_hq"].astype(bool), "patch_id"])
+    if not ids or not (folder / "lq").is_dir() or not (folder / "hq").is_dir():
+        return None
+    rows = [metrics.image_metrics(io.read_png(folder / "hq" / f"{i}.png"), io.read_png(folder / "lq" / f"{i}.png"),
+                                  n_classes) for i in ids]
+    agg = metrics.aggregate(rows)
+    return {"miou": agg["miou"], "missing_class_iou": agg["missing_class_iou"], "n": len(ids)}

@@ -1,110 +1,30 @@
 """Cleaning decoded masks as the paper did (step 7, Fig. 11).
 
 A raw mask is (H,W) in level units for the VQ-VAE's ``level`` mask encoding (the paper's) or (H,W,K), one score per
-class, for ``onehot`` (``vqvae.mask_encoding``). A one-hot raw mask is classified by its largest score
-(``first_classes``); an edge between two classes then never turns into a third, so only the small objects and the
-smoothing below apply. The rest of this text is about the level encoding.
+class, for ``onehot`` (``vqvae.mask_encoding``; ``mask_codec.MaskCodec``). Its first classification is the codec's
+``classify``: k-means to the class levels for a level mask, the largest score for a one-hot one; an edge between two
+classes of a one-hot mask then never turns into a third, so only the small objects and the smoothing below apply.
 
-Decoded masks have intermediate values at edges. ``kmeans_classes`` clusters the values into as many
-clusters as classes (scikit-learn KMeans) and maps each cluster to the class whose level is nearest its
-centre. The mask channel holds one level per class (class k -> k / (K - 1)), so a blurred edge between two classes
-whose levels are not neighbours passes through the levels in between: k-means (or any nearest-level rule) turns it
-into a thin rim of a class that is not there (e.g. oxide, level 1/3, along every matrix / nd_rich edge, 0 / 2/3).
-``remove_rims`` gives such rims (runs of at most ``rim_px`` pixels along a row or column whose two neighbours lie
-on either side of their level) to the neighbour whose level is nearer the raw value. ``remove_small_objects`` removes connected objects (8-connectivity) smaller than ``min_object_px`` and
-fills their pixels from the nearest remaining pixel (the neighbouring class), so nothing is left unlabelled.
-``smooth_classes`` (optional, ``postprocess.smooth_px``) then evens out the staircase edges the decoder leaves at
-its code-cell size: a majority vote over a small window that keeps every class's area (so the phase fractions
-stay as sampled), thin classes exempt.
+Level masks: the mask channel holds one level per class (class k -> k / (K - 1)), so a blurred edge between two
+classes whose levels are not neighbours passes through the levels in between: k-means (or any nearest-level rule)
+turns it into a thin rim of a class that is not there (e.g. oxide, level 1/3, along every matrix / nd_rich edge,
+0 / 2/3). ``remove_rims`` gives such rims (runs of at most ``rim_px`` pixels along a row or column whose two
+neighbours lie on either side of their level) to the neighbour whose level is nearer the raw value.
+``remove_small_objects`` removes connected objects (8-connectivity) smaller than ``min_object_px`` and fills their
+pixels from the nearest remaining pixel (the neighbouring class), so nothing is left unlabelled. ``smooth_classes``
+(optional, ``postprocess.smooth_px``) then evens out the staircase edges the decoder leaves at its code-cell size: a
+majority vote over a small window that keeps every class's area (so the phase fractions stay as sampled), thin
+classes exempt.
 """
 import numpy as np
 from scipy import ndimage as ndi
 
 from dualgen.core.errors import DualgenError
+from dualgen.generate.mask_codec import mask_levels
 
-KMEANS_N_INIT = 3  # k-means restarts (fixed, so a seed gives one answer)
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 SMOOTH_ROUNDS = 30  # offset fits of smooth_classes (then a few pixels at most are placed one by one)
-RIM_PX = 2  # in-between runs up to this long are edge blur, not a phase (demo data: 0.17 % of real pixels are such runs)
-
-
-def mask_levels(num_classes):
-    """The mask channel's value of each class, in [0, 1]: class k -> k / (num_classes - 1)."""
-    return np.linspace(0.0, 1.0, int(num_classes))
-
-
-def _check_finite(raw):
-    if not np.isfinite(raw).all():
-        raise DualgenError("raw mask contains NaN/Inf values: the VQ-VAE decoder output is broken; retrain the VQ-VAE "
-                           "with a lower vqvae.learning_rate")
-
-
-def kmeans_classes(raw_mask, num_classes, seed):
-    """Raw mask (H,W) in level units [0, 1] -> uint8 class indices (H,W).
-
-    k-means (random_state=seed) on the pixel values into ``num_classes`` clusters; each cluster becomes the
-    class whose level is nearest its centre (two clusters may land on one class). With no more distinct values
-    than clusters each value is mapped to its nearest level directly."""
-    raw = np.asarray(raw_mask, dtype=np.float64)
-    if raw.ndim != 2:
-        raise DualgenError(f"raw mask has shape {raw.shape}: expected one (H, W) mask")
-    _check_finite(raw)
-    levels = mask_levels(num_classes)
-    values = raw.reshape(-1)
-    distinct, inverse = np.unique(values, return_inverse=True)
-    if len(distinct) <= num_classes:  # nothing to cluster
-        centres, labels = distinct, inverse.reshape(-1)
-    else:
-        from sklearn.cluster import KMeans
-        from threadpoolctl import threadpool_limits
-
-        # one thread: on a busy 2-core machine OpenMP threads made this 10x slower (0.3 s vs 0.03 s at 256 px)
-        with threadpool_limits(limits=1):
-            km = KMeans(n_clusters=num_classes, n_init=KMEANS_N_INIT, random_state=seed).fit(values[:, None])
-        centres, labels = km.cluster_centers_[:, 0], km.labels_
-    to_class = np.abs(np.asarray(centres)[:, None] - levels[None, :]).argmin(axis=1)
-    return to_class[labels].reshape(raw.shape).astype(np.uint8)
-
-
-def first_classes(raw_mask, num_classes, seed):
-    """A raw mask's first classification, uint8 (H,W): ``kmeans_classes`` for a level mask (H,W), the class of the
-    largest score for a one-hot one (H,W,K)."""
-    raw = np.asarray(raw_mask)
-    if raw.ndim == 3:
-        if raw.shape[-1] != int(num_classes):
-            raise DualgenError(f"raw mask has {raw.shape[-1]} class scores but the config has {num_classes} classes: "
-                               "decode with the VQ-VAE trained on these classes")
-        _check_finite(raw)
-        return raw.argmax(-1).astype(np.uint8)
-    return kmeans_classes(raw, num_classes, seed)
-
-
-def first_step(raw_masks):
-    """What ``first_classes`` does to this batch of raw masks, in words: ``k-means`` (level masks (N,H,W)) or
-    ``largest class score`` (one-hot (N,H,W,K))."""
-    return "largest class score" if np.ndim(raw_masks) == 4 else "k-means"
-
-
-def nearest_classes(raw_masks, num_classes):
-    """A batch of raw masks, level (N,H,W) or one-hot (N,H,W,K) -> uint8 class ids (N,H,W): the nearest level or the
-    largest score. The quick look (training snapshots), without k-means or cleaning."""
-    raw = np.asarray(raw_masks, np.float64)
-    if raw.ndim == 4:
-        return raw.argmax(-1).astype(np.uint8)
-    return np.abs(raw[..., None] - mask_levels(num_classes)).argmin(-1).astype(np.uint8)
-
-
-def display_levels(raw_masks, num_classes):
-    """A batch of raw masks, level (N,H,W) or one-hot (N,H,W,K) -> (N,H,W) in [0, 1] to look at: a level mask as it
-    is; a one-hot one as the class levels weighted by its scores (clipped at 0, normalised), so that it reads like
-    a level mask."""
-    raw = np.asarray(raw_masks, np.float64)
-    if raw.ndim != 4:
-        return np.clip(raw, 0.0, 1.0)
-    p = np.clip(raw, 0.0, None)
-    total = p.sum(-1, keepdims=True)
-    p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / raw.shape[-1])
-    return (p * mask_levels(num_classes)).sum(-1)
+RIM_PX = 2  # in-between runs up to this long are edge blur, not a phase
 
 
 def _remove_rims_along_rows(mask, raw, levels, rim_px):
@@ -257,21 +177,22 @@ def smooth_classes(mask, size, keep=(), rounds=SMOOTH_ROUNDS):
 
 def cleaning_options(pp, class_names, patch_size):
     """clean_mask's keywords from the postprocess settings a rule passes: min_object_px scaled to the patch size,
-    the smoothing window and the ids of the classes it leaves alone (smooth_keep: the names of the classes marked
-    thin in config)."""
+    the smoothing window and the ids of the classes it leaves alone (smooth_keep, optional: the names of the classes
+    marked thin in config; none when absent)."""
     keep = [class_names.index(name) for name in pp.get("smooth_keep", [])]
     return {"min_object_px": scaled_min_object_px(pp["min_object_px"], patch_size),
-            "smooth_px": int(pp.get("smooth_px", 1)), "smooth_keep": keep}
+            "smooth_px": int(pp["smooth_px"]), "smooth_keep": keep}
 
 
-def clean_mask(raw_mask, num_classes, min_object_px, seed, rim_px=RIM_PX, smooth_px=1, smooth_keep=()):
-    """Raw decoded mask -> (first mask, cleaned mask), both uint8 class indices (H,W). Level mask (H,W): the k-means
-    mask without in-between rims (``remove_rims``), then without small objects; one-hot (H,W,K): the class of the
-    largest score without small objects. With ``smooth_px`` > 1 then smoothed (``smooth_classes``, ``smooth_keep``
-    exempt) and rid of the small objects that leaves."""
-    k = first_classes(raw_mask, num_classes, seed)
-    if np.ndim(raw_mask) == 2:
-        cleaned = remove_small_objects(remove_rims(k, raw_mask, num_classes, rim_px), min_object_px)
+def clean_mask(raw_mask, codec, min_object_px, seed, smooth_px, smooth_keep, rim_px=RIM_PX):
+    """Raw decoded mask -> (first mask, cleaned mask), both uint8 class indices (H,W). ``codec`` (a
+    ``mask_codec.MaskCodec``) gives the first mask (``classify``). Level mask (H,W): the k-means mask without
+    in-between rims (``remove_rims``), then without small objects; one-hot (H,W,K): the class of the largest score
+    without small objects. With ``smooth_px`` > 1 then smoothed (``smooth_classes``, ``smooth_keep`` exempt) and rid
+    of the small objects that leaves."""
+    k = codec.classify(raw_mask, seed)
+    if codec.encoding == "level":
+        cleaned = remove_small_objects(remove_rims(k, raw_mask, codec.num_classes, rim_px), min_object_px)
     else:
         cleaned = remove_small_objects(k, min_object_px)
     if int(smooth_px) > 1:

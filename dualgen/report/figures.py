@@ -2,8 +2,8 @@
 
 The class colours come from config (classes[].color): the one palette of the project, used only here, so a
 colour reaches only the figure rules. Mask-drawing figures are made by figure rules (rules/report.smk,
-scripts/figure.py) from what the compute steps saved; curves without figure settings (loss, NLL, codebook use)
-are drawn by the step that computes them.
+scripts/figure.py, dualgen/report/kinds.py) from what the compute steps saved; curves without figure settings
+(loss, NLL, codebook use) are drawn by the step that computes them.
 """
 import matplotlib
 
@@ -136,7 +136,7 @@ def vqvae_snapshots(image, mask, snapshots, classes, path, max_cols=8):
     pair_grid(rows, classes, path, title="Reconstruction of a validation patch during training (paper Fig. 7)")
 
 
-def codes_figure(images, masks, grids, rec_images, cleaned, classes, path, n=4):
+def codes_figure(images, masks, grids, rec_images, cleaned, classes, path, n):
     n = min(n, len(images))
     rows = [("", [("image", images[r]), ("mask", masks[r]), ("codes", grids[r]), ("image", rec_images[r]),
                   ("mask", cleaned[r])]) for r in range(n)]
@@ -167,8 +167,8 @@ def pixelcnn_history(hist, kind, path):
     save(fig, path)
 
 
-def cleaning_figure(images, raws, first, cleaned, classes, path, n=4, first_title="k-means"):
-    """Rows of synthetic micrograph, raw mask (gray, in level units: ``postprocess.display_levels``), its first
+def cleaning_figure(images, raws, first, cleaned, classes, path, n, first_title):
+    """Rows of synthetic micrograph, raw mask (gray, in level units: ``MaskCodec.display``), its first
     classification (``first_title``: k-means, or the largest score of a one-hot mask) and the cleaned mask."""
     n = min(n, len(images))
     rows = [("", [("image", images[r]), ("gray", raws[r]), ("mask", first[r]), ("mask", cleaned[r])])
@@ -177,7 +177,7 @@ def cleaning_figure(images, raws, first, cleaned, classes, path, n=4, first_titl
                 ("synthetic micrograph", "raw mask", first_title, "cleaned"))
 
 
-def pretest_figure(images, masks, pred, scores, classes, model_name, path, n=4):
+def pretest_figure(images, masks, pred, scores, classes, model_name, path, n):
     """The worst and the best agreements of the real-data model with the synthetic masks, and their histogram."""
     order = np.argsort(scores)
     n = min(n, len(order))
@@ -248,13 +248,14 @@ def _draw_levels(ax, table, comparisons, key, big_train, legend=True):
         ax.legend(fontsize=7, ncol=2)
 
 
-def metric_figure(table, comparisons, key, label, fig_no, big_train, path, level=0.95):
+def metric_figure(table, comparisons, key, label, fig_no, big_train, path, level):
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
     _draw_levels(ax, table, comparisons, key, big_train)
     ax.set_ylabel(label)
     n_seeds = int(table["n_seeds"].max())
     ax.set_title(f"{label} on the real test set vs synthetic data (paper Fig. {fig_no}): mean of {n_seeds} seed(s), "
-                 f"{level:.0%} interval over seeds;\nring: differs from its 0 % mix (paired, Holm p < {1 - level:.2f}); "
+                 f"{level:.0%} interval over seeds;\nring: differs from its 0 % mix "
+                 f"(paired, Holm p < {1 - level:.2f}); "
                  "x: pretrain-then-finetune; triangle: balanced (conditioned prior); dotted: 0 % value", fontsize=8)
     fig.tight_layout()
     save(fig, path)
@@ -277,7 +278,8 @@ def forest_plot(comparisons, key, label, path):
     fig, ax = plt.subplots(figsize=(6.5, 0.24 * max(len(rows), 4) + 1.3))
     y = np.arange(len(rows))[::-1]
     colors = np.where(rows["significant"].astype(bool), np.where(rows["mean_diff"] > 0, "tab:green", "tab:red"), "gray")
-    ax.errorbar(rows["mean_diff"], y, xerr=np.vstack([rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]),
+    ax.errorbar(rows["mean_diff"], y,
+                xerr=np.vstack([rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]),
                 fmt="none", ecolor="lightgray", lw=2)
     ax.scatter(rows["mean_diff"], y, c=list(colors), s=16, zorder=3)
     ax.axvline(0, color="black", lw=0.8)
@@ -332,18 +334,6 @@ def convergence_figure(histories, path):
     fig.suptitle("Validation curves of each base's 0 % (solid) and largest (dashed) mix, one line per seed", fontsize=9)
     fig.tight_layout()
     save(fig, path)
-
-
-def findings_html(title, lines, path):
-    """The sentences that open the report's Study section, as a small HTML page."""
-    import html
-
-    items = "\n".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body style='font-family: sans-serif; font-size: 14px'><h3>{html.escape(title)}</h3>"
-            f"<ul>\n{items}\n</ul></body></html>\n")
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 # ---------------------------------------------------------------------------------------------- data: classes, LQ
@@ -436,7 +426,7 @@ def conditioning_figure(pairs, table, classes, labels, path):
     save(fig, path)
 
 
-def rare_class_figure(table, comparisons, trios, classes, path, level=0.95):
+def rare_class_figure(table, comparisons, trios, classes, path, level):
     """The balanced arm: per class, the IoU of each mix of a trio (0 %, unconditioned, balanced; mean over seeds
     with its interval), and the paired differences of the balanced mix against the other two in the title."""
     fig, axes = plt.subplots(len(trios), len(classes), figsize=(2.4 * len(classes) + 0.6, 2.6 * len(trios) + 0.6),
@@ -552,7 +542,7 @@ def fidelity_curves(profiles, variants, table, classes, out):
     save(fig, out / "intensities.png")
 
 
-def fidelity_ratios(table, variants, classes, path, target=2.0):
+def fidelity_ratios(table, variants, classes, path, target):
     """Heat maps of the ratios to the real-vs-real floor (class x statistic), one per variant; 1 = as close as
     two halves of the real data, cells above ``target`` framed."""
     from matplotlib.colors import LogNorm
@@ -580,27 +570,3 @@ def fidelity_ratios(table, variants, classes, path, target=2.0):
     fig.tight_layout()
     save(fig, path)
 
-
-def html_card(title, intro, tables, path):
-    """A small HTML page of tables: ``tables`` = [(heading, header cells, rows of cells, note)]; a cell may be a
-    (text, css style) pair. The generator report card at the top of the report's Generator section."""
-    import html
-
-    def cell(tag, value):
-        text, css = value if isinstance(value, tuple) else (value, "")
-        return f"<{tag} style='{css}'>{html.escape(str(text))}</{tag}>"
-
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:6px}"
-             " td,th{border:1px solid #bbb;padding:3px 8px;text-align:left} th{background:#eee}</style></head><body>",
-             f"<h3>{html.escape(title)}</h3>"]
-    parts += [f"<p>{html.escape(line)}</p>" for line in intro]
-    for heading, header, rows, note in tables:
-        parts.append(f"<h4>{html.escape(heading)}</h4><table><tr>{''.join(cell('th', h) for h in header)}</tr>")
-        parts += [f"<tr>{''.join(cell('td', c) for c in row)}</tr>" for row in rows]
-        parts.append("</table>")
-        if note:
-            parts.append(f"<p style='color:#555'>{html.escape(note)}</p>")
-    parts.append("</body></html>\n")
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(parts))

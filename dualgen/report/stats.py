@@ -19,8 +19,7 @@ reports (``paired_comparisons``):
 ``mix_summary`` gives each mix's level (mean over seeds of the per-seed test-set mean, Student-t interval over
 seeds) and ``sentences`` turns the comparisons into report lines. Everything is vectorised with numpy: all
 comparisons share one set of bootstrap draws per image set, and a bootstrap replicate is one row of a
-matrix product, so 10,000 resamples of hundreds of comparisons take about a second. Higher is better for
-every metric here (it decides "better"/"worse" in ``sentences``).
+matrix product. Higher is better for every metric here (it decides "better"/"worse" in ``sentences``).
 """
 from functools import lru_cache
 
@@ -202,6 +201,9 @@ def bootstrap_mean_ci(diffs, clusters=None, n_boot=10000, seed=0, level=0.95):
     micrograph) the first stage draws clusters instead, all images of a drawn cluster enter, and a replicate
     is the mean over all images drawn. An image with a NaN value is dropped. Seeded with
     ``np.random.default_rng(seed)``. Returns floats (mean, low, high); NaN if no image is left.
+
+    A deliberate reference implementation: the one-comparison form of ``bootstrap_mean_ci_many`` (which
+    ``paired_comparisons`` uses), against which the tests check the batched one.
     """
     d = np.asarray(diffs, dtype=np.float64)
     if d.ndim == 1:

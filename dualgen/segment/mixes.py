@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 from dualgen.core.errors import DualgenError
 
-BASES = ("SHQ", "SLQ", "BLQ", "BMQ")
 SYNTHETIC = {"SyntLQ": "BLQ", "SyntMQ": "BMQ"}  # pure-synthetic set -> base whose real validation it uses
 AUG_MIX = "BMQ_aug"
 
@@ -49,25 +48,26 @@ def n_synthetic(percent, train):
 def enumerate_mixes(mixes_cfg, datasets):
     """All mixes the config asks for, in a stable order."""
     out = []
-    for base in mixes_cfg.get("bases", BASES):
+    for base in mixes_cfg["bases"]:
         n = train_size(base, datasets)
-        for pct in mixes_cfg.get("levels", []):
+        for pct in mixes_cfg["levels"]:
             out.append(Mix(f"{base}_{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n)))
-    for synt in mixes_cfg.get("synthetic", list(SYNTHETIC)):
+    for synt in mixes_cfg["synthetic"]:
         val = SYNTHETIC[synt]
-        for pct in mixes_cfg.get("synthetic_levels", []):
+        for pct in mixes_cfg["synthetic_levels"]:
             if pct <= 0:
-                raise DualgenError(f"config: mixes.synthetic_levels: {pct} % would train {synt} on nothing: use levels > 0")
+                raise DualgenError(f"config: mixes.synthetic_levels: {pct} % would train {synt} on nothing: use "
+                                   "levels > 0")
             out.append(Mix(f"{synt}_{pct:03d}", synt, pct, None, val, 0, n_synthetic(pct, datasets["big_train"])))
-    for base in mixes_cfg.get("bases", BASES):
+    for base in mixes_cfg["bases"]:
         n = train_size(base, datasets)
-        for pct in mixes_cfg.get("pretrain", []):
+        for pct in mixes_cfg["pretrain"]:
             out.append(Mix(f"{base}_pt{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), pretrain=True))
-    for base in [b for b in mixes_cfg.get("balanced_bases", []) if b in mixes_cfg.get("bases", BASES)]:
+    for base in [b for b in mixes_cfg["balanced_bases"] if b in mixes_cfg["bases"]]:
         n = train_size(base, datasets)
-        for pct in mixes_cfg.get("balanced", []):
+        for pct in mixes_cfg["balanced"]:
             out.append(Mix(f"{base}_bal{pct:03d}", base, pct, base, base, n, n_synthetic(pct, n), balanced=True))
-    if mixes_cfg.get("augmentation"):
+    if mixes_cfg["augmentation"]:
         n = datasets["big_train"]
         out.append(Mix(AUG_MIX, "BMQ", 0, "BMQ", "BMQ", n, 0, augment=True))
     names = [m.name for m in out]
@@ -77,31 +77,15 @@ def enumerate_mixes(mixes_cfg, datasets):
     return out
 
 
-def mix_names(mixes_cfg, datasets):
-    return [m.name for m in enumerate_mixes(mixes_cfg, datasets)]
-
-
-def get_mix(name, mixes_cfg, datasets):
-    for m in enumerate_mixes(mixes_cfg, datasets):
-        if m.name == name:
-            return m
-    known = mix_names(mixes_cfg, datasets)
-    raise DualgenError(f"mix '{name}' does not exist in this config (known: {', '.join(known[:6])}, ...)")
-
-
 def pool_size(mixes_cfg, datasets, balanced=False):
     """Synthetic pairs the study needs from one pool (every mix takes a nested prefix): the unconditioned pool,
     or with ``balanced`` the balanced one."""
     return max([m.n_synth for m in enumerate_mixes(mixes_cfg, datasets) if m.balanced == balanced] + [0])
 
 
-OPTIONAL_FIELDS = ("balanced",)  # fields added after the first study: in a rule's settings only when set
-
-
 def fields(mix):
-    """A mix's fields as the rules pass them (``Mix(**fields(mix))`` rebuilds it). An arm's flag added later
-    appears only on its own mixes, so adding the arm reruns nothing of the mixes that were there."""
-    return {k: v for k, v in asdict(mix).items() if k not in OPTIONAL_FIELDS or v}
+    """A mix's fields as the rules pass them (``Mix(**fields(mix))`` rebuilds it)."""
+    return asdict(mix)
 
 
 def reference(mix):

@@ -15,8 +15,11 @@
   error.
 - Persistence: ``save(model, folder, spec)`` writes the weights (``best.weights.h5``, no optimizer state) and
   ``spec.json`` (``build_unet``'s arguments: backbone, encoder_weights (also for ``preprocess``), num_classes,
-  input_shape, bn_momentum, mixed_precision (a spec without it: float32); ``make_spec``) into a folder;
+  input_shape, bn_momentum, mixed_precision, decoder_filters, encoder_depth; ``make_spec``) into a folder;
   ``load(folder)`` rebuilds the model from them (never needing the ImageNet weights file).
+- Nearest upsampling: ``build_unet`` swaps segmentation_models' ``UpSampling2D`` for
+  ``dualgen.segment.upsampling.DeterministicUpSampling2D`` (same values, a gradient that runs on a GPU under op
+  determinism).
 """
 import os
 import warnings
@@ -30,11 +33,11 @@ import tensorflow as tf
 
 from dualgen.core.artifacts import atomic_path, read_spec, write_spec
 from dualgen.core.errors import DualgenError
+from dualgen.segment import upsampling
 from dualgen.segment.unet_data import as_images
 
-SPEC_KEYS = ("backbone", "num_classes", "input_shape", "encoder_weights", "bn_momentum")
-# keys a spec.json written before them lacks -> the value they then have
-OPTIONAL_SPEC = {"mixed_precision": False, "decoder_filters": None, "encoder_depth": 5}
+SPEC_KEYS = ("backbone", "num_classes", "input_shape", "encoder_weights", "bn_momentum", "mixed_precision",
+             "decoder_filters", "encoder_depth")  # build_unet's arguments, as spec.json holds them
 SM_DECODER = (256, 128, 64, 32, 16)  # segmentation_models' default decoder widths (the paper's), deepest first
 WEIGHTS = "best.weights.h5"  # what ``save`` writes; the ending tells tf-keras the format (Keras 3 style)
 
@@ -100,19 +103,19 @@ class _NoDownload:
 # ---------------------------------------------------------------------------------------------- model
 
 
-def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=None, mixed_precision=False,
-               decoder_filters=None, encoder_depth=5):
+def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum, mixed_precision, decoder_filters,
+               encoder_depth):
     """``sm.Unet`` with a softmax over ``num_classes``; ``input_shape`` (H, W, C), H and W multiples of
     2 ** ``encoder_depth``.
 
     With ``encoder_weights="imagenet"`` a 1-channel ``input_shape`` gives a 3-channel model (``preprocess``
-    repeats the channel). ``bn_momentum`` (optional) overrides BatchNormalization's momentum (short CPU runs).
-    ``decoder_filters`` (optional, ``encoder_depth`` numbers, deepest first): the decoder's widths (default: the
-    last ``encoder_depth`` of segmentation_models' 256..16; a slimmer decoder trains faster on a CPU,
-    bench/unet_step.py). ``encoder_depth`` (3..5): the encoder's downsamplings; 5 is ``sm.Unet``. Below 5 the
+    repeats the channel). ``bn_momentum`` (None: the backbone's own) overrides BatchNormalization's momentum (short
+    CPU runs). ``decoder_filters`` (``encoder_depth`` numbers, deepest first): the decoder's widths (None: the
+    last ``encoder_depth`` of segmentation_models' 256..16; a slimmer decoder trains faster on a CPU).
+    ``encoder_depth`` (3..5): the encoder's downsamplings; 5 is ``sm.Unet``. Below 5 the
     backbone ends at its 1/2**depth feature layer (segmentation_models' skip layer there, so 5 - depth stages are
     cut: resnet18's last stage alone holds 8.4 of its 11.2 M weights) and the decoder has ``encoder_depth`` blocks
-    on the remaining skips: the same U-Net without its 1/32 level, about 2x the updates per second at 64 px.
+    on the remaining skips: the same U-Net without its 1/32 level, faster to train.
     ``mixed_precision``: true or "float16": layers under Keras' ``mixed_float16`` policy, "bfloat16":
     ``mixed_bfloat16`` (float32 variables, the same weight files), the final softmax in float32
     (``dualgen.core.precision``); float16 compiles with a LossScaleOptimizer (``unet_train.compile_unet``).
@@ -157,8 +160,7 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum=
             if isinstance(layer, tf.keras.layers.BatchNormalization):
                 layer.momentum = float(bn_momentum)
     model.dualgen_backbone = backbone
-    from dualgen.core.determinism import replace_upsampling  # UpSampling2D's gradient raises on GPUs (issue 15)
-    return replace_upsampling(model)
+    return upsampling.replace_upsampling(model)  # UpSampling2D's gradient raises on GPUs under op determinism
 
 
 def _shallow_unet(backbone, encoder_weights, num_classes, input_shape, filters):
@@ -232,8 +234,8 @@ def load_weights(model, path, optimizer=True):
 
 
 def _precision_spec(value):
-    """config's mixed_precision as spec.json keeps it, "auto" resolved on this machine: false, true (float16, as
-    before bfloat16 existed), "bfloat16"."""
+    """config's mixed_precision as spec.json keeps it, "auto" resolved on this machine: false, true (float16),
+    "bfloat16"."""
     from dualgen.core import precision
 
     return {None: False, "float16": True, "bfloat16": "bfloat16"}[precision.mode(precision.resolve(value))]
@@ -241,12 +243,13 @@ def _precision_spec(value):
 
 def make_spec(settings, num_classes, input_shape):
     """The spec of a U-Net: ``build_unet``'s arguments, from config's ``unet`` settings (backbone, encoder_weights,
-    bn_momentum), the number of classes and the images' ``input_shape`` (H, W, C)."""
+    bn_momentum, mixed_precision, decoder_filters, encoder_depth), the number of classes and the images'
+    ``input_shape`` (H, W, C)."""
     return {"backbone": settings["backbone"], "num_classes": int(num_classes),
             "input_shape": [None if n is None else int(n) for n in input_shape],
-            "encoder_weights": settings.get("encoder_weights"), "bn_momentum": settings.get("bn_momentum"),
-            "mixed_precision": _precision_spec(settings.get("mixed_precision", False)),
-            "decoder_filters": settings.get("decoder_filters"), "encoder_depth": int(settings.get("encoder_depth", 5))}
+            "encoder_weights": settings["encoder_weights"], "bn_momentum": settings["bn_momentum"],
+            "mixed_precision": _precision_spec(settings["mixed_precision"]),
+            "decoder_filters": settings["decoder_filters"], "encoder_depth": int(settings["encoder_depth"])}
 
 
 def save(model, folder, spec):
@@ -266,9 +269,7 @@ def load(folder):
     h, w, c = spec["input_shape"]
     shape = (h, w, 3 if spec["encoder_weights"] else c)  # ImageNet encoders: 3 channels, as in build_unet
     model = build_unet(spec["backbone"], None, spec["num_classes"], shape, spec["bn_momentum"],
-                       spec.get("mixed_precision", OPTIONAL_SPEC["mixed_precision"]),
-                       spec.get("decoder_filters", OPTIONAL_SPEC["decoder_filters"]),
-                       spec.get("encoder_depth", OPTIONAL_SPEC["encoder_depth"]))
+                       spec["mixed_precision"], spec["decoder_filters"], spec["encoder_depth"])
     try:
         model.load_weights(str(folder / WEIGHTS))
     except Exception as err:  # noqa: BLE001  (missing/damaged: OSError; another model: ValueError, KeyError, ...)
@@ -279,7 +280,7 @@ def load(folder):
 
 def preprocessor(spec):
     """The input scaling of a model with this spec: uint8 (N, H, W, C) -> float32 network input."""
-    return lambda images: preprocess(images, spec.get("encoder_weights"), spec["backbone"])
+    return lambda images: preprocess(images, spec["encoder_weights"], spec["backbone"])
 
 
 def predict(model, images, batch_size=16, encoder_weights=None, backbone=None):

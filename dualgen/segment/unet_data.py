@@ -47,7 +47,7 @@ def batch_plan(n_images, batch_size, periods, steps, seed, *, first_period=0, pr
 
     ``pretrain``: indices of the images to train on during the first ``pretrain_periods`` periods (the rest of the
     images afterwards). ``epoch_mode``: each period is one pass (a permutation filled up to ``steps * batch``
-    from its own start, as Keras epochs were), else one continuous stream across periods.
+    from its own start, as a Keras epoch is), else one continuous stream across periods.
     """
     batch_size, periods, steps = int(batch_size), int(periods), int(steps)
     everything = np.arange(n_images)

@@ -10,7 +10,8 @@ on the real ones; the best checkpoint is chosen over the whole run.
 
 Resumable: a commit writes ``best.weights.h5``, ``last.weights.h5`` (with Adam's moments and step count) and,
 last of all, ``last_epoch.json`` (period, best score, learning rate, the callbacks' counters), after the first
-period ending ``CHECKPOINT_EVERY_S`` seconds after the previous commit and after the final one. A second call with
+period ending ``checkpoint_every_s`` seconds (config ``unet.checkpoint_every_s``) after the previous commit and after
+the final one. A second call with
 the same ``out_dir`` continues after the committed period. The batches depend only on (seed, batch index) and
 Adam's state is restored, so a resumed run computes what an uninterrupted one would. When training is over,
 ``last_epoch.json`` says ``"finished": true`` and ``last.weights.h5`` is deleted.
@@ -35,7 +36,6 @@ from dualgen.core.errors import DualgenError
 MONITOR = "val_iou_score"
 LR_FACTOR = 0.1  # ReduceLROnPlateau's factor: Keras' default (the paper names none)
 STATE = "last_epoch.json"
-CHECKPOINT_EVERY_S = 60.0  # commit a resumable state at most this often (a kill loses at most ~this much training)
 
 # ---------------------------------------------------------------------------------------------- optimizer
 
@@ -43,8 +43,8 @@ CHECKPOINT_EVERY_S = 60.0  # commit a resumable state at most this often (a kill
 class FusedAdam(tf.keras.optimizers.Adam):
     """Keras' Adam with each dense update in one kernel (``ResourceApplyAdam``, the fused op Keras' legacy Adam
     uses) instead of about ten element-wise ops per variable: the same formula (bias-corrected step size, epsilon
-    added to sqrt(v)), rounded in another order: about 1.1x the U-Net updates per second on a CPU and a third less
-    tracing (bench/unet_step.py). Variables, saving, learning-rate schedule and state reset are Keras' Adam's."""
+    added to sqrt(v)), rounded in another order: fewer ops to run and to trace. Variables, saving, learning-rate
+    schedule and state reset are Keras' Adam's."""
 
     def update_step(self, gradient, variable):
         if isinstance(gradient, tf.IndexedSlices) or self.amsgrad or self.adaptive_epsilon:
@@ -150,8 +150,6 @@ class _StopOnNaN(tf.keras.callbacks.Callback):
         self.last_finite = loss
 
 
-
-
 def _write_atomic(path, write):
     """``write(tmp)`` then rename: the temporary name keeps the target's ending (tf-keras picks the weights format
     by it)."""
@@ -170,16 +168,17 @@ class _Updates(tf.keras.callbacks.Callback):
         if logs is not None:
             logs["updates"] = (epoch + 1) * self.steps
 
+
 class _Keeper(tf.keras.callbacks.Callback):
     """Keeps the best weights (highest validation IoU, in memory) and commits a resumable state: best.weights.h5,
     last.weights.h5 (with the optimizer's state) and, last of all, last_epoch.json. It commits after the first
-    epoch that ends ``CHECKPOINT_EVERY_S`` seconds after the previous commit, and after the final epoch (all
-    epochs, or stopped early; then without last.weights.h5, which a finished run does not need)."""
+    epoch that ends ``every_s`` seconds after the previous commit, and after the final epoch (all epochs, or
+    stopped early; then without last.weights.h5, which a finished run does not need)."""
 
-    def __init__(self, out_dir, best, best_epoch, resumables, every_s=CHECKPOINT_EVERY_S):
+    def __init__(self, out_dir, best, best_epoch, resumables, every_s):
         super().__init__()
         self.out_dir, self.best, self.best_epoch, self.resumables = Path(out_dir), best, best_epoch, resumables
-        self.every_s = CHECKPOINT_EVERY_S if every_s is None else float(every_s)
+        self.every_s = float(every_s)
         self.stopped_early = False
         self._best_weights = None  # weights of an improvement not yet on disk
 
@@ -262,13 +261,12 @@ def _truncate_history(path, last_epoch):
         _write_atomic(path, write)
 
 
-
 def _finish(out_dir):
     """Training is over (all epochs, or stopped early): mark it and drop what only a resume needs."""
     path = out_dir / STATE
     if path.exists():
         state = json.loads(path.read_text())
-        if not state.get("finished"):
+        if not state["finished"]:
             state["finished"] = True
             _write_atomic(path, lambda p: p.write_text(json.dumps(state, indent=1)))
     for name in ("last.weights.h5",):
@@ -276,15 +274,13 @@ def _finish(out_dir):
             (out_dir / name).unlink()
 
 
-
-
 def reusable(spec):
     """Whether ``train_unet(reuse=model)`` can train a model of this spec again: not under float16 mixed precision
     (its loss scale is optimizer state that does not start at zero; bfloat16 has none)."""
-    return precision.mode(spec.get("mixed_precision")) != "float16"
+    return precision.mode(spec["mixed_precision"]) != "float16"
 
 
-def compile_unet(model, learning_rate, mixed_precision=False):
+def compile_unet(model, learning_rate, mixed_precision):
     """Compile ``model`` as every U-Net training does (paper Table 3): ``FusedAdam`` (wrapped in a
     LossScaleOptimizer under float16 mixed precision), dice + categorical focal loss, IOUScore(threshold=0.5),
     named "iou_score" (so the monitor is "val_iou_score")."""
@@ -295,16 +291,16 @@ def compile_unet(model, learning_rate, mixed_precision=False):
 
 
 def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batch_size, val_batch_size, learning_rate,
-               reduce_lr_patience, seed, out_dir, updates=None, validate_every=None, epochs=None,
-               early_stopping_patience=None, pretrain=None, pretrain_share=0.5, augment=None, checkpoint_every_s=None,
-               reuse=None, log=print):
+               reduce_lr_patience, seed, out_dir, updates, validate_every, epochs, early_stopping_patience,
+               pretrain_share, checkpoint_every_s, pretrain=None, augment=None, reuse=None, log=print):
     """Train one U-Net (resuming from ``out_dir`` if an earlier call left periods there).
 
-    ``spec``: the model (``unet.build_unet`` keywords: backbone, encoder_weights, num_classes, input_shape,
-    bn_momentum; optional mixed_precision, as ``unet.make_spec`` resolves it). ``pretrain``: indices of the
-    training images used first (the synthetic ones of the pretrain arm). Returns (model with the best weights,
-    result) where result has: budget, periods, steps_per_period,
-    updates (run in total), resumed_from_period (None unless this call resumed), stopped_early, best_period
+    ``spec``: the model (``unet.build_unet``'s keywords, as ``unet.make_spec`` makes them). The budget's settings
+    (``updates`` and ``validate_every``, or ``epochs`` and ``early_stopping_patience``; the other budget's are
+    None) and ``pretrain_share`` are config ``unet``'s; ``checkpoint_every_s``: seconds between resumable
+    commits. ``pretrain``: indices of the training images used first (the synthetic ones of the pretrain arm).
+    Returns (model with the best weights, result) where result has: budget, periods, steps_per_period, updates (run
+    in total), resumed_from_period (None unless this call resumed), stopped_early, best_period
     (0-based), best_updates, best_val_iou_score, build_seconds, first_step_seconds (fit start to the end of the
     first update: tracing included), update_seconds (inside the later updates), seconds_per_period, history
     (history.csv as columns of floats).
@@ -327,7 +323,7 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
                                                  validate_every=validate_every, epochs=epochs)
     pre_periods = int(round(periods * float(pretrain_share))) if pretrain is not None and len(pretrain) else 0
 
-    mixed = spec.get("mixed_precision")  # float16 gradients: dynamic loss scaling (dualgen.core.precision)
+    mixed = spec["mixed_precision"]  # float16 gradients: dynamic loss scaling (dualgen.core.precision)
     precision.check(log, "unet.mixed_precision", mixed)
     t0 = time.perf_counter()
     tf.keras.utils.set_random_seed(int(seed))  # the initial weights
@@ -341,9 +337,9 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     state = json.loads(state_path.read_text()) if state_path.exists() else None
     first, lr, best, best_period = 0, float(learning_rate), None, None
     if state:
-        first, lr, best, best_period = state["epoch"] + 1, state["lr"], state["best"], state.get("best_epoch")
+        first, lr, best, best_period = state["epoch"] + 1, state["lr"], state["best"], state["best_epoch"]
         _truncate_history(out_dir / "history.csv", state["epoch"])
-    done = bool(state) and (state.get("finished") or state.get("stopped_early") or first >= periods)
+    done = bool(state) and (state["finished"] or state["stopped_early"] or first >= periods)
     resume = bool(state) and not done
     if resume:
         shown = "none" if best is None else f"{best:.4f}"
@@ -360,7 +356,7 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
         model.optimizer.learning_rate.assign(lr)
     build_seconds = time.perf_counter() - t0
 
-    cb_state = (state or {}).get("callbacks", {})
+    cb_state = state["callbacks"] if state else {}
     resumables = [_ReduceLROnPlateau(state=cb_state.get("ReduceLROnPlateau"), monitor=MONITOR, mode="max",
                                      patience=int(reduce_lr_patience), factor=LR_FACTOR, verbose=1)]
     if budget == "epochs":  # equal budgets (updates) never stop early
@@ -369,7 +365,7 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     timer, nan_stop = _Timer(), _StopOnNaN()
     keeper = _Keeper(out_dir, best, best_period, resumables, checkpoint_every_s)
     csv_logger = tf.keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=first > 0)
-    stopped_early = bool(state and state.get("stopped_early"))
+    stopped_early = bool(state and state["stopped_early"])
     if done:
         log(f"{out_dir}: training finished already ({first} periods{', stopped early' if stopped_early else ''}); "
             "delete the folder to train again")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dualgen.segment.mixes import get_mix
+from dualgen.segment.mixes import enumerate_mixes
 from tests.conftest import CLASSES, assert_one_line_error, make_user_data, run_script, tree_checksums
 
 CASES = {}
@@ -268,7 +268,8 @@ def demo_with_a_different_class_list(root, out):
 
 
 # ---- mixes and artifacts ----------------------------------------------------------------------------
-MIXES = {"bases": ["BMQ"], "levels": [0, 300], "synthetic": [], "synthetic_levels": [], "augmentation": []}
+MIXES = {"bases": ["BMQ"], "levels": [0, 300], "synthetic": [], "synthetic_levels": [], "augmentation": [],
+         "pretrain": [], "balanced": [], "balanced_bases": []}
 
 
 def _datasets(root):
@@ -285,7 +286,7 @@ def synthetic_percentage_needs_more_than_the_pool(root, out):
     pool = root / "pool"
     pool.mkdir()
     pd.DataFrame({"synth_id": ["synth_00000", "synth_00001"]}).to_csv(pool / "pool.csv", index=False)
-    s = {"mix": dataclasses.asdict(get_mix("BMQ_300", MIXES, DS))}
+    s = {"mix": dataclasses.asdict(next(m for m in enumerate_mixes(MIXES, DS) if m.name == "BMQ_300"))}
     return ["build_mix.py", "--datasets", _datasets(root), "--pool", pool, "--out", out / "m",
             "--settings", json.dumps(s)], "needs 24 synthetic images but the pool has 2"
 
@@ -301,7 +302,8 @@ def _vqvae_dir(root, **meta):
     v = root / "vqvae"
     (v / "checkpoint").mkdir(parents=True)
     settings = {"vqvae": {"num_hiddens": 16, "num_residual_hiddens": 8, "num_residual_layers": 1, "embedding_dim": 8,
-                          "num_embeddings": 8, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema"}}
+                          "num_embeddings": 8, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema",
+                          "downsample": 4, "mask_encoding": "level"}}
     from dualgen import __version__
 
     data = {"step": "train_vqvae", "dualgen_version": __version__, "settings": settings, "val_ids": []}

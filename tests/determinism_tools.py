@@ -1,5 +1,6 @@
-"""TensorFlow ops that fail under op determinism, finding them in a traced training step, and a deterministic
-replacement for the one the U-Net uses (nearest-neighbour ``UpSampling2D``).
+"""Test tooling: the TensorFlow ops that fail under op determinism, and finding them in a traced training step
+(used by tests/test_gpu_ops.py, tests/test_precision.py and bench/gpu_smoke.py). The deterministic replacement for the
+one the U-Net uses (nearest-neighbour ``UpSampling2D``) is ``dualgen.segment.upsampling``.
 
 ``env.setup_tensorflow`` calls ``tf.config.experimental.enable_op_determinism()``. A kernel without a
 deterministic implementation then raises when it *runs* (on a GPU an ``UnimplementedError``), which a CPU test
@@ -147,7 +148,7 @@ def _graph_def(obj):
     return obj, xla
 
 
-def _walk(obj):
+def walk(obj):
     """(node, scope, in XLA?) for every node of the graph and of every function in its library."""
     graph_def, top_xla = _graph_def(obj)
     functions = {f.signature.name: f for f in graph_def.library.function}
@@ -173,14 +174,14 @@ def _walk(obj):
 
 def op_types(obj):
     """The set of op types in a ConcreteFunction / tf.Graph / GraphDef, nested function bodies included."""
-    return {node.op for node, _, _ in _walk(obj)}
+    return {node.op for node, _, _ in walk(obj)}
 
 
 def nondeterministic_ops(obj):
     """[(op_type, node_name, reason)] for the ops of ``obj`` (ConcreteFunction, tf.Graph or GraphDef, with the
     bodies of nested functions: tf.function calls, while/cond, gradients) that raise under op determinism."""
     found = []
-    for node, scope, xla in _walk(obj):
+    for node, scope, xla in walk(obj):
         reason = _why(node, xla)
         if reason:
             found.append((node.op, f"{scope}/{node.name}" if scope else node.name, reason))
@@ -191,12 +192,6 @@ def trace(step_fn, *args, **kwargs):
     """The ConcreteFunction of ``step_fn`` (a tf.function, or a Python function to wrap in one) for ``args``."""
     fn = step_fn if hasattr(step_fn, "get_concrete_function") else tf.function(step_fn)
     return fn.get_concrete_function(*args, **kwargs)
-
-
-def train_step_op_types(step_fn, *args, **kwargs):
-    """Trace ``step_fn(*args)`` (forward, gradient, optimizer update) as a graph and return the set of its op types,
-    including the ops inside nested function bodies (the graph's function library)."""
-    return op_types(trace(step_fn, *args, **kwargs))
 
 
 class captured_functions:
@@ -246,87 +241,3 @@ class captured_functions:
 
     def __exit__(self, *exc):
         self.module.tf = self._real
-
-
-# ---------------------------------------------------------------------------------------------- upsampling
-
-
-def _dim(x, i):
-    static = x.shape[i]
-    return int(static) if static is not None else tf.shape(x)[i]
-
-
-def upsample_nearest(x, size, data_format="channels_last"):
-    """Nearest-neighbour upsampling by integer factors (sh, sw), from reshape + broadcast only: the same values as
-    ``UpSampling2D(interpolation="nearest")`` (every pixel repeated into an sh x sw block); the gradient is the sum
-    over each block (BroadcastTo's gradient: a Sum reduction), deterministic on every device."""
-    sh, sw = (int(s) for s in size)
-    if data_format == "channels_first":
-        n, c, h, w = (_dim(x, i) for i in range(4))
-        y = tf.broadcast_to(tf.reshape(x, [n, c, h, 1, w, 1]), [n, c, h, sh, w, sw])
-        return tf.reshape(y, [n, c, h * sh, w * sw])
-    n, h, w, c = (_dim(x, i) for i in range(4))
-    y = tf.broadcast_to(tf.reshape(x, [n, h, 1, w, 1, c]), [n, h, sh, w, sw, c])
-    return tf.reshape(y, [n, h * sh, w * sw, c])
-
-
-@tf.keras.utils.register_keras_serializable(package="dualgen")
-class DeterministicUpSampling2D(tf.keras.layers.Layer):
-    """Drop-in for ``tf.keras.layers.UpSampling2D(size, interpolation="nearest")`` whose gradient has no
-    ResizeNearestNeighborGrad (which raises on a GPU under op determinism). No weights."""
-
-    def __init__(self, size=(2, 2), data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        size = (size, size) if isinstance(size, int) else tuple(size)
-        if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
-            raise ValueError(f"DeterministicUpSampling2D: size must be 1 or 2 positive integers, got {size}")
-        self.size = tuple(int(s) for s in size)
-        self.data_format = data_format or tf.keras.backend.image_data_format()
-        if self.data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"DeterministicUpSampling2D: unknown data_format {self.data_format!r}")
-        self.input_spec = tf.keras.layers.InputSpec(ndim=4)
-
-    def call(self, inputs):
-        return upsample_nearest(inputs, self.size, self.data_format)
-
-    def compute_output_shape(self, input_shape):
-        s = tf.TensorShape(input_shape).as_list()
-        hi = 2 if self.data_format == "channels_first" else 1
-        for i, f in zip((hi, hi + 1), self.size):
-            s[i] = None if s[i] is None else s[i] * f
-        return tf.TensorShape(s)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "data_format": self.data_format}
-
-
-def _is_nearest_upsampling(layer):
-    return (isinstance(layer, tf.keras.layers.UpSampling2D)
-            and str(getattr(layer, "interpolation", "nearest")).lower() in ("nearest", "resizemethod.nearest_neighbor"))
-
-
-def replace_upsampling(model):
-    """The functional Keras ``model`` with every nearest ``UpSampling2D`` (any integer size) replaced by a
-    ``DeterministicUpSampling2D`` of the same name, size and data format; every other layer is the same object
-    (its weights are shared, not copied: outputs identical bit for bit, layer names and weight order unchanged, so
-    weight files of either model load into the other). Nested functional models are handled recursively.
-    Attributes named ``dualgen_*`` are carried over. A model without such layers is returned as it is."""
-    if not any(_is_nearest_upsampling(layer) for layer in model.submodules):
-        return model
-    if not getattr(model, "_is_graph_network", False):
-        raise TypeError(f"replace_upsampling: {type(model).__name__} '{model.name}' is not a functional Keras model: "
-                        "use DeterministicUpSampling2D in its code instead of UpSampling2D")
-
-    def clone(layer):
-        if _is_nearest_upsampling(layer):
-            return DeterministicUpSampling2D(size=layer.size, data_format=layer.data_format, name=layer.name,
-                                             dtype=layer.dtype_policy, trainable=layer.trainable)
-        if isinstance(layer, tf.keras.Model) and getattr(layer, "_is_graph_network", False):
-            return replace_upsampling(layer)
-        return layer
-
-    new = tf.keras.models.clone_model(model, clone_function=clone)
-    for key, value in vars(model).items():
-        if key.startswith("dualgen_"):
-            setattr(new, key, value)
-    return new

@@ -1,0 +1,54 @@
+"""A PixelCNN's spec, saved and loaded with its weights.
+
+``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (kind, num_embeddings,
+filters, num_blocks, the code grid's shape, cond_dim and position, ``make_spec``) into a folder; ``load(folder)``
+rebuilds the model from them.
+"""
+from pathlib import Path
+
+import dualgen  # noqa: F401  (environment before TensorFlow)
+import tensorflow as tf
+
+from dualgen.core.artifacts import read_spec, write_spec
+from dualgen.core.errors import DualgenError
+from dualgen.generate.pixelcnn.model import PixelCNN
+
+SPEC_KEYS = ("kind", "num_embeddings", "filters", "num_blocks", "grid_shape", "cond_dim", "position")
+WEIGHT_SEED = 0  # the stateless seed of a built model's initial weights (pixelcnn.seed orders the training data)
+
+
+def make_spec(settings, kind, num_embeddings, grid_shape, cond_dim=0, position=True):
+    """The spec of a PixelCNN of ``kind`` over (H, W) = ``grid_shape`` grids of ``num_embeddings`` codes, with
+    config's ``pixelcnn`` settings (filters, num_blocks), conditioned on ``cond_dim`` values per grid (0: none),
+    with the position term (``position``, see ``model``)."""
+    return {"kind": kind, "num_embeddings": int(num_embeddings), "filters": int(settings["filters"]),
+            "num_blocks": int(settings["num_blocks"]), "grid_shape": [int(n) for n in grid_shape],
+            "cond_dim": int(cond_dim), "position": bool(position)}
+
+
+def build(spec):
+    """A fresh (untrained) PixelCNN from a spec (initial weights: seed ``WEIGHT_SEED``)."""
+    return PixelCNN(spec["num_embeddings"], filters=spec["filters"], num_blocks=spec["num_blocks"], kind=spec["kind"],
+                    seed=WEIGHT_SEED, cond_dim=spec["cond_dim"],
+                    grid_shape=spec["grid_shape"] if spec["position"] else None)
+
+
+def save(model, folder, spec):
+    """Write the weights (``ckpt.*``) and ``spec.json`` into ``folder`` (made if missing). For a folder that appears
+    whole or not at all, save into ``artifacts.atomic_dir`` (or ``artifact_dir``)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tf.train.Checkpoint(model=model).write(str(Path(folder) / "ckpt"))
+    write_spec(folder, spec)
+
+
+def load(folder):
+    """(model, spec) from a folder ``save`` wrote; a missing or damaged one is a DualgenError naming it."""
+    folder = Path(folder)
+    spec = read_spec(folder, "PixelCNN", SPEC_KEYS, "train_pixelcnn")
+    model = build(spec)
+    try:
+        tf.train.Checkpoint(model=model).read(str(folder / "ckpt")).assert_existing_objects_matched().expect_partial()
+    except Exception as err:  # noqa: BLE001  (mismatch: AssertionError/ValueError; damage: OpError, ...)
+        raise DualgenError(f"{folder}: cannot load the PixelCNN ({type(err).__name__}): delete the folder and rerun "
+                           "train_pixelcnn") from None
+    return model, spec

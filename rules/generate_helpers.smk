@@ -1,0 +1,102 @@
+# Helpers of the generation stage (rules/generate.smk).
+import re
+
+from dualgen.segment.mixes import pool_size
+
+THIN_CLASSES = [c["name"] for c in config["classes"] if c.get("thin")]  # only the cleaning reads it
+COND_KIND = f"{config['pixelcnn']['kind']}_cond"  # the conditioned prior the conditioned pools come from
+
+
+def postprocess_settings():
+    """The post-processing settings that change the cleaned masks (not the figure's pair count), with the classes
+    the smoothing leaves alone (classes[].thin) as smooth_keep."""
+    return {**{k: v for k, v in config["postprocess"].items() if k != "figure_pairs"}, "smooth_keep": THIN_CLASSES}
+
+
+def pixelcnn_settings(conditioned=False):
+    """PixelCNN settings that change the trained model (not which kind the sampler uses); the conditioning mode
+    only for the conditioned prior (switching it on leaves the unconditioned priors as they are)."""
+    drop = ("kind", "compare") + (() if conditioned else ("condition",))
+    return {k: v for k, v in config["pixelcnn"].items() if k not in drop}
+
+
+def sample_settings(temperature=None):
+    """The sample section as one unconditioned sampling run uses it: its own temperature, not the list of fidelity
+    variants, nor the conditioned sampler's targets."""
+    sm = {k: v for k, v in config["sample"].items() if k not in ("temperatures", "targets")}
+    return sm if temperature is None else {**sm, "temperature": float(temperature)}
+
+
+# Generator variants scored by the fidelity step: the study's pool and each trained prior at each of
+# sample.temperatures.
+def variant_name(kind, temperature):
+    """A variant's name: <kind>_t<temperature>."""
+    return f"{kind}_t{float(temperature):g}"
+
+
+POOL_VARIANT = variant_name(config["pixelcnn"]["kind"], config["sample"]["temperature"])
+VARIANTS = {POOL_VARIANT: (config["pixelcnn"]["kind"], float(config["sample"]["temperature"]))}
+for _kind in PIXELCNN_KINDS:
+    for _t in config["sample"]["temperatures"]:
+        VARIANTS.setdefault(variant_name(_kind, _t), (_kind, float(_t)))
+EXTRA_VARIANTS = [v for v in VARIANTS if v != POOL_VARIANT]
+VARIANT_PATTERN = "|".join(re.escape(v) for v in EXTRA_VARIANTS) or "NO_VARIANT"
+VARIANT_DIR = f"{OUT}/synthetic/variants"
+
+
+def variant_pool(name):
+    """The cleaned pairs of a generator variant: the study's pool itself, or its own small sample."""
+    return f"{OUT}/synthetic/clean" if name == POOL_VARIANT else f"{VARIANT_DIR}/{name}/clean"
+
+
+def scored_variants():
+    """Every variant the fidelity step scores: name -> (kind, temperature, its cleaned pairs). With
+    pixelcnn.condition also the conditioned prior asked for real patches' fractions (its "data" pool)."""
+    out = {name: (kind, t, variant_pool(name)) for name, (kind, t) in VARIANTS.items()}
+    if CONDITIONED:
+        t = float(config["sample"]["temperature"])
+        out[f"{COND_KIND}_data_t{t:g}"] = (COND_KIND, t, conditioned_pool("data"))
+    return out
+
+
+def fidelity_inputs(wildcards):
+    """The fidelity step reads the real patches and every scored variant's cleaned pairs."""
+    inputs = {"patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
+    inputs.update({f"variant_{name}": pool for name, (_, _, pool) in scored_variants().items()})
+    return inputs
+
+
+def fidelity_variants():
+    """The variants as the fidelity step's settings declare them."""
+    return [{"name": name, "kind": kind, "temperature": t, "pool": name == POOL_VARIANT}
+            for name, (kind, t, _) in scored_variants().items()]
+
+
+# Conditioned generation: each pool's targets and size, the conditioned sampler's settings, what the conditioning
+# step reads.
+COND_TARGETS = {"balanced": config["sample"]["targets"], "data": "data"}
+BALANCED_POOL_SIZE = pool_size(config["mixes"], config["datasets"], balanced=True)
+
+
+def conditioned_pool_size(target):
+    """The balanced pool holds what the balanced mixes need (at least fidelity.n pairs to measure obedience)."""
+    n = config["fidelity"]["n"]
+    return max(BALANCED_POOL_SIZE, n) if target == "balanced" else n
+
+
+def conditioned_sample_settings(target):
+    """The unconditioned sampler's settings plus the targets of this pool (calibrate is for unconditioned priors)."""
+    plain = {k: v for k, v in sample_settings().items() if k != "calibrate"}
+    return as_json(sample={**plain, "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
+                   determinism=config["determinism"])
+
+
+def conditioning_inputs(wildcards):
+    """The conditioning step reads both conditioned pools (targets and cleaned pairs) and the unconditioned pool."""
+    inputs = {}
+    if POOL_SIZE > 0:  # the unconditioned pool: what fractions come out when nobody asks
+        inputs["reference"] = f"{OUT}/synthetic/clean"
+    for target in COND_TARGETS:
+        inputs[f"{target}_codes"] = f"{COND_DIR}/{target}/codes"
+        inputs[f"{target}_clean"] = conditioned_pool(target)
+    return inputs
