@@ -7,12 +7,14 @@ The demo micrographs come from a seeded generator (dualgen.data.phantom), so new
 ``data.demo.seed`` and for each of ``--seeds``, the demo data, patches and datasets steps run in their own folder
 (the default config, or --configfile over it, with only data.demo.seed changed), and each other seed's BMQ training
 patches are scored against the config seed's exactly as the fidelity step scores a generator variant
-(``dualgen.generate.fidelity.compare`` with fidelity.seed and fidelity.n_splits). Numpy only, no training: about 20 s a seed.
+(``dualgen.generate.fidelity.compare`` with fidelity.seed and fidelity.n_splits). Numpy only, no training: about
+20 s a seed.
 Prints each seed's worst ratio over phase fraction, S2 and chord lengths of every class (the statistics the
 generator is held to) and, last, one line:
 `second real sample: worst ratio median <m> (range <lo>-<hi>) over <n> seeds; share above 2: <p>`
 Usage: python bench/fidelity_reference.py [--seeds 2,3,4,5,6,7,8,9] [--cores 2] [--configfile x.yaml]
 """
+
 import argparse
 import os
 import shutil
@@ -31,13 +33,26 @@ def datasets_for(work, study, seed, cores, configfiles):
     work.mkdir(parents=True, exist_ok=True)
     seed_file = work / "seed.yaml"
     seed_file.write_text(f"data: {{demo: {{seed: {seed}}}}}\n")
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--cores", cores, "--configfile", *configfiles, str(seed_file), "--", f"results/{study}/datasets"]
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--cores",
+        cores,
+        "--configfile",
+        *configfiles,
+        str(seed_file),
+        "--",
+        f"results/{study}/datasets",
+    ]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     with open(work / "snakemake.log", "w") as log:
         if subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env):
-            raise SystemExit(f"fidelity_reference: snakemake failed for data.demo.seed {seed} (log: "
-                             f"{work / 'snakemake.log'})")
+            raise SystemExit(
+                f"fidelity_reference: snakemake failed for data.demo.seed {seed} (log: {work / 'snakemake.log'})"
+            )
     return work / "results" / study
 
 
@@ -49,9 +64,9 @@ def main():
     ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "fidelity_reference"))
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    from dualgen.core.config import fill_defaults, load_yaml, merge
     from dualgen.data import datasets
     from dualgen.generate import fidelity
-    from dualgen.core.config import fill_defaults, load_yaml, merge
 
     config = load_yaml(REPO / "config.yaml")
     configfiles = [str(REPO / "config.yaml")]
@@ -78,18 +93,23 @@ def main():
     print(f"data.demo.seed {base_seed}: {len(real[1])} BMQ training patches (the reference, as the fidelity step's)")
     worst = []
     for seed in seeds:
-        table = fidelity.compare(*real, *bmq_train(seed), names, seed=fs["seed"], n_splits=fs["n_splits"],
-                                 variant=f"seed{seed}")
+        table = fidelity.compare(
+            *real, *bmq_train(seed), names, seed=fs["seed"], n_splits=fs["n_splits"], variant=f"seed{seed}"
+        )
         fam = fidelity.worst_by_family(table)[f"seed{seed}"]
         w = max((fam[f] for f in fidelity.TARGET_FAMILIES if fam[f]["class"]), key=lambda r: r["ratio"])
         worst.append(w["ratio"])
-        print(f"data.demo.seed {seed}: worst {w['class']}/{w['statistic']} {w['ratio']:.2f}; "
-              + ", ".join(f"{f} {fam[f]['ratio']:.2f} ({fam[f]['class']})" for f in fidelity.FAMILIES
-                          if fam[f]["class"]), flush=True)
+        print(
+            f"data.demo.seed {seed}: worst {w['class']}/{w['statistic']} {w['ratio']:.2f}; "
+            + ", ".join(f"{f} {fam[f]['ratio']:.2f} ({fam[f]['class']})" for f in fidelity.FAMILIES if fam[f]["class"]),
+            flush=True,
+        )
     worst = np.array(worst)
-    print(f"second real sample: worst ratio median {np.median(worst):.2f} (range {worst.min():.2f}-{worst.max():.2f}) "
-          f"over {len(worst)} seeds; share above {fidelity.TARGET_RATIO:g}: "
-          f"{np.mean(worst > fidelity.TARGET_RATIO):.2f}")
+    print(
+        f"second real sample: worst ratio median {np.median(worst):.2f} (range {worst.min():.2f}-{worst.max():.2f}) "
+        f"over {len(worst)} seeds; share above {fidelity.TARGET_RATIO:g}: "
+        f"{np.mean(worst > fidelity.TARGET_RATIO):.2f}"
+    )
     return 0
 
 

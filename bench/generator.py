@@ -9,13 +9,15 @@ generator step from Snakemake's benchmark files, the fidelity step's worst ratio
 variant, and, last, one line:
 `reconstruction mIoU: <val> (train <train>); fidelity ratios: <worst class/statistic> <ratio>`
 where the mIoU is the VQ-VAE's reconstructed (and cleaned) masks against their inputs on its held-out validation
-patches (reconstruction/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2 and chord
+patches (reconstruction/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2
+and chord
 lengths of every class (the statistics issue 12 holds the generator to: <= 2; fidelity.csv has them all).
 ``--prior-seeds 1,2`` also trains the priors again with each of those ``pixelcnn.seed`` values (in copies of the
 folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each (one prior training is one draw
 of the prior's seed).
 Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml] [--keep] [--prior-seeds 1,2]
 """
+
 import argparse
 import json
 import os
@@ -56,14 +58,18 @@ def main():
     import pandas as pd
 
     for f in sorted((out / "benchmarks").rglob("*.tsv")):
-        print(f"{str(f.relative_to(out / 'benchmarks')).removesuffix('.tsv'):32s} "
-              f"{float(pd.read_csv(f, sep=chr(9))['s'].iloc[0]):7.1f} s")
+        print(
+            f"{str(f.relative_to(out / 'benchmarks')).removesuffix('.tsv'):32s} "
+            f"{float(pd.read_csv(f, sep=chr(9))['s'].iloc[0]):7.1f} s"
+        )
     agreement = json.loads((out / "reconstruction" / "meta.json").read_text())["recon_mask_agreement"]
     fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
     for variant, worst in fmeta["worst_by_family"].items():
         cells = ", ".join(f"{family} {w['ratio']:.2f} ({w['class']})" for family, w in worst.items() if w["class"])
-        print(f"{variant}{' (pool)' if variant == fmeta['pool_variant'] else ''}: {cells}; memorisation share "
-              f"{fmeta['memorisation'][variant]['share_closer']:.3f}")
+        print(
+            f"{variant}{' (pool)' if variant == fmeta['pool_variant'] else ''}: {cells}; memorisation share "
+            f"{fmeta['memorisation'][variant]['share_closer']:.3f}"
+        )
     w = worst_target(fmeta)
     seeds = [int(k) for k in args.prior_seeds.split(",") if k.strip()]
     if seeds:
@@ -72,25 +78,44 @@ def main():
             other = work / f"prior_seed{seed}"
             if other.exists():
                 shutil.rmtree(other)
-            shutil.copytree(work, other, symlinks=True,
-                            ignore=lambda d, names: [n for n in names if n.startswith("prior_seed") or n == "unet"])
+            shutil.copytree(
+                work,
+                other,
+                symlinks=True,
+                ignore=lambda d, names: [n for n in names if n.startswith("prior_seed") or n == "unet"],
+            )
             (other / "seed.yaml").write_text(f"pixelcnn: {{seed: {seed}}}\n")
             if run(other, other / out.relative_to(work), args.cores, configfiles + [str(other / "seed.yaml")]):
                 return 1
-            scores[seed] = worst_target(json.loads((other / out.relative_to(work) / "fidelity" / "meta.json").read_text()))
+            scores[seed] = worst_target(
+                json.loads((other / out.relative_to(work) / "fidelity" / "meta.json").read_text())
+            )
         ratios = [v["ratio"] for v in scores.values()]
-        print("pool's worst ratio by pixelcnn.seed: " + ", ".join(
-            f"{k}: {v['class']}/{v['statistic']} {v['ratio']:.2f}" for k, v in scores.items())
-            + f" (median {float(np.median(ratios)):.2f})")
-    print(f"reconstruction mIoU: {agreement['val']['miou']:.3f} (train {agreement['train']['miou']:.3f}); "
-          f"fidelity ratios: {w['class']}/{w['statistic']} {w['ratio']:.2f}")
+        print(
+            "pool's worst ratio by pixelcnn.seed: "
+            + ", ".join(f"{k}: {v['class']}/{v['statistic']} {v['ratio']:.2f}" for k, v in scores.items())
+            + f" (median {float(np.median(ratios)):.2f})"
+        )
+    print(
+        f"reconstruction mIoU: {agreement['val']['miou']:.3f} (train {agreement['train']['miou']:.3f}); "
+        f"fidelity ratios: {w['class']}/{w['statistic']} {w['ratio']:.2f}"
+    )
     return 0
 
 
 def run(work, out, cores, configfiles):
     """snakemake <out>/fidelity and <out>/reconstruction in ``work``; its exit status."""
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           str(out.relative_to(work) / "fidelity"), str(out.relative_to(work) / "reconstruction"), "--cores", cores]
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        str(out.relative_to(work) / "fidelity"),
+        str(out.relative_to(work) / "reconstruction"),
+        "--cores",
+        cores,
+    ]
     if configfiles:
         cmd += ["--configfile", *configfiles]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

@@ -21,6 +21,7 @@ Usage: python bench/gpu_smoke.py [--steps 20] [--size 256] [--threads N] [--only
 On a CPU: python bench/gpu_smoke.py --steps 2 --size 64 (a few minutes)
 Needs dualgen installed (make setup; or `pip install --no-deps --no-build-isolation -e .` after requirements.lock).
 """
+
 import argparse
 import json
 import os
@@ -65,8 +66,8 @@ def timed(step, steps):
 
 
 def run_vqvae(tf, s, size, steps):
-    from tests import determinism_tools
     from dualgen.generate.vqvae import persist, train
+    from tests import determinism_tools
 
     v = s["vqvae"]
     b = int(v["batch_size"])
@@ -76,19 +77,34 @@ def run_vqvae(tf, s, size, steps):
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         with determinism_tools.captured_functions(train) as graphs:
-            train.train_vqvae(model, x[:b], x[b:], steps=1, batch_size=b, learning_rate=v["learning_rate"], seed=SEED,
-                              out_dir=tmp, eval_every=1, log=quiet, mask_weight=1.0, n_mask=1,
-                              mixed_precision=v["mixed_precision"])
+            train.train_vqvae(
+                model,
+                x[:b],
+                x[b:],
+                steps=1,
+                batch_size=b,
+                learning_rate=v["learning_rate"],
+                seed=SEED,
+                out_dir=tmp,
+                eval_every=1,
+                log=quiet,
+                mask_weight=1.0,
+                n_mask=1,
+                mixed_precision=v["mixed_precision"],
+            )
         first = time.perf_counter() - t
     step = next(g for g in graphs if "train_step" in g.name.decode())
     batch = tf.constant(x[:b])
-    return first, timed(lambda: float(step(batch)[0]), steps), (f"batch {b}, {size} px, {spec['channels']} channels"
-                                                                f"{', mixed precision' * v['mixed_precision']}")
+    return (
+        first,
+        timed(lambda: float(step(batch)[0]), steps),
+        (f"batch {b}, {size} px, {spec['channels']} channels{', mixed precision' * v['mixed_precision']}"),
+    )
 
 
 def run_prior(tf, s, size, steps, kind):
-    from tests import determinism_tools
     from dualgen.generate.pixelcnn import persist, train
+    from tests import determinism_tools
 
     p, k = s["pixelcnn"], int(s["vqvae"]["num_embeddings"])
     b, g = int(p["batch_size"]), size // 4
@@ -99,13 +115,26 @@ def run_prior(tf, s, size, steps, kind):
     cond = rng.dirichlet(np.ones(max(c, 1)), b + 1).astype(np.float32)[:, :c]
     t = time.perf_counter()
     with determinism_tools.captured_functions(train) as graphs:
-        train.train_pixelcnn(model, grids[:b], grids[b:], epochs=1, batch_size=b, learning_rate=p["learning_rate"],
-                             seed=SEED, log=quiet, train_cond=cond[:b], val_cond=cond[b:])
+        train.train_pixelcnn(
+            model,
+            grids[:b],
+            grids[b:],
+            epochs=1,
+            batch_size=b,
+            learning_rate=p["learning_rate"],
+            seed=SEED,
+            log=quiet,
+            train_cond=cond[:b],
+            val_cond=cond[b:],
+        )
     first = time.perf_counter() - t
     step = next(gr for gr in graphs if "train_step" in gr.name.decode())
     batch, batch_cond = tf.constant(grids[:b]), tf.constant(cond[:b])
-    return first, timed(lambda: float(step(batch, batch_cond)), steps), \
-        f"batch {b}, {g}x{g} grid, K={k}" + (f", conditioned ({c})" if c else "")
+    return (
+        first,
+        timed(lambda: float(step(batch, batch_cond)), steps),
+        f"batch {b}, {g}x{g} grid, K={k}" + (f", conditioned ({c})" if c else ""),
+    )
 
 
 def run_unet(tf, s, size, steps):
@@ -113,8 +142,16 @@ def run_unet(tf, s, size, steps):
 
     u, n = s["unet"], len(s["classes"])
     b, mixed = int(u["batch_size"]), u["mixed_precision"]
-    model = unet.build_unet(u["backbone"], None, n, (size, size, CHANNELS), u["bn_momentum"], mixed,
-                            u["decoder_filters"], u["encoder_depth"])
+    model = unet.build_unet(
+        u["backbone"],
+        None,
+        n,
+        (size, size, CHANNELS),
+        u["bn_momentum"],
+        mixed,
+        u["decoder_filters"],
+        u["encoder_depth"],
+    )
     unet_train.compile_unet(model, u["learning_rate"], mixed)
     rng = np.random.default_rng(SEED)
     x = rng.uniform(0, 1, (b, size, size, CHANNELS)).astype(np.float32)
@@ -122,8 +159,11 @@ def run_unet(tf, s, size, steps):
     t = time.perf_counter()
     model.train_on_batch(x, y)
     first = time.perf_counter() - t
-    return first, timed(lambda: model.train_on_batch(x, y), steps), (f"{u['backbone']}, batch {b}, {size} px"
-                                                                     f"{', mixed precision' * mixed}")
+    return (
+        first,
+        timed(lambda: model.train_on_batch(x, y), steps),
+        (f"{u['backbone']}, batch {b}, {size} px{', mixed precision' * mixed}"),
+    )
 
 
 def worker(args):
@@ -132,16 +172,30 @@ def worker(args):
     s = paper_settings()
     for part in ("vqvae", "unet"):
         s[part]["mixed_precision"] = bool(args.mixed_precision)
-    run = {"vqvae": run_vqvae, "prior_plain": lambda *a: run_prior(*a, "plain"),
-           "prior_gated": lambda *a: run_prior(*a, "gated"), "unet": run_unet}[args.worker]
+    run = {
+        "vqvae": run_vqvae,
+        "prior_plain": lambda *a: run_prior(*a, "plain"),
+        "prior_gated": lambda *a: run_prior(*a, "gated"),
+        "unet": run_unet,
+    }[args.worker]
     first, seconds, what = run(tf, s, args.size, args.steps)
     from tensorflow.python.framework import config as tf_config
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] if gpu else None
-    print("RESULT " + json.dumps({"first": first, "seconds": seconds, "what": what, "peak": peak,
-                                  "determinism": bool(tf_config.is_op_determinism_enabled())}),
-          flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "first": first,
+                "seconds": seconds,
+                "what": what,
+                "peak": peak,
+                "determinism": bool(tf_config.is_op_determinism_enabled()),
+            }
+        ),
+        flush=True,
+    )
 
 
 def _tail(text, n=20):
@@ -174,13 +228,28 @@ def main():
     bad = sorted(set(trainings) - set(TRAININGS)) + sorted(set(modes) - set(MODES))
     if bad:
         ap.error(f"unknown: {', '.join(bad)}")
-    print(f"paper settings, {args.size}-px patches, {args.steps} timed updates per training, {args.threads} CPU "
-          f"thread(s); each training in its own process", flush=True)
+    print(
+        f"paper settings, {args.size}-px patches, {args.steps} timed updates per training, {args.threads} CPU "
+        f"thread(s); each training in its own process",
+        flush=True,
+    )
     ok, failed = 0, []
     for name in trainings:
         for mode in modes:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--determinism", mode,
-                   "--steps", str(args.steps), "--size", str(args.size), "--threads", str(args.threads)]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--worker",
+                name,
+                "--determinism",
+                mode,
+                "--steps",
+                str(args.steps),
+                "--size",
+                str(args.size),
+                "--threads",
+                str(args.threads),
+            ]
             cmd += ["--mixed-precision"] if args.mixed_precision else []
             e = dict(os.environ, PYTHONHASHSEED="0")  # the worker's setup_tensorflow sets the determinism variables
             t = time.perf_counter()
@@ -195,14 +264,17 @@ def main():
                 failed.append(f"{name} ({mode})")
                 print(f"{label} FAILED after {time.perf_counter() - t:.0f} s:\n{error}", flush=True)
                 continue
-            r = json.loads(lines[-1][len("RESULT "):])
+            r = json.loads(lines[-1][len("RESULT ") :])
             if r["determinism"] != (mode == "strict"):
                 failed.append(f"{name} ({mode})")
                 print(f"{label} FAILED: op determinism was {'on' if r['determinism'] else 'off'}", flush=True)
                 continue
-            peak = "n/a (CPU)" if r["peak"] is None else f"{r['peak'] / 2 ** 20:.0f} MiB"
-            print(f"{label} {args.steps / r['seconds']:8.2f} steps/s  first update {r['first']:6.1f} s  peak GPU "
-                  f"memory {peak}  ({r['what']})", flush=True)
+            peak = "n/a (CPU)" if r["peak"] is None else f"{r['peak'] / 2**20:.0f} MiB"
+            print(
+                f"{label} {args.steps / r['seconds']:8.2f} steps/s  first update {r['first']:6.1f} s  peak GPU "
+                f"memory {peak}  ({r['what']})",
+                flush=True,
+            )
             ok += 1
     if failed:
         print(f"gpu smoke: {len(failed)} of {ok + len(failed)} trainings FAILED: {', '.join(failed)}")

@@ -9,6 +9,7 @@ Each job is `bench/gpu_smoke.py --only unet --modes strict` (the same compiled t
 Last line: `gpu study: best <k> jobs per GPU: <sum> updates/s in total, <each> per job, peak <mem> per job`.
 Usage: python bench/gpu_study.py [--jobs 1,2,4] [--steps 50] [--size 256]   On a CPU: --jobs 1,2 --steps 2 --size 64
 """
+
 import argparse
 import re
 import subprocess
@@ -21,8 +22,20 @@ LINE = re.compile(r"^unet\s+strict\s+([\d.]+) steps/s.*peak GPU memory\s+(.+?)\s
 
 
 def run_batch(k, steps, size):
-    cmd = [sys.executable, str(REPO / "bench" / "gpu_smoke.py"), "--only", "unet", "--modes", "strict",
-           "--steps", str(steps), "--size", str(size), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "gpu_smoke.py"),
+        "--only",
+        "unet",
+        "--modes",
+        "strict",
+        "--steps",
+        str(steps),
+        "--size",
+        str(size),
+        "--threads",
+        "1",
+    ]
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(k)]
     outs = [p.communicate()[0] for p in procs]
@@ -47,8 +60,11 @@ def main():
     for k in [int(v) for v in args.jobs.split(",")]:
         rates, mems, wall = run_batch(k, args.steps, args.size)
         total = sum(rates)
-        print(f"{k} job(s): {', '.join(f'{r:.2f}' for r in rates)} updates/s each, {total:.2f} in total; "
-              f"peak GPU memory per job: {', '.join(mems)}; {wall:.0f} s wall", flush=True)
+        print(
+            f"{k} job(s): {', '.join(f'{r:.2f}' for r in rates)} updates/s each, {total:.2f} in total; "
+            f"peak GPU memory per job: {', '.join(mems)}; {wall:.0f} s wall",
+            flush=True,
+        )
         if best is None or total > best[1] * 1.05:  # more jobs only when they add > 5 %
             best = (k, total, total / k, mems[0])
     k, total, each, mem = best

@@ -10,6 +10,7 @@ seconds (its scheduling, not its jobs') are printed too.
 Usage: python bench/study.py [--cores 2] [--configfile presets/x.yaml] [--scheduler ilp|greedy] [--keep]
 (--keep: only what is missing runs, and the figures count only the jobs of this run)
 """
+
 import argparse
 import json
 import os
@@ -51,8 +52,15 @@ def main():
     if work.exists() and not args.keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--cores", args.cores]
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--cores",
+        args.cores,
+    ]
     if args.configfile:
         cmd += ["--configfile", str(Path(args.configfile).resolve())]
     if args.scheduler:
@@ -87,16 +95,23 @@ def main():
         per_rule = pd.DataFrame(rows, columns=["rule", "s"]).groupby("rule")["s"].agg(["count", "sum", "mean"])
         print(per_rule.sort_values("sum", ascending=False).round(1).to_string())
     jobs = [(r, s) for r, s in rows if r == "train_unet"]  # a job trains unet.seeds_per_job seeds of a mix
-    metas = [json.loads(m.read_text()) for m in work.glob("results/*/unet/*/seeds*/seed*/meta.json")
-             if m.stat().st_mtime >= t0]
+    metas = [
+        json.loads(m.read_text())
+        for m in work.glob("results/*/unet/*/seeds*/seed*/meta.json")
+        if m.stat().st_mtime >= t0
+    ]
     updates = sum(m.get("update_seconds", 0.0) for m in metas)
     job_seconds = sum(s for _, s in jobs)
     overhead = 1 - updates / job_seconds if job_seconds else float("nan")
     if metas:
-        print(f"train_unet: {len(jobs)} jobs, {len(metas)} trainings, {job_seconds / len(metas):.1f} s of job time "
-              f"per training, {updates / len(metas):.1f} s of it in optimizer updates")
-    print(f"study wall time: {wall / 60:.1f} min for {len(metas)} trainings; CPU busy {busy * 100:.0f} %; "
-          f"overhead {overhead * 100:.0f} %")
+        print(
+            f"train_unet: {len(jobs)} jobs, {len(metas)} trainings, {job_seconds / len(metas):.1f} s of job time "
+            f"per training, {updates / len(metas):.1f} s of it in optimizer updates"
+        )
+    print(
+        f"study wall time: {wall / 60:.1f} min for {len(metas)} trainings; CPU busy {busy * 100:.0f} %; "
+        f"overhead {overhead * 100:.0f} %"
+    )
     return rc
 
 

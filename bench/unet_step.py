@@ -29,6 +29,7 @@ CPU time, not wall time, is what a dedicated core would give; the wall column is
 Usage: python bench/unet_step.py [--rounds 3] [--updates 30] [--candidates r18,r18-d64,...] [--jobs 2] [--extra]
 Last line: `unet step: <DEFAULT> <x> updates/s vs current resnet18 <y> updates/s: <ratio>x`.
 """
+
 import argparse
 import json
 import os
@@ -50,9 +51,22 @@ CURRENT = "r18-ka"  # the model the issue started from: resnet18, default decode
 # Encoder depth 4 (resnet18 without its last stage, 8.4 of its 11.2 M weights, which sees 2x2 pixels at 64 px):
 # ~2x the updates/s of depth 5, and a 4x smaller model; Adam's update of every weight was most of an update.
 DEFAULT = "r18-e4-d64-auto"  # the default config: depth 4, decoder (64, 32, 16, 8), FusedAdam, mixed_precision auto
-CANDIDATES = [CURRENT, "r18-d128-ka", "r18-d128", "r18-d128-auto", "r18-e4-d64", "r18-e3-d32-auto", "r18-d64",
-              "mnv2-d64", "effb0-d64",
-              "r18-d128-nomo", "r18-d128-tr", "r18-d128-spe4", "r18-d128-xla", "r18-d128-tr-xla"]
+CANDIDATES = [
+    CURRENT,
+    "r18-d128-ka",
+    "r18-d128",
+    "r18-d128-auto",
+    "r18-e4-d64",
+    "r18-e3-d32-auto",
+    "r18-d64",
+    "mnv2-d64",
+    "effb0-d64",
+    "r18-d128-nomo",
+    "r18-d128-tr",
+    "r18-d128-spe4",
+    "r18-d128-xla",
+    "r18-d128-tr-xla",
+]
 EXTRA = ["mnv2-d64-tr-xla", "r18-d128-autojit"]  # --extra: XLA that compiles, auto-clustering (both ~0.5x, slow)
 ALIASES = {"r18": "resnet18", "mnv2": "mobilenetv2", "effb0": "efficientnetb0"}
 SIZE, CLASSES, SEED, NDATA = 64, 4, 0, 16
@@ -61,9 +75,20 @@ SIZE, CLASSES, SEED, NDATA = 64, 4, 0, 16
 def parse(name):
     """Candidate name -> settings (see the module docstring)."""
     tokens = name.split("-")
-    spec = {"name": name, "backbone": ALIASES.get(tokens[0], tokens[0]), "decoder": 256, "batch": 4, "xla": False,
-            "spe": 1, "autojit": False, "block": "upsampling",
-            "nomo": False, "adam": "fused", "precision": False, "depth": 5}
+    spec = {
+        "name": name,
+        "backbone": ALIASES.get(tokens[0], tokens[0]),
+        "decoder": 256,
+        "batch": 4,
+        "xla": False,
+        "spe": 1,
+        "autojit": False,
+        "block": "upsampling",
+        "nomo": False,
+        "adam": "fused",
+        "precision": False,
+        "depth": 5,
+    }
     for tok in tokens[1:]:
         if tok == "xla":
             spec["xla"] = True
@@ -123,8 +148,8 @@ def worker(name, updates, double):
     from dualgen.core import env
 
     tf = env.setup_tensorflow(1, SEED)  # 1 intra-op, 1 inter-op thread, op determinism on
-    import segmentation_models as sm
     import numpy as np
+    import segmentation_models as sm
 
     from dualgen.core import precision
     from dualgen.segment import unet
@@ -141,15 +166,28 @@ def worker(name, updates, double):
     out["precision"] = precision.mode(mixed) or "float32"
     if spec["block"] == "transpose":
         with precision.keras_policy(mixed):
-            model = sm.Unet(spec["backbone"], encoder_weights=None, classes=CLASSES, activation="softmax",
-                            input_shape=(SIZE, SIZE, 1), decoder_filters=spec["decoder_filters"],
-                            decoder_block_type=spec["block"])
+            model = sm.Unet(
+                spec["backbone"],
+                encoder_weights=None,
+                classes=CLASSES,
+                activation="softmax",
+                input_shape=(SIZE, SIZE, 1),
+                decoder_filters=spec["decoder_filters"],
+                decoder_block_type=spec["block"],
+            )
         if mixed:
             model = precision.float32_outputs(model)
     else:
-        model = unet.build_unet(spec["backbone"], None, CLASSES, (SIZE, SIZE, 1), bn_momentum=None,
-                                mixed_precision=mixed, decoder_filters=spec["decoder_filters"],
-                                encoder_depth=spec["depth"])
+        model = unet.build_unet(
+            spec["backbone"],
+            None,
+            CLASSES,
+            (SIZE, SIZE, 1),
+            bn_momentum=None,
+            mixed_precision=mixed,
+            decoder_filters=spec["decoder_filters"],
+            encoder_depth=spec["depth"],
+        )
     lap("build")
     out["params"] = int(model.count_params())
 
@@ -158,13 +196,16 @@ def worker(name, updates, double):
         kwargs["jit_compile"] = True
     if spec["spe"] > 1:
         kwargs["steps_per_execution"] = spec["spe"]
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3) if spec["adam"] == "keras" else FusedAdam(1e-3),
-                  loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
-                  metrics=[sm.metrics.IOUScore(threshold=0.5)], **kwargs)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(1e-3) if spec["adam"] == "keras" else FusedAdam(1e-3),
+        loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
+        metrics=[sm.metrics.IOUScore(threshold=0.5)],
+        **kwargs,
+    )
     lap("compile")
 
     rng = np.random.default_rng(SEED)
-    x = (rng.integers(0, 256, (NDATA, SIZE, SIZE, 1)).astype(np.float32) / 255.0)
+    x = rng.integers(0, 256, (NDATA, SIZE, SIZE, 1)).astype(np.float32) / 255.0
     y = np.eye(CLASSES, dtype=np.float32)[rng.integers(0, CLASSES, (NDATA, SIZE, SIZE))]
     batch, k = spec["batch"], spec["spe"]
     # batch without drop_remainder: batch dimension None, the signature dualgen's pipeline traces
@@ -260,13 +301,16 @@ def run_all(names, rounds, updates, jobs, timeout):
                 errors[n] = f"round {r + 1}: " + failure(text, proc.returncode)
                 print(f"[{done}/{total}] {n} round {r + 1}: FAILED ({errors[n]})", flush=True)
                 continue
-            res = json.loads(line[len("RESULT "):])
+            res = json.loads(line[len("RESULT ") :])
             res["wall"] = wall
             results[n].append(res)
-            print(f"[{done}/{total}] {n} round {r + 1}: {res['updates_per_cpu_s']:.2f} updates/CPU-s "
-                  f"({res['updates_per_s']:.2f}/s wall); CPU s: import {res['import_cpu']:.1f}, build "
-                  f"{res['build_cpu']:.1f}, compile {res['compile_cpu']:.2f}, trace {res['trace_cpu']:.1f}, val trace "
-                  f"{res['val_trace_cpu']:.1f}; process {wall:.0f} s wall", flush=True)
+            print(
+                f"[{done}/{total}] {n} round {r + 1}: {res['updates_per_cpu_s']:.2f} updates/CPU-s "
+                f"({res['updates_per_s']:.2f}/s wall); CPU s: import {res['import_cpu']:.1f}, build "
+                f"{res['build_cpu']:.1f}, compile {res['compile_cpu']:.2f}, trace {res['trace_cpu']:.1f}, val trace "
+                f"{res['val_trace_cpu']:.1f}; process {wall:.0f} s wall",
+                flush=True,
+            )
     return results, errors
 
 
@@ -295,18 +339,23 @@ def main():
             names.insert(0, n)
     for n in names:
         parse(n)
-    print(f"U-Net {SIZE}x{SIZE}x1, {CLASSES} classes, softmax, Adam, dice + focal loss, IoU metric; 1 thread per "
-          f"worker, {args.jobs} workers at a time, {args.rounds} round(s) (XLA / autojit: 1), {args.updates} timed "
-          "updates, op determinism on", flush=True)
+    print(
+        f"U-Net {SIZE}x{SIZE}x1, {CLASSES} classes, softmax, Adam, dice + focal loss, IoU metric; 1 thread per "
+        f"worker, {args.jobs} workers at a time, {args.rounds} round(s) (XLA / autojit: 1), {args.updates} timed "
+        "updates, op determinism on",
+        flush=True,
+    )
     t0 = time.perf_counter()
     results, errors = run_all(names, args.rounds, args.updates, args.jobs, args.timeout)
 
     base = results.get(CURRENT) or []
     base_ups = med(base, "updates_per_cpu_s") if base else float("nan")
-    head = (f"{'candidate':<20} {'params':>10} {'upd/s':>6} {'wall':>6} {'img/s':>6} {'2B':>6} {'vs r18':>6} "
-            f"{'import':>6} "
-            f"{'build':>5} {'compile':>7} {'trace':>5} {'valtr':>5} {'process':>7} {'n':>2} {'det':>3}  decoder, "
-            "Adam, compute")
+    head = (
+        f"{'candidate':<20} {'params':>10} {'upd/s':>6} {'wall':>6} {'img/s':>6} {'2B':>6} {'vs r18':>6} "
+        f"{'import':>6} "
+        f"{'build':>5} {'compile':>7} {'trace':>5} {'valtr':>5} {'process':>7} {'n':>2} {'det':>3}  decoder, "
+        "Adam, compute"
+    )
     print()
     print(head)
     print("-" * len(head))
@@ -319,27 +368,37 @@ def main():
         ups = med(rows, "updates_per_cpu_s")
         two = f"{med(rows, 'images_per_cpu_s_2b'):.1f}" if "images_per_cpu_s_2b" in rows[0] else "-"
         det = "yes" if len({r["loss1"] for r in rows}) == 1 and len(rows) > 1 else ("-" if len(rows) == 1 else "NO")
-        decoder = (str(spec["decoder_filters"]).replace(" ", "") + (" transpose" if spec["block"] == "transpose" else "")
-                   + f", {spec['adam']}, {rows[0]['precision']}")
-        print(f"{n:<20} {rows[0]['params']:>10,} {ups:>6.2f} {med(rows, 'updates_per_s'):>6.2f} "
-              f"{ups * spec['batch']:>6.1f} {two:>6} {ups / base_ups:>5.2f}x {med(rows, 'import_cpu'):>6.1f} "
-              f"{med(rows, 'build_cpu'):>5.1f} {med(rows, 'compile_cpu'):>7.2f} {med(rows, 'trace_cpu'):>5.1f} "
-              f"{med(rows, 'val_trace_cpu'):>5.1f} {med(rows, 'wall'):>7.1f} {len(rows):>2} {det:>3}  {decoder}"
-              + (f"  ({errors[n]})" if n in errors else ""))
-    print("medians over the rounds (n). upd/s: steady updates per CPU-second of the worker (= per second on a "
-          "dedicated core; robust to the shared cores), wall: per wall second (median update); img/s = upd/s x batch, "
-          "2B: img/s at twice the batch (the same trace, as many images). "
-          "CPU seconds: import = interpreter + dualgen + TensorFlow + segmentation_models, build = unet.build_unet, trace = "
-          "first fit minus its steady updates, valtr = first evaluate (batch 1); process: worker wall seconds. det: "
-          "the same loss after the first update in every round.")
+        decoder = (
+            str(spec["decoder_filters"]).replace(" ", "")
+            + (" transpose" if spec["block"] == "transpose" else "")
+            + f", {spec['adam']}, {rows[0]['precision']}"
+        )
+        print(
+            f"{n:<20} {rows[0]['params']:>10,} {ups:>6.2f} {med(rows, 'updates_per_s'):>6.2f} "
+            f"{ups * spec['batch']:>6.1f} {two:>6} {ups / base_ups:>5.2f}x {med(rows, 'import_cpu'):>6.1f} "
+            f"{med(rows, 'build_cpu'):>5.1f} {med(rows, 'compile_cpu'):>7.2f} {med(rows, 'trace_cpu'):>5.1f} "
+            f"{med(rows, 'val_trace_cpu'):>5.1f} {med(rows, 'wall'):>7.1f} {len(rows):>2} {det:>3}  {decoder}"
+            + (f"  ({errors[n]})" if n in errors else "")
+        )
+    print(
+        "medians over the rounds (n). upd/s: steady updates per CPU-second of the worker (= per second on a "
+        "dedicated core; robust to the shared cores), wall: per wall second (median update); img/s = upd/s x batch, "
+        "2B: img/s at twice the batch (the same trace, as many images). "
+        "CPU seconds: import = interpreter + dualgen + TensorFlow + segmentation_models, build = "
+        "unet.build_unet, trace = "
+        "first fit minus its steady updates, valtr = first evaluate (batch 1); process: worker wall seconds. det: "
+        "the same loss after the first update in every round."
+    )
     print(f"bench wall time: {time.perf_counter() - t0:.0f} s")
     cur, new = results.get(CURRENT) or [], results.get(DEFAULT) or []
     if not cur or not new:
         print(f"unet step: {DEFAULT} or {CURRENT} failed: no comparison")
         return 1
     x, y = med(new, "updates_per_cpu_s"), med(cur, "updates_per_cpu_s")
-    print(f"unet step: {DEFAULT} ({new[0]['precision']}) {x:.2f} updates/s vs current resnet18 {y:.2f} updates/s: "
-          f"{x / y:.2f}x")
+    print(
+        f"unet step: {DEFAULT} ({new[0]['precision']}) {x:.2f} updates/s vs current resnet18 {y:.2f} updates/s: "
+        f"{x / y:.2f}x"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """dualgen: synthetic micrograph + mask pairs (VQ-VAE + PixelCNN) and the U-Net study around them."""
+
 from dualgen.core import env as _env
 
 _env.apply()

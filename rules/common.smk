@@ -82,7 +82,9 @@ SEEDS = list(config["unet"]["seeds"])
 # One train_unet job trains a chunk of a mix's seeds (unet.seeds_per_job, in the order of the list): one TensorFlow
 # start and one trace for all of them. A chunk is named by its seeds (unet/<mix>/seeds0_1_2/seed<k>/).
 _PER_JOB = int(config["unet"]["seeds_per_job"])
-SEED_CHUNKS = {"_".join(map(str, SEEDS[i:i + _PER_JOB])): SEEDS[i:i + _PER_JOB] for i in range(0, len(SEEDS), _PER_JOB)}
+SEED_CHUNKS = {
+    "_".join(map(str, SEEDS[i : i + _PER_JOB])): SEEDS[i : i + _PER_JOB] for i in range(0, len(SEEDS), _PER_JOB)
+}
 
 
 def all_targets():

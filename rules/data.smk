@@ -7,15 +7,15 @@ include: "data_helpers.smk"
 rule make_demo:
     output:
         directory(DEMO_DIR),
-    params:
-        run=script("make_demo"),
-        settings=as_json(demo=config["data"]["demo"], classes=CLASSES),
     log:
         "data/logs/make_demo.log",
     benchmark:
         "data/logs/make_demo.bench.tsv"
     conda:
         ENV
+    params:
+        run=script("make_demo"),
+        settings=as_json(demo=config["data"]["demo"], classes=CLASSES),
     shell:
         "{params.run} --out {output} --settings {params.settings:q} --log {log}"
 
@@ -25,17 +25,17 @@ rule patches:
         data_inputs(),
     output:
         directory(f"{OUT}/patches"),
-    params:
-        run=script("make_patches"),
-        settings=as_json(
-            data=patches_data_settings(data_settings(), DEMO_DIR), patches=config["patches"], classes=CLASSES
-        ),
     log:
         f"{LOGS}/patches.log",
     benchmark:
         f"{BENCH}/patches.tsv"
     conda:
         ENV
+    params:
+        run=script("make_patches"),
+        settings=as_json(
+            data=patches_data_settings(data_settings(), DEMO_DIR), patches=config["patches"], classes=CLASSES
+        ),
     shell:
         "{params.run} --out {output} --settings {params.settings:q} --log {log}"
 
@@ -46,6 +46,12 @@ rule datasets:
         lists=split_list_files(config["data"]),
     output:
         directory(f"{OUT}/datasets"),
+    log:
+        f"{LOGS}/datasets.log",
+    benchmark:
+        f"{BENCH}/datasets.tsv"
+    conda:
+        ENV
     params:
         run=script("make_datasets"),
         settings=as_json(
@@ -54,12 +60,5 @@ rule datasets:
             splits=config["data"]["splits"],
             classes=CLASSES,
         ),
-    log:
-        f"{LOGS}/datasets.log",
-    benchmark:
-        f"{BENCH}/datasets.tsv"
-    conda:
-        ENV
     shell:
-        "{params.run} --patches {input.patches} --out {output} "
-        "--settings {params.settings:q} --log {log}"
+        "{params.run} --patches {input.patches} --out {output} " "--settings {params.settings:q} --log {log}"

@@ -6,8 +6,13 @@ def data_settings():
     """The data section, with the demo folders filled in when dualgen makes the data itself."""
     data = dict(config["data"])
     if data["source"] == "demo":
-        data.update(images=f"{DEMO_DIR}/images", masks=f"{DEMO_DIR}/masks_lq", hq_masks=f"{DEMO_DIR}/masks_hq",
-                    mask_format="palette", crop_height=None)
+        data.update(
+            images=f"{DEMO_DIR}/images",
+            masks=f"{DEMO_DIR}/masks_lq",
+            hq_masks=f"{DEMO_DIR}/masks_hq",
+            mask_format="palette",
+            crop_height=None,
+        )
     return data
 
 

@@ -12,20 +12,22 @@ rule train_vqvae:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        report(directory(f"{OUT}/vqvae"), patterns=["{name}.png"], caption="../report/vqvae.rst", category="2 Generator"),
-    params:
-        run=script("train_vqvae"),
-        work=lambda wildcards, output: work_dir(output[0]),
-        settings=as_json(vqvae=config["vqvae"], classes=CLASSES, determinism=config["determinism"]),
-    threads: 4
-    resources:
-        gpu=GPU_PER_JOB,
+        report(
+            directory(f"{OUT}/vqvae"), patterns=["{name}.png"], caption="../report/vqvae.rst", category="2 Generator"
+        ),
     log:
         f"{LOGS}/train_vqvae.log",
     benchmark:
         f"{BENCH}/train_vqvae.tsv"
     conda:
         ENV
+    threads: 4
+    resources:
+        gpu=GPU_PER_JOB,
+    params:
+        run=script("train_vqvae"),
+        work=lambda wildcards, output: work_dir(output[0]),
+        settings=as_json(vqvae=config["vqvae"], classes=CLASSES, determinism=config["determinism"]),
     shell:
         "{params.run} --patches {input.patches} --datasets {input.datasets} --work {params.work} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
@@ -37,17 +39,19 @@ rule encode:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        report(directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/usage.rst", category="2 Generator"),
-    params:
-        run=script("encode"),
-        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
-    threads: 4
+        report(
+            directory(f"{OUT}/codes"), patterns=["{name}.png"], caption="../report/usage.rst", category="2 Generator"
+        ),
     log:
         f"{LOGS}/encode.log",
     benchmark:
         f"{BENCH}/encode.tsv"
     conda:
         ENV
+    threads: 4
+    params:
+        run=script("encode"),
+        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     shell:
         "{params.run} --vqvae {input.vqvae} --patches {input.patches} --datasets {input.datasets} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
@@ -60,15 +64,15 @@ rule reconstruction:
         datasets=rules.datasets.output[0],
     output:
         directory(f"{OUT}/reconstruction"),
-    params:
-        run=script("reconstruction"),
-        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     log:
         f"{LOGS}/reconstruction.log",
     benchmark:
         f"{BENCH}/reconstruction.tsv"
     conda:
         ENV
+    params:
+        run=script("reconstruction"),
+        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     shell:
         "{params.run} --codes {input.codes} --patches {input.patches} --datasets {input.datasets} --out {output} "
         "--settings {params.settings:q} --log {log}"
@@ -85,20 +89,20 @@ rule train_pixelcnn:
             category="2 Generator",
             subcategory="PixelCNN {kind}",
         ),
-    wildcard_constraints:
-        kind="plain|gated",
-    params:
-        run=script("train_pixelcnn"),
-        settings=as_json(pixelcnn=pixelcnn_settings(), determinism=config["determinism"]),
-    threads: 4
-    resources:
-        gpu=GPU_PER_JOB,
     log:
         f"{LOGS}/train_pixelcnn_{{kind}}.log",
     benchmark:
         f"{BENCH}/train_pixelcnn_{{kind}}.tsv"
+    wildcard_constraints:
+        kind="plain|gated",
     conda:
         ENV
+    threads: 4
+    resources:
+        gpu=GPU_PER_JOB,
+    params:
+        run=script("train_pixelcnn"),
+        settings=as_json(pixelcnn=pixelcnn_settings(), determinism=config["determinism"]),
     shell:
         "{params.run} --codes {input.codes} --kind {wildcards.kind} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
@@ -111,17 +115,17 @@ rule sample:
         vqvae=rules.train_vqvae.output[0],  # sample.calibrate classes decodes its draws
     output:
         directory(f"{OUT}/synthetic/codes"),
-    params:
-        run=script("sample"),
-        n=POOL_SIZE,
-        settings=as_json(sample=sample_settings(), determinism=config["determinism"]),
-    threads: 4
     log:
         f"{LOGS}/sample.log",
     benchmark:
         f"{BENCH}/sample.tsv"
     conda:
         ENV
+    threads: 4
+    params:
+        run=script("sample"),
+        n=POOL_SIZE,
+        settings=as_json(sample=sample_settings(), determinism=config["determinism"]),
     shell:
         "{params.run} --pixelcnn {input.pixelcnn} --codes {input.codes} --vqvae {input.vqvae} --n {params.n} "
         "--out {output} --threads {threads} --settings {params.settings:q} --log {log}"
@@ -133,16 +137,16 @@ rule decode:
         codes=rules.sample.output[0],
     output:
         directory(f"{OUT}/synthetic/raw"),
-    params:
-        run=script("decode"),
-        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
-    threads: 4
     log:
         f"{LOGS}/decode.log",
     benchmark:
         f"{BENCH}/decode.tsv"
     conda:
         ENV
+    threads: 4
+    params:
+        run=script("decode"),
+        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     shell:
         "{params.run} --vqvae {input.vqvae} --codes {input.codes} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
@@ -153,15 +157,15 @@ rule postprocess:
         raw=rules.decode.output[0],
     output:
         directory(f"{OUT}/synthetic/clean"),
-    params:
-        run=script("postprocess"),
-        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     log:
         f"{LOGS}/postprocess.log",
     benchmark:
         f"{BENCH}/postprocess.tsv"
     conda:
         ENV
+    params:
+        run=script("postprocess"),
+        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     shell:
         "{params.run} --raw {input.raw} --out {output} --settings {params.settings:q} --log {log}"
 
@@ -176,17 +180,18 @@ use rule sample as fidelity_sample with:
         vqvae=rules.train_vqvae.output[0],
     output:
         directory(f"{VARIANT_DIR}/{{variant}}/codes"),
+    log:
+        f"{LOGS}/variants/{{variant}}/sample.log",
+    benchmark:
+        f"{BENCH}/variants/{{variant}}/sample.tsv"
     wildcard_constraints:
         variant=VARIANT_PATTERN,
     params:
         run=script("sample"),
         n=config["fidelity"]["n"],
-        settings=lambda wildcards: as_json(sample=sample_settings(VARIANTS[wildcards.variant][1]),
-                                           determinism=config["determinism"]),
-    log:
-        f"{LOGS}/variants/{{variant}}/sample.log",
-    benchmark:
-        f"{BENCH}/variants/{{variant}}/sample.tsv"
+        settings=lambda wildcards: as_json(
+            sample=sample_settings(VARIANTS[wildcards.variant][1]), determinism=config["determinism"]
+        ),
 
 
 use rule decode as fidelity_decode with:
@@ -195,12 +200,12 @@ use rule decode as fidelity_decode with:
         codes=f"{VARIANT_DIR}/{{variant}}/codes",
     output:
         directory(f"{VARIANT_DIR}/{{variant}}/raw"),
-    wildcard_constraints:
-        variant=VARIANT_PATTERN,
     log:
         f"{LOGS}/variants/{{variant}}/decode.log",
     benchmark:
         f"{BENCH}/variants/{{variant}}/decode.tsv"
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
 
 
 use rule postprocess as fidelity_postprocess with:
@@ -208,12 +213,12 @@ use rule postprocess as fidelity_postprocess with:
         raw=f"{VARIANT_DIR}/{{variant}}/raw",
     output:
         directory(f"{VARIANT_DIR}/{{variant}}/clean"),
-    wildcard_constraints:
-        variant=VARIANT_PATTERN,
     log:
         f"{LOGS}/variants/{{variant}}/postprocess.log",
     benchmark:
         f"{BENCH}/variants/{{variant}}/postprocess.tsv"
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
 
 
 rule fidelity:
@@ -227,18 +232,22 @@ rule fidelity:
             category="2 Generator",
             subcategory="Fidelity",
         ),
-    params:
-        run=script("fidelity"),
-        variants=lambda wildcards, input: " ".join(f"--variant {name}={input[f'variant_{name}']}"
-                                                            for name in scored_variants()),
-        settings=as_json(classes=CLASSES, fidelity={k: config["fidelity"][k] for k in ("n_splits", "seed")},
-                         variants=fidelity_variants()),
     log:
         f"{LOGS}/fidelity.log",
     benchmark:
         f"{BENCH}/fidelity.tsv"
     conda:
         ENV
+    params:
+        run=script("fidelity"),
+        variants=lambda wildcards, input: " ".join(
+            f"--variant {name}={input[f'variant_{name}']}" for name in scored_variants()
+        ),
+        settings=as_json(
+            classes=CLASSES,
+            fidelity={k: config["fidelity"][k] for k in ("n_splits", "seed")},
+            variants=fidelity_variants(),
+        ),
     shell:
         "{params.run} --patches {input.patches} --datasets {input.datasets} {params.variants} --out {output} "
         "--settings {params.settings:q} --log {log}"
@@ -261,21 +270,22 @@ rule train_pixelcnn_conditioned:
             category="2 Generator",
             subcategory="PixelCNN {kind} conditioned",
         ),
-    wildcard_constraints:
-        kind="plain|gated",
-    params:
-        run=script("train_pixelcnn"),
-        settings=as_json(pixelcnn=pixelcnn_settings(conditioned=True), classes=CLASSES,
-                         determinism=config["determinism"]),
-    threads: 4
-    resources:
-        gpu=GPU_PER_JOB,
     log:
         f"{LOGS}/train_pixelcnn_{{kind}}_cond.log",
     benchmark:
         f"{BENCH}/train_pixelcnn_{{kind}}_cond.tsv"
+    wildcard_constraints:
+        kind="plain|gated",
     conda:
         ENV
+    threads: 4
+    resources:
+        gpu=GPU_PER_JOB,
+    params:
+        run=script("train_pixelcnn"),
+        settings=as_json(
+            pixelcnn=pixelcnn_settings(conditioned=True), classes=CLASSES, determinism=config["determinism"]
+        ),
     shell:
         "{params.run} --codes {input.codes} --patches {input.patches} --datasets {input.datasets} "
         "--kind {wildcards.kind} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
@@ -288,19 +298,19 @@ rule sample_conditioned:
         datasets=rules.datasets.output[0],
     output:
         directory(f"{COND_DIR}/{{target}}/codes"),
-    wildcard_constraints:
-        target="balanced|data",
-    params:
-        run=script("sample"),
-        n=lambda wildcards: conditioned_pool_size(wildcards.target),
-        settings=lambda wildcards: conditioned_sample_settings(wildcards.target),
-    threads: 4
     log:
         f"{LOGS}/conditioned/{{target}}/sample.log",
     benchmark:
         f"{BENCH}/conditioned/{{target}}/sample.tsv"
+    wildcard_constraints:
+        target="balanced|data",
     conda:
         ENV
+    threads: 4
+    params:
+        run=script("sample"),
+        n=lambda wildcards: conditioned_pool_size(wildcards.target),
+        settings=lambda wildcards: conditioned_sample_settings(wildcards.target),
     shell:
         "{params.run} --pixelcnn {input.pixelcnn} --patches {input.patches} --datasets {input.datasets} "
         "--n {params.n} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
@@ -312,12 +322,12 @@ use rule decode as decode_conditioned with:
         codes=f"{COND_DIR}/{{target}}/codes",
     output:
         directory(f"{COND_DIR}/{{target}}/raw"),
-    wildcard_constraints:
-        target="balanced|data",
     log:
         f"{LOGS}/conditioned/{{target}}/decode.log",
     benchmark:
         f"{BENCH}/conditioned/{{target}}/decode.tsv"
+    wildcard_constraints:
+        target="balanced|data",
 
 
 use rule postprocess as postprocess_conditioned with:
@@ -325,12 +335,12 @@ use rule postprocess as postprocess_conditioned with:
         raw=f"{COND_DIR}/{{target}}/raw",
     output:
         directory(f"{COND_DIR}/{{target}}/clean"),
-    wildcard_constraints:
-        target="balanced|data",
     log:
         f"{LOGS}/conditioned/{{target}}/postprocess.log",
     benchmark:
         f"{BENCH}/conditioned/{{target}}/postprocess.tsv"
+    wildcard_constraints:
+        target="balanced|data",
 
 
 rule conditioning:
@@ -344,16 +354,16 @@ rule conditioning:
             category="2 Generator",
             subcategory="Conditioning",
         ),
-    params:
-        run=script("conditioning"),
-        reference=lambda wildcards, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
-        settings=as_json(classes=CLASSES),
     log:
         f"{LOGS}/conditioning.log",
     benchmark:
         f"{BENCH}/conditioning.tsv"
     conda:
         ENV
+    params:
+        run=script("conditioning"),
+        reference=lambda wildcards, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
+        settings=as_json(classes=CLASSES),
     shell:
         "{params.run} --balanced-codes {input.balanced_codes} --balanced {input.balanced_clean} "
         "--data-codes {input.data_codes} --data {input.data_clean} {params.reference} --out {output} "

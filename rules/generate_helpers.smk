@@ -68,8 +68,10 @@ def fidelity_inputs(wildcards):
 
 def fidelity_variants():
     """The variants as the fidelity step's settings declare them."""
-    return [{"name": name, "kind": kind, "temperature": t, "pool": name == POOL_VARIANT}
-            for name, (kind, t, _) in scored_variants().items()]
+    return [
+        {"name": name, "kind": kind, "temperature": t, "pool": name == POOL_VARIANT}
+        for name, (kind, t, _) in scored_variants().items()
+    ]
 
 
 # Conditioned generation: each pool's targets and size, the conditioned sampler's settings, what the conditioning
@@ -87,8 +89,12 @@ def conditioned_pool_size(target):
 def conditioned_sample_settings(target):
     """The unconditioned sampler's settings plus the targets of this pool (calibrate is for unconditioned priors)."""
     plain = {k: v for k, v in sample_settings().items() if k != "calibrate"}
-    return as_json(sample={**plain, "targets": COND_TARGETS[target]}, condition=CONDITION, classes=CLASSES,
-                   determinism=config["determinism"])
+    return as_json(
+        sample={**plain, "targets": COND_TARGETS[target]},
+        condition=CONDITION,
+        classes=CLASSES,
+        determinism=config["determinism"],
+    )
 
 
 def conditioning_inputs(wildcards):

@@ -10,16 +10,21 @@ rule figure_datasets:
         datasets=rules.datasets.output[0],
         patches=rules.patches.output[0],
     output:
-        report(directory(f"{OUT}/figures/datasets"), patterns=["{name}.png"], caption="../report/datasets.rst", category="1 Data"),
+        report(
+            directory(f"{OUT}/figures/datasets"),
+            patterns=["{name}.png"],
+            caption="../report/datasets.rst",
+            category="1 Data",
+        ),
+    log:
+        f"{LOGS}/figures/datasets.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="datasets",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=config["datasets"]["preview"]),
-    log:
-        f"{LOGS}/figures/datasets.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -28,16 +33,21 @@ rule figure_vqvae:
     input:
         vqvae=rules.train_vqvae.output[0],
     output:
-        report(directory(f"{OUT}/figures/vqvae"), patterns=["{name}.png"], caption="../report/vqvae.rst", category="2 Generator"),
+        report(
+            directory(f"{OUT}/figures/vqvae"),
+            patterns=["{name}.png"],
+            caption="../report/vqvae.rst",
+            category="2 Generator",
+        ),
+    log:
+        f"{LOGS}/figures/vqvae.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="vqvae",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES),
-    log:
-        f"{LOGS}/figures/vqvae.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -49,16 +59,21 @@ rule figure_codes:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
     output:
-        report(directory(f"{OUT}/figures/codes"), patterns=["{name}.png"], caption="../report/codes.rst", category="2 Generator"),
+        report(
+            directory(f"{OUT}/figures/codes"),
+            patterns=["{name}.png"],
+            caption="../report/codes.rst",
+            category="2 Generator",
+        ),
+    log:
+        f"{LOGS}/figures/codes.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="codes",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=4),
-    log:
-        f"{LOGS}/figures/codes.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -69,17 +84,20 @@ rule figure_cleaning:
         raw=rules.decode.output[0],
     output:
         report(
-            directory(f"{OUT}/figures/cleaning"), patterns=["{name}.png"], caption="../report/postprocess.rst", category="3 Synthetic pairs"
+            directory(f"{OUT}/figures/cleaning"),
+            patterns=["{name}.png"],
+            caption="../report/postprocess.rst",
+            category="3 Synthetic pairs",
         ),
+    log:
+        f"{LOGS}/figures/cleaning.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="cleaning",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=4),
-    log:
-        f"{LOGS}/figures/cleaning.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -91,17 +109,20 @@ rule figure_synthetic:
         datasets=rules.datasets.output[0],
     output:
         report(
-            directory(f"{OUT}/figures/synthetic"), patterns=["{name}.png"], caption="../report/synthetic.rst", category="3 Synthetic pairs"
+            directory(f"{OUT}/figures/synthetic"),
+            patterns=["{name}.png"],
+            caption="../report/synthetic.rst",
+            category="3 Synthetic pairs",
         ),
+    log:
+        f"{LOGS}/figures/synthetic.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="synthetic",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=config["postprocess"]["figure_pairs"]),
-    log:
-        f"{LOGS}/figures/synthetic.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -111,16 +132,21 @@ rule figure_pretest:
         pretest=rules.pretest.output[0],
         clean=rules.postprocess.output[0],
     output:
-        report(directory(f"{OUT}/figures/pretest"), patterns=["{name}.png"], caption="../report/pretest.rst", category="3 Synthetic pairs"),
+        report(
+            directory(f"{OUT}/figures/pretest"),
+            patterns=["{name}.png"],
+            caption="../report/pretest.rst",
+            category="3 Synthetic pairs",
+        ),
+    log:
+        f"{LOGS}/figures/pretest.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="pretest",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=4),
-    log:
-        f"{LOGS}/figures/pretest.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -136,6 +162,10 @@ rule figure_study:
             category="4 Study",
             subcategory="Figures",
         ),
+    log:
+        f"{LOGS}/figures/study.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="study",
@@ -147,10 +177,6 @@ rule figure_study:
             curve_mixes=curve_mixes(),
             big_train=config["datasets"]["big_train"],
         ),
-    log:
-        f"{LOGS}/figures/study.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -160,15 +186,15 @@ rule figure_lq:
         patches=rules.patches.output[0],
     output:
         report(directory(f"{OUT}/figures/lq"), patterns=["{name}.png"], caption="../report/lq.rst", category="1 Data"),
+    log:
+        f"{LOGS}/figures/lq.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="lq",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=4),
-    log:
-        f"{LOGS}/figures/lq.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -184,15 +210,15 @@ rule figure_fidelity:
             category="2 Generator",
             subcategory="Fidelity",
         ),
+    log:
+        f"{LOGS}/figures/fidelity.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="fidelity",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES),
-    log:
-        f"{LOGS}/figures/fidelity.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -208,15 +234,15 @@ rule figure_generator_card:
             category="2 Generator",
             subcategory="0 Report card",
         ),
+    log:
+        f"{LOGS}/figures/generator_card.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="generator_card",
         inputs=figure_inputs,
         settings=as_json(),
-    log:
-        f"{LOGS}/figures/generator_card.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -232,15 +258,15 @@ rule figure_findings:
             category="4 Study",
             subcategory="0 Findings",
         ),
+    log:
+        f"{LOGS}/figures/findings.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="findings",
         inputs=figure_inputs,
         settings=as_json(classes=CLASSES),
-    log:
-        f"{LOGS}/figures/findings.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()
 
@@ -257,14 +283,14 @@ rule figure_conditioning:
             category="2 Generator",
             subcategory="Conditioning",
         ),
+    log:
+        f"{LOGS}/figures/conditioning.log",
+    conda:
+        ENV
     params:
         run=script("figure"),
         kind="conditioning",
         inputs=figure_inputs,
         settings=as_json(classes=FIGURE_CLASSES, n=6),
-    log:
-        f"{LOGS}/figures/conditioning.log",
-    conda:
-        ENV
     shell:
         figure_rule_shell()

@@ -40,8 +40,12 @@ def study_figure_inputs(wildcards):
 def generator_card_inputs(wildcards):
     """The card reads what the generator's steps measured: VQ-VAE, reconstruction, each prior, fidelity, the
     pre-test."""
-    inputs = {"vqvae": f"{OUT}/vqvae", "reconstruction": f"{OUT}/reconstruction", "fidelity": f"{OUT}/fidelity",
-              "sample": f"{OUT}/synthetic/codes"}
+    inputs = {
+        "vqvae": f"{OUT}/vqvae",
+        "reconstruction": f"{OUT}/reconstruction",
+        "fidelity": f"{OUT}/fidelity",
+        "sample": f"{OUT}/synthetic/codes",
+    }
     inputs.update({f"pixelcnn_{kind}": f"{OUT}/pixelcnn/{kind}" for kind in PIXELCNN_KINDS})
     if CONDITIONED:
         inputs.update({f"pixelcnn_{kind}_cond": f"{OUT}/pixelcnn/{kind}_cond" for kind in PIXELCNN_KINDS})

@@ -13,18 +13,18 @@ rule build_mix:
         pool=pool_input,
     output:
         directory(f"{OUT}/mixes/{{mix}}"),
-    wildcard_constraints:
-        mix=MIX_PATTERN,
-    params:
-        run=script("build_mix"),
-        pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
-        settings=lambda wildcards: mix_settings(wildcards.mix),
     log:
         f"{LOGS}/build_mix/{{mix}}.log",
     benchmark:
         f"{BENCH}/build_mix/{{mix}}.tsv"
+    wildcard_constraints:
+        mix=MIX_PATTERN,
     conda:
         ENV
+    params:
+        run=script("build_mix"),
+        pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
+        settings=lambda wildcards: mix_settings(wildcards.mix),
     shell:
         "{params.run} --datasets {input.datasets} {params.pool} --out {output} "
         "--settings {params.settings:q} --log {log}"
@@ -38,25 +38,25 @@ rule train_unet:
         pool=pool_input,
     output:
         directory(f"{OUT}/unet/{{mix}}/seeds{{chunk}}"),
+    log:
+        f"{LOGS}/train_unet/{{mix}}/seeds{{chunk}}.log",
+    benchmark:
+        f"{BENCH}/train_unet/{{mix}}/seeds{{chunk}}.tsv"
     wildcard_constraints:
         mix=MIX_PATTERN,
         chunk=r"\d+(_\d+)*",
+    priority: lambda wildcards: MIX[wildcards.mix].n_real + MIX[wildcards.mix].n_synth  # long trainings first
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=GPU_PER_JOB,
+        checkpoint_every_s=str(config["unet"]["checkpoint_every_s"]),  # not a param: changing it reruns nothing
     params:
         run=script("train_unet"),
         work=lambda wildcards, output: work_dir(output[0]),
         pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
         settings=lambda wildcards: unet_settings(wildcards.mix, wildcards.chunk),
-    threads: 1
-    priority: lambda wildcards: MIX[wildcards.mix].n_real + MIX[wildcards.mix].n_synth  # long trainings first
-    resources:
-        gpu=GPU_PER_JOB,
-        checkpoint_every_s=str(config["unet"]["checkpoint_every_s"]),  # not a param: changing it reruns nothing
-    log:
-        f"{LOGS}/train_unet/{{mix}}/seeds{{chunk}}.log",
-    benchmark:
-        f"{BENCH}/train_unet/{{mix}}/seeds{{chunk}}.tsv"
-    conda:
-        ENV
     shell:
         "{params.run} --mix {input.mix} --patches {input.patches} --datasets {input.datasets} {params.pool} "
         "--work {params.work} --out {output} --threads {threads} --settings {params.settings:q} --log {log} "
@@ -70,19 +70,19 @@ rule evaluate:
         datasets=rules.datasets.output[0],
     output:
         directory(f"{OUT}/metrics/{{mix}}/seed{{seed}}"),
-    wildcard_constraints:
-        mix=MIX_PATTERN,
-        seed=r"\d+",
-    params:
-        run=script("evaluate"),
-        unet=lambda wildcards: unet_run(wildcards.mix, wildcards.seed),
-        settings=as_json(classes=CLASSES),
     log:
         f"{LOGS}/evaluate/{{mix}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/evaluate/{{mix}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        mix=MIX_PATTERN,
+        seed=r"\d+",
     conda:
         ENV
+    params:
+        run=script("evaluate"),
+        unet=lambda wildcards: unet_run(wildcards.mix, wildcards.seed),
+        settings=as_json(classes=CLASSES),
     shell:
         "{params.run} --name {wildcards.mix} --seed {wildcards.seed} --unet {params.unet} --patches {input.patches} "
         "--datasets {input.datasets} --out {output} --settings {params.settings:q} --log {log}"
@@ -96,18 +96,18 @@ rule pretest:
         datasets=rules.datasets.output[0],
     output:
         directory(f"{OUT}/pretest"),
-    params:
-        run=script("pretest"),
-        unet=unet_run(PRETEST_MIX, SEEDS[0]),
-        model=f"{PRETEST_MIX} (seed {SEEDS[0]})",
-        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
-    threads: 1
     log:
         f"{LOGS}/pretest.log",
     benchmark:
         f"{BENCH}/pretest.tsv"
     conda:
         ENV
+    threads: 1
+    params:
+        run=script("pretest"),
+        unet=unet_run(PRETEST_MIX, SEEDS[0]),
+        model=f"{PRETEST_MIX} (seed {SEEDS[0]})",
+        settings=as_json(classes=CLASSES, determinism=config["determinism"]),
     shell:
         "{params.run} --unet {params.unet} --model-name {params.model:q} --pool {input.pool} "
         "--patches {input.patches} --datasets {input.datasets} --out {output} "
@@ -125,15 +125,14 @@ rule aggregate:
             category="4 Study",
             subcategory="Tables",
         ),
-    params:
-        run=script("aggregate"),
-        settings=as_json(classes=CLASSES, mixes=[mixes.fields(m) for m in MIXES], stats=config["stats"]),
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
         f"{BENCH}/aggregate.tsv"
     conda:
         ENV
+    params:
+        run=script("aggregate"),
+        settings=as_json(classes=CLASSES, mixes=[mixes.fields(m) for m in MIXES], stats=config["stats"]),
     shell:
-        "{params.run} --metrics {input.metrics} --out {output} "
-        "--settings {params.settings:q} --log {log}"
+        "{params.run} --metrics {input.metrics} --out {output} " "--settings {params.settings:q} --log {log}"

@@ -44,5 +44,11 @@ def unet_settings(mix, chunk):
     unused = [k for budget, keys in UNET_BUDGET_KEYS.items() if budget != u["budget"] for k in keys]
     unused += [] if MIX[mix].pretrain else ["pretrain_share"]
     unet = {k: None if k in unused else v for k, v in u.items() if k not in UNET_NOT_SETTINGS}
-    return as_json(unet=unet, seeds=SEED_CHUNKS[chunk], classes=CLASSES, augmentation=augmentation,
-                   mix=mixes.fields(MIX[mix]), determinism=config["determinism"])
+    return as_json(
+        unet=unet,
+        seeds=SEED_CHUNKS[chunk],
+        classes=CLASSES,
+        augmentation=augmentation,
+        mix=mixes.fields(MIX[mix]),
+        determinism=config["determinism"],
+    )

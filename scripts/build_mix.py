@@ -4,15 +4,16 @@ of the synthetic pool; validation always real. The pretrain arm lists the same p
 used first, then the real ones). --settings: {"mix": the mix's fields (dualgen.segment.mixes.Mix)}.
 Writes OUT/manifest.csv (origin, id, split, mask), meta.json.
 """
+
 import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
 from dualgen.core import artifacts, cli
+from dualgen.core.errors import DualgenError
 from dualgen.data import datasets
 from dualgen.segment import mixes
-from dualgen.core.errors import DualgenError
 
 
 def main(args):
@@ -29,7 +30,9 @@ def main(args):
     counts = manifest.groupby(["split", "origin"]).size().to_dict()
     print(f"{mix.name}: {counts}", flush=True)
     extra = {"mix": dataclasses.asdict(mix), "counts": {f"{a}_{b}": int(n) for (a, b), n in counts.items()}}
-    inputs = [Path(args.datasets) / f"{b}.csv" for b in datasets.BASES] + ([Path(args.pool) / "pool.csv"] if args.pool else [])
+    inputs = [Path(args.datasets) / f"{b}.csv" for b in datasets.BASES] + (
+        [Path(args.pool) / "pool.csv"] if args.pool else []
+    )
     with artifacts.artifact_dir(args.out, "build_mix", s, None, inputs, extra) as tmp:
         manifest.to_csv(tmp / "manifest.csv", index=False)
 

@@ -4,6 +4,7 @@
 Usage: python scripts/check_config.py [--base config.yaml] FILE [FILE ...]
 Prints `ok: <mixes> mixes, pool of <n> synthetic pairs` or one `dualgen: error: ...` line.
 """
+
 from pathlib import Path
 
 from dualgen.core import cli

@@ -6,17 +6,21 @@ out when nobody asks: its correlation is the no-control reference). The figure: 
 Writes OUT/conditioning.csv (pool, class, n, mean_requested, mean_achieved, corr, mae), OUT/pairs.csv (pool, grid,
 class, requested, achieved), meta.json.
 """
+
 from pathlib import Path
 
 import pandas as pd
 
 from dualgen.core import artifacts, cli
-from dualgen.generate import conditioning
-from dualgen.data import datasets
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets
+from dualgen.generate import conditioning
 
-POOLS = {"data": "conditioned, real patches' fractions requested", "balanced": "conditioned, sample.targets requested",
-         "unconditioned": "unconditioned study pool (the same requests, not given to it)"}
+POOLS = {
+    "data": "conditioned, real patches' fractions requested",
+    "balanced": "conditioned, sample.targets requested",
+    "unconditioned": "unconditioned study pool (the same requests, not given to it)",
+}
 
 
 def achieved(pool_dir, names, n=None):
@@ -29,8 +33,9 @@ def requested(codes_dir, names):
     try:
         table = pd.read_csv(path)
     except FileNotFoundError:
-        raise DualgenError(f"{path}: missing: {codes_dir} was not sampled from a conditioned prior "
-                           "(rerun sample_conditioned)")
+        raise DualgenError(
+            f"{path}: missing: {codes_dir} was not sampled from a conditioned prior (rerun sample_conditioned)"
+        )
     return table[[f"req_{n}" for n in names]].to_numpy()
 
 
@@ -38,29 +43,58 @@ def main(args):
     s = cli.settings(args)
     names = [c["name"] for c in s["classes"]]
     req_data = requested(args.data_codes, names)
-    pools = {"data": (req_data, achieved(args.data, names)),
-             "balanced": (requested(args.balanced_codes, names), achieved(args.balanced, names))}
+    pools = {
+        "data": (req_data, achieved(args.data, names)),
+        "balanced": (requested(args.balanced_codes, names), achieved(args.balanced, names)),
+    }
     if args.reference:
         ref = achieved(args.reference, names, len(req_data))
-        pools["unconditioned"] = (req_data[:len(ref)], ref)
+        pools["unconditioned"] = (req_data[: len(ref)], ref)
     tables, pairs = [], []
     for pool, (req, ach) in pools.items():
         table = conditioning.obedience(req, ach, names)
         table.insert(0, "pool", pool)
         tables.append(table)
         for k, name in enumerate(names):
-            pairs.append(pd.DataFrame({"pool": pool, "grid": range(len(req)), "class": name,
-                                       "requested": req[:, k], "achieved": ach[:, k]}))
+            pairs.append(
+                pd.DataFrame(
+                    {
+                        "pool": pool,
+                        "grid": range(len(req)),
+                        "class": name,
+                        "requested": req[:, k],
+                        "achieved": ach[:, k],
+                    }
+                )
+            )
         for r in table.to_dict("records"):
-            print(f"{pool:13s} {r['class']:10s} requested {r['mean_requested']:.3f} achieved {r['mean_achieved']:.3f} "
-                  f"r {r['corr']:+.2f} MAE {r['mae']:.3f}", flush=True)
+            print(
+                f"{pool:13s} {r['class']:10s} requested {r['mean_requested']:.3f} achieved {r['mean_achieved']:.3f} "
+                f"r {r['corr']:+.2f} MAE {r['mae']:.3f}",
+                flush=True,
+            )
     table = pd.concat(tables, ignore_index=True)
-    extra = {"pools": {p: POOLS[p] for p in pools},
-             "summary": {p: {r["class"]: {"corr": r["corr"], "mae": r["mae"], "mean_requested": r["mean_requested"],
-                                          "mean_achieved": r["mean_achieved"]}
-                             for r in table[table["pool"] == p].to_dict("records")} for p in pools}}
-    inputs = [Path(args.data_codes) / "targets.csv", Path(args.balanced_codes) / "targets.csv",
-              Path(args.data) / "pool.csv", Path(args.balanced) / "pool.csv"]
+    extra = {
+        "pools": {p: POOLS[p] for p in pools},
+        "summary": {
+            p: {
+                r["class"]: {
+                    "corr": r["corr"],
+                    "mae": r["mae"],
+                    "mean_requested": r["mean_requested"],
+                    "mean_achieved": r["mean_achieved"],
+                }
+                for r in table[table["pool"] == p].to_dict("records")
+            }
+            for p in pools
+        },
+    }
+    inputs = [
+        Path(args.data_codes) / "targets.csv",
+        Path(args.balanced_codes) / "targets.csv",
+        Path(args.data) / "pool.csv",
+        Path(args.balanced) / "pool.csv",
+    ]
     with artifacts.artifact_dir(args.out, "conditioning", s, None, inputs, extra) as tmp:
         table.to_csv(tmp / "conditioning.csv", index=False)
         pd.concat(pairs, ignore_index=True).to_csv(tmp / "pairs.csv", index=False)

@@ -5,6 +5,7 @@ Writes OUT/images/synth_NNNNN.png, OUT/raw_masks.npy (N, H, W) float32 in mask-l
 scores for vqvae.mask_encoding onehot), OUT/raw_masks/synth_NNNNN.png (the raw mask as 8-bit gray, to look at:
 MaskCodec.display), meta.json (with the VQ-VAE's mask_encoding, which the postprocess step reads).
 """
+
 from pathlib import Path
 
 import numpy as np

@@ -7,13 +7,15 @@ images uint8, raw reconstructed masks: float32 in level units, or class scores f
 (the training grids' code -> class composition and the class fractions of their masks: sample.calibrate classes),
 usage.png, meta.json (with the VQ-VAE's mask_encoding, which the reconstruction step reads).
 """
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts, cli, env
-from dualgen.generate import conditioning, common as generation
+from dualgen.generate import common as generation
+from dualgen.generate import conditioning
 from dualgen.generate.mask_codec import MaskCodec
 from dualgen.report import figures
 
@@ -40,8 +42,13 @@ def main(args):
     composition = generation.code_class_composition(grids[train], masks[train], spec["num_embeddings"], n)
     class_fractions = conditioning.fractions(masks[train], n).mean(axis=0)
     usage = np.bincount(grids.ravel(), minlength=spec["num_embeddings"])
-    extra = {"grid_shape": list(grids.shape[1:]), "n": len(ids), "num_embeddings": len(usage),
-             "codes_used": int((usage > 0).sum()), "mask_encoding": codec.encoding}
+    extra = {
+        "grid_shape": list(grids.shape[1:]),
+        "n": len(ids),
+        "num_embeddings": len(usage),
+        "codes_used": int((usage > 0).sum()),
+        "mask_encoding": codec.encoding,
+    }
     inputs = [Path(args.vqvae) / "meta.json", Path(args.datasets) / "BMQ.csv"]
     with artifacts.artifact_dir(args.out, "encode", s, None, inputs, extra) as tmp:
         np.save(tmp / "grids.npy", grids, allow_pickle=False)

@@ -4,11 +4,12 @@
 paper's metric) and the IoU of each class present in the image's ground truth; aggregated over the test set.
 Writes OUT/metrics.json (per image with its source micrograph, and the summary), meta.json.
 """
+
 from pathlib import Path
 
 from dualgen.core import artifacts, cli
-from dualgen.segment import metrics, evaluation
 from dualgen.core.errors import DualgenError
+from dualgen.segment import evaluation, metrics
 
 
 def main(args):
@@ -17,22 +18,30 @@ def main(args):
     ids, masks, sources = evaluation.test_set(args.patches, args.datasets)
     pred_ids, pred = evaluation.read_test_predictions(args.unet)
     if list(pred_ids) != list(ids):
-        raise DualgenError(f"{args.unet}: its test segmentations are of other patches than the test set in "
-                           f"{args.datasets}: rerun train_unet for {args.name}")
+        raise DualgenError(
+            f"{args.unet}: its test segmentations are of other patches than the test set in "
+            f"{args.datasets}: rerun train_unet for {args.name}"
+        )
     per_image = []
     for pid, src, truth, p in zip(ids, sources, masks, pred):
         row = metrics.image_metrics(truth, p, len(names))
         row = {k: v for k, v in row.items() if not k.startswith("iou_")} | {
-            f"iou_{name}": row[f"iou_{k}"] for k, name in enumerate(names)}
+            f"iou_{name}": row[f"iou_{k}"] for k, name in enumerate(names)
+        }
         per_image.append({"image": pid, "source": src, **row})
     summary = metrics.aggregate([{k: v for k, v in r.items() if k not in ("image", "source")} for r in per_image])
-    print(f"{args.name} seed {args.seed}: accuracy {summary['accuracy']:.4f}, mIoU {summary['miou']:.4f}, "
-          f"Missing Class IoU {summary['missing_class_iou']:.4f} over {len(ids)} test images", flush=True)
+    print(
+        f"{args.name} seed {args.seed}: accuracy {summary['accuracy']:.4f}, mIoU {summary['miou']:.4f}, "
+        f"Missing Class IoU {summary['missing_class_iou']:.4f} over {len(ids)} test images",
+        flush=True,
+    )
     inputs = [Path(args.unet) / evaluation.PREDICTIONS, Path(args.datasets) / "SHQ.csv"]
     extra = {"mix": args.name, "training_seed": args.seed, "summary": summary}
     with artifacts.artifact_dir(args.out, "evaluate", s, None, inputs, extra) as tmp:
-        artifacts.write_json(tmp / "metrics.json", {"mix": args.name, "seed": args.seed, "summary": summary,
-                                                    "per_image": per_image, "classes": names})
+        artifacts.write_json(
+            tmp / "metrics.json",
+            {"mix": args.name, "seed": args.seed, "summary": summary, "per_image": per_image, "classes": names},
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Writes OUT/fidelity.csv (variant x class x statistic), OUT/reference.csv, OUT/me
 of each family of statistics per variant, the pool's variant, the closest variant: fidelity.closest_variant, the
 label agreement, the reference sample's worst ratios).
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,10 @@ def parse_variants(items, declared):
         paths[name] = Path(path)
     names = [v["name"] for v in declared]
     if set(paths) != set(names):
-        raise DualgenError(f"--variant gives {', '.join(sorted(paths)) or 'none'} but the settings declare "
-                           f"{', '.join(names) or 'none'}: give one --variant NAME=PATH per declared variant")
+        raise DualgenError(
+            f"--variant gives {', '.join(sorted(paths)) or 'none'} but the settings declare "
+            f"{', '.join(names) or 'none'}: give one --variant NAME=PATH per declared variant"
+        )
     return paths
 
 
@@ -52,8 +55,10 @@ def main(args):
     _, real_images, real_masks = datasets.load(args.patches, manifest, "train")
     _, val_images, val_masks = datasets.load(args.patches, manifest, "val")
     if len(real_masks) < 2:
-        raise DualgenError(f"{manifest}: {len(real_masks)} BMQ training patch(es): fidelity needs at least 2 "
-                           "(raise datasets.big_train)")
+        raise DualgenError(
+            f"{manifest}: {len(real_masks)} BMQ training patch(es): fidelity needs at least 2 "
+            "(raise datasets.big_train)"
+        )
     profiles = {f"real__{k}": v for k, v in fidelity.profile(real_images, real_masks, n).items()}
     tables, memo = [], []
     for v in s["variants"]:
@@ -61,11 +66,14 @@ def main(args):
         if not ids:
             raise DualgenError(f"{paths[v['name']]}: no synthetic pairs in pool.csv: rerun its postprocess step")
         if images.shape[1:] != real_images.shape[1:]:
-            raise DualgenError(f"{paths[v['name']]}: synthetic pairs of shape {images.shape[1:]} but real patches of "
-                               f"{real_images.shape[1:]}: the pool is from another study; rerun its steps")
+            raise DualgenError(
+                f"{paths[v['name']]}: synthetic pairs of shape {images.shape[1:]} but real patches of "
+                f"{real_images.shape[1:]}: the pool is from another study; rerun its steps"
+            )
         print(f"variant {v['name']}: {len(ids)} synthetic pairs vs {len(real_masks)} real training patches", flush=True)
-        table, row, curves = fidelity.score_variant(v, images, masks, (real_images, real_masks),
-                                                    (val_images, val_masks), names, fs["seed"], fs["n_splits"])
+        table, row, curves = fidelity.score_variant(
+            v, images, masks, (real_images, real_masks), (val_images, val_masks), names, fs["seed"], fs["n_splits"]
+        )
         tables.append(table)
         memo.append(row)
         profiles.update(curves)
@@ -75,19 +83,31 @@ def main(args):
     closest = fidelity.closest_variant(worst, memo)
     pool = next(v["name"] for v in s["variants"] if v["pool"])
     _, test_images, test_masks = datasets.load(args.patches, manifest, "test")
-    reference, extra_ref = fidelity.reference_sample(real_images, real_masks, test_images, test_masks, names,
-                                                     fs["seed"], fs["n_splits"])
+    reference, extra_ref = fidelity.reference_sample(
+        real_images, real_masks, test_images, test_masks, names, fs["seed"], fs["n_splits"]
+    )
     if extra_ref is not None:
         print(f"reference, a second real sample ({extra_ref['n']} test patches): {extra_ref['line']}", flush=True)
     summaries = {name: fidelity.summary(table[table["variant"] == name]) for name in worst}
-    extra = {"pool_variant": pool, "closest_variant": closest, "variants": s["variants"],
-             "worst_by_family": worst, "worst": {k: {x: v[x] for x in ("worst_ratio", "worst_class",
-                                                                        "worst_statistic", "line")}
-                                                 for k, v in summaries.items()},
-             "memorisation": {r["variant"]: r for r in memo}, "n_real": len(real_masks), "n_real_val": len(val_masks),
-             "label_agreement_hq_vs_lq": fidelity.label_agreement(args.patches, n), "reference": extra_ref}
-    print(f"pool ({pool}): {summaries[pool]['line']}; closest to real data on phase fraction, S2 and chords: "
-          f"{closest}", flush=True)
+    extra = {
+        "pool_variant": pool,
+        "closest_variant": closest,
+        "variants": s["variants"],
+        "worst_by_family": worst,
+        "worst": {
+            k: {x: v[x] for x in ("worst_ratio", "worst_class", "worst_statistic", "line")}
+            for k, v in summaries.items()
+        },
+        "memorisation": {r["variant"]: r for r in memo},
+        "n_real": len(real_masks),
+        "n_real_val": len(val_masks),
+        "label_agreement_hq_vs_lq": fidelity.label_agreement(args.patches, n),
+        "reference": extra_ref,
+    }
+    print(
+        f"pool ({pool}): {summaries[pool]['line']}; closest to real data on phase fraction, S2 and chords: {closest}",
+        flush=True,
+    )
     inputs = [manifest, Path(args.patches) / "patches.csv"] + [paths[v["name"]] / "pool.csv" for v in s["variants"]]
     with artifacts.artifact_dir(args.out, "fidelity", s, fs["seed"], inputs, extra) as tmp:
         table.to_csv(tmp / "fidelity.csv", index=False)
@@ -100,7 +120,11 @@ if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--patches", required=True)
     p.add_argument("--datasets", required=True)
-    p.add_argument("--variant", action="append", default=[],
-                   help="NAME=PATH: a variant's cleaned synthetic pairs (a postprocess output); repeat")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=PATH: a variant's cleaned synthetic pairs (a postprocess output); repeat",
+    )
     p.add_argument("--out", required=True)
     cli.run(main, p)

@@ -21,14 +21,25 @@ OUT/<figure> + meta.json):
                               balanced)
 Settings (--settings): classes (with colours) and the kind's own counts.
 """
+
 from dualgen.core import artifacts, cli
 from dualgen.core.errors import DualgenError
 from dualgen.report import kinds
 
-KINDS = {"datasets": kinds.draw_datasets, "lq": kinds.draw_lq, "vqvae": kinds.draw_vqvae, "codes": kinds.draw_codes,
-         "cleaning": kinds.draw_cleaning, "synthetic": kinds.draw_synthetic, "pretest": kinds.draw_pretest,
-         "study": kinds.draw_study, "findings": kinds.draw_findings, "fidelity": kinds.draw_fidelity,
-         "generator_card": kinds.draw_generator_card, "conditioning": kinds.draw_conditioning}
+KINDS = {
+    "datasets": kinds.draw_datasets,
+    "lq": kinds.draw_lq,
+    "vqvae": kinds.draw_vqvae,
+    "codes": kinds.draw_codes,
+    "cleaning": kinds.draw_cleaning,
+    "synthetic": kinds.draw_synthetic,
+    "pretest": kinds.draw_pretest,
+    "study": kinds.draw_study,
+    "findings": kinds.draw_findings,
+    "fidelity": kinds.draw_fidelity,
+    "generator_card": kinds.draw_generator_card,
+    "conditioning": kinds.draw_conditioning,
+}
 
 
 def main(args):

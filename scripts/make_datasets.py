@@ -6,6 +6,7 @@ line). Writes OUT/<SET>.csv manifests (patch_id, split, mask = hq|lq), OUT/sizes
 (pixel share of every class in every split), meta.json; a warning line for a class absent from a validation
 or test split (the preview and class-share figures: scripts/figure.py datasets).
 """
+
 import sys
 from pathlib import Path
 
@@ -23,28 +24,39 @@ def main(args):
     splits = {k: v for k, v in (s.get("splits") or {}).items() if v}
     lists = {}
     if splits:
-        known = (pd.read_csv(patches_dir / "sources.csv")["source"] if (patches_dir / "sources.csv").exists()
-                 else table["source"]).astype(str)
+        known = (
+            pd.read_csv(patches_dir / "sources.csv")["source"]
+            if (patches_dir / "sources.csv").exists()
+            else table["source"]
+        ).astype(str)
         lists = datasets.read_split_lists(splits, known)
         if s.get("test_sources"):
-            print(f"data.test_sources ({', '.join(s['test_sources'])}) ignored: data.splits gives the test images",
-                  flush=True)
+            print(
+                f"data.test_sources ({', '.join(s['test_sources'])}) ignored: data.splits gives the test images",
+                flush=True,
+            )
         for name, names in lists.items():
             print(f"data.splits.{name}: {len(names)} image(s)", flush=True)
     sizes = {k: ds[k] for k in datasets.SIZE_KEYS}
-    manifests, used = datasets.split(table, sizes, [] if lists else s.get("test_sources") or [], ds["seed"],
-                                     ds["fit_to_data"], lists=lists)
+    manifests, used = datasets.split(
+        table, sizes, [] if lists else s.get("test_sources") or [], ds["seed"], ds["fit_to_data"], lists=lists
+    )
     for name, m in manifests.items():
         counts = m["split"].value_counts().to_dict()
-        print(f"{name}: {counts.get('train', 0)} train, {counts.get('val', 0)} val, {counts.get('test', 0)} test",
-              flush=True)
+        print(
+            f"{name}: {counts.get('train', 0)} train, {counts.get('val', 0)} val, {counts.get('test', 0)} test",
+            flush=True,
+        )
     names = [c["name"] for c in s["classes"]]
     shares = datasets.class_shares(manifests, table, names)
     absent = datasets.absent_classes(shares, names)
     for cls, where in absent.items():
-        print(f"dualgen: warning: class '{cls}' is absent from {', '.join(where)}: its IoU there is undefined; add "
-              "images that show it, list them in data.splits, or keep its patches with patches.keep_rare",
-              file=sys.stderr, flush=True)
+        print(
+            f"dualgen: warning: class '{cls}' is absent from {', '.join(where)}: its IoU there is undefined; add "
+            "images that show it, list them in data.splits, or keep its patches with patches.keep_rare",
+            file=sys.stderr,
+            flush=True,
+        )
     extra = {"sizes": used, "absent_classes": absent, "lists": {k: len(v) for k, v in lists.items()}}
     inputs = [patches_dir / "patches.csv"] + [Path(p) for p in splits.values()]
     with artifacts.artifact_dir(args.out, "datasets", s, ds["seed"], inputs, extra) as tmp:

@@ -6,11 +6,12 @@ palette values of config's classes (like the paper's grayscale masks). The LQ ma
 faults (the code of data.simulate_lq); meta.json gives their disagreement with the HQ masks (share of pixels
 changed, per class). Same settings -> same bytes.
 """
+
 import numpy as np
 
 from dualgen.core import artifacts, cli
-from dualgen.data import io, labelnoise, phantom
 from dualgen.core.errors import DualgenError
+from dualgen.data import io, labelnoise, phantom
 
 
 def main(args):
@@ -34,15 +35,22 @@ def main(args):
             io.write_png(tmp / "masks_hq" / f"{name}.png", lut[hq])
             io.write_png(tmp / "masks_lq" / f"{name}.png", lut[lq])
             pairs.append((hq, lq))
-            print(f"[{i + 1}/{demo['n_images']}] {name}: {demo['width']}x{demo['height']} px, LQ mask: "
-                  f"{(hq != lq).mean():.1%} of pixels changed", flush=True)
+            print(
+                f"[{i + 1}/{demo['n_images']}] {name}: {demo['width']}x{demo['height']} px, LQ mask: "
+                f"{(hq != lq).mean():.1%} of pixels changed",
+                flush=True,
+            )
         # the LQ masks are dualgen.data.labelnoise faults (as data.simulate_lq) at the phantom's scale
         stats = labelnoise.disagreement(pairs, len(phantom.CLASS_NAMES))
         stats["per_class"] = dict(zip(phantom.CLASS_NAMES, stats["per_class"]))
         extra["lq_disagreement"] = dict(stats, settings=labelnoise.phantom_settings(demo["scale"]))
-        print("LQ masks: " + labelnoise.describe({"changed": stats["changed"],
-                                                  "per_class": list(stats["per_class"].values())}, phantom.CLASS_NAMES),
-              flush=True)
+        print(
+            "LQ masks: "
+            + labelnoise.describe(
+                {"changed": stats["changed"], "per_class": list(stats["per_class"].values())}, phantom.CLASS_NAMES
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ OUT/images, OUT/lq, OUT/hq (PNG per patch), OUT/patches.csv (id, source, positio
 fractions of the HQ and LQ masks), OUT/sources.csv (per image: file size, rows cut, size used, gray, patches)
 and OUT/meta.json (with the scale, the channel count and the simulated disagreement).
 """
+
 from dualgen.core import artifacts, cli
 from dualgen.data import patches
 
@@ -18,16 +19,32 @@ def main(args):
     simulate = data["simulate_lq"]
     scale = data["scale"]
     sources = patches.load_sources(
-        data["images"], data["masks"], None if simulate else data["hq_masks"], classes,
-        data["mask_format"], data["crop_height"], data["max_pixels"],
-        max_band=data["max_band"], scale=scale,
+        data["images"],
+        data["masks"],
+        None if simulate else data["hq_masks"],
+        classes,
+        data["mask_format"],
+        data["crop_height"],
+        data["max_pixels"],
+        max_band=data["max_band"],
+        scale=scale,
     )
-    extra = {"channels": int(sources[0].image.shape[2]), "scale": scale,
-             "rows_cut": {src.name: src.info["rows_cut"] for src in sources if src.info["rows_cut"]}}
+    extra = {
+        "channels": int(sources[0].image.shape[2]),
+        "scale": scale,
+        "rows_cut": {src.name: src.info["rows_cut"] for src in sources if src.info["rows_cut"]},
+    }
     if simulate:
         extra["simulated_lq"] = patches.simulate_lq(sources, simulate, len(classes), [c["name"] for c in classes])
-    kept = patches.cut(sources, p["size"], p["stride"] or p["size"], p["drop_background_only"],
-                       p["exclude"], num_classes=len(classes), keep_rare=keep_rare)
+    kept = patches.cut(
+        sources,
+        p["size"],
+        p["stride"] or p["size"],
+        p["drop_background_only"],
+        p["exclude"],
+        num_classes=len(classes),
+        keep_rare=keep_rare,
+    )
     inputs = [d for d in (data["images"], data["masks"], None if simulate else data["hq_masks"]) if d]
     extra["n_patches"] = len(kept)
     with artifacts.artifact_dir(args.out, "patches", s, (simulate or {}).get("seed"), inputs, extra) as tmp:

@@ -12,13 +12,15 @@ Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.c
 classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
 meta.json.
 """
+
 from pathlib import Path
 
 import numpy as np
 
 from dualgen.core import artifacts, cli
 from dualgen.data import datasets
-from dualgen.generate import common as generation, postprocess
+from dualgen.generate import common as generation
+from dualgen.generate import postprocess
 
 
 def main(args):
@@ -30,10 +32,16 @@ def main(args):
     codec = generation.mask_codec(raw_dir, "decode", n)
     options = postprocess.cleaning_options(pp, [c["name"] for c in classes], raws.shape[1])
     min_px = options["min_object_px"]
-    print(f"cleaning {len(raws)} masks: {codec.first_step} into {n} classes, objects < {min_px} px filled "
-          f"({pp['min_object_px']} px at 256 px, scaled to {raws.shape[1]} px patches)"
-          + (f", edges smoothed over {options['smooth_px']} x {options['smooth_px']} px keeping each class's area"
-             if options["smooth_px"] > 1 else ""), flush=True)
+    print(
+        f"cleaning {len(raws)} masks: {codec.first_step} into {n} classes, objects < {min_px} px filled "
+        f"({pp['min_object_px']} px at 256 px, scaled to {raws.shape[1]} px patches)"
+        + (
+            f", edges smoothed over {options['smooth_px']} x {options['smooth_px']} px keeping each class's area"
+            if options["smooth_px"] > 1
+            else ""
+        ),
+        flush=True,
+    )
     first, cleaned = [], []
     for i, raw in enumerate(raws):
         k, c = postprocess.clean_mask(raw, codec, seed=pp["seed"] + i, **options)
@@ -43,9 +51,15 @@ def main(args):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
     changed = float(np.mean([np.mean(a != b) for a, b in zip(first, cleaned)]))  # rims, small objects, smoothing
-    extra = {"n": len(raws), "min_object_px_at_256": pp["min_object_px"], "min_object_px": min_px,
-             "smooth_px": options["smooth_px"], "smooth_keep": pp.get("smooth_keep", []),
-             "patch_size": int(raws.shape[1]), "fraction_changed_by_cleaning": changed}
+    extra = {
+        "n": len(raws),
+        "min_object_px_at_256": pp["min_object_px"],
+        "min_object_px": min_px,
+        "smooth_px": options["smooth_px"],
+        "smooth_keep": pp.get("smooth_keep", []),
+        "patch_size": int(raws.shape[1]),
+        "fraction_changed_by_cleaning": changed,
+    }
     with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], [raw_dir / "raw_masks.npy"], extra) as tmp:
         fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images")
         extra["class_fractions"] = {c["name"]: float(fractions[:, k].mean()) for k, c in enumerate(classes)}

@@ -7,6 +7,7 @@ the model's checkpoint, so the reference is a little optimistic.) Writes OUT/agr
 OUT/agreement_real.csv (real validation patches), OUT/predictions.npy (drawn by scripts/figure.py pretest);
 meta.json: overall (synthetic) and real_val (real) agreement.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,11 @@ def main(args):
     n = len(classes)
     ids, images, masks = datasets.read_pool(pool)
     table, overall, pred = agreement(model, spec, ids, images, masks, n, "synth_id")
-    print(f"pre-test: Missing Class IoU of the {args.model_name} model vs the synthetic masks: "
-          f"{overall['missing_class_iou']:.4f} (median per image {table['missing_class_iou'].median():.4f})", flush=True)
+    print(
+        f"pre-test: Missing Class IoU of the {args.model_name} model vs the synthetic masks: "
+        f"{overall['missing_class_iou']:.4f} (median per image {table['missing_class_iou'].median():.4f})",
+        flush=True,
+    )
     inputs = [pool / "pool.csv", Path(args.unet) / "model"]
     extra = {"model": args.model_name, "overall": overall, "n": len(ids), "real_val": None, "n_real_val": 0}
     real = None
@@ -50,8 +54,11 @@ def main(args):
         if real_ids:
             real, real_overall, _ = agreement(model, spec, real_ids, real_images, real_masks, n, "patch_id")
             extra.update(real_val=real_overall, n_real_val=len(real_ids))
-            print(f"reference: the same model vs the real BMQ validation masks: Missing Class IoU "
-                  f"{real_overall['missing_class_iou']:.4f} ({len(real_ids)} patches)", flush=True)
+            print(
+                f"reference: the same model vs the real BMQ validation masks: Missing Class IoU "
+                f"{real_overall['missing_class_iou']:.4f} ({len(real_ids)} patches)",
+                flush=True,
+            )
     with artifacts.artifact_dir(args.out, "pretest", s, None, inputs, extra) as tmp:
         table.to_csv(tmp / "agreement.csv", index=False)
         if real is not None:

@@ -6,13 +6,15 @@ Missing Class IoU, on the VQ-VAE's training and held-out validation patches). nu
 Writes OUT/cleaned.npz (cleaned reconstructed masks, class ids), OUT/agreement.json, meta.json
 (``recon_mask_agreement``: the generator's reconstruction figure of merit).
 """
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts, cli
-from dualgen.generate import common as generation, postprocess
+from dualgen.generate import common as generation
+from dualgen.generate import postprocess
 from dualgen.segment import metrics
 
 
@@ -33,9 +35,12 @@ def main(args):
         rows = [p for p, sp in zip(per_image, split) if sp == part]
         agg = metrics.aggregate(rows)
         agreement[part] = {"miou": agg.get("miou"), "missing_class_iou": agg.get("missing_class_iou"), "n": len(rows)}
-    print(f"reconstructed masks vs real masks: validation mIoU {agreement['val']['miou']:.3f}, "
-          f"Missing Class IoU {agreement['val']['missing_class_iou']:.3f}; training mIoU "
-          f"{agreement['train']['miou']:.3f}", flush=True)
+    print(
+        f"reconstructed masks vs real masks: validation mIoU {agreement['val']['miou']:.3f}, "
+        f"Missing Class IoU {agreement['val']['missing_class_iou']:.3f}; training mIoU "
+        f"{agreement['train']['miou']:.3f}",
+        flush=True,
+    )
     extra = {"min_object_px": min_px, "recon_mask_agreement": agreement}
     with artifacts.artifact_dir(args.out, "reconstruction", s, pp["seed"], [codes / "recon.npz"], extra) as tmp:
         np.savez(tmp / "cleaned.npz", masks=cleaned.astype(np.uint8))

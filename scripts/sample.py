@@ -11,13 +11,15 @@ decoded draws (--vqvae; the nearest class) match those of the training patches (
 records the offsets with the shares wanted, drawn in each round and in the pool.
 Writes OUT/grids.npy (N, h, w) int32, [OUT/targets.csv], meta.json.
 """
+
 from pathlib import Path
 
 import numpy as np
 
 from dualgen.core import artifacts, cli, env
 from dualgen.core.errors import DualgenError
-from dualgen.generate import conditioning, common as generation
+from dualgen.generate import common as generation
+from dualgen.generate import conditioning
 
 
 def targets(args, s, spec):
@@ -26,18 +28,25 @@ def targets(args, s, spec):
     if cond_dim == 0:
         return None, None
     if not (args.patches and args.datasets):
-        raise DualgenError(f"{args.pixelcnn} is a conditioned prior: --patches and --datasets are needed (the real "
-                           "fractions the targets start from): the rule sample_conditioned passes them")
+        raise DualgenError(
+            f"{args.pixelcnn} is a conditioned prior: --patches and --datasets are needed (the real "
+            "fractions the targets start from): the rule sample_conditioned passes them"
+        )
     names = [c["name"] for c in s["classes"]]
     ids, real = generation.condition_vectors(s["condition"], args.patches, args.datasets, len(names))
     if real.shape[1] != cond_dim:
-        raise DualgenError(f"{args.pixelcnn}: the prior was trained on {cond_dim}-long conditioning vectors, "
-                           f"pixelcnn.condition {s['condition']} makes {real.shape[1]}: "
-                           "rerun train_pixelcnn_conditioned")
+        raise DualgenError(
+            f"{args.pixelcnn}: the prior was trained on {cond_dim}-long conditioning vectors, "
+            f"pixelcnn.condition {s['condition']} makes {real.shape[1]}: "
+            "rerun train_pixelcnn_conditioned"
+        )
     wanted = s["sample"]["targets"]
     cond, table = conditioning.requests(ids, real, args.n, wanted, names, s["sample"]["seed"])
-    print(f"targets: {conditioning.describe(wanted)}; mean requested fractions "
-          + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, cond[:, :len(names)].mean(axis=0))), flush=True)
+    print(
+        f"targets: {conditioning.describe(wanted)}; mean requested fractions "
+        + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, cond[:, : len(names)].mean(axis=0))),
+        flush=True,
+    )
     return cond, table
 
 
@@ -54,18 +63,39 @@ def main(args):
     cond, table = targets(args, s, spec)
     h, w = spec["grid_shape"]
     k = spec["num_embeddings"]
-    bias, calibration = calibrate.calibrate(sm, model, h, w, k, args.codes, args.vqvae) if cond is None \
-        else (None, None)
-    print(f"sampling {args.n} grids of {h}x{w} (temperature {sm['temperature']}, batches of {sm['batch_size']}"
-          f"{', calibrated' if bias is not None else ''})", flush=True)
-    grids = sample.sample_fast(model, args.n, h, w, seed=sm["seed"], temperature=sm["temperature"],
-                               batch_size=sm["batch_size"], cond=cond, bias=bias)
+    bias, calibration = (
+        calibrate.calibrate(sm, model, h, w, k, args.codes, args.vqvae) if cond is None else (None, None)
+    )
+    print(
+        f"sampling {args.n} grids of {h}x{w} (temperature {sm['temperature']}, batches of {sm['batch_size']}"
+        f"{', calibrated' if bias is not None else ''})",
+        flush=True,
+    )
+    grids = sample.sample_fast(
+        model,
+        args.n,
+        h,
+        w,
+        seed=sm["seed"],
+        temperature=sm["temperature"],
+        batch_size=sm["batch_size"],
+        cond=cond,
+        bias=bias,
+    )
     shares = calibrate.pool_shares(calibration, grids, k)
-    extra = {"n": args.n, "grid_shape": [h, w], "codes_used": int((shares > 0).sum()), "kind": spec["kind"],
-             "conditioned": cond is not None, "calibration": calibration}
-    inputs = [Path(args.pixelcnn) / "meta.json"] \
-        + ([Path(args.codes) / "grids.npy"] if calibration is not None else []) \
+    extra = {
+        "n": args.n,
+        "grid_shape": [h, w],
+        "codes_used": int((shares > 0).sum()),
+        "kind": spec["kind"],
+        "conditioned": cond is not None,
+        "calibration": calibration,
+    }
+    inputs = (
+        [Path(args.pixelcnn) / "meta.json"]
+        + ([Path(args.codes) / "grids.npy"] if calibration is not None else [])
         + ([Path(args.codes) / "classes.npz"] if calibration and "classes" in calibration else [])
+    )
     with artifacts.artifact_dir(args.out, "sample", s, sm["seed"], inputs, extra) as tmp:
         np.save(tmp / "grids.npy", grids.astype(np.int32), allow_pickle=False)
         if table is not None:

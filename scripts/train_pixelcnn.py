@@ -2,19 +2,21 @@
 """Train a PixelCNN prior over the VQ-VAE code grids (paper step 6): plain (masked convolutions, as in the
 paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
-comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment flips: it
+comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment
+flips: it
 also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches as they are).
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts, cli, env
-from dualgen.report import figures
 from dualgen.core.errors import DualgenError
 from dualgen.generate import common as generation
+from dualgen.report import figures
 
 
 def condition_vectors(args, s, patch_ids):
@@ -23,8 +25,10 @@ def condition_vectors(args, s, patch_ids):
     if mode == "none":
         return np.zeros((len(patch_ids), 0), np.float32)
     if not (args.patches and args.datasets):
-        raise DualgenError(f"pixelcnn.condition {mode}: --patches and --datasets are needed (the masks give the "
-                           "class fractions): the rule train_pixelcnn_conditioned passes them")
+        raise DualgenError(
+            f"pixelcnn.condition {mode}: --patches and --datasets are needed (the masks give the "
+            "class fractions): the rule train_pixelcnn_conditioned passes them"
+        )
     ids, vectors = generation.condition_vectors(mode, args.patches, args.datasets, len(s["classes"]))
     if list(ids) != list(patch_ids):
         raise DualgenError(f"{args.codes}/codes.csv lists other patches than {args.datasets}/BMQ.csv: rerun encode")
@@ -35,7 +39,8 @@ def main(args):
     s = cli.settings(args)
     pc = s["pixelcnn"]
     env.setup_tensorflow(args.threads, pc["seed"], s["determinism"])
-    from dualgen.generate.pixelcnn import persist, train as pixelcnn_train
+    from dualgen.generate.pixelcnn import persist
+    from dualgen.generate.pixelcnn import train as pixelcnn_train
 
     codes = Path(args.codes)
     grids = np.load(codes / "grids.npy", allow_pickle=False)
@@ -46,20 +51,37 @@ def main(args):
     spec = persist.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = persist.build(spec)
     mirrored = " (and their mirror images)" if pc["augment"] == "flips" else ""
-    print(f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
-          f"{int((split == 'train').sum())} training{mirrored} / {int((split == 'val').sum())} "
-          f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}", flush=True)
+    print(
+        f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
+        f"{int((split == 'train').sum())} training{mirrored} / {int((split == 'val').sum())} "
+        f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}",
+        flush=True,
+    )
     train, val = split == "train", split == "val"
     flipped = np.load(codes / "flips.npy", allow_pickle=False) if (codes / "flips.npy").exists() else None
-    train_grids, train_cond = generation.training_grids(grids[train], None if flipped is None else flipped[:, train],
-                                                        cond[train], pc["augment"])
-    history = pixelcnn_train.train_pixelcnn(model, train_grids, grids[val], epochs=pc["epochs"],
-                                            batch_size=pc["batch_size"], learning_rate=pc["learning_rate"],
-                                            seed=pc["seed"], train_cond=train_cond, val_cond=cond[val])
+    train_grids, train_cond = generation.training_grids(
+        grids[train], None if flipped is None else flipped[:, train], cond[train], pc["augment"]
+    )
+    history = pixelcnn_train.train_pixelcnn(
+        model,
+        train_grids,
+        grids[val],
+        epochs=pc["epochs"],
+        batch_size=pc["batch_size"],
+        learning_rate=pc["learning_rate"],
+        seed=pc["seed"],
+        train_cond=train_cond,
+        val_cond=cond[val],
+    )
     hist = pd.DataFrame(history)
     val_nll = float(pixelcnn_train.validation_nll(model, grids[val], cond=cond[val]))
-    extra = {"val_nll": val_nll, "receptive_rows": int(model.receptive_rows),
-             "receptive_cols": int(model.receptive_cols), "condition": pc["condition"], "cond_dim": int(cond.shape[1])}
+    extra = {
+        "val_nll": val_nll,
+        "receptive_rows": int(model.receptive_rows),
+        "receptive_cols": int(model.receptive_cols),
+        "condition": pc["condition"],
+        "cond_dim": int(cond.shape[1]),
+    }
     print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
     inputs = [codes / "grids.npy"] + ([codes / "flips.npy"] if mirrored else [])
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], inputs, extra) as tmp:

@@ -9,6 +9,7 @@ computes. Resumable after a kill (--work: a folder per seed, kept until the last
 OUT/seed<k>/: model/ (weights + spec), history.csv (the curves: figures/study convergence.png),
 test_predictions.npz, meta.json (the settings of that seed alone).
 """
+
 import shutil
 from pathlib import Path
 
@@ -18,11 +19,23 @@ import pandas as pd
 from dualgen.core import artifacts, cli, env
 from dualgen.data import datasets
 from dualgen.generate import common as generation
-from dualgen.segment import mixes, evaluation
+from dualgen.segment import evaluation, mixes
 
-RESULT_KEYS = ("budget", "periods", "steps_per_period", "pretrain_periods", "updates", "resumed_from_period",
-               "stopped_early", "best_period", "best_updates", "best_val_iou_score", "build_seconds",
-               "first_step_seconds", "update_seconds")  # of train_unet's result, into each training's meta.json
+RESULT_KEYS = (
+    "budget",
+    "periods",
+    "steps_per_period",
+    "pretrain_periods",
+    "updates",
+    "resumed_from_period",
+    "stopped_early",
+    "best_period",
+    "best_updates",
+    "best_val_iou_score",
+    "build_seconds",
+    "first_step_seconds",
+    "update_seconds",
+)  # of train_unet's result, into each training's meta.json
 
 
 def main(args):
@@ -44,27 +57,51 @@ def main(args):
     out, model, works = Path(args.out), None, []
     for seed in seeds:
         one = {k: v for k, v in s.items() if k != "seeds"} | {"seed": seed}  # what this training depends on
-        print(f"{mix.name} seed {seed}: {len(x_tr)} training ({int((origin == 'synth').sum())} synthetic"
-              f"{', used first' if mix.pretrain else ''}), {len(x_va)} validation images, backbone {u['backbone']}, "
-              f"budget {u['budget']}, augmentation: {', '.join(s['augmentation']) or 'none'}", flush=True)
+        print(
+            f"{mix.name} seed {seed}: {len(x_tr)} training ({int((origin == 'synth').sum())} synthetic"
+            f"{', used first' if mix.pretrain else ''}), {len(x_va)} validation images, backbone {u['backbone']}, "
+            f"budget {u['budget']}, augmentation: {', '.join(s['augmentation']) or 'none'}",
+            flush=True,
+        )
         aug = augment.build_augmentation(s["augmentation"], seed) if s["augmentation"] else None
         work = generation.resume_dir(evaluation.seed_dir(args.work, seed), one)
         works.append(work)
         reuse = model if model is not None and unet_train.reusable(spec) else None
         model, result = unet_train.train_unet(
-            x_tr, y_tr, x_va, y_va, spec=spec, budget=u["budget"], updates=u["updates"],
-            validate_every=u["validate_every"], epochs=u["epochs"],
-            early_stopping_patience=u["early_stopping_patience"], batch_size=u["batch_size"],
-            val_batch_size=u["val_batch_size"], learning_rate=u["learning_rate"],
-            reduce_lr_patience=u["reduce_lr_patience"], seed=seed, out_dir=str(work), augment=aug, pretrain=pretrain,
-            pretrain_share=u["pretrain_share"], checkpoint_every_s=args.checkpoint_every_s,
+            x_tr,
+            y_tr,
+            x_va,
+            y_va,
+            spec=spec,
+            budget=u["budget"],
+            updates=u["updates"],
+            validate_every=u["validate_every"],
+            epochs=u["epochs"],
+            early_stopping_patience=u["early_stopping_patience"],
+            batch_size=u["batch_size"],
+            val_batch_size=u["val_batch_size"],
+            learning_rate=u["learning_rate"],
+            reduce_lr_patience=u["reduce_lr_patience"],
+            seed=seed,
+            out_dir=str(work),
+            augment=aug,
+            pretrain=pretrain,
+            pretrain_share=u["pretrain_share"],
+            checkpoint_every_s=args.checkpoint_every_s,
             reuse=reuse,
         )
         pred = unet.predict(model, test_images, encoder_weights=spec["encoder_weights"])
         hist = pd.read_csv(work / "history.csv")
-        extra = {"mix": mix.name, "n_train": len(x_tr), "n_val": len(x_va), "n_test": len(ids),
-                 **{k: result[k] for k in RESULT_KEYS}, "train_seconds": float(sum(result["seconds_per_period"])),
-                 "mixed_precision": spec["mixed_precision"], "reused_model": reuse is not None}
+        extra = {
+            "mix": mix.name,
+            "n_train": len(x_tr),
+            "n_val": len(x_va),
+            "n_test": len(ids),
+            **{k: result[k] for k in RESULT_KEYS},
+            "train_seconds": float(sum(result["seconds_per_period"])),
+            "mixed_precision": spec["mixed_precision"],
+            "reused_model": reuse is not None,
+        }
         with artifacts.artifact_dir(evaluation.seed_dir(out, seed), "train_unet", one, seed, inputs, extra) as tmp:
             unet.save(model, tmp / "model", spec)
             evaluation.write_test_predictions(tmp, ids, pred, tmp / "model" / unet.WEIGHTS)
@@ -81,6 +118,10 @@ if __name__ == "__main__":
     p.add_argument("--pool", default=None, help="the synthetic pool folder (postprocess output)")
     p.add_argument("--work", required=True, help="folder for resumable checkpoints")
     p.add_argument("--out", required=True)
-    p.add_argument("--checkpoint-every-s", type=float, required=True,
-                   help="save a resumable state at most this often (config unet.checkpoint_every_s)")
+    p.add_argument(
+        "--checkpoint-every-s",
+        type=float,
+        required=True,
+        help="save a resumable state at most this often (config unet.checkpoint_every_s)",
+    )
     cli.run(main, p)

@@ -7,6 +7,7 @@ checkpoint with the lowest reconstruction error). Resumable: checkpoints live in
 kill continues from the last one. Writes OUT/checkpoint (best), history.csv, loss.png and snapshots.npz (the
 reconstructions of one validation patch during training, drawn by scripts/figure.py vqvae).
 """
+
 import shutil
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ def main(args):
     s = cli.settings(args)
     v, n = s["vqvae"], len(s["classes"])
     tf = env.setup_tensorflow(args.threads, v["seed"], s["determinism"])
-    from dualgen.generate.vqvae import data, model as vqvae_model, persist, train
+    from dualgen.generate.vqvae import data, persist, train
+    from dualgen.generate.vqvae import model as vqvae_model
 
     ids, images, masks = generation.generator_patches(args.patches, args.datasets)
     vqvae_model.check_patch_size(images.shape[1], v["downsample"])
@@ -42,21 +44,40 @@ def main(args):
 
     spec = persist.make_spec(v, images.shape[3], n)
     model = persist.build(spec)
-    print(f"VQ-VAE: {len(tr)} training / {len(va)} validation patches of {images.shape[1]} px, "
-          f"{images.shape[3]}+{codec.channels} channels ({codec.encoding} mask), K={v['num_embeddings']}, "
-          f"D={v['embedding_dim']}, downsample {spec['downsample']}, mask weight {v['mask_weight']}", flush=True)
+    print(
+        f"VQ-VAE: {len(tr)} training / {len(va)} validation patches of {images.shape[1]} px, "
+        f"{images.shape[3]}+{codec.channels} channels ({codec.encoding} mask), K={v['num_embeddings']}, "
+        f"D={v['embedding_dim']}, downsample {spec['downsample']}, mask weight {v['mask_weight']}",
+        flush=True,
+    )
     started = time.perf_counter()
     result = train.train_vqvae(
-        model, x[tr], x[va], steps=v["steps"], batch_size=v["batch_size"], learning_rate=v["learning_rate"],
-        seed=v["seed"], out_dir=str(work), eval_every=v["eval_every"], mask_weight=v["mask_weight"],
-        n_mask=codec.channels, monitor=monitor, mixed_precision=bool(v["mixed_precision"]),
+        model,
+        x[tr],
+        x[va],
+        steps=v["steps"],
+        batch_size=v["batch_size"],
+        learning_rate=v["learning_rate"],
+        seed=v["seed"],
+        out_dir=str(work),
+        eval_every=v["eval_every"],
+        mask_weight=v["mask_weight"],
+        n_mask=codec.channels,
+        monitor=monitor,
+        mixed_precision=bool(v["mixed_precision"]),
     )
     hist = pd.DataFrame(result["history"])
-    extra = {"patch_size": int(images.shape[1]), "n_train": len(tr), "n_val": len(va),
-             "best_step": result["best_step"], "best_val_recon": result["best_val_recon"],
-             "resumed_from_step": result["resumed_from_step"], "val_ids": [ids[i] for i in va],
-             "mixed_precision": bool(v["mixed_precision"]),
-             "train_seconds": round(time.perf_counter() - started, 1)}
+    extra = {
+        "patch_size": int(images.shape[1]),
+        "n_train": len(tr),
+        "n_val": len(va),
+        "best_step": result["best_step"],
+        "best_val_recon": result["best_val_recon"],
+        "resumed_from_step": result["resumed_from_step"],
+        "val_ids": [ids[i] for i in va],
+        "mixed_precision": bool(v["mixed_precision"]),
+        "train_seconds": round(time.perf_counter() - started, 1),
+    }
     inputs = [Path(args.datasets) / "BMQ.csv", Path(args.patches) / "patches.csv"]
     with artifacts.artifact_dir(args.out, "train_vqvae", s, v["seed"], inputs, extra) as tmp:
         shutil.copytree(work / "best", tmp / "checkpoint")
@@ -64,9 +85,14 @@ def main(args):
         figures.vqvae_history(hist, tmp / "loss.png", extra["best_step"])
         files = sorted(snaps.glob("step_*.npy"))
         rec_images, rec_masks = data.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), codec)
-        np.savez(tmp / "snapshots.npz", steps=np.array([int(f.stem.split("_")[1]) for f in files], np.int64),
-                 images=rec_images.astype(np.uint8), masks=codec.nearest(rec_masks),
-                 real_image=images[va[0]], real_mask=masks[va[0]])
+        np.savez(
+            tmp / "snapshots.npz",
+            steps=np.array([int(f.stem.split("_")[1]) for f in files], np.int64),
+            images=rec_images.astype(np.uint8),
+            masks=codec.nearest(rec_masks),
+            real_image=images[va[0]],
+            real_mask=masks[va[0]],
+        )
 
 
 if __name__ == "__main__":

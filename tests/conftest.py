@@ -1,4 +1,5 @@
 """Shared test helpers: run a script or Snakemake as a user would, check the one-line errors."""
+
 import hashlib
 import os
 import subprocess
@@ -36,8 +37,11 @@ def _run(cmd, timeout, **kwargs):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(), **kwargs)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"timed out after {timeout:.0f} s (the machine is probably under load; set DUALGEN_TEST_TIMEOUT "
-                    f"to allow more): {' '.join(map(str, cmd))[:300]}", pytrace=False)
+        pytest.fail(
+            f"timed out after {timeout:.0f} s (the machine is probably under load; set DUALGEN_TEST_TIMEOUT "
+            f"to allow more): {' '.join(map(str, cmd))[:300]}",
+            pytrace=False,
+        )
 
 
 def run_script(name, *args, timeout=None):
@@ -45,7 +49,14 @@ def run_script(name, *args, timeout=None):
 
 
 def snakemake(*args, workdir, timeout=None):
-    cmd = [str(Path(PY).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *map(str, args)]
+    cmd = [
+        str(Path(PY).parent / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *map(str, args),
+    ]
     return _run(cmd, timeout, cwd=workdir)
 
 

@@ -31,54 +31,62 @@ Deterministic (listed nowhere): ResizeBilinearGrad (``ResizeBilinearDeterministi
 Conv2DBackpropInput/Conv2DBackpropFilter (Conv2DTranspose's ops: cuDNN deterministic algorithms), BiasAddGrad,
 MaxPoolGrad outside XLA, reductions (Sum, Mean, ...).
 """
-import dualgen  # noqa: F401  (environment before TensorFlow)
+
 import tensorflow as tf
+
+import dualgen  # noqa: F401  (environment before TensorFlow)
 
 TENSORFLOW_VERSION = "2.21.0"
 
 # op type -> the kernel's message (as in libtensorflow_cc.so.2). Raise on a GPU only, under op determinism.
 GPU_OPS = {
     "ResizeNearestNeighborGrad": "A deterministic GPU implementation of ResizeNearestNeighborGrad is not currently "
-                                 "available. (gradient of tf.image.resize nearest / keras UpSampling2D nearest)",
+    "available. (gradient of tf.image.resize nearest / keras UpSampling2D nearest)",
     "AdjustContrast": "A deterministic GPU implementation of AdjustContrast is not currently available.",
     "AdjustContrastv2": "A deterministic GPU implementation of AdjustContrastv2 is not currently available. "
-                        "(tf.image.adjust_contrast / random_contrast)",
+    "(tf.image.adjust_contrast / random_contrast)",
     "SparseTensorDenseMatMul": "A deterministic GPU implementation of SparseTensorDenseMatmulOp is not currently "
-                               "available.",
+    "available.",
     "CropAndResizeGradImage": "Deterministic GPU implementation of CropAndResizeBackpropImage not available.",
     "CropAndResizeGradBoxes": "Deterministic GPU implementation of CropAndResizeBackpropBoxes not available.",
     "Bincount": "Determinism is not yet supported in GPU implementation of Bincount.",
     "DenseBincount": "Determinism is not yet supported in GPU implementation of DenseBincount.",
     "FakeQuantWithMinMaxVarsGradient": "Determinism is not yet supported in GPU implementation of "
-                                       "FakeQuantWithMinMaxVarsGradient.",
+    "FakeQuantWithMinMaxVarsGradient.",
     "FakeQuantWithMinMaxVarsPerChannelGradient": "Determinism is not yet supported in GPU implementation of "
-                                                 "FakeQuantWithMinMaxVarsPerChannelGradient.",
+    "FakeQuantWithMinMaxVarsPerChannelGradient.",
     "Dilation2DBackpropFilter": "Determinism is not yet supported for Dilation2DBackpropFilter.",
     "Dilation2DBackpropInput": "Determinism is not yet supported for Dilation2DBackpropInput.",
     "MaxPoolGradWithArgmax": "Determinism is not yet supported for MaxPoolGradWithArgmax.",
     "SoftmaxCrossEntropyWithLogits": "The GPU implementation of SoftmaxCrossEntropyWithLogits that would have been "
-                                     "executed is not deterministic. (the Python API avoids it when determinism is "
-                                     "on at trace time)",
+    "executed is not deterministic. (the Python API avoids it when determinism is "
+    "on at trace time)",
     "SparseSoftmaxCrossEntropyWithLogits": "The GPU implementation of SparseSoftmaxCrossEntropyWithLogits that "
-                                           "would have been executed is not deterministic. (the Python API avoids "
-                                           "it when determinism is on at trace time)",
+    "would have been executed is not deterministic. (the Python API avoids "
+    "it when determinism is on at trace time)",
 }
 _REF_SCATTER = "Determinism is not yet supported in GPU implementation of Scatter ops with ref inputs."
 for _op in ("ScatterUpdate", "ScatterAdd", "ScatterSub", "ScatterMul", "ScatterDiv", "ScatterMin", "ScatterMax"):
     GPU_OPS[_op] = _REF_SCATTER  # scatter_op.cc: the ref-variable kernels (resource variables are fine)
 
 # op type -> (condition on the node, message). Raise on a GPU only, when the condition holds.
-_BN = ("A deterministic GPU implementation of fused batch-norm backprop, when training is disabled, is not currently "
-       "available. (is_training=False: gradient through a BatchNormalization in inference mode, e.g. trainable=False)")
+_BN = (
+    "A deterministic GPU implementation of fused batch-norm backprop, when training is disabled, is not currently "
+    "available. (is_training=False: gradient through a BatchNormalization in inference mode, e.g. trainable=False)"
+)
 GPU_OPS_IF = {
     "FusedBatchNormGrad": (lambda n: not _attr(n, "is_training", True), _BN),
     "FusedBatchNormGradV2": (lambda n: not _attr(n, "is_training", True), _BN),
     "FusedBatchNormGradV3": (lambda n: not _attr(n, "is_training", True), _BN),
-    "DebugNumericSummaryV2": (lambda n: _attr(n, "tensor_debug_mode", -1) in (3, 4),
-                              "Determinism is not yet supported for DebugNumericSummaryV2 when tensor_debug_mode is "
-                              "CONCISE_HEALTH / FULL_HEALTH."),
-    "Svd": (lambda n: _last_dim(n) in (1, None),
-            "Determinism is not yet supported for SVD of matrices with 1 column. (or the column count is unknown)"),
+    "DebugNumericSummaryV2": (
+        lambda n: _attr(n, "tensor_debug_mode", -1) in (3, 4),
+        "Determinism is not yet supported for DebugNumericSummaryV2 when tensor_debug_mode is "
+        "CONCISE_HEALTH / FULL_HEALTH.",
+    ),
+    "Svd": (
+        lambda n: _last_dim(n) in (1, None),
+        "Determinism is not yet supported for SVD of matrices with 1 column. (or the column count is unknown)",
+    ),
 }
 
 # Raise on every device (the CPU too) under op determinism.
@@ -86,8 +94,10 @@ ANY_DEVICE_OPS = {"Timestamp": "Timestamp cannot be called when determinism is e
 _SEEDLESS = "When determinism is enabled, random ops must have a seed specified. (seed = seed2 = 0)"
 
 # Inside an XLA-compiled function (jit_compile=True) on a GPU (tf2xla pooling kernels).
-XLA_GPU_OPS = {op: "GPU MaxPool gradient ops do not yet have a deterministic XLA implementation."
-               for op in ("MaxPoolGrad", "MaxPoolGradV2", "MaxPool3DGrad")}
+XLA_GPU_OPS = {
+    op: "GPU MaxPool gradient ops do not yet have a deterministic XLA implementation."
+    for op in ("MaxPoolGrad", "MaxPoolGradV2", "MaxPool3DGrad")
+}
 
 
 def _attr(node, name, default):
@@ -143,8 +153,10 @@ def _graph_def(obj):
     if isinstance(obj, tf.Graph):
         obj = obj.as_graph_def(add_shapes=True)
     if not isinstance(obj, tf.compat.v1.GraphDef):
-        raise TypeError(f"expected a ConcreteFunction, tf.Graph or GraphDef, got {type(obj).__name__} (trace a "
-                        "tf.function first: fn.get_concrete_function(*args))")
+        raise TypeError(
+            f"expected a ConcreteFunction, tf.Graph or GraphDef, got {type(obj).__name__} (trace a "
+            "tf.function first: fn.get_concrete_function(*args))"
+        )
     return obj, xla
 
 

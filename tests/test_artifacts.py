@@ -1,4 +1,5 @@
 """The one atomic-write helper: files and folders appear whole under their final name, or not at all."""
+
 import json
 import os
 

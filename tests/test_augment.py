@@ -1,11 +1,12 @@
 """The paper's augmentation list: pixel-level only, seeded, 1- and 3-channel images (no TensorFlow)."""
+
 import warnings
 
 import numpy as np
 import pytest
 
-from dualgen.segment import augment
 from dualgen.core.errors import DualgenError
+from dualgen.segment import augment
 
 
 def sample(channels, seed=0, size=32):

@@ -1,10 +1,11 @@
 """Conditioned generation, numpy side: conditioning vectors, targets, obedience; checked on constructed data."""
+
 import numpy as np
 import pytest
 
-from dualgen.generate import conditioning
 from dualgen.core.config import check_config, load_yaml, merge
 from dualgen.core.errors import DualgenError
+from dualgen.generate import conditioning
 from tests.conftest import REPO
 
 NAMES = ["matrix", "oxide", "nd_rich", "eta"]
@@ -56,17 +57,20 @@ def test_targets_data_boost_and_fixed_fractions():
     np.testing.assert_allclose(merged[:, :4], np.tile([1.0, 0, 0, 0], (5, 1)))
 
 
-@pytest.mark.parametrize("targets, message", [
-    ({"boost": {"carbide": 2.0}}, "class 'carbide' is not in classes"),
-    ({"boost": {"eta": 0}}, r"must be > 0"),
-    ({"fractions": {"eta": 0}}, "sum to 0"),
-    ({"boost": {"eta": 2.0}, "fractions": {"eta": 1.0}}, "set the others to null"),
-    ("balanced", "is not one target"),
-    ({"boost": {"eta": "lots"}}, "is not a number"),
-    ({"boost_rarest": {"classes": 4, "factor": 2.0}}, r"give classes \(1..3"),
-    ({"boost_rarest": {"classes": 1}}, "boost_rarest"),
-    ({"boost_rarest": [2, 2.0]}, "boost_rarest"),
-])
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        ({"boost": {"carbide": 2.0}}, "class 'carbide' is not in classes"),
+        ({"boost": {"eta": 0}}, r"must be > 0"),
+        ({"fractions": {"eta": 0}}, "sum to 0"),
+        ({"boost": {"eta": 2.0}, "fractions": {"eta": 1.0}}, "set the others to null"),
+        ("balanced", "is not one target"),
+        ({"boost": {"eta": "lots"}}, "is not a number"),
+        ({"boost_rarest": {"classes": 4, "factor": 2.0}}, r"give classes \(1..3"),
+        ({"boost_rarest": {"classes": 1}}, "boost_rarest"),
+        ({"boost_rarest": [2, 2.0]}, "boost_rarest"),
+    ],
+)
 def test_bad_targets_are_one_clear_error(targets, message):
     with pytest.raises(DualgenError, match=message):
         conditioning.check_targets(targets, NAMES)
@@ -106,9 +110,10 @@ def test_config_checks_of_conditioning_when_the_workflow_loads():
 def test_the_default_targets_suit_any_class_names():
     """config.yaml's targets name no class: a lab's own classes load without touching sample.targets."""
     base = load_yaml(REPO / "config.yaml")
-    lab = {"classes": [{"name": n, "value": v, "color": "#101010"} for n, v in (("matrix", 0), ("grain", 1),
-                                                                                ("pore", 2))],
-           "data": {"mask_format": "index"}}
+    lab = {
+        "classes": [{"name": n, "value": v, "color": "#101010"} for n, v in (("matrix", 0), ("grain", 1), ("pore", 2))],
+        "data": {"mask_format": "index"},
+    }
     assert check_config(merge(base, lab))["sample"]["targets"]["boost_rarest"]["classes"] == 2
 
 

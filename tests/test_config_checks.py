@@ -1,4 +1,5 @@
 """Config: config.yaml is the one source of defaults, filled in by the one validation when the workflow loads."""
+
 import copy
 
 from tests.conftest import REPO

@@ -1,22 +1,27 @@
 """Data stage: reading every mask format, the palette, crop, patches, the base datasets, bad input."""
+
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from dualgen.data import datasets, io, patches
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets, io, patches
 from tests.conftest import CLASSES, assert_one_line_error, blocks_mask, make_user_data, run_script, tree_checksums
 
 
 def settings(root, **over):
     s = {
         "classes": CLASSES,
-        "data": {"images": f"{root}/images", "masks": f"{root}/masks", "hq_masks": f"{root}/hq_masks",
-                 "mask_format": "palette", "crop_height": None},
+        "data": {
+            "images": f"{root}/images",
+            "masks": f"{root}/masks",
+            "hq_masks": f"{root}/hq_masks",
+            "mask_format": "palette",
+            "crop_height": None,
+        },
         "patches": {"size": 32, "stride": 32, "drop_background_only": True, "exclude": []},
     }
     for key, value in over.items():
@@ -30,6 +35,7 @@ def make_patches(tmp_path, s):
 
 
 # ---- reading -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["png", "tif", "jpg"])
 def test_micrograph_formats_rgb_and_gray(tmp_path, fmt):
@@ -82,6 +88,7 @@ def test_decompression_bomb_guard(tmp_path):
 
 # ---- patches ---------------------------------------------------------------------------------------
 
+
 def test_crop_option_cuts_info_band(tmp_path):
     root = make_user_data(tmp_path / "d", n=1, h=64, w=64)
     img = np.asarray(Image.open(root / "images" / "img0.png"))
@@ -89,11 +96,14 @@ def test_crop_option_cuts_info_band(tmp_path):
     Image.fromarray(band).save(root / "images" / "img0.png")
     with pytest.raises(DualgenError, match="set data.crop_height: auto"):
         patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette")
-    src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", crop_height=64, log=lambda *a: 0)
+    src = patches.load_sources(
+        root / "images", root / "masks", None, CLASSES, "palette", crop_height=64, log=lambda *a: 0
+    )
     assert src[0].image.shape == (64, 64, 3) and np.array_equal(src[0].image, img)
     lines = []
-    src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", crop_height="auto",
-                               log=lines.append)
+    src = patches.load_sources(
+        root / "images", root / "masks", None, CLASSES, "palette", crop_height="auto", log=lines.append
+    )
     assert src[0].image.shape == (64, 64, 3) and np.array_equal(src[0].image, img)
     assert lines == ["read img0.png: 64x80 px, 16 rows cut (info band), colour"]
 
@@ -109,8 +119,9 @@ def test_gray_rgb_jpeg_with_a_coloured_band_is_gray_after_cropping(tmp_path):
         Image.fromarray(rgb).save(root / "images" / f"img{i}.jpg", quality=90)
         (root / "images" / f"img{i}.png").unlink()
     assert io.read_micrograph(root / "images" / "img0.jpg").shape == (76, 64, 3)  # the whole file: colour
-    src = patches.load_sources(root / "images", root / "masks", None, CLASSES, "palette", crop_height="auto",
-                               log=lambda *a: 0)
+    src = patches.load_sources(
+        root / "images", root / "masks", None, CLASSES, "palette", crop_height="auto", log=lambda *a: 0
+    )
     assert [s.image.shape for s in src] == [(64, 64, 1), (64, 64, 1)]
 
 
@@ -151,7 +162,16 @@ def test_make_patches_script_writes_patches_and_meta(tmp_path, user_data):
     assert {"patch_id", "source", "y", "x", "frac_0", "frac_3"} <= set(table.columns)
     assert len(list((out / "images").glob("*.png"))) == 27
     meta = json.loads((out / "meta.json").read_text())
-    for key in ("step", "dualgen_version", "git_commit", "settings", "seed", "inputs_sha256", "libraries", "wall_seconds"):
+    for key in (
+        "step",
+        "dualgen_version",
+        "git_commit",
+        "settings",
+        "seed",
+        "inputs_sha256",
+        "libraries",
+        "wall_seconds",
+    ):
         assert key in meta
     assert meta["step"] == "patches" and meta["settings"]["patches"]["size"] == 32
     assert meta["libraries"]["numpy"] == np.__version__ and len(meta["inputs_sha256"]) == 3
@@ -160,6 +180,7 @@ def test_make_patches_script_writes_patches_and_meta(tmp_path, user_data):
 
 
 # ---- datasets --------------------------------------------------------------------------------------
+
 
 def fake_table(n_per_source=30, sources=("a", "b", "t"), hq=lambda s, i: True):
     rows = [{"patch_id": f"{s}_{i}", "source": s, "has_hq": hq(s, i)} for s in sources for i in range(n_per_source)]
@@ -190,7 +211,9 @@ def test_splits_sizes_no_leak_and_masks():
 
 def test_splits_use_only_hq_patches_for_small_and_test():
     table = fake_table(hq=lambda s, i: i % 3 == 0)
-    m, _ = datasets.split(table, {"small_train": 4, "small_val": 2, "big_train": 20, "big_val": 5, "test": 5}, ["t"], seed=0)
+    m, _ = datasets.split(
+        table, {"small_train": 4, "small_val": 2, "big_train": 20, "big_val": 5, "test": 5}, ["t"], seed=0
+    )
     hq_ids = set(table.loc[table.has_hq, "patch_id"])
     assert set(m["SHQ"].patch_id) <= hq_ids
 
@@ -206,10 +229,23 @@ def test_fit_to_data_keeps_paper_proportions():
 
 def test_make_datasets_script(tmp_path, user_data):
     assert make_patches(tmp_path, settings(user_data)).returncode == 0
-    s = {"classes": CLASSES, "test_sources": ["img2"],
-         "datasets": {"small_train": 3, "small_val": 1, "big_train": 8, "big_val": 2, "test": 5, "seed": 0, "preview": 2}}
+    s = {
+        "classes": CLASSES,
+        "test_sources": ["img2"],
+        "datasets": {
+            "small_train": 3,
+            "small_val": 1,
+            "big_train": 8,
+            "big_val": 2,
+            "test": 5,
+            "seed": 0,
+            "preview": 2,
+        },
+    }
     out = tmp_path / "out" / "datasets"
-    proc = run_script("make_datasets.py", "--patches", tmp_path / "out" / "patches", "--out", out, "--settings", json.dumps(s))
+    proc = run_script(
+        "make_datasets.py", "--patches", tmp_path / "out" / "patches", "--out", out, "--settings", json.dumps(s)
+    )
     assert proc.returncode == 0, proc.stderr
     for name in datasets.BASES:
         assert (out / f"{name}.csv").exists()
@@ -219,12 +255,15 @@ def test_make_datasets_script(tmp_path, user_data):
     ids, images, masks = datasets.load(tmp_path / "out" / "patches", out / "BMQ.csv", "train")
     assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32) and masks.max() <= 3
     s["datasets"]["big_train"] = 40
-    proc = run_script("make_datasets.py", "--patches", tmp_path / "out" / "patches", "--out", out, "--settings", json.dumps(s))
+    proc = run_script(
+        "make_datasets.py", "--patches", tmp_path / "out" / "patches", "--out", out, "--settings", json.dumps(s)
+    )
     assert_one_line_error(proc, "big sets need", "big_train")
     assert (out / "BMQ.csv").exists()  # the earlier result is not damaged
 
 
 # ---- bad input: one line, exit != 0, no traceback, inputs unchanged ----------------------------------
+
 
 def _missing_folder(root):
     return settings(root, data__images=f"{root}/nowhere"), ["nowhere", "images folder not found"]
@@ -272,8 +311,17 @@ def _patch_larger_than_image(root):
     return settings(root, patches__size=128), ["patches.size 128 is larger than the image (96x96 px)"]
 
 
-BAD_PATCH_INPUTS = [_missing_folder, _empty_folder, _not_an_image, _truncated, _mask_without_image,
-                    _image_without_mask, _size_mismatch, _values_not_in_palette, _patch_larger_than_image]
+BAD_PATCH_INPUTS = [
+    _missing_folder,
+    _empty_folder,
+    _not_an_image,
+    _truncated,
+    _mask_without_image,
+    _image_without_mask,
+    _size_mismatch,
+    _values_not_in_palette,
+    _patch_larger_than_image,
+]
 
 
 @pytest.mark.parametrize("case", BAD_PATCH_INPUTS, ids=lambda f: f.__name__.strip("_"))

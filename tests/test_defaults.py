@@ -1,6 +1,7 @@
 """One source of each default: config.yaml. The schema states types, ranges and meanings but no default; a step
 run by hand with part of a section gets config.yaml's values, as the workflow passes them; the model classes take
 their settings from the caller, with no defaults of their own for config keys."""
+
 import argparse
 import importlib
 import inspect
@@ -43,13 +44,19 @@ def _sections(schema, config, path=""):
 
 def test_config_yaml_states_every_optional_key():
     """Every key the schema does not require has its default in config.yaml (the one place to read it)."""
-    missing = [f"{path}{key}" for path, schema, config in _sections(SCHEMA, CONFIG)
-               for key in schema["properties"] if key not in config and key not in schema.get("required", ())]
+    missing = [
+        f"{path}{key}"
+        for path, schema, config in _sections(SCHEMA, CONFIG)
+        for key in schema["properties"]
+        if key not in config and key not in schema.get("required", ())
+    ]
     assert missing == [], f"keys without a default in config.yaml: {missing}"
 
 
-@pytest.mark.parametrize("section", sorted(k for k, p in SCHEMA["properties"].items() if p.get("type") == "object"
-                                           and k not in SCHEMA["required"]))
+@pytest.mark.parametrize(
+    "section",
+    sorted(k for k, p in SCHEMA["properties"].items() if p.get("type") == "object" and k not in SCHEMA["required"]),
+)
 def test_a_step_run_by_hand_gets_config_yaml_values(section):
     """cli.settings fills a section given in part from config.yaml (what the workflow passes), except the keys a
     rule leaves out on purpose (LEFT_OUT), and adds no section that was not given."""
@@ -78,8 +85,11 @@ def test_settings_given_are_never_overwritten():
 
 
 # The model classes and builders, with the config section their arguments come from.
-MODELS = [("dualgen.generate.vqvae.model", "VQVAE", "vqvae"), ("dualgen.generate.pixelcnn.model", "PixelCNN", "pixelcnn"),
-          ("dualgen.segment.unet", "build_unet", "unet")]
+MODELS = [
+    ("dualgen.generate.vqvae.model", "VQVAE", "vqvae"),
+    ("dualgen.generate.pixelcnn.model", "PixelCNN", "pixelcnn"),
+    ("dualgen.segment.unet", "build_unet", "unet"),
+]
 
 
 @pytest.mark.parametrize("module, name, section", MODELS)
@@ -87,6 +97,7 @@ def test_model_constructors_have_no_defaults_for_config_keys(module, name, secti
     """A model's constructor takes every config setting from its caller: a default there would be a second one."""
     obj = getattr(importlib.import_module(module), name)
     signature = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
-    defaulted = [p for p, v in signature.parameters.items() if v.default is not inspect.Parameter.empty
-                 and p in CONFIG[section]]
+    defaulted = [
+        p for p, v in signature.parameters.items() if v.default is not inspect.Parameter.empty and p in CONFIG[section]
+    ]
     assert defaulted == [], f"{module}.{name} has defaults for {section} keys: {defaulted}"

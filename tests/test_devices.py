@@ -1,4 +1,5 @@
 """One device per training job: a fake two-GPU host (DUALGEN_GPUS="0,1", CPU underneath)."""
+
 import json
 import os
 import signal
@@ -9,8 +10,10 @@ import pytest
 
 from tests.conftest import PY, REPO, env, snakemake
 
-HOLD = ("import sys, time; from dualgen.core import devices; "
-        "print(devices.claim(wait_seconds=60), flush=True); time.sleep(float(sys.argv[1]))")
+HOLD = (
+    "import sys, time; from dualgen.core import devices; "
+    "print(devices.claim(wait_seconds=60), flush=True); time.sleep(float(sys.argv[1]))"
+)
 
 
 def holder(tmp_path, seconds, gpus="0,1", **extra):
@@ -76,8 +79,17 @@ def test_two_training_jobs_record_different_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("DUALGEN_GPU_LOCKS", str(tmp_path / "locks"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     targets = ["results/ci/unet/SHQ_000/seeds0_1", "results/ci/unet/BMQ_000/seeds0_1"]
-    proc = snakemake(*targets, "--cores", "2", "--resources", "gpu=2", "--configfile", REPO / "presets" / "ci.yaml",
-                     workdir=tmp_path, timeout=900)
+    proc = snakemake(
+        *targets,
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=2",
+        "--configfile",
+        REPO / "presets" / "ci.yaml",
+        workdir=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     devices = {json.loads((tmp_path / t / "seed0" / "meta.json").read_text())["device"] for t in targets}
     assert len(devices) == 2 and devices <= {"0", "1"}, devices

@@ -1,5 +1,6 @@
 """Evaluation without TensorFlow: the training job leaves its test segmentations (tied to its weights by
 sha256); scripts/evaluate.py scores them with numpy only, per image with the source micrograph."""
+
 import json
 import subprocess
 
@@ -7,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dualgen.core.errors import DualgenError
 from dualgen.data import io
 from dualgen.segment import evaluation
-from dualgen.core.errors import DualgenError
 from tests.conftest import PY, REPO, assert_one_line_error, env, run_script
 
 CLASSES = [{"name": n, "value": v} for n, v in (("matrix", 0), ("oxide", 170), ("nd_rich", 255), ("eta", 85))]
@@ -29,7 +30,9 @@ def folders(tmp_path):
         io.write_png(patches / "images" / f"{pid}.png", (mask * 60).astype(np.uint8))
         io.write_png(patches / "hq" / f"{pid}.png", mask)
         masks.append(mask)
-    pd.DataFrame({"patch_id": ids, "source": [p.split("_")[0] for p in ids]}).to_csv(patches / "patches.csv", index=False)
+    pd.DataFrame({"patch_id": ids, "source": [p.split("_")[0] for p in ids]}).to_csv(
+        patches / "patches.csv", index=False
+    )
     pd.DataFrame({"patch_id": ids, "split": "test", "mask": "hq"}).to_csv(ds / "SHQ.csv", index=False)
     pred = np.stack(masks)
     pred[3, :8, :8] = (pred[3, :8, :8] + 1) % 4
@@ -40,11 +43,27 @@ def folders(tmp_path):
 
 def evaluate(patches, ds, unet, out):
     """Run scripts/evaluate.py in a fresh interpreter and report whether TensorFlow got imported."""
-    code = ("import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-            "finally:\n    print('TF' if 'tensorflow' in sys.modules else 'no TF', file=sys.stderr)\n")
-    args = [str(REPO / "scripts" / "evaluate.py"), "--name", "BMQ_000", "--seed", "1", "--unet", str(unet),
-            "--patches", str(patches), "--datasets", str(ds), "--out", str(out),
-            "--settings", json.dumps({"classes": CLASSES})]
+    code = (
+        "import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "finally:\n    print('TF' if 'tensorflow' in sys.modules else 'no TF', file=sys.stderr)\n"
+    )
+    args = [
+        str(REPO / "scripts" / "evaluate.py"),
+        "--name",
+        "BMQ_000",
+        "--seed",
+        "1",
+        "--unet",
+        str(unet),
+        "--patches",
+        str(patches),
+        "--datasets",
+        str(ds),
+        "--out",
+        str(out),
+        "--settings",
+        json.dumps({"classes": CLASSES}),
+    ]
     return subprocess.run([PY, "-c", code, *args], capture_output=True, text=True, env=env(), timeout=120)
 
 
@@ -68,7 +87,22 @@ def test_predictions_of_other_weights_or_patches_are_refused(folders, tmp_path):
     (unet / "model" / "best.weights.h5").write_bytes(b"retrained")
     with pytest.raises(DualgenError, match="not made by the weights"):
         evaluation.read_test_predictions(unet)
-    proc = run_script("evaluate.py", "--name", "BMQ_000", "--seed", "1", "--unet", unet, "--patches", patches,
-                      "--datasets", ds, "--out", tmp_path / "m", "--settings", json.dumps({"classes": CLASSES}))
+    proc = run_script(
+        "evaluate.py",
+        "--name",
+        "BMQ_000",
+        "--seed",
+        "1",
+        "--unet",
+        unet,
+        "--patches",
+        patches,
+        "--datasets",
+        ds,
+        "--out",
+        tmp_path / "m",
+        "--settings",
+        json.dumps({"classes": CLASSES}),
+    )
     assert_one_line_error(proc, "test_predictions.npz", "rerun train_unet")
     assert not (tmp_path / "m").exists()

@@ -1,4 +1,5 @@
 """Fidelity statistics of synthetic pairs against real ones: known answers, the real-vs-real floor, memorisation."""
+
 import math
 
 import numpy as np
@@ -6,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from dualgen.generate import fidelity
 from dualgen.core.errors import DualgenError
+from dualgen.generate import fidelity
 
 NAMES = ["matrix", "oxide", "nd_rich"]
 MEANS = np.array([60, 130, 200])  # image intensity of each class
@@ -32,6 +33,7 @@ def stripes(h, w, width, period, offset=0):
 
 
 # ---------------------------------------------------------------- statistics with known answers
+
 
 def test_phase_fractions_and_s2_at_zero():
     rng = np.random.default_rng(1)
@@ -61,8 +63,8 @@ def test_s2_matches_direct_pair_counts():
             r = int(round(math.hypot(dy, dx)))
             if r > r_max:
                 continue
-            a = ind[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-            b = ind[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)]
+            a = ind[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+            b = ind[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
             sums[r] += (a & b).mean()
             counts[r] += 1
     assert np.allclose(got, sums / counts, atol=1e-12)
@@ -144,6 +146,7 @@ def test_intensities_inside_a_class_are_the_drawn_values():
 
 # ---------------------------------------------------------------- floor and ratio
 
+
 @pytest.fixture(scope="module")
 def real():
     return blobs(100, sigma=3, seed=10)
@@ -152,8 +155,16 @@ def real():
 def test_same_generator_gives_ratios_near_one(real):
     synth = blobs(100, sigma=3, seed=11)
     table = fidelity.compare(*real, *synth, NAMES, seed=0)
-    assert list(table.columns) == ["variant", "class", "statistic", "real_value", "synthetic_value", "distance",
-                                   "floor", "ratio"]
+    assert list(table.columns) == [
+        "variant",
+        "class",
+        "statistic",
+        "real_value",
+        "synthetic_value",
+        "distance",
+        "floor",
+        "ratio",
+    ]
     assert len(table) == len(NAMES) * (len(fidelity.STATISTICS) + 1)
     assert set(table["statistic"]) == set(fidelity.STATISTICS) | {"intensity_c0"}
     assert (table["floor"] > 0).all() and table["ratio"].notna().all()
@@ -200,8 +211,9 @@ def test_floor_zero_and_absent_class():
     images = (masks[..., None] * 100).astype(np.uint8)
     synth = masks.copy()
     synth[:, 4:10, 4:10] = 1
-    table = fidelity.compare(images, masks, (synth[..., None] * 100).astype(np.uint8), synth, ["a", "b", "c"],
-                             n_splits=2).set_index(["class", "statistic"])
+    table = fidelity.compare(
+        images, masks, (synth[..., None] * 100).astype(np.uint8), synth, ["a", "b", "c"], n_splits=2
+    ).set_index(["class", "statistic"])
     assert table.loc[("b", "object_size"), "floor"] == 0 and table.loc[("b", "object_size"), "ratio"] == math.inf
     assert math.isnan(table.loc[("c", "object_size"), "distance"])  # class c is absent: nothing to measure
     assert math.isnan(table.loc[("c", "phase_fraction"), "ratio"])  # 0 / 0
@@ -210,6 +222,7 @@ def test_floor_zero_and_absent_class():
 
 
 # ---------------------------------------------------------------- memorisation
+
 
 def test_memorisation_of_copies_and_of_independent_samples():
     train = blobs(120, sigma=3, seed=20, channels=3)
@@ -261,8 +274,10 @@ def test_novel_share_bounds_known_answers_and_simulation():
         assert lo - 0.005 < np.mean(shares) < hi + 0.005, (n, np.mean(shares), lo, hi)
     for n_val, n_synth in ((12, 144), (200, 200)):  # at least ~97.5 % of novel samples' shares stay under it
         limit = fidelity.novel_share_limit(n_val, n_synth)
-        over = [np.mean(rng.exponential(size=n_synth) < np.percentile(rng.exponential(size=n_val), 1)) > limit
-                for _ in range(4000)]
+        over = [
+            np.mean(rng.exponential(size=n_synth) < np.percentile(rng.exponential(size=n_val), 1)) > limit
+            for _ in range(4000)
+        ]
         assert np.mean(over) <= 0.03 and limit > fidelity.novel_share_bounds(n_val)[1], (n_val, np.mean(over))
     assert fidelity.novel_share_limit(12, 144) == pytest.approx(0.40, abs=0.01)  # 12 validation pairs resolve little
     assert fidelity.novel_share_limit(200, 200) == pytest.approx(0.045, abs=0.005)
@@ -290,6 +305,7 @@ def test_nearest_distances_definition():
 
 # ---------------------------------------------------------------- what the figures and the report card read
 
+
 def test_profile_holds_the_statistics_of_one_set():
     images, masks = blobs(6, sigma=3, seed=40, channels=3)
     p = fidelity.profile(images, masks, 3)
@@ -298,15 +314,21 @@ def test_profile_holds_the_statistics_of_one_set():
     chords = np.concatenate([fidelity.chord_lengths(masks, 2, "rows"), fidelity.chord_lengths(masks, 2, "cols")])
     assert p["chords"].shape == (3, 65) and np.array_equal(p["chords"][2], np.bincount(chords, minlength=65))
     assert p["intensity"].shape == (3, 3, 256)
-    assert np.array_equal(p["intensity"][0, 1], np.bincount(fidelity.class_intensities(images, masks, 0, 1),
-                                                            minlength=256))
+    assert np.array_equal(
+        p["intensity"][0, 1], np.bincount(fidelity.class_intensities(images, masks, 0, 1), minlength=256)
+    )
     assert p["intensity"].sum() == images.size
 
 
 def test_worst_by_family_takes_the_largest_ratio_of_each_family(real):
     coarse = blobs(60, sigma=6, seed=41)
-    table = pd.concat([fidelity.compare(*real, *blobs(60, sigma=3, seed=42), NAMES, variant="same"),
-                       fidelity.compare(*real, *coarse, NAMES, variant="coarse")], ignore_index=True)
+    table = pd.concat(
+        [
+            fidelity.compare(*real, *blobs(60, sigma=3, seed=42), NAMES, variant="same"),
+            fidelity.compare(*real, *coarse, NAMES, variant="coarse"),
+        ],
+        ignore_index=True,
+    )
     worst = fidelity.worst_by_family(table)
     assert set(worst) == {"same", "coarse"} and set(worst["coarse"]) == set(fidelity.FAMILIES)
     chords = table[(table["variant"] == "coarse") & table["statistic"].str.startswith("chord_")]
@@ -317,6 +339,7 @@ def test_worst_by_family_takes_the_largest_ratio_of_each_family(real):
 
 
 # ---------------------------------------------------------------- the fidelity step
+
 
 def test_score_variant_closest_variant_and_the_reference_sample():
     real, val = blobs(24, sigma=3, seed=40), blobs(12, sigma=3, seed=41)
@@ -335,8 +358,15 @@ def test_score_variant_closest_variant_and_the_reference_sample():
         tables[name] = table
     worst = fidelity.worst_by_family(pd.concat(tables.values(), ignore_index=True))
     assert fidelity.closest_variant(worst, rows) == "like"
-    _, row, _ = fidelity.score_variant({"name": "x", "kind": "plain", "temperature": 1, "pool": False}, *like, real,
-                                       (val[0][:0], val[1][:0]), NAMES, seed=0, n_splits=2)
+    _, row, _ = fidelity.score_variant(
+        {"name": "x", "kind": "plain", "temperature": 1, "pool": False},
+        *like,
+        real,
+        (val[0][:0], val[1][:0]),
+        NAMES,
+        seed=0,
+        n_splits=2,
+    )
     assert all(math.isnan(row[k]) for k in fidelity.MEMO_KEYS)  # no validation pairs: no memorisation
     table, meta = fidelity.reference_sample(*real, *like, NAMES, seed=0, n_splits=2)
     assert set(table["variant"]) == {fidelity.REFERENCE} and meta["n"] == 16 and meta["line"].startswith("fidelity")

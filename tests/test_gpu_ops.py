@@ -3,6 +3,7 @@ without a deterministic GPU implementation raise UnimplementedError. No GPU here
 is traced as a graph on the CPU and searched for the ops listed in tests/determinism_tools.py (nested function bodies
 included). Plus: the list catches models known to use such ops, and the deterministic nearest upsampling that
 replaces UpSampling2D in the U-Net is exact (values, gradient, weights files)."""
+
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,10 @@ tf = env.setup_tensorflow(1, 0)  # op determinism on while tracing, as in every 
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen.generate.pixelcnn import model as pixelcnn, train as pixelcnn_train
-from dualgen.generate.vqvae import model as vqvae, train as vqvae_train
+from dualgen.generate.pixelcnn import model as pixelcnn
+from dualgen.generate.pixelcnn import train as pixelcnn_train
+from dualgen.generate.vqvae import model as vqvae
+from dualgen.generate.vqvae import train as vqvae_train
 from dualgen.segment import unet, unet_train, upsampling  # noqa: E402
 from tests import determinism_tools  # noqa: E402
 
@@ -29,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 def assert_runs_on_gpu(what, graphs):
     found = [hit for g in graphs for hit in determinism_tools.nondeterministic_ops(g)]
     assert not found, f"{what}: ops that raise under op determinism on a GPU:\n" + "\n".join(
-        f"  {op} ({node}): {reason}" for op, node, reason in found)
+        f"  {op} ({node}): {reason}" for op, node, reason in found
+    )
 
 
 def train_step_graph(model, x, y, mixed_precision=False):
@@ -47,14 +51,17 @@ def unet_batch(size=64, classes=4, channels=1):
 def test_the_list_was_derived_for_the_installed_tensorflow():
     assert tf.__version__ == determinism_tools.TENSORFLOW_VERSION, (
         f"TensorFlow is {tf.__version__}: re-derive tests/determinism_tools.py's op lists from this version's kernels "
-        "(see its docstring), then update TENSORFLOW_VERSION")
+        "(see its docstring), then update TENSORFLOW_VERSION"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the upsampling
 
 
-@pytest.mark.parametrize("size,data_format", [((2, 2), "channels_last"), ((3, 2), "channels_last"),
-                                              ((1, 3), "channels_last"), ((2, 3), "channels_first")])
+@pytest.mark.parametrize(
+    "size,data_format",
+    [((2, 2), "channels_last"), ((3, 2), "channels_last"), ((1, 3), "channels_last"), ((2, 3), "channels_first")],
+)
 def test_deterministic_upsampling_equals_keras_nearest_bit_for_bit(size, data_format):
     x = tf.random.stateless_normal([2, 5, 7, 3], [5, 6])
     expected = tf.keras.layers.UpSampling2D(size, data_format=data_format, interpolation="nearest")(x)
@@ -177,6 +184,7 @@ def test_the_list_looks_into_nested_and_xla_compiled_functions():
                 tape.watch(x)
                 y = tf.reduce_sum(f(x))
             return tape.gradient(y, x)
+
         return step
 
     x = tf.random.stateless_normal([1, 4, 4, 2], [1, 2])
@@ -194,13 +202,35 @@ def test_the_list_looks_into_nested_and_xla_compiled_functions():
 def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, mixed_precision, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.5, 0.5, (3, 16, 16, 2)).astype(np.float32)
-    model = vqvae.VQVAE(2, num_hiddens=8, num_residual_hiddens=4, num_residual_layers=1, embedding_dim=4,
-                        num_embeddings=5, commitment_cost=0.25, decay=0.99, quantizer=quantizer, downsample=4,
-                        mask_encoding="level")
+    model = vqvae.VQVAE(
+        2,
+        num_hiddens=8,
+        num_residual_hiddens=4,
+        num_residual_layers=1,
+        embedding_dim=4,
+        num_embeddings=5,
+        commitment_cost=0.25,
+        decay=0.99,
+        quantizer=quantizer,
+        downsample=4,
+        mask_encoding="level",
+    )
     with determinism_tools.captured_functions(vqvae_train) as graphs:  # the real train_vqvae, one update
-        vqvae_train.train_vqvae(model, x[:2], x[2:], steps=1, batch_size=2, learning_rate=1e-3, seed=0,
-                                out_dir=str(tmp_path), eval_every=1, log=lambda *a: None, mask_weight=1.0, n_mask=1,
-                                mixed_precision=mixed_precision)
+        vqvae_train.train_vqvae(
+            model,
+            x[:2],
+            x[2:],
+            steps=1,
+            batch_size=2,
+            learning_rate=1e-3,
+            seed=0,
+            out_dir=str(tmp_path),
+            eval_every=1,
+            log=lambda *a: None,
+            mask_weight=1.0,
+            n_mask=1,
+            mixed_precision=mixed_precision,
+        )
     assert any("Conv2DBackpropFilter" in determinism_tools.op_types(g) for g in graphs), "no training step traced"
     assert_runs_on_gpu(f"VQ-VAE (quantizer {quantizer}{', mixed precision' if mixed_precision else ''})", graphs)
 
@@ -211,8 +241,18 @@ def test_pixelcnn_training_step_runs_under_gpu_determinism(kind, cond_dim):
     cond = np.random.default_rng(1).dirichlet(np.ones(3), 3).astype(np.float32)[:, :cond_dim]
     model = pixelcnn.PixelCNN(5, filters=8, num_blocks=1, kind=kind, seed=0, cond_dim=cond_dim)
     with determinism_tools.captured_functions(pixelcnn_train) as graphs:  # the real train_pixelcnn, one update
-        pixelcnn_train.train_pixelcnn(model, grids[:2], grids[2:], epochs=1, batch_size=2, learning_rate=1e-3, seed=0,
-                                      log=lambda *a: None, train_cond=cond[:2], val_cond=cond[2:])
+        pixelcnn_train.train_pixelcnn(
+            model,
+            grids[:2],
+            grids[2:],
+            epochs=1,
+            batch_size=2,
+            learning_rate=1e-3,
+            seed=0,
+            log=lambda *a: None,
+            train_cond=cond[:2],
+            val_cond=cond[2:],
+        )
     assert any("Conv2DBackpropFilter" in determinism_tools.op_types(g) for g in graphs), "no training step traced"
     logits = model.grid_logits.get_concrete_function(tf.constant(grids), tf.constant(cond))
     assert_runs_on_gpu(f"PixelCNN ({kind}{', conditioned' if cond_dim else ''})", graphs + [logits])
@@ -227,9 +267,16 @@ def test_unet_training_step_runs_under_gpu_determinism(backbone, decoder):
         assert not any(isinstance(layer, tf.keras.layers.UpSampling2D) for layer in model.layers)
         assert model.dualgen_backbone == backbone
     else:  # Conv2DTranspose: Conv2DBackpropInput / Conv2DBackpropFilter, deterministic (cuDNN)
-        model = upsampling.replace_upsampling(sm.Unet(backbone, encoder_weights=None, classes=4,
-                                                       activation="softmax", input_shape=(64, 64, 1),
-                                                       decoder_block_type="transpose"))
+        model = upsampling.replace_upsampling(
+            sm.Unet(
+                backbone,
+                encoder_weights=None,
+                classes=4,
+                activation="softmax",
+                input_shape=(64, 64, 1),
+                decoder_block_type="transpose",
+            )
+        )
     assert_runs_on_gpu(f"U-Net {backbone} (decoder {decoder})", [train_step_graph(model, x, y)])
 
 
@@ -255,8 +302,10 @@ def test_unet_without_the_replacement_would_fail_and_with_it_is_the_same_network
 
     # weight files of the raw segmentation_models U-Net load into the replaced one, and back
     with tempfile.TemporaryDirectory() as tmp:
-        for name, save in (("old.weights.h5", lambda p: unet.save_weights(old, p)),
-                           ("old.h5", lambda p: old.save_weights(p))):
+        for name, save in (
+            ("old.weights.h5", lambda p: unet.save_weights(old, p)),
+            ("old.h5", lambda p: old.save_weights(p)),
+        ):
             tf.keras.utils.set_random_seed(4)  # other initial weights
             fresh = unet.build_unet("resnet18", None, 4, (64, 64, 1), None, False, None, 5)
             assert not np.array_equal(fresh(x).numpy(), old(x).numpy())
@@ -275,8 +324,13 @@ def test_unet_without_the_replacement_would_fail_and_with_it_is_the_same_network
 
 @pytest.mark.slow
 def test_gpu_smoke_benchmark_runs_every_training_on_the_cpu():
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_smoke.py"), "--steps", "2", "--size", "64",
-                           "--threads", "1"], capture_output=True, text=True, timeout=1200, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_smoke.py"), "--steps", "2", "--size", "64", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "gpu smoke: 8 trainings ok", proc.stdout
@@ -286,8 +340,13 @@ def test_gpu_smoke_benchmark_runs_every_training_on_the_cpu():
 @pytest.mark.slow
 def test_gpu_study_benchmark_plans_jobs_per_gpu_on_the_cpu():
     """bench/gpu_study.py: concurrent U-Net jobs on one device, updates/s each and in total (CPU: tiny)."""
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_study.py"), "--jobs", "1", "--steps", "1",
-                           "--size", "32"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_study.py"), "--jobs", "1", "--steps", "1", "--size", "32"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("gpu study: best 1 jobs per GPU:") and "updates/s in total" in last, proc.stdout
@@ -301,8 +360,14 @@ def test_deterministic_upsampling_trains_bit_identically_on_the_cpu():
 
     def run(replace):
         tf.keras.utils.set_random_seed(3)
-        model = sm.Unet("resnet18", encoder_weights=None, classes=4, activation="softmax", input_shape=(64, 64, 1),
-                        decoder_filters=(128, 64, 32, 16, 8))
+        model = sm.Unet(
+            "resnet18",
+            encoder_weights=None,
+            classes=4,
+            activation="softmax",
+            input_shape=(64, 64, 1),
+            decoder_filters=(128, 64, 32, 16, 8),
+        )
         model = upsampling.replace_upsampling(model) if replace else model
         model.compile(tf.keras.optimizers.Adam(1e-3), loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss())
         return [float(model.train_on_batch(x, y)) for _ in range(4)], model.get_weights()

@@ -2,6 +2,7 @@
 (make_patches.py + make_datasets.py, as a user's workflow runs them): per-image info bands with a coloured scale
 bar (crop_height: auto), gray micrographs stored as RGB JPEG, two image sizes, a mask stored as equal-channel RGB,
 index masks, split list files, classes under 1 %, resizing, simulated LQ masks; and the config checked at load."""
+
 import json
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 
 from dualgen.core import config as dconfig
-from dualgen.data import datasets, io, labelnoise, patches
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets, io, labelnoise, patches
 from tests.conftest import REPO, assert_one_line_error, run_script, snakemake, tree_checksums
 
 LAB_CLASSES = [
@@ -24,9 +25,14 @@ LAB_CLASSES = [
 ]
 # name, file size (w, h), info band rows, split; like the issue's set (1024x768 and 1280x960, ~65-row bands) / 4
 LAB_IMAGES = [
-    ("s01", (256, 192), 16, "train"), ("s02", (256, 192), 17, "train"), ("s03", (320, 240), 18, "train"),
-    ("s04", (256, 192), 16, "train"), ("s05", (320, 240), 17, "val"), ("s06", (256, 192), 16, "val"),
-    ("s07", (320, 240), 18, "test"), ("s08", (256, 192), 17, "test"),
+    ("s01", (256, 192), 16, "train"),
+    ("s02", (256, 192), 17, "train"),
+    ("s03", (320, 240), 18, "train"),
+    ("s04", (256, 192), 16, "train"),
+    ("s05", (320, 240), 17, "val"),
+    ("s06", (256, 192), 16, "val"),
+    ("s07", (320, 240), 18, "test"),
+    ("s08", (256, 192), 17, "test"),
 ]
 GRAY_LEVELS = np.array([90, 150, 200, 30, 240])
 
@@ -38,10 +44,10 @@ def lab_mask(rng, h, w, pores=True, crack=False):
     if pores:
         for _ in range(3):
             y, x = rng.integers(4, h - 4), rng.integers(4, w - 4)
-            mask[y - 2:y + 2, x - 2:x + 2] = 3
+            mask[y - 2 : y + 2, x - 2 : x + 2] = 3
     if crack:  # 3 px wide: survives data.scale 0.5
         y = rng.integers(10, h - 10)
-        mask[y:y + 3, w // 4: w // 4 + 40] = 4
+        mask[y : y + 3, w // 4 : w // 4 + 40] = 4
     return mask
 
 
@@ -51,8 +57,8 @@ def micrograph(rng, mask, band, rgb=True):
     img = np.clip(GRAY_LEVELS[mask] + rng.normal(0, 12, mask.shape), 0, 255).astype(np.uint8)
     full = np.zeros((h + band, w, 3), np.uint8)
     full[:h] = img[..., None]
-    full[h + 3:h + 6, 8:60] = 255  # "text"
-    full[h + band // 2:h + band - 2, w // 2: w - 10] = (230, 40, 30)  # the scale bar, in colour
+    full[h + 3 : h + 6, 8:60] = 255  # "text"
+    full[h + band // 2 : h + band - 2, w // 2 : w - 10] = (230, 40, 30)  # the scale bar, in colour
     return full if rgb else full[..., 0]
 
 
@@ -76,20 +82,39 @@ def make_lab_set(root, images=LAB_IMAGES, rgb_mask="s02", crack_in=("s01", "s05"
 
 
 def lab_settings(root, **data):
-    d = {"source": "folder", "images": f"{root}/images", "masks": f"{root}/masks", "hq_masks": None,
-         "mask_format": "index", "crop_height": "auto", "max_band": 0.2, "scale": 0.5}
+    d = {
+        "source": "folder",
+        "images": f"{root}/images",
+        "masks": f"{root}/masks",
+        "hq_masks": None,
+        "mask_format": "index",
+        "crop_height": "auto",
+        "max_band": 0.2,
+        "scale": 0.5,
+    }
     d.update(data)
-    return {"classes": LAB_CLASSES, "data": d,
-            "patches": {"size": 32, "stride": 32, "drop_background_only": True, "exclude": [],
-                        "keep_rare": ["pore", "crack"]}}
+    return {
+        "classes": LAB_CLASSES,
+        "data": d,
+        "patches": {
+            "size": 32,
+            "stride": 32,
+            "drop_background_only": True,
+            "exclude": [],
+            "keep_rare": ["pore", "crack"],
+        },
+    }
 
 
 DS = {"small_train": 4, "small_val": 2, "big_train": 12, "big_val": 4, "test": 6, "seed": 0, "fit_to_data": False}
 
 
 def ds_settings(root, splits=True, **over):
-    s = {"classes": [{k: v for k, v in c.items() if k != "color"} for c in LAB_CLASSES],
-         "datasets": dict(DS, **over), "test_sources": []}
+    s = {
+        "classes": [{k: v for k, v in c.items() if k != "color"} for c in LAB_CLASSES],
+        "datasets": dict(DS, **over),
+        "test_sources": [],
+    }
     if splits:
         s["splits"] = {k: f"{root}/lists/{k}.txt" for k in ("train", "val", "test")}
     return s
@@ -100,8 +125,9 @@ def run_patches(out, s):
 
 
 def run_datasets(out, s):
-    return run_script("make_datasets.py", "--patches", out / "patches", "--out", out / "datasets",
-                      "--settings", json.dumps(s))
+    return run_script(
+        "make_datasets.py", "--patches", out / "patches", "--out", out / "datasets", "--settings", json.dumps(s)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +145,7 @@ def lab(tmp_path_factory):
 
 
 # ---- 1-4: bands, gray on the cropped image, two sizes, equal-channel RGB mask, scale ----------------------------
+
 
 def test_auto_crop_cuts_each_band_and_logs_the_rows(lab):
     root, out, proc, _ = lab
@@ -227,6 +254,7 @@ def test_real_mismatches_stay_one_line_errors(tmp_path, case):
 
 # ---- 5: split lists --------------------------------------------------------------------------------------------
 
+
 def test_split_lists_decide_the_images_of_each_split(lab):
     root, out, _, proc = lab
     table = pd.read_csv(out / "patches" / "patches.csv").set_index("patch_id")
@@ -248,10 +276,16 @@ def test_unknown_name_in_a_list_is_one_line(lab, tmp_path):
     (lists / "test.txt").write_text("s07\ns08.jpg\nimages/s99.tif\n")
     s = ds_settings(root)
     s["splits"] = {k: str(lists / f"{k}.txt") for k in ("train", "val", "test")}
-    proc = run_script("make_datasets.py", "--patches", out / "patches", "--out", tmp_path / "ds", "--settings", json.dumps(s))
-    assert_one_line_error(proc, "test.txt: line 3: 'images/s99.tif' is not one of the images (8: s01, s02, s03, s04, s05, ...)")
+    proc = run_script(
+        "make_datasets.py", "--patches", out / "patches", "--out", tmp_path / "ds", "--settings", json.dumps(s)
+    )
+    assert_one_line_error(
+        proc, "test.txt: line 3: 'images/s99.tif' is not one of the images (8: s01, s02, s03, s04, s05, ...)"
+    )
     (lists / "test.txt").write_text("s07\ns01\n")
-    proc = run_script("make_datasets.py", "--patches", out / "patches", "--out", tmp_path / "ds", "--settings", json.dumps(s))
+    proc = run_script(
+        "make_datasets.py", "--patches", out / "patches", "--out", tmp_path / "ds", "--settings", json.dumps(s)
+    )
     assert_one_line_error(proc, "test.txt: line 2: 's01' is also in the train list")
 
 
@@ -260,7 +294,9 @@ def test_only_a_test_list_reserves_the_test_images(lab, tmp_path):
     s = ds_settings(root, splits=False)
     s["splits"] = {"test": f"{root}/lists/test.txt"}
     s["test_sources"] = ["s01"]  # ignored: the list gives the test images
-    proc = run_script("make_datasets.py", "--patches", out / "patches", "--out", tmp_path / "ds", "--settings", json.dumps(s))
+    proc = run_script(
+        "make_datasets.py", "--patches", out / "patches", "--out", tmp_path / "ds", "--settings", json.dumps(s)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "data.test_sources (s01) ignored" in proc.stdout
     table = pd.read_csv(out / "patches" / "patches.csv").set_index("patch_id")
@@ -270,6 +306,7 @@ def test_only_a_test_list_reserves_the_test_images(lab, tmp_path):
 
 
 # ---- 7: rare classes -------------------------------------------------------------------------------------------
+
 
 def test_class_shares_table_and_rare_classes(lab):
     root, out, _, proc = lab
@@ -306,8 +343,11 @@ def test_absent_class_is_a_warning_not_an_error(tmp_path):
 
 def test_keep_rare_draws_every_rare_patch_the_sets_can_hold():
     rng = np.random.default_rng(0)
-    rows = [{"patch_id": f"{s}_{i}", "source": s, "has_hq": True, "rare": bool(rng.random() < 0.1)}
-            for s in ("a", "b", "c", "t") for i in range(40)]
+    rows = [
+        {"patch_id": f"{s}_{i}", "source": s, "has_hq": True, "rare": bool(rng.random() < 0.1)}
+        for s in ("a", "b", "c", "t")
+        for i in range(40)
+    ]
     table = pd.DataFrame(rows)
     sizes = {"small_train": 6, "small_val": 2, "big_train": 30, "big_val": 8, "test": 10}
     m, _ = datasets.split(table, sizes, ["t"], seed=1, log=lambda *a: 0)
@@ -338,6 +378,7 @@ def test_keep_rare_keeps_background_only_patches_of_a_rare_background(tmp_path):
 
 # ---- 6: simulated LQ masks ---------------------------------------------------------------------------------------
 
+
 def test_labelnoise_faults_and_ids():
     rng = np.random.default_rng(3)
     hq = lab_mask(rng, 200, 240, crack=True)
@@ -354,7 +395,7 @@ def test_labelnoise_faults_and_ids():
     assert 10 <= n_blobs <= 20 and blobs.max() <= 4  # about 20 per 100 x 100 px (some overlap)
     dots = np.zeros((200, 200), np.uint8)
     for i in range(50):
-        dots[20 + (i // 10) * 35: 23 + (i // 10) * 35, 10 + (i % 10) * 19: 13 + (i % 10) * 19] = 3  # 9 px each
+        dots[20 + (i // 10) * 35 : 23 + (i // 10) * 35, 10 + (i % 10) * 19 : 13 + (i % 10) * 19] = 3  # 9 px each
     missed = labelnoise.simulate(dots, np.random.default_rng(0), 0, 0, 10, 0, num_classes=5)
     n_missed = 50 - __import__("scipy.ndimage", fromlist=["label"]).label(missed == 3)[1]
     assert 3 <= n_missed <= 20 and set(np.unique(missed)) == {0, 3}  # about 20 % missed, filled with the matrix
@@ -371,7 +412,9 @@ def test_labelnoise_faults_and_ids():
 def test_simulated_lq_through_the_data_stage(tmp_path):
     root = make_lab_set(tmp_path / "set")
     out = tmp_path / "out"
-    s = lab_settings(root, simulate_lq={"boundary_px": 2, "blob_rate": 6, "miss_small_px": 20, "swap_rate": 0.5, "seed": 1})
+    s = lab_settings(
+        root, simulate_lq={"boundary_px": 2, "blob_rate": 6, "miss_small_px": 20, "swap_rate": 0.5, "seed": 1}
+    )
     proc = run_patches(out, s)
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((out / "patches" / "meta.json").read_text())
@@ -388,19 +431,39 @@ def test_simulated_lq_through_the_data_stage(tmp_path):
     _, _, lq = datasets.load(out / "patches", slq, "train")
     assert 0.3 * sim["changed"] < (hq != lq).mean() < 3 * sim["changed"]
     # the HQ vs LQ figure and the class-share bars (figure kinds of scripts/figure.py)
-    fig = run_script("figure.py", "--kind", "lq", "--input", f"patches={out / 'patches'}", "--out", out / "fig_lq",
-                     "--settings", json.dumps({"classes": LAB_CLASSES, "n": 3}))
+    fig = run_script(
+        "figure.py",
+        "--kind",
+        "lq",
+        "--input",
+        f"patches={out / 'patches'}",
+        "--out",
+        out / "fig_lq",
+        "--settings",
+        json.dumps({"classes": LAB_CLASSES, "n": 3}),
+    )
     assert fig.returncode == 0, fig.stderr
     assert (out / "fig_lq" / "hq_vs_lq.png").stat().st_size > 5000
-    fig = run_script("figure.py", "--kind", "datasets", "--input", f"patches={out / 'patches'}",
-                     "--input", f"datasets={out / 'datasets'}", "--out", out / "fig_ds",
-                     "--settings", json.dumps({"classes": LAB_CLASSES, "n": 2}))
+    fig = run_script(
+        "figure.py",
+        "--kind",
+        "datasets",
+        "--input",
+        f"patches={out / 'patches'}",
+        "--input",
+        f"datasets={out / 'datasets'}",
+        "--out",
+        out / "fig_ds",
+        "--settings",
+        json.dumps({"classes": LAB_CLASSES, "n": 2}),
+    )
     assert fig.returncode == 0, fig.stderr
     assert (out / "fig_ds" / "class_shares.png").stat().st_size > 5000
     assert (out / "fig_ds" / "preview.png").stat().st_size > 5000
 
 
 # ---- 8: config checked at load -----------------------------------------------------------------------------------
+
 
 def test_static_name_lists_match_the_libraries():
     from dualgen.segment import augment
@@ -415,26 +478,42 @@ def test_workflow_load_does_not_import_tensorflow_or_albumentations():
     import subprocess
     import sys
 
-    code = ("import sys; from dualgen.core.config import check_config, load_yaml; import dualgen.segment.mixes; "
-            "check_config(load_yaml('config.yaml')); "
-            "print(sorted(m for m in ('tensorflow', 'albumentations', 'segmentation_models') if m in sys.modules))")
+    code = (
+        "import sys; from dualgen.core.config import check_config, load_yaml; import dualgen.segment.mixes; "
+        "check_config(load_yaml('config.yaml')); "
+        "print(sorted(m for m in ('tensorflow', 'albumentations', 'segmentation_models') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("over, expected", [
-    ({"mixes": {"augmentation": ["GaussNoise", "Blurr"]}}, "mixes.augmentation: unknown 'Blurr' (allowed: CLAHE"),
-    ({"unet": {"backbone": "efficientnet-b3"}}, "unet.backbone: unknown 'efficientnet-b3' (segmentation_models has efficientnetb0"),
-    ({"mixes": {"levels": [0, 10]}}, "mixes.levels: 10 % of 4 training patches is no synthetic image (mix SHQ_010)"),
-    ({"mixes": {"synthetic_levels": [5]}}, "mixes.synthetic_levels: 5 % of 8 training patches is no synthetic image"),
-    ({"vqvae": {"val_images": 11}}, "vqvae.val_images 11 leaves no BMQ patch"),
-    ({"patches": {"keep_rare": ["pores"]}}, "patches.keep_rare: 'pores' is not a class"),
-    ({"data": {"splits": {"train": "a.txt", "val": "b.txt"}}}, "data.splits has no test list"),
-    ({"data": {"source": "folder", "simulate_lq": {"seed": 1}}}, "data.hq_masks is set too"),
-    ({"data": {"crop_height": "top"}}, "data.crop_height: 'top' is not valid (allowed: posint or 'auto' or null)"),
-])
+@pytest.mark.parametrize(
+    "over, expected",
+    [
+        ({"mixes": {"augmentation": ["GaussNoise", "Blurr"]}}, "mixes.augmentation: unknown 'Blurr' (allowed: CLAHE"),
+        (
+            {"unet": {"backbone": "efficientnet-b3"}},
+            "unet.backbone: unknown 'efficientnet-b3' (segmentation_models has efficientnetb0",
+        ),
+        (
+            {"mixes": {"levels": [0, 10]}},
+            "mixes.levels: 10 % of 4 training patches is no synthetic image (mix SHQ_010)",
+        ),
+        (
+            {"mixes": {"synthetic_levels": [5]}},
+            "mixes.synthetic_levels: 5 % of 8 training patches is no synthetic image",
+        ),
+        ({"vqvae": {"val_images": 11}}, "vqvae.val_images 11 leaves no BMQ patch"),
+        ({"patches": {"keep_rare": ["pores"]}}, "patches.keep_rare: 'pores' is not a class"),
+        ({"data": {"splits": {"train": "a.txt", "val": "b.txt"}}}, "data.splits has no test list"),
+        ({"data": {"source": "folder", "simulate_lq": {"seed": 1}}}, "data.hq_masks is set too"),
+        ({"data": {"crop_height": "top"}}, "data.crop_height: 'top' is not valid (allowed: posint or 'auto' or null)"),
+    ],
+)
 def test_config_checked_at_load(over, expected):
-    cfg = dconfig.merge(dconfig.merge(dconfig.load_yaml(REPO / "config.yaml"), dconfig.load_yaml(REPO / "presets" / "ci.yaml")), over)
+    cfg = dconfig.merge(
+        dconfig.merge(dconfig.load_yaml(REPO / "config.yaml"), dconfig.load_yaml(REPO / "presets" / "ci.yaml")), over
+    )
     with pytest.raises(DualgenError, match=None) as err:
         dconfig.check_config(cfg)
     assert expected in str(err.value), str(err.value)
@@ -442,22 +521,39 @@ def test_config_checked_at_load(over, expected):
 
 # ---- the ci preset with simulate_lq over a folder of images, through Snakemake -----------------------------------
 
+
 @pytest.mark.slow
 def test_ci_preset_data_stage_with_simulate_lq(tmp_path):
     root = make_lab_set(tmp_path / "set")
     sim = {"boundary_px": 1.5, "blob_rate": 4, "miss_small_px": 20, "swap_rate": 0.5, "seed": 2}
     over = {
         "classes": LAB_CLASSES,
-        "data": {"source": "folder", "images": str(root / "images"), "masks": str(root / "masks"), "hq_masks": None,
-                 "mask_format": "index", "crop_height": "auto", "scale": 0.5, "test_sources": [],
-                 "splits": {k: str(root / "lists" / f"{k}.txt") for k in ("train", "val", "test")},
-                 "simulate_lq": sim},
+        "data": {
+            "source": "folder",
+            "images": str(root / "images"),
+            "masks": str(root / "masks"),
+            "hq_masks": None,
+            "mask_format": "index",
+            "crop_height": "auto",
+            "scale": 0.5,
+            "test_sources": [],
+            "splits": {k: str(root / "lists" / f"{k}.txt") for k in ("train", "val", "test")},
+            "simulate_lq": sim,
+        },
         "patches": {"keep_rare": ["pore", "crack"]},
         "datasets": {"small_train": 4, "small_val": 2, "big_train": 12, "big_val": 4, "test": 6},
     }
     (tmp_path / "lab.yaml").write_text(json.dumps(over))
-    proc = snakemake("results/ci/datasets", "results/ci/figures/lq", "--cores", "1", "--configfile",
-                     REPO / "presets" / "ci.yaml", tmp_path / "lab.yaml", workdir=tmp_path)
+    proc = snakemake(
+        "results/ci/datasets",
+        "results/ci/figures/lq",
+        "--cores",
+        "1",
+        "--configfile",
+        REPO / "presets" / "ci.yaml",
+        tmp_path / "lab.yaml",
+        workdir=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "results" / "ci"
     meta = json.loads((out / "patches" / "meta.json").read_text())
@@ -479,8 +575,16 @@ def test_ci_preset_data_stage_with_simulate_lq(tmp_path):
 
 
 def test_patches_settings_leave_out_what_only_the_datasets_step_reads():
-    data = {"source": "demo", "images": "i", "masks": "data/demo/masks_lq", "hq_masks": "data/demo/masks_hq",
-            "test_sources": ["demo_03"], "splits": None, "demo": {"seed": 1}, "simulate_lq": {"boundary_px": 1}}
+    data = {
+        "source": "demo",
+        "images": "i",
+        "masks": "data/demo/masks_lq",
+        "hq_masks": "data/demo/masks_hq",
+        "test_sources": ["demo_03"],
+        "splits": None,
+        "demo": {"seed": 1},
+        "simulate_lq": {"boundary_px": 1},
+    }
     out = dconfig.patches_data_settings(data, "data/demo")
     assert out["masks"] == "data/demo/masks_hq" and out["hq_masks"] is None
     assert not {"test_sources", "splits", "demo"} & set(out)

@@ -1,11 +1,12 @@
 """The paper's Missing Class IoU and the other metrics (no TensorFlow)."""
+
 import math
 
 import numpy as np
 import pytest
 
-from dualgen.segment import metrics
 from dualgen.core.errors import DualgenError
+from dualgen.segment import metrics
 
 
 def paper_example():
@@ -73,8 +74,10 @@ def test_bad_inputs_are_one_line_errors():
 
 
 def test_aggregate_per_class_over_images_that_have_the_class():
-    rows = [{"missing_class_iou": 0.8, "iou_1": 0.5, "iou_2": float("nan"), "patch_id": "p1"},
-            {"missing_class_iou": 0.6, "iou_1": float("nan"), "iou_2": float("nan"), "patch_id": "p2"}]
+    rows = [
+        {"missing_class_iou": 0.8, "iou_1": 0.5, "iou_2": float("nan"), "patch_id": "p1"},
+        {"missing_class_iou": 0.6, "iou_1": float("nan"), "iou_2": float("nan"), "patch_id": "p2"},
+    ]
     agg = metrics.aggregate(rows)
     assert agg["missing_class_iou"] == pytest.approx(0.7) and agg["iou_1"] == 0.5
     assert math.isnan(agg["iou_2"]) and "patch_id" not in agg

@@ -1,10 +1,11 @@
 """The 46 mixes of the paper (+ BMQ_aug): names, sizes, nested synthetic prefixes, real validation."""
+
 import pandas as pd
 import pytest
 
-from dualgen.data import datasets
 from dualgen.core.config import load_yaml
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets
 from dualgen.segment.mixes import enumerate_mixes, pool_size
 from tests.conftest import REPO
 
@@ -28,8 +29,16 @@ def test_default_config_has_the_papers_46_mixes_plus_augmentation():
 
 
 def test_subset_of_mixes_from_config():
-    sub = {"bases": ["BMQ"], "levels": [0, 100], "synthetic": [], "synthetic_levels": [], "augmentation": [],
-           "pretrain": [], "balanced": [], "balanced_bases": []}
+    sub = {
+        "bases": ["BMQ"],
+        "levels": [0, 100],
+        "synthetic": [],
+        "synthetic_levels": [],
+        "augmentation": [],
+        "pretrain": [],
+        "balanced": [],
+        "balanced_bases": [],
+    }
     assert [m.name for m in enumerate_mixes(sub, CFG["datasets"])] == ["BMQ_000", "BMQ_100"]
 
 
@@ -93,5 +102,7 @@ def test_balanced_arm_its_pool_and_its_two_references():
     assert Mix(**fields(by_name["BMQ_100"])) == by_name["BMQ_100"] and Mix(**fields(bal)) == bal
     # without bases the arm adds nothing; a base the study leaves out gets no balanced mixes either
     assert not [m for m in enumerate_mixes(dict(cfg, balanced_bases=[]), CFG["datasets"]) if m.balanced]
-    assert [m.name for m in enumerate_mixes(dict(cfg, bases=["SHQ"]), CFG["datasets"]) if m.balanced] == \
-        ["SHQ_bal050", "SHQ_bal100"]
+    assert [m.name for m in enumerate_mixes(dict(cfg, bases=["SHQ"]), CFG["datasets"]) if m.balanced] == [
+        "SHQ_bal050",
+        "SHQ_bal100",
+    ]

@@ -1,4 +1,5 @@
 """Demo micrographs: determinism, class shares near the paper's test set, LQ faults, class contrast, scale."""
+
 import time
 
 import numpy as np
@@ -142,9 +143,13 @@ def test_image_has_illumination_gradient_and_noise(big):
     image, hq, _ = big[0][0]
     gray = image.astype(np.float64).mean(axis=2)
     h, w = gray.shape
-    quarter = [gray[:h // 2, :w // 2], gray[:h // 2, w // 2:], gray[h // 2:, :w // 2], gray[h // 2:, w // 2:]]
-    matrix = [q[m == 0].mean() for q, m in zip(quarter, [hq[:h // 2, :w // 2], hq[:h // 2, w // 2:],
-                                                         hq[h // 2:, :w // 2], hq[h // 2:, w // 2:]])]
+    quarter = [gray[: h // 2, : w // 2], gray[: h // 2, w // 2 :], gray[h // 2 :, : w // 2], gray[h // 2 :, w // 2 :]]
+    matrix = [
+        q[m == 0].mean()
+        for q, m in zip(
+            quarter, [hq[: h // 2, : w // 2], hq[: h // 2, w // 2 :], hq[h // 2 :, : w // 2], hq[h // 2 :, w // 2 :]]
+        )
+    ]
     assert max(matrix) - min(matrix) > 4  # illumination varies across the image
     flat = ndi.binary_erosion(hq == 0, iterations=4)
     residual = gray - ndi.uniform_filter(gray, 3)

@@ -1,6 +1,7 @@
 """PixelCNN prior: causality and receptive field, the fast sampler's exactness, seeds, chunking, training,
 the NaN stop, save/load; the conditional prior (a global vector per grid). Tiny models (8 or 16 filters) so the file
 runs in well under a minute on 2 cores."""
+
 import json
 
 import numpy as np
@@ -11,7 +12,10 @@ from dualgen.core import env
 tf = env.setup_tensorflow(2, 0)
 from dualgen.core.errors import DualgenError  # noqa: E402
 from dualgen.generate import common as generation  # noqa: E402
-from dualgen.generate.pixelcnn import model as M, persist as PS, sample as S, train as T  # noqa: E402
+from dualgen.generate.pixelcnn import model as M  # noqa: E402
+from dualgen.generate.pixelcnn import persist as PS
+from dualgen.generate.pixelcnn import sample as S
+from dualgen.generate.pixelcnn import train as T
 
 K = 6
 KINDS = ["plain", "gated"]
@@ -44,7 +48,7 @@ def test_logits_see_only_earlier_cells_inside_the_window(kind):
     earlier[:r] = True
     earlier[r, :c] = True
     window = np.zeros_like(seen)
-    window[r - R:r + 1, c - C:c + C + 1] = True
+    window[r - R : r + 1, c - C : c + C + 1] = True
     assert not (seen & ~earlier).any(), "a cell at or after the target changes its logits"
     assert not (seen & ~window).any(), "a cell outside the receptive window changes the logits"
     assert seen[r - 1, c] and seen[r, c - 1] and seen[r - R, c] and seen[r, c - C]
@@ -60,8 +64,9 @@ def test_fast_logits_equal_the_whole_network_everywhere(kind):
     g = random_grids(3, 7, 9, seed=1)
     full = m(g).numpy()
     canvas = S.Canvas(m, g)
-    worst = max(np.abs(m.window_logits(*canvas.window(r, c)).numpy() - full[:, r, c]).max()
-                for r in range(7) for c in range(9))  # every cell: corners, edges, interior
+    worst = max(
+        np.abs(m.window_logits(*canvas.window(r, c)).numpy() - full[:, r, c]).max() for r in range(7) for c in range(9)
+    )  # every cell: corners, edges, interior
     assert worst <= 1e-5
     assert np.abs(S.logits_at(m, g, 6, 8, fast=True) - S.logits_at(m, g, 6, 8, fast=False)).max() <= 1e-5
 
@@ -77,8 +82,9 @@ def test_fast_sampler_draws_the_naive_samplers_grids(kind):
     assert np.array_equal(fast, S.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=5))  # chunking
     assert np.array_equal(fast, S.sample_fast(m, 5, 6, 7, seed=3, temperature=0.8, batch_size=2))  # same seed
     assert not np.array_equal(fast, S.sample_fast(m, 5, 6, 7, seed=4, temperature=0.8, batch_size=2))
-    assert np.array_equal(S.sample_fast(m, 2, 6, 7, seed=3, temperature=0.8, rows=2, batch_size=16)[:, :2],
-                          fast[:2, :2])
+    assert np.array_equal(
+        S.sample_fast(m, 2, 6, 7, seed=3, temperature=0.8, rows=2, batch_size=16)[:, :2], fast[:2, :2]
+    )
 
 
 def stripes(n, size=8, seed=0):
@@ -90,16 +96,24 @@ def stripes(n, size=8, seed=0):
 def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     grids = stripes(24)
     m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, kind="plain")
-    hist = T.train_pixelcnn(m, grids[:20], grids[20:], epochs=5, batch_size=4, learning_rate=3e-3, seed=0,
-                            log=lambda *a: None)
+    hist = T.train_pixelcnn(
+        m, grids[:20], grids[20:], epochs=5, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None
+    )
     assert hist["epoch"] == [1, 2, 3, 4, 5]
     assert hist["val_nll"][-1] < 0.5 * hist["val_nll"][0] and hist["val_nll"][-1] < 0.5 * np.log(4)
     assert hist["train_nll"][-1] < hist["train_nll"][0]
     assert abs(T.validation_nll(m, grids[20:]) - hist["val_nll"][-1]) < 1e-6
 
     spec = PS.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:], position=False)
-    assert spec == {"kind": "plain", "num_embeddings": 4, "filters": 16, "num_blocks": 1, "grid_shape": [8, 8],
-                    "cond_dim": 0, "position": False}
+    assert spec == {
+        "kind": "plain",
+        "num_embeddings": 4,
+        "filters": 16,
+        "num_blocks": 1,
+        "grid_shape": [8, 8],
+        "cond_dim": 0,
+        "position": False,
+    }
     assert PS.make_spec({"filters": 16, "num_blocks": 1}, "plain", 4, grids.shape[1:])["position"] is True
     PS.save(m, tmp_path / "saved", spec)
     other, loaded = PS.load(tmp_path / "saved")
@@ -131,8 +145,9 @@ def test_fast_logits_equal_the_whole_network_with_position(kind, tmp_path):
     full = m(grids).numpy()
     plain = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0)(grids).numpy()
     assert np.abs(full[:, -1] - plain[:, -1]).max() > 1e-3 and np.array_equal(full[:, :-1], plain[:, :-1])
-    worst = max(np.abs(S.logits_at(m, grids, r, c, fast=True) - full[:, r, c]).max()
-                for r in range(9) for c in range(11))
+    worst = max(
+        np.abs(S.logits_at(m, grids, r, c, fast=True) - full[:, r, c]).max() for r in range(9) for c in range(11)
+    )
     assert worst < 1e-4
     a = S.sample_fast(m, 3, 9, 11, seed=5, **DRAW)
     assert np.array_equal(a, S.sample_naive(m, 3, 9, 11, seed=5, **DRAW))
@@ -153,8 +168,9 @@ def test_position_lets_the_prior_put_a_border_code_on_the_last_row_only():
     shares = {}
     for position in (False, True):
         m = M.PixelCNN(K, filters=16, num_blocks=1, seed=0, grid_shape=(10, 8) if position else None, kind="plain")
-        T.train_pixelcnn(m, grids[:12], grids[12:], epochs=80, batch_size=4, learning_rate=1e-2, seed=0,
-                         log=lambda *a: None)
+        T.train_pixelcnn(
+            m, grids[:12], grids[12:], epochs=80, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None
+        )
         out = S.sample_fast(m, 8, 10, 8, seed=1, **DRAW)
         shares[position] = (np.mean(out[:, -1] == 1), np.mean(out[:, :-1] == 1))
     assert shares[True][0] > 0.95 and shares[True][1] < 0.02  # border code on the border, nowhere else
@@ -174,8 +190,11 @@ def test_load_errors_name_the_folder(tmp_path):
 def test_nan_loss_stops_with_one_clear_error():
     grids = stripes(8)
     m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0)
-    with pytest.raises(DualgenError, match=r"PixelCNN loss became NaN/Inf at epoch \d+ step \d+ \(last finite loss "
-                                           r"[-0-9.e+]+\): lower pixelcnn.learning_rate"):
+    with pytest.raises(
+        DualgenError,
+        match=r"PixelCNN loss became NaN/Inf at epoch \d+ step \d+ \(last finite loss "
+        r"[-0-9.e+]+\): lower pixelcnn.learning_rate",
+    ):
         T.train_pixelcnn(m, grids, grids[:2], epochs=20, batch_size=4, learning_rate=1e9, seed=0, log=lambda *a: None)
     m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0)
     m.logits.b.assign([np.nan, 0.0, 0.0, 0.0])  # a diverged weight: NaN at the first step
@@ -245,8 +264,11 @@ def test_a_zero_condition_is_the_unconditioned_model_with_the_same_weights(kind)
     cond_model = tiny_cond(kind, seed=1, name="prior")
     shared = [v for v in cond_model.trainable_variables if "cond_w" not in v.name]
     assert sorted(v.name for v in shared) == sorted(same)
-    assert all(np.array_equal(v.numpy(), same[v.name]) for v in tiny_cond(kind, name="prior").trainable_variables
-               if v.name in same)
+    assert all(
+        np.array_equal(v.numpy(), same[v.name])
+        for v in tiny_cond(kind, name="prior").trainable_variables
+        if v.name in same
+    )
     plain = tiny_cond(kind, 0, seed=2, name="prior")  # other weights: copy the conditional model's in
     by_name = {v.name: v for v in shared}
     for v in plain.trainable_variables:
@@ -263,8 +285,11 @@ def test_fast_sampler_stays_exact_for_the_conditional_prior(kind):
     g, c = grids5(3, seed=1), random_cond(3, seed=2)
     full = m(g, c).numpy()
     canvas = S.Canvas(m, g)
-    worst = max(np.abs(m.window_logits(*canvas.window(r, col), c).numpy() - full[:, r, col]).max()
-                for r in range(6) for col in range(7))
+    worst = max(
+        np.abs(m.window_logits(*canvas.window(r, col), c).numpy() - full[:, r, col]).max()
+        for r in range(6)
+        for col in range(7)
+    )
     assert worst <= 1e-5
     assert np.abs(S.logits_at(m, g, 5, 6, True, cond=c) - S.logits_at(m, g, 5, 6, False, cond=c)).max() <= 1e-5
 
@@ -275,8 +300,9 @@ def test_fast_sampler_stays_exact_for_the_conditional_prior(kind):
     assert fast.shape == (4, 6, 7) and fast.dtype == np.int32
     assert np.array_equal(naive, fast)
     assert np.array_equal(fast, S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, batch_size=4, cond=c))
-    assert np.array_equal(fast[2:], S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=c[[1, 0, 2, 3]],
-                                                  batch_size=16)[2:])
+    assert np.array_equal(
+        fast[2:], S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=c[[1, 0, 2, 3]], batch_size=16)[2:]
+    )
     assert not np.array_equal(fast, S.sample_fast(m, 4, 6, 7, seed=3, temperature=0.8, cond=-c, batch_size=16))
 
 
@@ -294,8 +320,18 @@ def test_conditional_training_follows_the_condition_and_save_load_keeps_it(tmp_p
     grids, cond = two_class_grids(40)
     m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, cond_dim=2, kind="plain")
     untrained = T.validation_nll(m, grids[32:], cond=cond[32:])
-    hist = T.train_pixelcnn(m, grids[:32], grids[32:], epochs=6, batch_size=4, learning_rate=1e-2, seed=0,
-                            log=lambda *a: None, train_cond=cond[:32], val_cond=cond[32:])
+    hist = T.train_pixelcnn(
+        m,
+        grids[:32],
+        grids[32:],
+        epochs=6,
+        batch_size=4,
+        learning_rate=1e-2,
+        seed=0,
+        log=lambda *a: None,
+        train_cond=cond[:32],
+        val_cond=cond[32:],
+    )
     print("conditional training: validation NLL", untrained, hist["val_nll"])
     assert hist["val_nll"][-1] < 0.5 * untrained and hist["val_nll"][-1] < hist["val_nll"][0]
     assert abs(T.validation_nll(m, grids[32:], cond=cond[32:]) - hist["val_nll"][-1]) < 1e-6
@@ -319,41 +355,80 @@ def test_bad_cond_is_one_clear_error():
     m = tiny_cond("plain", cond_dim=2, blocks=1)
     g = grids5(3)
     for call, match in [
-            (lambda: m(g), r"PixelCNN cond: expected a \(3, 2\) float array .*got None"),
-            (lambda: m(g, np.zeros((3, 3))), r"PixelCNN cond: expected a \(3, 2\) float array .*got \(3, 3\)"),
-            (lambda: m(g, np.zeros((2, 2))), r"expected a \(3, 2\) .*got \(2, 2\)"),
-            (lambda: S.sample_fast(m, 2, 4, 4, seed=0, **DRAW),
-             r"PixelCNN sample cond: expected a \(2, 2\) .*got None"),
-            (lambda: S.sample_naive(m, 2, 4, 4, seed=0, cond=np.zeros((2, 3)), **DRAW),
-             r"sample cond: .*got float64 \(2, 3\)"),
-            (lambda: S.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros((3, 2)), **DRAW),
-             r"sample cond: .*got float64 \(3, 2\)"),
-            (lambda: S.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros(2), **DRAW), r"sample cond: .*got float64 \(2,\)"),
-            (lambda: S.sample_fast(m, 1, 4, 4, seed=0, cond=[[np.nan, 0.0]], **DRAW), r"sample cond: holds NaN/Inf"),
-            (lambda: S.logits_at(m, g, 0, 0, True), r"PixelCNN cond: expected a \(3, 2\) .*got None"),
-            (lambda: T.validation_nll(m, g, cond=np.zeros((2, 2))), r"validation cond: expected a \(3, 2\)"),
-            (lambda: T.train_pixelcnn(m, g, g, epochs=1, batch_size=2, learning_rate=1e-3, seed=0),
-             r"PixelCNN train_cond: expected a \(3, 2\) .*got None"),
-            (lambda: T.train_pixelcnn(m, g, g[:1], epochs=1, batch_size=2, learning_rate=1e-3, seed=0,
-                                      train_cond=np.zeros((3, 2)), val_cond=np.zeros((3, 2))),
-             r"PixelCNN val_cond: expected a \(1, 2\) .*got float64 \(3, 2\)"),
-            (lambda: S.sample_fast(tiny("plain", blocks=0), 1, 4, 4, seed=0, cond=np.zeros((1, 2)), **DRAW),
-             r"sample cond: the model is unconditioned \(cond_dim 0\): pass no cond"),
-            (lambda: M.PixelCNN(4, 64, 4, "plain", 0, cond_dim=-1), r"cond_dim must be an integer >= 0")]:
+        (lambda: m(g), r"PixelCNN cond: expected a \(3, 2\) float array .*got None"),
+        (lambda: m(g, np.zeros((3, 3))), r"PixelCNN cond: expected a \(3, 2\) float array .*got \(3, 3\)"),
+        (lambda: m(g, np.zeros((2, 2))), r"expected a \(3, 2\) .*got \(2, 2\)"),
+        (lambda: S.sample_fast(m, 2, 4, 4, seed=0, **DRAW), r"PixelCNN sample cond: expected a \(2, 2\) .*got None"),
+        (
+            lambda: S.sample_naive(m, 2, 4, 4, seed=0, cond=np.zeros((2, 3)), **DRAW),
+            r"sample cond: .*got float64 \(2, 3\)",
+        ),
+        (
+            lambda: S.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros((3, 2)), **DRAW),
+            r"sample cond: .*got float64 \(3, 2\)",
+        ),
+        (lambda: S.sample_fast(m, 2, 4, 4, seed=0, cond=np.zeros(2), **DRAW), r"sample cond: .*got float64 \(2,\)"),
+        (lambda: S.sample_fast(m, 1, 4, 4, seed=0, cond=[[np.nan, 0.0]], **DRAW), r"sample cond: holds NaN/Inf"),
+        (lambda: S.logits_at(m, g, 0, 0, True), r"PixelCNN cond: expected a \(3, 2\) .*got None"),
+        (lambda: T.validation_nll(m, g, cond=np.zeros((2, 2))), r"validation cond: expected a \(3, 2\)"),
+        (
+            lambda: T.train_pixelcnn(m, g, g, epochs=1, batch_size=2, learning_rate=1e-3, seed=0),
+            r"PixelCNN train_cond: expected a \(3, 2\) .*got None",
+        ),
+        (
+            lambda: T.train_pixelcnn(
+                m,
+                g,
+                g[:1],
+                epochs=1,
+                batch_size=2,
+                learning_rate=1e-3,
+                seed=0,
+                train_cond=np.zeros((3, 2)),
+                val_cond=np.zeros((3, 2)),
+            ),
+            r"PixelCNN val_cond: expected a \(1, 2\) .*got float64 \(3, 2\)",
+        ),
+        (
+            lambda: S.sample_fast(tiny("plain", blocks=0), 1, 4, 4, seed=0, cond=np.zeros((1, 2)), **DRAW),
+            r"sample cond: the model is unconditioned \(cond_dim 0\): pass no cond",
+        ),
+        (lambda: M.PixelCNN(4, 64, 4, "plain", 0, cond_dim=-1), r"cond_dim must be an integer >= 0"),
+    ]:
         with pytest.raises(DualgenError, match=match):
             call()
 
 
 # an unconditioned model's checkpoint before conditioning existed (num_blocks 1, 5 codes, 8 filters)
 OLD_CHECKPOINT = {
-    "plain": {"blocks/0/conv/b": [4], "blocks/0/conv/w": [2, 3, 4, 4], "blocks/0/expand/b": [8],
-              "blocks/0/expand/w": [1, 1, 4, 8], "blocks/0/reduce/b": [4], "blocks/0/reduce/w": [1, 1, 8, 4],
-              "first/b": [8], "first/w": [4, 7, 5, 8]},
-    "gated": {f"{layer}/{name}": shape for layer, (v_w, h_w) in
-              {"first": ([4, 7, 5, 16], [1, 4, 5, 16]), "blocks/0": ([2, 3, 8, 16], [1, 2, 8, 16])}.items()
-              for name, shape in {"v_conv/b": [16], "v_conv/w": v_w, "h_conv/b": [16], "h_conv/w": h_w,
-                                  "v_to_h/b": [16], "v_to_h/w": [1, 1, 16, 16], "h_out/b": [8],
-                                  "h_out/w": [1, 1, 8, 8]}.items()}}
+    "plain": {
+        "blocks/0/conv/b": [4],
+        "blocks/0/conv/w": [2, 3, 4, 4],
+        "blocks/0/expand/b": [8],
+        "blocks/0/expand/w": [1, 1, 4, 8],
+        "blocks/0/reduce/b": [4],
+        "blocks/0/reduce/w": [1, 1, 8, 4],
+        "first/b": [8],
+        "first/w": [4, 7, 5, 8],
+    },
+    "gated": {
+        f"{layer}/{name}": shape
+        for layer, (v_w, h_w) in {
+            "first": ([4, 7, 5, 16], [1, 4, 5, 16]),
+            "blocks/0": ([2, 3, 8, 16], [1, 2, 8, 16]),
+        }.items()
+        for name, shape in {
+            "v_conv/b": [16],
+            "v_conv/w": v_w,
+            "h_conv/b": [16],
+            "h_conv/w": h_w,
+            "v_to_h/b": [16],
+            "v_to_h/w": [1, 1, 16, 16],
+            "h_out/b": [8],
+            "h_out/w": [1, 1, 8, 8],
+        }.items()
+    },
+}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -362,9 +437,11 @@ def test_an_unconditioned_model_is_unchanged(kind, tmp_path):
     assert m.cond_dim == 0 and not cond_variables(m)
     spec = PS.make_spec({"filters": 8, "num_blocks": 1}, kind, 5, (6, 7), position=False)
     PS.save(m, tmp_path / "saved", spec)
-    keys = {name.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"): shape
-            for name, shape in tf.train.list_variables(str(tmp_path / "saved" / "ckpt"))
-            if name.startswith("model/")}
+    keys = {
+        name.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"): shape
+        for name, shape in tf.train.list_variables(str(tmp_path / "saved" / "ckpt"))
+        if name.startswith("model/")
+    }
     head = {"head/b": [8], "head/w": [1, 1, 8, 8], "logits/b": [5], "logits/w": [1, 1, 8, 5]}
     assert keys == {**OLD_CHECKPOINT[kind], **head}
     other, loaded = PS.load(tmp_path / "saved")
@@ -408,8 +485,7 @@ def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
     rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
     grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
     m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain")
-    T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
-                     log=lambda *a: None)
+    T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None)
     plain = S.sample_fast(m, 48, 8, 8, seed=3, **DRAW)
     target = np.array([0.55, 0.25, 0.15, 0.05])
     assert np.abs(S.code_frequencies(plain, 4) - target).max() > 0.1
@@ -426,8 +502,9 @@ def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
     uniform_rows = np.mean([len(set(row)) == 1 for g in after for row in g])
     assert uniform_rows > 0.6  # independent cells at these shares would make a uniform row of 8 with p < 0.01
     assert np.array_equal(S.sample_fast(m, 48, 8, 8, seed=3, **DRAW), plain)  # the pool's streams are its own
-    same, _ = S.calibrate(m, S.code_frequencies(first, 4), 8, 8, seed=3, grids=32, rounds=3, log=lambda *a: None,
-                          **DRAW)
+    same, _ = S.calibrate(
+        m, S.code_frequencies(first, 4), 8, 8, seed=3, grids=32, rounds=3, log=lambda *a: None, **DRAW
+    )
     assert not same.any()  # the first round (no offsets) drew the target exactly: no later round can be nearer
     with pytest.raises(DualgenError, match="calibration"):
         S.sample_fast(m, 2, 8, 8, seed=0, bias=np.zeros(3), **DRAW)
@@ -442,15 +519,29 @@ def test_calibration_on_another_statistic_moves_the_codes_by_their_features():
     rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
     grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
     m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain")
-    T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0,
-                     log=lambda *a: None)
+    T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None)
     features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
 
     def measure(g):
         return np.array([np.isin(g, [0, 1]).mean(), np.isin(g, [2, 3]).mean()])
+
     start = np.array([0.1, -0.1, 0.0, 0.0])
-    bias, history = S.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=3, grids=32, rounds=8, step=S.CLASS_STEP,
-                                measure=measure, features=features, start=start, stream=2, log=lambda *a: None, **DRAW)
+    bias, history = S.calibrate(
+        m,
+        np.array([0.8, 0.2]),
+        8,
+        8,
+        seed=3,
+        grids=32,
+        rounds=8,
+        step=S.CLASS_STEP,
+        measure=measure,
+        features=features,
+        start=start,
+        stream=2,
+        log=lambda *a: None,
+        **DRAW,
+    )
     assert np.array_equal(history[0][0], start) and history[0][1].shape == (2,)
     assert bias[0] - start[0] == pytest.approx(bias[1] - start[1]) and bias[2] == pytest.approx(bias[3])
     assert bias[0] > bias[2]
@@ -458,8 +549,13 @@ def test_calibration_on_another_statistic_moves_the_codes_by_their_features():
     assert abs(after[0] - 0.8) < 0.07 and abs(measure(S.sample_fast(m, 64, 8, 8, seed=3, **DRAW))[0] - 0.8) > 0.15
     with pytest.raises(DualgenError, match="features"):
         S.calibrate(m, np.array([0.8, 0.2]), 8, 8, seed=0, measure=measure, features=features[:, :1], **DRAW)
-    assert [S.calibration_mode(v) for v in (True, False, "classes", "codes", "none")] == \
-        ["codes", "none", "classes", "codes", "none"]
+    assert [S.calibration_mode(v) for v in (True, False, "classes", "codes", "none")] == [
+        "codes",
+        "none",
+        "classes",
+        "codes",
+        "none",
+    ]
     with pytest.raises(DualgenError, match="sample.calibrate is 'maybe': use one of classes, codes, none"):
         S.calibration_mode("maybe")
 

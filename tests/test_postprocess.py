@@ -1,5 +1,6 @@
 """Mask cleaning on hand-made masks: the mask codec (k-means mapping, largest score), small objects filled from
 neighbours, rims, smoothing."""
+
 import sys
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_a_256px_decoded_like_mask_cleans_without_a_python_loop_per_object():
     specks = truth.copy()
     for y in range(6, 256, 16):
         for x in range(6, 256, 16):
-            specks[y:y + 3, x:x + 3] = (truth[y, x] + 1) % 4  # 256 9-px objects, one inside each block
+            specks[y : y + 3, x : x + 3] = (truth[y, x] + 1) % 4  # 256 9-px objects, one inside each block
     runs = {}
     for name, mask in (("few", truth), ("many", specks)):
         raw = np.clip(mask_levels(4)[mask] + rng.normal(0, 0.05, mask.shape), 0, 1).astype(np.float32)
@@ -134,7 +135,7 @@ def _edge(width, left=0, right=2, rim=1, size=12):
     """matrix | `width` columns of class `rim` | class `right`, as class ids and as a blurred raw mask."""
     levels = mask_levels(4)
     mask = np.full((size, size), left, np.uint8)
-    mask[:, 5:5 + width], mask[:, 5 + width:] = rim, right
+    mask[:, 5 : 5 + width], mask[:, 5 + width :] = rim, right
     raw = levels[mask].astype(np.float64)
     return mask, raw
 
@@ -192,7 +193,9 @@ def test_min_object_px_per_class():
     mask[14:19, 2:7] = 1  # a 25-px class-1 object
     out = postprocess.remove_small_objects(mask, [0, 10, 0, 0])  # only class 1 objects under 10 px go
     assert out[2:4, 2:4].sum() == 0 and (out[10:12, 10:12] == 2).all() and (out[14:19, 2:7] == 1).all()
-    assert np.array_equal(postprocess.remove_small_objects(mask, [5, 5, 5, 5]), postprocess.remove_small_objects(mask, 5))
+    assert np.array_equal(
+        postprocess.remove_small_objects(mask, [5, 5, 5, 5]), postprocess.remove_small_objects(mask, 5)
+    )
     assert postprocess.scaled_min_object_px([64, 200, 0], 64) == [4, 12, 0]
     with pytest.raises(DualgenError, match="one value per class"):
         postprocess.remove_small_objects(mask, [0, 10])
@@ -264,8 +267,9 @@ def test_clean_mask_smooths_after_the_small_objects_and_config_options():
     assert all(abs(int((smooth == k).sum()) - int((plain == k).sum())) <= 16 for k in range(4))
     assert _edges(smooth) < _edges(plain)
     names = ["matrix", "oxide", "nd_rich", "eta"]
-    assert postprocess.cleaning_options({"min_object_px": 64, "smooth_px": 3, "smooth_keep": ["nd_rich"]}, names,
-                                        64) == {"min_object_px": 4, "smooth_px": 3, "smooth_keep": [2]}
+    assert postprocess.cleaning_options(
+        {"min_object_px": 64, "smooth_px": 3, "smooth_keep": ["nd_rich"]}, names, 64
+    ) == {"min_object_px": 4, "smooth_px": 3, "smooth_keep": [2]}
     assert postprocess.cleaning_options({"min_object_px": 200, "smooth_px": 1}, names, 256)["smooth_keep"] == []
 
 

@@ -1,6 +1,7 @@
 """Issue 15 parts 3-4: the determinism setting (strict / fast, each in its own process, recorded in meta.json) and
 mixed precision for the U-Net and the VQ-VAE (a few float16 training steps on the CPU: finite losses, float32
 variables and outputs, loss scaling, resume)."""
+
 import json
 import subprocess
 import textwrap
@@ -17,8 +18,9 @@ from tests.conftest import env as proc_env
 tf = env.setup_tensorflow(1, 0)
 
 from dualgen.core import artifacts, precision
+from dualgen.generate.vqvae import model as vqvae  # noqa: E402
+from dualgen.generate.vqvae import train as vqvae_train
 from dualgen.segment import unet, unet_train
-from dualgen.generate.vqvae import model as vqvae, train as vqvae_train  # noqa: E402
 from tests import determinism_tools  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- determinism
@@ -47,7 +49,7 @@ def probe(mode):
     proc = subprocess.run([PY, "-c", PROBE, mode], capture_output=True, text=True, env=e, cwd=REPO, timeout=300)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.mark.parametrize("mode", ["strict", "fast"])
@@ -60,8 +62,10 @@ def test_determinism_mode_turns_op_determinism_on_or_off_and_is_recorded(mode):
 
 
 def test_meta_says_na_in_a_step_without_tensorflow():
-    code = ("import sys; from dualgen.core import artifacts; m = artifacts.meta('x', {}, None, [], 0.0); "
-            "print(m['determinism'], 'tensorflow' in sys.modules)")
+    code = (
+        "import sys; from dualgen.core import artifacts; m = artifacts.meta('x', {}, None, [], 0.0); "
+        "print(m['determinism'], 'tensorflow' in sys.modules)"
+    )
     proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=proc_env(), timeout=120)
     assert proc.stdout.split() == ["n/a", "False"], proc.stderr
 
@@ -78,16 +82,30 @@ def test_this_process_records_its_mode_and_unknown_modes_are_refused():
 def test_every_model_step_passes_its_mode_from_settings():
     """Every script that sets TensorFlow up takes the mode from --settings, and its rule passes config's."""
     scripts = sorted(p.name for p in (REPO / "scripts").glob("*.py") if "setup_tensorflow(" in p.read_text())
-    assert scripts == ["decode.py", "encode.py", "pretest.py", "sample.py", "train_pixelcnn.py", "train_unet.py",
-                       "train_vqvae.py"]
+    assert scripts == [
+        "decode.py",
+        "encode.py",
+        "pretest.py",
+        "sample.py",
+        "train_pixelcnn.py",
+        "train_unet.py",
+        "train_vqvae.py",
+    ]
     for name in scripts:
         assert 's["determinism"])' in (REPO / "scripts" / name).read_text(), name
     rules = "".join((REPO / "rules" / f).read_text() for f in ("generate.smk", "segment.smk", "common.smk"))
-    for start in ("rule train_vqvae:", "rule encode:", "rule train_pixelcnn:", "rule sample:", "rule decode:",
-                  "rule pretest:", "def unet_settings("):  # the last: train_unet's settings
-        rest = rules[rules.index(start) + len(start):]
+    for start in (
+        "rule train_vqvae:",
+        "rule encode:",
+        "rule train_pixelcnn:",
+        "rule sample:",
+        "rule decode:",
+        "rule pretest:",
+        "def unet_settings(",
+    ):  # the last: train_unet's settings
+        rest = rules[rules.index(start) + len(start) :]
         ends = [i for i in (rest.find(m) for m in ("\nrule ", "\ndef ", "\nuse rule ")) if i >= 0]
-        assert 'determinism=config["determinism"]' in rest[:min(ends, default=len(rest))], start
+        assert 'determinism=config["determinism"]' in rest[: min(ends, default=len(rest))], start
 
 
 # ---------------------------------------------------------------------------------------------- the U-Net
@@ -102,13 +120,34 @@ def phantom(n, seed):
     return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, -1), masks
 
 
-SPEC = dict(backbone="resnet18", encoder_weights=None, num_classes=CLASSES, input_shape=[SIZE, SIZE, 3],
-            bn_momentum=0.9, mixed_precision=True, decoder_filters=None, encoder_depth=5)
-UNET_SETTINGS = dict(backbone="resnet18", encoder_weights=None, bn_momentum=0.9, decoder_filters=None,
-                     encoder_depth=5)  # config's unet keys that make_spec reads, less mixed_precision
-UNET = dict(spec=SPEC, budget="updates", updates=4, validate_every=2, batch_size=4, val_batch_size=1,
-            learning_rate=1e-3, reduce_lr_patience=5, seed=3, epochs=None, early_stopping_patience=None,
-            pretrain_share=None, checkpoint_every_s=60.0)
+SPEC = dict(
+    backbone="resnet18",
+    encoder_weights=None,
+    num_classes=CLASSES,
+    input_shape=[SIZE, SIZE, 3],
+    bn_momentum=0.9,
+    mixed_precision=True,
+    decoder_filters=None,
+    encoder_depth=5,
+)
+UNET_SETTINGS = dict(
+    backbone="resnet18", encoder_weights=None, bn_momentum=0.9, decoder_filters=None, encoder_depth=5
+)  # config's unet keys that make_spec reads, less mixed_precision
+UNET = dict(
+    spec=SPEC,
+    budget="updates",
+    updates=4,
+    validate_every=2,
+    batch_size=4,
+    val_batch_size=1,
+    learning_rate=1e-3,
+    reduce_lr_patience=5,
+    seed=3,
+    epochs=None,
+    early_stopping_patience=None,
+    pretrain_share=None,
+    checkpoint_every_s=60.0,
+)
 
 
 def train_unet(out_dir, **over):
@@ -196,8 +235,12 @@ def test_bfloat16_support_is_read_from_the_cpu_flags_and_auto_resolves_by_it(tmp
     assert precision.cpu_bfloat16(tmp_path / "missing") == "unknown"
 
     logs = []
-    for found, gpu, auto, outcome in [("native", False, "bfloat16", None), ("emulated", False, False, "warning"),
-                                      (None, False, False, "error"), ("native", True, False, None)]:
+    for found, gpu, auto, outcome in [
+        ("native", False, "bfloat16", None),
+        ("emulated", False, False, "warning"),
+        (None, False, False, "error"),
+        ("native", True, False, None),
+    ]:
         monkeypatch.setattr(precision, "cpu_bfloat16", lambda found=found: found)
         monkeypatch.setattr(precision, "on_gpu", lambda gpu=gpu: gpu)
         assert precision.resolve("auto") == auto
@@ -215,8 +258,10 @@ def test_bfloat16_support_is_read_from_the_cpu_flags_and_auto_resolves_by_it(tmp
         precision.mode("half")
 
 
-@pytest.mark.skipif(precision.cpu_bfloat16() in (None, "unknown") and not precision.on_gpu(),
-                    reason="this machine cannot compute bfloat16")
+@pytest.mark.skipif(
+    precision.cpu_bfloat16() in (None, "unknown") and not precision.on_gpu(),
+    reason="this machine cannot compute bfloat16",
+)
 def test_a_bfloat16_unet_trains_deterministically_resumes_and_is_reused(tmp_path, monkeypatch):
     """bfloat16 compute, float32 variables and softmax, Adam without a loss scale; two trainings agree exactly, a
     killed one resumes to the same curves, a reused (traced) model trains as a fresh one, and the spec keeps
@@ -241,8 +286,9 @@ def test_a_bfloat16_unet_trains_deterministically_resumes_and_is_reused(tmp_path
     assert kept["mixed_precision"] == "bfloat16" and compute_dtypes(loaded) == {"bfloat16"}
     x = unet.preprocess(phantom(2, 5)[0])
     assert np.array_equal(loaded(x, training=False).numpy(), fresh(x, training=False).numpy())
-    assert unet.make_spec(dict(UNET_SETTINGS, mixed_precision="bfloat16"), 4, (32, 32, 3))[
-        "mixed_precision"] == "bfloat16"
+    assert (
+        unet.make_spec(dict(UNET_SETTINGS, mixed_precision="bfloat16"), 4, (32, 32, 3))["mixed_precision"] == "bfloat16"
+    )
 
 
 def test_float32_outputs_rebuilds_an_activation_or_adds_a_cast():
@@ -264,11 +310,22 @@ def test_float32_outputs_rebuilds_an_activation_or_adds_a_cast():
 
 # ---------------------------------------------------------------------------------------------- the VQ-VAE
 
+
 def tiny_vqvae(quantizer="ema"):
     tf.keras.utils.set_random_seed(0)
-    return vqvae.VQVAE(4, num_hiddens=8, num_residual_hiddens=4, num_residual_layers=1, embedding_dim=4,
-                       num_embeddings=5, commitment_cost=0.25, decay=0.99, quantizer=quantizer, downsample=4,
-                       mask_encoding="level")
+    return vqvae.VQVAE(
+        4,
+        num_hiddens=8,
+        num_residual_hiddens=4,
+        num_residual_layers=1,
+        embedding_dim=4,
+        num_embeddings=5,
+        commitment_cost=0.25,
+        decay=0.99,
+        quantizer=quantizer,
+        downsample=4,
+        mask_encoding="level",
+    )
 
 
 def half_convolutions(graph):
@@ -280,9 +337,21 @@ def test_mixed_precision_vqvae_trains_in_float16_with_float32_codebook_outputs_a
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 16, 16, 4)).astype(np.float32)
     model, logs = tiny_vqvae(quantizer), []
     with determinism_tools.captured_functions(vqvae_train) as graphs:
-        result = vqvae_train.train_vqvae(model, x[:8], x[8:], steps=6, batch_size=4, learning_rate=1e-3, seed=0,
-                                         out_dir=tmp_path, eval_every=3, log=logs.append, mask_weight=1.0, n_mask=1,
-                                         mixed_precision=True)
+        result = vqvae_train.train_vqvae(
+            model,
+            x[:8],
+            x[8:],
+            steps=6,
+            batch_size=4,
+            learning_rate=1e-3,
+            seed=0,
+            out_dir=tmp_path,
+            eval_every=3,
+            log=logs.append,
+            mask_weight=1.0,
+            n_mask=1,
+            mixed_precision=True,
+        )
     step = next(g for g in graphs if "train_step" in g.name.decode())
     assert half_convolutions(step), "the training step computes no float16 convolution"
     assert not any(half_convolutions(g) for g in graphs if g is not step)  # validation: float32
@@ -292,9 +361,21 @@ def test_mixed_precision_vqvae_trains_in_float16_with_float32_codebook_outputs_a
     assert any("meant for GPUs" in line for line in logs)
     scale = tf.train.load_variable(str(tmp_path / "last" / "ckpt"), "opt/loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE")
     assert np.isfinite(scale) and scale >= 1
-    again = vqvae_train.train_vqvae(model, x[:8], x[8:], steps=9, batch_size=4, learning_rate=1e-3, seed=0,
-                                    out_dir=tmp_path, eval_every=3, log=logs.append, mask_weight=1.0, n_mask=1,
-                                    mixed_precision=True)
+    again = vqvae_train.train_vqvae(
+        model,
+        x[:8],
+        x[8:],
+        steps=9,
+        batch_size=4,
+        learning_rate=1e-3,
+        seed=0,
+        out_dir=tmp_path,
+        eval_every=3,
+        log=logs.append,
+        mask_weight=1.0,
+        n_mask=1,
+        mixed_precision=True,
+    )
     assert again["resumed_from_step"] == 6 and len(again["history"]) == 3
 
 

@@ -1,5 +1,6 @@
 """Crash and resume: a training job killed with SIGKILL mid-run continues from its last checkpoint after
 `snakemake --rerun-incomplete`, says so in its log and meta.json, and never leaves a half-written artifact."""
+
 import json
 import os
 import signal
@@ -17,8 +18,19 @@ CI = REPO / "presets" / "ci.yaml"
 
 def start(workdir, target, override):
     (workdir / "override.yaml").write_text(override)
-    cmd = [str(Path(PY).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), target,
-           "--cores", "2", "--configfile", str(CI), str(workdir / "override.yaml")]
+    cmd = [
+        str(Path(PY).parent / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        target,
+        "--cores",
+        "2",
+        "--configfile",
+        str(CI),
+        str(workdir / "override.yaml"),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=workdir)
 
 
@@ -50,8 +62,20 @@ def kill_when(log, pattern, script, workdir, timeout=600):
 
 
 def resume(workdir, target):
-    cmd = [str(Path(PY).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), target,
-           "--cores", "2", "--rerun-incomplete", "--configfile", str(CI), str(workdir / "override.yaml")]
+    cmd = [
+        str(Path(PY).parent / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        target,
+        "--cores",
+        "2",
+        "--rerun-incomplete",
+        "--configfile",
+        str(CI),
+        str(workdir / "override.yaml"),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=workdir, timeout=900)
 
 

@@ -7,6 +7,7 @@ fails), runs `snakemake --profile profiles/slurm --profile tests/slurm/profile -
 temporary folder and `snakemake --cores 2` in another, and checks that every step ran as its own Slurm job and
 that both runs made the same results. tests/slurm/stop.sh ends the daemons afterwards.
 """
+
 import json
 import os
 import re
@@ -25,8 +26,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TARGET = None  # the whole ci study; "results/ci/datasets" for the data stage only
 STUDY = "results/ci"
 CI_PRESET = REPO / "presets" / "ci.yaml"
-PROFILES = ["--profile", REPO / "profiles" / "slurm", "--profile", REPO / "tests" / "slurm" / "profile",
-            "--workflow-profile", "none"]
+PROFILES = [
+    "--profile",
+    REPO / "profiles" / "slurm",
+    "--profile",
+    REPO / "tests" / "slurm" / "profile",
+    "--workflow-profile",
+    "none",
+]
 SLURM_TIMEOUT = 1800  # seconds for the whole Slurm run; a hang fails instead of waiting
 START_TIMEOUT = 1200  # start.sh may install packages
 TEST_PARTITION = "test"  # tests/slurm/start.sh
@@ -48,8 +55,9 @@ def _targets():
 
 @pytest.fixture(scope="module")
 def slurm_cluster():
-    proc = subprocess.run(["bash", str(REPO / "tests" / "slurm" / "start.sh")], capture_output=True, text=True,
-                          timeout=START_TIMEOUT)
+    proc = subprocess.run(
+        ["bash", str(REPO / "tests" / "slurm" / "start.sh")], capture_output=True, text=True, timeout=START_TIMEOUT
+    )
     print(proc.stdout, end="")
     if proc.returncode != 0:
         _stop()  # whatever start.sh started before it gave up
@@ -65,24 +73,37 @@ def slurm_cluster():
 
 
 def _stop():
-    stop = subprocess.run(["bash", str(REPO / "tests" / "slurm" / "stop.sh")], capture_output=True, text=True,
-                          timeout=120)
+    stop = subprocess.run(
+        ["bash", str(REPO / "tests" / "slurm" / "stop.sh")], capture_output=True, text=True, timeout=120
+    )
     print(stop.stdout, stop.stderr, end="")
 
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm_run")
-    cmd = [str(Path(PY).parent / "snakemake"), *_targets(), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           *map(str, PROFILES), "--configfile", str(CI_PRESET)]
+    cmd = [
+        str(Path(PY).parent / "snakemake"),
+        *_targets(),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *map(str, PROFILES),
+        "--configfile",
+        str(CI_PRESET),
+    ]
     started = time.time()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SLURM_TIMEOUT, env=_cluster_env(),
-                              cwd=workdir)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=SLURM_TIMEOUT, env=_cluster_env(), cwd=workdir
+        )
     except subprocess.TimeoutExpired as err:
         out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else x or "" for x in (err.stdout, err.stderr))
-        pytest.fail(f"the Slurm run did not finish within {SLURM_TIMEOUT} s (status checks hanging?):\n{out[-4000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"the Slurm run did not finish within {SLURM_TIMEOUT} s (status checks hanging?):\n{out[-4000:]}",
+            pytrace=False,
+        )
     wall = time.time() - started
     log = proc.stdout + proc.stderr
     (workdir / "snakemake-slurm.log").write_text(log)
@@ -90,14 +111,22 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     run_id = re.search(r"SLURM run ID: (\S+)", log)
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
     # squeue keeps finished jobs for MinJobAge (3600 s, tests/slurm/start.sh): no sacct / accounting needed
-    queue = _slurm("squeue", "--states=all", "--noheader", "--name", run_id.group(1) if run_id else "-",
-                   "--format=%i|%j|%T|%k|%N")
+    queue = _slurm(
+        "squeue", "--states=all", "--noheader", "--name", run_id.group(1) if run_id else "-", "--format=%i|%j|%T|%k|%N"
+    )
     jobs = {}
     for line in queue.stdout.splitlines():
         job_id, name, state, comment, node = line.split("|")
         jobs[job_id] = {"name": name, "state": state, "comment": comment, "node": node}
-    return {"workdir": workdir, "log": log, "wall": wall, "run_id": run_id and run_id.group(1),
-            "submitted": submitted, "squeue": jobs, "squeue_text": queue.stdout}
+    return {
+        "workdir": workdir,
+        "log": log,
+        "wall": wall,
+        "run_id": run_id and run_id.group(1),
+        "submitted": submitted,
+        "squeue": jobs,
+        "squeue_text": queue.stdout,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +173,10 @@ def test_every_step_ran_as_a_slurm_job(slurm_run):
     print(f"\nSlurm run {slurm_run['run_id']}: {len(slurm_ids)} jobs in {slurm_run['wall']:.1f} s")
     print(slurm_run["squeue_text"], end="")
     for path, meta in metas.items():
-        print(f"  {path.parent}: slurm_job_id={meta['slurm_job_id']} host={meta.get('host')} "
-              f"wall={meta.get('wall_seconds')} s")
+        print(
+            f"  {path.parent}: slurm_job_id={meta['slurm_job_id']} host={meta.get('host')} "
+            f"wall={meta.get('wall_seconds')} s"
+        )
 
 
 def test_results_equal_a_local_run(slurm_run, local_run):
@@ -167,5 +198,7 @@ def test_results_equal_a_local_run(slurm_run, local_run):
     n_jobs = len(slurm_run["submitted"])
     overhead = (slurm_run["wall"] - local_run["wall"]) / max(n_jobs, 1)
     print(f"\nidentical: {', '.join(compared)}")
-    print(f"wall time: Slurm {slurm_run['wall']:.1f} s ({n_jobs} jobs), local {local_run['wall']:.1f} s: "
-          f"about {overhead:.1f} s more per job under Slurm")
+    print(
+        f"wall time: Slurm {slurm_run['wall']:.1f} s ({n_jobs} jobs), local {local_run['wall']:.1f} s: "
+        f"about {overhead:.1f} s more per job under Slurm"
+    )

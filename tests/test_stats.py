@@ -1,4 +1,5 @@
 """Statistics of the study's comparisons: Holm, Wilcoxon, the two-stage (cluster) bootstrap, the tables, the prose."""
+
 import math
 import warnings
 
@@ -13,6 +14,7 @@ N_IMAGES, N_SEEDS, N_STUDIES = 27, 3, 1000
 
 
 # --- Holm -----------------------------------------------------------------------------------------------------
+
 
 def test_holm_textbook_example():
     # p = [0.01, 0.04, 0.03, 0.005], m = 4. Sorted: 0.005, 0.01, 0.03, 0.04, times m - j + 1 = 4, 3, 2, 1:
@@ -40,6 +42,7 @@ def test_holm_is_monotone_and_at_least_the_raw_p():
 
 
 # --- Wilcoxon -------------------------------------------------------------------------------------------------
+
 
 def test_wilcoxon_agrees_with_scipy():
     # Sizes and kinds that reach each of scipy's methods: exact (n <= 50, no ties or zeros), the sign-flip
@@ -72,12 +75,13 @@ def test_wilcoxon_edge_rows():
     p = stats.wilcoxon_p([[0.0] * 5 + [np.nan] * 15, [0.0] * 20, [np.nan] * 6 + [0.0] * 14])
     assert list(p) == [1.0, 1.0, 1.0]  # all zeros: no evidence either way (scipy: NaN beyond 13 zeros)
     assert np.isnan(stats.wilcoxon_p([[np.nan, np.nan]])[0])  # no data: no test
-    assert stats.wilcoxon_p(np.ones(6))[0] == pytest.approx(2 / 2 ** 6)  # 1-D is one row; all 6 positive
+    assert stats.wilcoxon_p(np.ones(6))[0] == pytest.approx(2 / 2**6)  # 1-D is one row; all 6 positive
     with pytest.raises(ValueError, match="2-D"):
         stats.wilcoxon_p(np.zeros((2, 3, 4)))
 
 
 # --- bootstrap ------------------------------------------------------------------------------------------------
+
 
 def test_batched_bootstrap_equals_one_call_per_comparison():
     rng = np.random.default_rng(2)
@@ -100,13 +104,15 @@ def test_bootstrap_known_answers():
     x = np.random.default_rng(3).normal(size=10)
     # Seeds that agree add nothing: the two-stage bootstrap of identical seeds is the image bootstrap.
     assert stats.bootstrap_mean_ci(np.repeat(x[:, None], 3, axis=1), n_boot=300, seed=1) == pytest.approx(
-        stats.bootstrap_mean_ci(x[:, None], n_boot=300, seed=1), rel=1e-12)
+        stats.bootstrap_mean_ci(x[:, None], n_boot=300, seed=1), rel=1e-12
+    )
     # One cluster: every replicate holds all images, so the interval collapses onto the mean.
     mean, low, high = stats.bootstrap_mean_ci(x, clusters=["a"] * 10, n_boot=300)
     assert low == pytest.approx(mean) and high == pytest.approx(mean) and mean == pytest.approx(x.mean())
     # Clusters of 2 identical patches: resampling clusters is the image bootstrap of the 5 cluster values.
-    assert stats.bootstrap_mean_ci(np.repeat(x[:5], 2), clusters=np.repeat(list("abcde"), 2), n_boot=300) == \
-        pytest.approx(stats.bootstrap_mean_ci(x[:5], n_boot=300), rel=1e-12)
+    assert stats.bootstrap_mean_ci(
+        np.repeat(x[:5], 2), clusters=np.repeat(list("abcde"), 2), n_boot=300
+    ) == pytest.approx(stats.bootstrap_mean_ci(x[:5], n_boot=300), rel=1e-12)
     assert all(math.isnan(v) for v in stats.bootstrap_mean_ci(np.full((4, 2), np.nan), n_boot=10))
     with pytest.raises(ValueError, match="one label per image"):
         stats.bootstrap_mean_ci(x, clusters=["a"] * 3)
@@ -156,6 +162,7 @@ def test_a_true_shift_is_detected_after_holm():
 
 # --- tables ---------------------------------------------------------------------------------------------------
 
+
 def per_image_table():
     """Mixes A (reference), B = A + 0.1, C = A + a per-source difference (+0.3, 0, -0.3) on seeds 0 and 1 only,
     D on seed 7 only; 6 patches from 3 sources, class 3 absent from patches p0 and p3; rows shuffled."""
@@ -164,14 +171,30 @@ def per_image_table():
     for seed in (0, 1, 2):
         for j in range(6):
             base = {"base": "BMQ", "percent": 0, "seed": seed, "image": f"p{j}", "source": f"s{j // 2}"}
-            a = {"accuracy": rng.uniform(0.6, 0.9), "miou": rng.uniform(0.4, 0.8),
-                 "missing_class_iou": rng.uniform(0.4, 0.8), "iou_3": np.nan if j % 3 == 0 else rng.uniform(0, 1)}
+            a = {
+                "accuracy": rng.uniform(0.6, 0.9),
+                "miou": rng.uniform(0.4, 0.8),
+                "missing_class_iou": rng.uniform(0.4, 0.8),
+                "iou_3": np.nan if j % 3 == 0 else rng.uniform(0, 1),
+            }
             rows.append({"mix": "A", **base, **a})
             rows.append({"mix": "B", **base, **{k: v + 0.1 for k, v in a.items()}})
             if seed < 2:
                 rows.append({"mix": "C", **base, **{k: v + (0.3, 0.0, -0.3)[j // 2] for k, v in a.items()}})
-    rows.append({"mix": "D", "base": "BMQ", "percent": 0, "seed": 7, "image": "p0", "source": "s0",
-                 "accuracy": 0.5, "miou": 0.5, "missing_class_iou": 0.5, "iou_3": np.nan})
+    rows.append(
+        {
+            "mix": "D",
+            "base": "BMQ",
+            "percent": 0,
+            "seed": 7,
+            "image": "p0",
+            "source": "s0",
+            "accuracy": 0.5,
+            "miou": 0.5,
+            "missing_class_iou": 0.5,
+            "iou_3": np.nan,
+        }
+    )
     return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
 
 
@@ -181,13 +204,24 @@ METRICS = ["accuracy", "missing_class_iou", "iou_3"]
 def test_paired_comparisons_known_answer():
     table = per_image_table()
     out = stats.paired_comparisons(table, [("B", "A"), ("C", "A")], METRICS, n_boot=500)
-    assert list(out.columns) == ["mix", "reference", "metric", "n_images", "n_seeds", "mean_diff", "ci_low",
-                                 "ci_high", "p_wilcoxon", "p_holm", "significant"]
+    assert list(out.columns) == [
+        "mix",
+        "reference",
+        "metric",
+        "n_images",
+        "n_seeds",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "p_wilcoxon",
+        "p_holm",
+        "significant",
+    ]
     assert list(zip(out["mix"], out["metric"])) == [(m, k) for m in "BC" for k in METRICS]
     b = out[out["mix"] == "B"].set_index("metric")
     np.testing.assert_allclose(b[["mean_diff", "ci_low", "ci_high"]].to_numpy(), 0.1, rtol=1e-9)
     assert list(b["n_images"]) == [6, 6, 4] and list(b["n_seeds"]) == [3, 3, 3]  # class 3: 4 patches have it
-    assert list(b["p_wilcoxon"]) == pytest.approx([2 / 2 ** 6, 2 / 2 ** 6, 2 / 2 ** 4])  # all n images positive
+    assert list(b["p_wilcoxon"]) == pytest.approx([2 / 2**6, 2 / 2**6, 2 / 2**4])  # all n images positive
     c = out[out["mix"] == "C"].set_index("metric")
     assert (c["n_seeds"] == 2).all() and c.loc["accuracy", "mean_diff"] == pytest.approx(0.0, abs=1e-12)
     assert out["p_holm"].to_numpy() == pytest.approx(stats.holm(out["p_wilcoxon"].to_numpy()))  # one family
@@ -226,8 +260,15 @@ def test_mix_summary_known_answer():
     rows = []
     for seed, level in enumerate([0.5, 0.6, 0.7]):  # image means 0.5, 0.6, 0.7 over the 3 seeds
         for image, offset in (("p0", -0.1), ("p1", 0.1), ("p2", 0.0)):
-            rows.append({"mix": "A", "seed": seed, "image": image, "missing_class_iou": level + offset,
-                         "iou_3": np.nan if image == "p2" else level + offset})
+            rows.append(
+                {
+                    "mix": "A",
+                    "seed": seed,
+                    "image": image,
+                    "missing_class_iou": level + offset,
+                    "iou_3": np.nan if image == "p2" else level + offset,
+                }
+            )
     rows.append({"mix": "B", "seed": 0, "image": "p0", "missing_class_iou": 0.4, "iou_3": np.nan})
     out = stats.mix_summary(pd.DataFrame(rows), ["missing_class_iou", "iou_3"])
     assert list(out.columns) == ["mix", "metric", "n_seeds", "mean", "ci_low", "ci_high", "sd_seeds"]
@@ -244,13 +285,16 @@ def test_mix_summary_known_answer():
 
 
 def test_sentences_wording():
-    comparisons = pd.DataFrame([
-        ("BMQ_300", "BMQ_000", "missing_class_iou", -0.04, -0.061, -0.019, 0.0004, True),
-        ("BMQ_100", "BMQ_000", "missing_class_iou", 0.021, 0.004, 0.037, 0.03, True),
-        ("BMQ_200", "BMQ_000", "missing_class_iou", 0.005, -0.01, 0.02, 0.41, False),
-        ("SHQ_100", "SHQ_000", "missing_class_iou", 0.002, -0.02, 0.03, 0.9, False),
-        ("SHQ_100", "SHQ_000", "accuracy", 0.3, 0.2, 0.4, 0.001, True),
-    ], columns=["mix", "reference", "metric", "mean_diff", "ci_low", "ci_high", "p_holm", "significant"])
+    comparisons = pd.DataFrame(
+        [
+            ("BMQ_300", "BMQ_000", "missing_class_iou", -0.04, -0.061, -0.019, 0.0004, True),
+            ("BMQ_100", "BMQ_000", "missing_class_iou", 0.021, 0.004, 0.037, 0.03, True),
+            ("BMQ_200", "BMQ_000", "missing_class_iou", 0.005, -0.01, 0.02, 0.41, False),
+            ("SHQ_100", "SHQ_000", "missing_class_iou", 0.002, -0.02, 0.03, 0.9, False),
+            ("SHQ_100", "SHQ_000", "accuracy", 0.3, 0.2, 0.4, 0.001, True),
+        ],
+        columns=["mix", "reference", "metric", "mean_diff", "ci_low", "ci_high", "p_holm", "significant"],
+    )
     assert stats.sentences(comparisons) == [
         "BMQ_100 vs BMQ_000: Missing Class IoU +0.021 [0.004, 0.037], Holm p = 0.030 (significant)",
         "BMQ_200 vs BMQ_000: Missing Class IoU +0.005 [-0.010, 0.020], Holm p = 0.41 (not significant)",
@@ -279,4 +323,5 @@ def test_findings_lines_open_with_the_sentences_and_name_the_method():
     assert lines[:2] == stats.sentences(comparisons) and len(lines) == 3
     assert lines[2].startswith("Intervals: 95% percentile bootstrap over test micrographs") and "3 seed(s)" in lines[2]
     assert findings.lines(table, comparisons[:0], 0.95, []) == [
-        "No comparisons: the config trains no 0 % mix to compare with."]
+        "No comparisons: the config trains no 0 % mix to compare with."
+    ]

@@ -1,6 +1,7 @@
 """The U-Net: building (ImageNet weights only from the cache, never downloaded), the data pipeline and its batch
 plans (equal budgets, the pretrain arm), a tiny training with its files, resume after a kill, the NaN stop,
 prediction."""
+
 import json
 import math
 import socket
@@ -15,8 +16,8 @@ env.setup_tensorflow(1, 0)
 
 import segmentation_models as sm  # noqa: E402
 
-from dualgen.segment import augment, unet, unet_data, unet_train  # noqa: E402
 from dualgen.core.errors import DualgenError  # noqa: E402
+from dualgen.segment import augment, unet, unet_data, unet_train  # noqa: E402
 
 SIZE, CLASSES, BACKBONE = 32, 4, "resnet18"
 
@@ -32,9 +33,21 @@ def phantom(n, seed, channels=3, size=SIZE):
 
 ARCH = dict(bn_momentum=None, mixed_precision=False, decoder_filters=None, encoder_depth=5)  # sm.Unet's own
 SPEC = dict(backbone=BACKBONE, encoder_weights=None, num_classes=CLASSES, input_shape=(SIZE, SIZE, 3), **ARCH)
-SETTINGS = dict(spec=SPEC, budget="epochs", epochs=2, batch_size=4, val_batch_size=1, learning_rate=1e-3,
-                early_stopping_patience=5, reduce_lr_patience=5, seed=3, updates=None, validate_every=None,
-                pretrain_share=None, checkpoint_every_s=60.0)
+SETTINGS = dict(
+    spec=SPEC,
+    budget="epochs",
+    epochs=2,
+    batch_size=4,
+    val_batch_size=1,
+    learning_rate=1e-3,
+    early_stopping_patience=5,
+    reduce_lr_patience=5,
+    seed=3,
+    updates=None,
+    validate_every=None,
+    pretrain_share=None,
+    checkpoint_every_s=60.0,
+)
 UNET_SETTINGS = dict(backbone=BACKBONE, encoder_weights=None, **ARCH)  # config's unet keys that make_spec reads
 
 
@@ -47,8 +60,12 @@ def train(out_dir, **overrides):
     x, y = phantom(8, 0)
     xv, yv = phantom(2, 1)
     logs = []
-    kwargs = dict(SETTINGS, out_dir=out_dir, log=logs.append,
-                  augment=augment.build_augmentation(["RandomBrightness", "GaussNoise", "Blur"], seed=3))
+    kwargs = dict(
+        SETTINGS,
+        out_dir=out_dir,
+        log=logs.append,
+        augment=augment.build_augmentation(["RandomBrightness", "GaussNoise", "Blur"], seed=3),
+    )
     kwargs.update(overrides)
     model, info = unet_train.train_unet(x, y, xv, yv, **kwargs)
     return model, info, logs
@@ -97,12 +114,16 @@ def test_a_shallower_unet_is_segmentation_models_unet_without_its_deepest_level(
     encoder = [layer for layer in shallow.layers if layer.name in full_layers and not layer.name.startswith("decoder")]
     assert {layer.name for layer in encoder} >= {"bn_data", "stage1_unit1_conv1", "stage3_unit2_conv2"}
     # the cut: stage 4's input activation (1/16, the deepest skip of sm.Unet) is the encoder's output
-    assert {layer.name for layer in shallow.layers if layer.name.startswith("stage4")} == {"stage4_unit1_bn1",
-                                                                                           "stage4_unit1_relu1"}
+    assert {layer.name for layer in shallow.layers if layer.name.startswith("stage4")} == {
+        "stage4_unit1_bn1",
+        "stage4_unit1_relu1",
+    }
     assert shallow.get_layer("stage4_unit1_relu1").output.shape[1:3] == (4, 4)
     for layer in encoder:  # the same layers, the same weight shapes
         assert [w.shape for w in layer.weights] == [w.shape for w in full_layers[layer.name].weights], layer.name
-    stage4 = sum(int(np.prod(w.shape)) for layer in full.layers if layer.name.startswith("stage4") for w in layer.weights)
+    stage4 = sum(
+        int(np.prod(w.shape)) for layer in full.layers if layer.name.startswith("stage4") for w in layer.weights
+    )
     assert stage4 > 8_000_000 and shallow.count_params() < full.count_params() - stage4
     assert build_unet(BACKBONE, None, (48, 48, 1), encoder_depth=4).output_shape == (None, 48, 48, 4)
     with pytest.raises(DualgenError, match="multiples of 16"):
@@ -135,10 +156,12 @@ def test_imagenet_weights_from_the_cache_and_gray_images(offline_home):
     fname = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
     cache = offline_home / ".keras" / "models"
     cache.mkdir(parents=True)
-    submodules = dict(backend=sm._KERAS_BACKEND, layers=sm._KERAS_LAYERS, models=sm._KERAS_MODELS,
-                      utils=sm._KERAS_UTILS)
-    stand_in = sm.Backbones.get_backbone("mobilenetv2", input_shape=(SIZE, SIZE, 3), weights=None, include_top=False,
-                                         **submodules)
+    submodules = dict(
+        backend=sm._KERAS_BACKEND, layers=sm._KERAS_LAYERS, models=sm._KERAS_MODELS, utils=sm._KERAS_UTILS
+    )
+    stand_in = sm.Backbones.get_backbone(
+        "mobilenetv2", input_shape=(SIZE, SIZE, 3), weights=None, include_top=False, **submodules
+    )
     stand_in.save_weights(str(cache / fname))  # legacy h5, as keras_applications reads it
     model = build_unet("mobilenetv2", "imagenet", (SIZE, SIZE, 1))
     assert model.input_shape == (None, SIZE, SIZE, 3)
@@ -246,8 +269,10 @@ def test_pipelines_run_without_the_tf_data_autotuner():
     # with it on, deleting the iterator at the end of fit waited up to ~20 s for the autotuner's thread
     x, y = phantom(4, 3)
     plan = unet_data.batch_plan(4, 2, 1, 2, 0)
-    for ds in (unet_data.make_dataset(x, y, CLASSES, 2, plan=plan, preprocess=_scale),
-               unet_data.make_dataset(x, y, CLASSES, 2, preprocess=_scale)):
+    for ds in (
+        unet_data.make_dataset(x, y, CLASSES, 2, plan=plan, preprocess=_scale),
+        unet_data.make_dataset(x, y, CLASSES, 2, preprocess=_scale),
+    ):
         assert ds.options().autotune.enabled is False
     import tensorflow as tf
 
@@ -265,7 +290,7 @@ def test_batch_plans_equal_budgets_and_pretrain_arm():
         assert (periods, steps) == (4, 6) and plan.shape == (24, 4, 3)
         stream = plan[..., 2].ravel()
         for start in range(0, len(stream) - n + 1, n):  # full passes: each image exactly once
-            assert sorted(stream[start:start + n]) == list(range(n))
+            assert sorted(stream[start : start + n]) == list(range(n))
         assert np.array_equal(unet_data.batch_plan(n, 4, periods, steps, seed=1, first_period=2), plan[12:])
         assert not np.array_equal(unet_data.batch_plan(n, 4, periods, steps, seed=2), plan)
     assert unet_data.periods_and_steps("epochs", 10, 4, epochs=3) == (3, 3)
@@ -296,9 +321,16 @@ def test_training_writes_history_and_best_weights_and_predicts(trained):
     spec = unet.make_spec({**UNET_SETTINGS, "bn_momentum": 0.9}, CLASSES, model.input_shape[1:])
     unet.save(model, out / "saved", spec)
     fresh, loaded = unet.load(out / "saved")
-    assert loaded == {"backbone": BACKBONE, "num_classes": CLASSES, "input_shape": [SIZE, SIZE, 3],
-                      "encoder_weights": None, "bn_momentum": 0.9, "mixed_precision": False, "decoder_filters": None,
-                      "encoder_depth": 5}
+    assert loaded == {
+        "backbone": BACKBONE,
+        "num_classes": CLASSES,
+        "input_shape": [SIZE, SIZE, 3],
+        "encoder_weights": None,
+        "bn_momentum": 0.9,
+        "mixed_precision": False,
+        "decoder_filters": None,
+        "encoder_depth": 5,
+    }
     assert np.array_equal(unet.predict(fresh, x, encoder_weights=loaded["encoder_weights"]), pred)
     (out / "saved" / unet.WEIGHTS).write_bytes(b"damaged")
     with pytest.raises(DualgenError, match=f"{out / 'saved' / unet.WEIGHTS}: cannot load the U-Net weights"):

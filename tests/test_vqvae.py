@@ -1,5 +1,6 @@
 """VQ-VAE: shapes, data round trip, tiny training, best checkpoint, resume, save/load and clear load errors,
 NaN stop."""
+
 import hashlib
 import json
 import shutil
@@ -13,7 +14,10 @@ tf = env.setup_tensorflow(1, 0)
 from dualgen.core import artifacts  # noqa: E402
 from dualgen.core.errors import DualgenError  # noqa: E402
 from dualgen.generate.mask_codec import MaskCodec, mask_levels  # noqa: E402
-from dualgen.generate.vqvae import data as D, model as M, persist as P, train as T  # noqa: E402
+from dualgen.generate.vqvae import data as D  # noqa: E402
+from dualgen.generate.vqvae import model as M
+from dualgen.generate.vqvae import persist as P
+from dualgen.generate.vqvae import train as T
 
 K_CLASSES = 4
 LEVEL, ONEHOT = MaskCodec("level", K_CLASSES), MaskCodec("onehot", K_CLASSES)
@@ -69,14 +73,30 @@ def runs(data, tmp_path_factory):
     train(part, train_x, val, steps=30, out_dir=root / "part", log=logs.append)
     part = tiny()  # a fresh process would build a fresh model
     res_part = train(part, train_x, val, steps=60, out_dir=root / "part", log=logs.append)
-    return dict(root=root, full=full, before=before, res_full=res_full, hist_full=res_full["history"], part=part,
-                res_part=res_part, hist_part=res_part["history"], logs=logs)
+    return dict(
+        root=root,
+        full=full,
+        before=before,
+        res_full=res_full,
+        hist_full=res_full["history"],
+        part=part,
+        res_part=res_part,
+        hist_part=res_part["history"],
+        logs=logs,
+    )
 
 
 @pytest.mark.parametrize("quantizer", ["ema", "vq"])
 def test_shapes_64px_rgb_mask_gives_16x16_codes(quantizer):
-    m = M.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, num_residual_layers=2, embedding_dim=64,
-                num_embeddings=10, **{**REST, "quantizer": quantizer})
+    m = M.VQVAE(
+        4,
+        num_hiddens=16,
+        num_residual_hiddens=8,
+        num_residual_layers=2,
+        embedding_dim=64,
+        num_embeddings=10,
+        **{**REST, "quantizer": quantizer},
+    )
     x = tf.zeros([2, 64, 64, 4])
     out = m(x, is_training=True)
     assert out["x_recon"].shape == (2, 64, 64, 4) and out["encoding_indices"].shape == (2, 16, 16)
@@ -88,7 +108,9 @@ def test_shapes_64px_rgb_mask_gives_16x16_codes(quantizer):
 
 def test_check_patch_size():
     M.check_patch_size(64, 4)
-    with pytest.raises(DualgenError, match=r"patch size 66 is not divisible .* factor 4: use a multiple of 4 \(e\.g\. 64\)"):
+    with pytest.raises(
+        DualgenError, match=r"patch size 66 is not divisible .* factor 4: use a multiple of 4 \(e\.g\. 64\)"
+    ):
         M.check_patch_size(66, 4)
 
 
@@ -129,8 +151,16 @@ def test_training_lowers_reconstruction_error_and_keeps_the_best(runs, data):
 def test_best_checkpoint_is_the_lowest_validation_error_not_the_last(data, tmp_path):
     """Validation on blank patches: the untrained model (output ~0) fits them best, training makes it worse."""
     seen = []
-    result = train(tiny(), data[0], np.zeros((4, 32, 32, 4), np.float32), steps=20, out_dir=tmp_path,
-                   log=lambda m: None, monitor=lambda step, model: seen.append(step), eval_every=5)
+    result = train(
+        tiny(),
+        data[0],
+        np.zeros((4, 32, 32, 4), np.float32),
+        steps=20,
+        out_dir=tmp_path,
+        log=lambda m: None,
+        monitor=lambda step, model: seen.append(step),
+        eval_every=5,
+    )
     vals = [h["val_recon"] for h in result["history"]]
     assert seen == [5, 10, 15, 20] and np.argmin(vals) < len(vals) - 1
     assert result["best_step"] == 5 * (int(np.argmin(vals)) + 1)
@@ -141,15 +171,17 @@ def test_best_checkpoint_is_the_lowest_validation_error_not_the_last(data, tmp_p
 def test_resume_continues_from_the_last_step(runs):
     assert "resuming from step 30" in " ".join(runs["logs"])
     assert runs["res_part"]["resumed_from_step"] == 30
-    assert {k: v for k, v in runs["res_part"].items() if k != "resumed_from_step"} == \
-        {k: v for k, v in runs["res_full"].items() if k != "resumed_from_step"}
+    assert {k: v for k, v in runs["res_part"].items() if k != "resumed_from_step"} == {
+        k: v for k, v in runs["res_full"].items() if k != "resumed_from_step"
+    }
     assert [h["step"] for h in runs["hist_part"]] == [10, 20, 30, 40, 50, 60]
     assert runs["hist_part"] == runs["hist_full"]
     for a, b in zip(weights(runs["full"]), weights(runs["part"])):
         np.testing.assert_array_equal(a, b)  # same batches, restored Adam + EMA state: bit-identical
     logs = []
-    again = train(tiny(), *[np.zeros((2, 32, 32, 4), np.float32)] * 2, steps=60, out_dir=runs["root"] / "part",
-                  log=logs.append)
+    again = train(
+        tiny(), *[np.zeros((2, 32, 32, 4), np.float32)] * 2, steps=60, out_dir=runs["root"] / "part", log=logs.append
+    )
     assert len(again["history"]) == 6 and "nothing to do" in logs[-1]
 
 
@@ -159,8 +191,10 @@ def test_save_and_load_round_trip(runs, data, tmp_path):
     assert {p.name for p in (tmp_path / "saved").iterdir()} == {"ckpt.index", "ckpt.data-00000-of-00001", "spec.json"}
     again, spec = P.load(tmp_path / "saved")
     assert spec == dict(model.spec) and again.spec == spec
-    np.testing.assert_array_equal(again(tf.constant(data[1]), is_training=False)["x_recon"].numpy(),
-                                  model(tf.constant(data[1]), is_training=False)["x_recon"].numpy())
+    np.testing.assert_array_equal(
+        again(tf.constant(data[1]), is_training=False)["x_recon"].numpy(),
+        model(tf.constant(data[1]), is_training=False)["x_recon"].numpy(),
+    )
 
 
 def test_checkpoint_errors_name_the_folder(runs, tmp_path):
@@ -182,8 +216,9 @@ def test_checkpoint_errors_name_the_folder(runs, tmp_path):
     (mismatch / "spec.json").write_text(json.dumps({k: v for k, v in spec.items() if k != "channels"}))
     with pytest.raises(DualgenError, match="lacks channels"):
         P.load(mismatch)
-    (mismatch / "spec.json").write_text(json.dumps({k: v for k, v in spec.items()
-                                                    if k not in ("downsample", "mask_encoding")}))
+    (mismatch / "spec.json").write_text(
+        json.dumps({k: v for k, v in spec.items() if k not in ("downsample", "mask_encoding")})
+    )
     with pytest.raises(DualgenError, match="lacks downsample, mask_encoding"):
         P.load(mismatch)
     broken = tmp_path / "broken"
@@ -255,8 +290,17 @@ def test_onehot_training_weights_the_mask_as_a_level_mask_is(tmp_path):
     x = D.to_model_input(images, masks, ONEHOT)
     tf.keras.utils.set_random_seed(0)
     model = M.VQVAE(3 + K_CLASSES, **TINY, **{**REST, "mask_encoding": "onehot"})
-    result = train(model, x[:9], x[9:], steps=20, out_dir=tmp_path / "oh", log=lambda m: None, mask_weight=4.0,
-                   n_mask=K_CLASSES, eval_every=10)
+    result = train(
+        model,
+        x[:9],
+        x[9:],
+        steps=20,
+        out_dir=tmp_path / "oh",
+        log=lambda m: None,
+        mask_weight=4.0,
+        n_mask=K_CLASSES,
+        eval_every=10,
+    )
     best, spec = P.load(tmp_path / "oh" / "best")
     assert spec["mask_encoding"] == "onehot" and best.channels == 7
     error = np.square(best(tf.constant(x[9:]), is_training=False)["x_recon"].numpy() - x[9:])
@@ -266,8 +310,15 @@ def test_onehot_training_weights_the_mask_as_a_level_mask_is(tmp_path):
 
 
 def test_downsample_2_gives_grids_twice_as_fine_and_is_checked():
-    m = M.VQVAE(4, num_hiddens=16, num_residual_hiddens=8, num_residual_layers=2, embedding_dim=64,
-                num_embeddings=10, **{**REST, "downsample": 2})
+    m = M.VQVAE(
+        4,
+        num_hiddens=16,
+        num_residual_hiddens=8,
+        num_residual_layers=2,
+        embedding_dim=64,
+        num_embeddings=10,
+        **{**REST, "downsample": 2},
+    )
     x = tf.zeros([2, 64, 64, 4])
     codes = m.encode(x)
     assert codes.shape == (2, 32, 32) and m.decode(codes).shape == (2, 64, 64, 4)
@@ -286,8 +337,9 @@ def test_the_batch_helpers_encode_reconstruct_and_decode_in_order(runs, data):
     assert len(x) > D.BATCH
     codes = D.encode(model, x)
     assert codes.dtype == np.int32 and np.array_equal(codes, model.encode(tf.constant(x)).numpy())
-    np.testing.assert_allclose(D.reconstruct(model, x), model(tf.constant(x), is_training=False)["x_recon"].numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        D.reconstruct(model, x), model(tf.constant(x), is_training=False)["x_recon"].numpy(), atol=1e-5
+    )
     parts = list(D.decode(model, codes, LEVEL))
     assert [done for done, _, _ in parts] == [D.BATCH, len(x)]
     images, raws = D.from_model_output(model.decode(tf.constant(codes)).numpy(), LEVEL)
@@ -298,8 +350,9 @@ def test_the_batch_helpers_encode_reconstruct_and_decode_in_order(runs, data):
 def test_mask_weight_weights_the_mask_channel_in_loss_and_validation(data, tmp_path):
     assert T.channel_weights(4, 5.0, 1).tolist() == [1, 1, 1, 5] and T.channel_weights(2, 1.0, 1).tolist() == [1, 1]
     train_x, val = data
-    result = train(tiny(), train_x, val, steps=4, out_dir=tmp_path / "w", log=lambda m: None, mask_weight=5.0,
-                   eval_every=4)
+    result = train(
+        tiny(), train_x, val, steps=4, out_dir=tmp_path / "w", log=lambda m: None, mask_weight=5.0, eval_every=4
+    )
     best, _ = P.load(tmp_path / "w" / "best")
     error = np.square(best(tf.constant(val), is_training=False)["x_recon"].numpy() - val)
     weighted = float(np.mean(error * T.channel_weights(4, 5.0, 1)))

@@ -1,8 +1,8 @@
 """End to end: presets/ci.yaml through Snakemake, the artifacts it leaves, reruns after one config change,
 and the report."""
+
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,8 +48,21 @@ def test_ci_study_produces_every_artifact(ci_run):
     seeds = cfg["unet"]["seeds"]
     table = pd.read_csv(out / "study" / "metrics.csv")
     assert list(table["mix"]) == [m.name for m in mixes]
-    for col in ("base", "percent", "arm", "n_real", "n_synth", "n_seeds", "accuracy", "miou", "missing_class_iou",
-                "missing_class_iou_lo", "missing_class_iou_hi", "iou_matrix", "iou_eta"):
+    for col in (
+        "base",
+        "percent",
+        "arm",
+        "n_real",
+        "n_synth",
+        "n_seeds",
+        "accuracy",
+        "miou",
+        "missing_class_iou",
+        "missing_class_iou_lo",
+        "missing_class_iou_hi",
+        "iou_matrix",
+        "iou_eta",
+    ):
         assert col in table.columns, col
     assert (table["n_seeds"] == len(seeds)).all()
     assert table["accuracy"].between(0, 1).all() and table["missing_class_iou"].between(0, 1).all()
@@ -67,11 +80,29 @@ def test_ci_study_produces_every_artifact(ci_run):
     for fig in ("accuracy", "miou", "missing_class_iou", "per_class", "overlays", "forest", "convergence"):
         assert (out / "figures" / "study" / f"{fig}.png").stat().st_size > 10_000, fig
     assert "BMQ_100 vs BMQ_000" in (out / "figures" / "findings" / "findings.html").read_text()
-    for fig in ("datasets/preview", "vqvae/recon_steps", "codes/codes", "cleaning/cleaning",
-                "synthetic/synthetic_vs_real", "pretest/pretest"):
+    for fig in (
+        "datasets/preview",
+        "vqvae/recon_steps",
+        "codes/codes",
+        "cleaning/cleaning",
+        "synthetic/synthetic_vs_real",
+        "pretest/pretest",
+    ):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5_000, fig
-    for folder in ("patches", "datasets", "vqvae", "codes", "pixelcnn/plain", "pixelcnn/gated", "synthetic/codes",
-                   "synthetic/raw", "synthetic/clean", "pretest", "study", "unet/BMQ_000/seeds0_1/seed0"):
+    for folder in (
+        "patches",
+        "datasets",
+        "vqvae",
+        "codes",
+        "pixelcnn/plain",
+        "pixelcnn/gated",
+        "synthetic/codes",
+        "synthetic/raw",
+        "synthetic/clean",
+        "pretest",
+        "study",
+        "unet/BMQ_000/seeds0_1/seed0",
+    ):
         meta = json.loads((out / folder / "meta.json").read_text())
         assert meta["inputs_sha256"] or folder == "patches", folder
         assert meta["libraries"]["tensorflow"] and meta["wall_seconds"] >= 0
@@ -147,21 +178,46 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     out = ci_run / "results" / "ci"
     cfg = ci_config()
     table = pd.read_csv(out / "fidelity" / "fidelity.csv")
-    assert list(table.columns) == ["variant", "kind", "temperature", "pool", "n_synthetic", "class", "statistic",
-                                   "real_value", "synthetic_value", "distance", "floor", "ratio"]
+    assert list(table.columns) == [
+        "variant",
+        "kind",
+        "temperature",
+        "pool",
+        "n_synthetic",
+        "class",
+        "statistic",
+        "real_value",
+        "synthetic_value",
+        "distance",
+        "floor",
+        "ratio",
+    ]
     assert set(table["variant"]) == {"plain_t1", "gated_t1", "plain_cond_data_t1"}  # + the conditioned prior
     assert set(table["kind"]) == {"plain", "gated", "plain_cond"}
     assert set(table["class"]) == {c["name"] for c in cfg["classes"]}
-    assert {"phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density",
-            "intensity_c0"} <= set(table["statistic"])
+    assert {
+        "phase_fraction",
+        "s2",
+        "chord_rows",
+        "chord_cols",
+        "object_size",
+        "boundary_density",
+        "intensity_c0",
+    } <= set(table["statistic"])
     pool = table.groupby("variant")["pool"].agg(["all", "any"])
     assert pool.loc["plain_t1", "all"] and not pool.loc["gated_t1", "any"]
     assert (table.loc[table["variant"] == "gated_t1", "n_synthetic"] == cfg["fidelity"]["n"]).all()
     assert (table["floor"].dropna() >= 0).all() and (table["ratio"].dropna() >= 0).all()
     meta = json.loads((out / "fidelity" / "meta.json").read_text())
     assert meta["pool_variant"] == "plain_t1" and meta["closest_variant"] in set(table["variant"])
-    assert set(meta["worst_by_family"]["gated_t1"]) == {"phase_fraction", "s2", "chord", "object_size",
-                                                       "boundary_density", "intensity"}
+    assert set(meta["worst_by_family"]["gated_t1"]) == {
+        "phase_fraction",
+        "s2",
+        "chord",
+        "object_size",
+        "boundary_density",
+        "intensity",
+    }
     memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
     assert list(memo["variant"]) == ["plain_t1", "gated_t1", "plain_cond_data_t1"]
     ref = pd.read_csv(out / "fidelity" / "reference.csv")  # the test patches, scored as a variant is
@@ -175,9 +231,16 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     assert pretest["n_real_val"] == cfg["datasets"]["big_val"] and 0 <= pretest["real_val"]["missing_class_iou"] <= 1
     assert len(pd.read_csv(out / "pretest" / "agreement_real.csv")) == cfg["datasets"]["big_val"]
     card = (out / "figures" / "generator_card" / "card.html").read_text()
-    for text in ("Generator report card", "reconstruction agreement", "PixelCNN gated: validation NLL",
-                 "fidelity ratio, S2", "memorisation", "real BMQ validation patches", "gated_t1",
-                 "a second real sample"):
+    for text in (
+        "Generator report card",
+        "reconstruction agreement",
+        "PixelCNN gated: validation NLL",
+        "fidelity ratio, S2",
+        "memorisation",
+        "real BMQ validation patches",
+        "gated_t1",
+        "a second real sample",
+    ):
         assert text in card, text
     assert (out / "synthetic" / "variants" / "gated_t1" / "clean" / "pool.csv").exists()
 
@@ -192,8 +255,17 @@ def _override(ci_run, name, text):
     return planned_jobs(snakemake("-n", "--configfile", CI, path, workdir=ci_run))
 
 
-FIGURE_RULES = {"figure_datasets", "figure_vqvae", "figure_codes", "figure_cleaning", "figure_synthetic",
-                "figure_pretest", "figure_study", "figure_fidelity", "figure_generator_card"}
+FIGURE_RULES = {
+    "figure_datasets",
+    "figure_vqvae",
+    "figure_codes",
+    "figure_cleaning",
+    "figure_synthetic",
+    "figure_pretest",
+    "figure_study",
+    "figure_fidelity",
+    "figure_generator_card",
+}
 
 
 def _train_jobs(n_mixes):
@@ -232,17 +304,33 @@ def test_calibrate_resamples_the_unconditioned_pools_only(ci_run):
     assert not {"train_pixelcnn", "train_pixelcnn_conditioned", "sample_conditioned", "encode"} & set(jobs)
 
 
-@pytest.mark.parametrize("name, text, expected", [
-    ("preview", "datasets: {preview: 2}\n", {"figure_datasets": 1}),
-    ("figure_pairs", "postprocess: {figure_pairs: 2}\n", {"figure_synthetic": 1}),
-    ("overlay", "report: {overlay_mixes: [BMQ_000, SHQ_100], overlay_images: 1}\n", {"figure_study": 1}),
-    ("colour", "classes:\n  - {name: matrix,  value: 0,   color: '#000000'}\n"
-               "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n"
-               "  - {name: nd_rich, value: 255, color: '#f5c211', thin: true}\n"
-               "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
-     {"figure_datasets": 1, "figure_vqvae": 1, "figure_codes": 1, "figure_cleaning": 1, "figure_synthetic": 1,
-      "figure_pretest": 1, "figure_study": 1, "figure_fidelity": 1, "figure_lq": 1, "figure_conditioning": 1}),
-])
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("preview", "datasets: {preview: 2}\n", {"figure_datasets": 1}),
+        ("figure_pairs", "postprocess: {figure_pairs: 2}\n", {"figure_synthetic": 1}),
+        ("overlay", "report: {overlay_mixes: [BMQ_000, SHQ_100], overlay_images: 1}\n", {"figure_study": 1}),
+        (
+            "colour",
+            "classes:\n  - {name: matrix,  value: 0,   color: '#000000'}\n"
+            "  - {name: oxide,   value: 170, color: '#3a8fd9'}\n"
+            "  - {name: nd_rich, value: 255, color: '#f5c211', thin: true}\n"
+            "  - {name: eta,     value: 85,  color: '#d9368f'}\n",
+            {
+                "figure_datasets": 1,
+                "figure_vqvae": 1,
+                "figure_codes": 1,
+                "figure_cleaning": 1,
+                "figure_synthetic": 1,
+                "figure_pretest": 1,
+                "figure_study": 1,
+                "figure_fidelity": 1,
+                "figure_lq": 1,
+                "figure_conditioning": 1,
+            },
+        ),
+    ],
+)
 def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
     """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only."""
     jobs = _override(ci_run, name, text)
@@ -250,8 +338,10 @@ def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
     assert jobs == expected
 
 
-@pytest.mark.parametrize("name, text", [("checkpoint", "unet: {checkpoint_every_s: 5}\n"),
-                                        ("epochs", "unet: {epochs: 3, early_stopping_patience: 2}\n")])
+@pytest.mark.parametrize(
+    "name, text",
+    [("checkpoint", "unet: {checkpoint_every_s: 5}\n"), ("epochs", "unet: {epochs: 3, early_stopping_patience: 2}\n")],
+)
 def test_a_unet_key_no_training_uses_reruns_nothing(ci_run, name, text):
     """How often a training saves a resumable state (a resource, not a setting), and the keys of the budget not in
     use (the ci preset counts updates), reach no training."""
@@ -265,7 +355,13 @@ def test_pretrain_share_retrains_only_the_pretrain_arm(ci_run):
     jobs = _override(ci_run, "share", "unet: {pretrain_share: 0.25}\n")
     jobs.pop("all", None)
     n = len(arm) * len(cfg["unet"]["seeds"])
-    assert arm and jobs == {"train_unet": _train_jobs(len(arm)), "evaluate": n, "aggregate": 1, "figure_study": 1, "figure_findings": 1}
+    assert arm and jobs == {
+        "train_unet": _train_jobs(len(arm)),
+        "evaluate": n,
+        "aggregate": 1,
+        "figure_study": 1,
+        "figure_findings": 1,
+    }
 
 
 def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
@@ -274,8 +370,14 @@ def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
     seeds = len(ci_config()["unet"]["seeds"])
     jobs = _override(ci_run, "level", "mixes: {levels: [0, 50, 100]}\n")
     jobs.pop("all", None)
-    assert jobs == {"build_mix": 2, "train_unet": _train_jobs(2), "evaluate": 2 * seeds, "aggregate": 1, "figure_study": 1,
-                    "figure_findings": 1}
+    assert jobs == {
+        "build_mix": 2,
+        "train_unet": _train_jobs(2),
+        "evaluate": 2 * seeds,
+        "aggregate": 1,
+        "figure_study": 1,
+        "figure_findings": 1,
+    }
 
 
 def test_adding_a_seed_trains_only_the_new_seed(ci_run):
@@ -297,12 +399,28 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
     seeds = len(cfg["unet"]["seeds"])
     jobs = _override(ci_run, "min_object", "postprocess: {min_object_px: 50}\n")
     jobs.pop("all", None)
-    assert jobs == {"reconstruction": 1, "figure_codes": 1, "postprocess": 1, "figure_cleaning": 1,
-                    "figure_synthetic": 1, "pretest": 1, "figure_pretest": 1, "fidelity_postprocess": 1, "fidelity": 1,
-                    "figure_fidelity": 1, "figure_generator_card": 1, "build_mix": len(synthetic),
-                    "train_unet": _train_jobs(len(synthetic)), "evaluate": len(synthetic) * seeds, "aggregate": 1,
-                    "figure_study": 1, "figure_findings": 1, "postprocess_conditioned": 2, "conditioning": 1,
-                    "figure_conditioning": 1}
+    assert jobs == {
+        "reconstruction": 1,
+        "figure_codes": 1,
+        "postprocess": 1,
+        "figure_cleaning": 1,
+        "figure_synthetic": 1,
+        "pretest": 1,
+        "figure_pretest": 1,
+        "fidelity_postprocess": 1,
+        "fidelity": 1,
+        "figure_fidelity": 1,
+        "figure_generator_card": 1,
+        "build_mix": len(synthetic),
+        "train_unet": _train_jobs(len(synthetic)),
+        "evaluate": len(synthetic) * seeds,
+        "aggregate": 1,
+        "figure_study": 1,
+        "figure_findings": 1,
+        "postprocess_conditioned": 2,
+        "conditioning": 1,
+        "figure_conditioning": 1,
+    }
 
 
 def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
@@ -313,10 +431,19 @@ def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
     seeds = len(cfg["unet"]["seeds"])
     jobs = _override(ci_run, "targets", "sample: {targets: {boost_rarest: null, boost: {eta: 3.0}}}\n")
     jobs.pop("all", None)
-    assert balanced and jobs == {"sample_conditioned": 1, "decode_conditioned": 1, "postprocess_conditioned": 1,
-                                 "conditioning": 1, "figure_conditioning": 1, "build_mix": len(balanced),
-                                 "train_unet": _train_jobs(len(balanced)), "evaluate": len(balanced) * seeds,
-                                 "aggregate": 1, "figure_study": 1, "figure_findings": 1}
+    assert balanced and jobs == {
+        "sample_conditioned": 1,
+        "decode_conditioned": 1,
+        "postprocess_conditioned": 1,
+        "conditioning": 1,
+        "figure_conditioning": 1,
+        "build_mix": len(balanced),
+        "train_unet": _train_jobs(len(balanced)),
+        "evaluate": len(balanced) * seeds,
+        "aggregate": 1,
+        "figure_study": 1,
+        "figure_findings": 1,
+    }
 
 
 def test_switching_conditioning_off_retrains_nothing_else(ci_run):
@@ -325,8 +452,14 @@ def test_switching_conditioning_off_retrains_nothing_else(ci_run):
     generator variants (the fidelity step, numpy, scores the conditioned prior as one of them)."""
     jobs = _override(ci_run, "uncond", "pixelcnn: {condition: none}\nmixes: {balanced: []}\n")
     jobs.pop("all", None)
-    assert jobs == {"aggregate": 1, "figure_study": 1, "figure_findings": 1, "figure_generator_card": 1,
-                    "fidelity": 1, "figure_fidelity": 1}
+    assert jobs == {
+        "aggregate": 1,
+        "figure_study": 1,
+        "figure_findings": 1,
+        "figure_generator_card": 1,
+        "fidelity": 1,
+        "figure_fidelity": 1,
+    }
 
 
 def test_report_is_self_contained_html(ci_run):
@@ -336,8 +469,14 @@ def test_report_is_self_contained_html(ci_run):
     assert len(html) > 100_000 and "missing_class_iou" in html
 
 
-DETERMINISM_TARGETS = ["metrics/BMQ_000/seed0", "metrics/BMQ_100/seed1", "metrics/SyntMQ_050/seed0",
-                       "metrics/BMQ_bal100/seed1", "metrics/BMQ_aug/seed1", "metrics/SHQ_pt100/seed1"]
+DETERMINISM_TARGETS = [
+    "metrics/BMQ_000/seed0",
+    "metrics/BMQ_100/seed1",
+    "metrics/SyntMQ_050/seed0",
+    "metrics/BMQ_bal100/seed1",
+    "metrics/BMQ_aug/seed1",
+    "metrics/SHQ_pt100/seed1",
+]
 
 
 def test_two_runs_give_identical_metrics(ci_run, tmp_path_factory):
@@ -354,6 +493,9 @@ def test_two_runs_give_identical_metrics(ci_run, tmp_path_factory):
     proc = snakemake(*targets, "--cores", "2", "--configfile", CI, single, workdir=other)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in [f"{t}/metrics.json" for t in DETERMINISM_TARGETS] + [
-            "codes/grids.npy", "synthetic/codes/grids.npy", "synthetic/conditioned/balanced/codes/grids.npy"]:
+        "codes/grids.npy",
+        "synthetic/codes/grids.npy",
+        "synthetic/conditioned/balanced/codes/grids.npy",
+    ]:
         a, b = (d / "results" / "ci" / name for d in (ci_run, other))
         assert a.read_bytes() == b.read_bytes(), name

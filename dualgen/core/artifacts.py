@@ -7,6 +7,7 @@ kill between the two renames of replacing one). A temporary name keeps the targe
 (``.tmp-<pid>-<name>``): some writers pick the format by it (tf-keras: ``.weights.h5`` vs ``.h5``).
 A model's folder holds its weights and ``spec.json`` (``write_spec`` / ``read_spec``): what rebuilds it.
 """
+
 import contextlib
 import hashlib
 import json
@@ -21,8 +22,19 @@ from pathlib import Path
 
 from dualgen.core.errors import DualgenError
 
-LIBRARIES = ("numpy", "scikit-image", "scikit-learn", "pandas", "matplotlib", "tensorflow", "tf-keras",
-             "dm-sonnet", "segmentation-models", "albumentations", "snakemake")
+LIBRARIES = (
+    "numpy",
+    "scikit-image",
+    "scikit-learn",
+    "pandas",
+    "matplotlib",
+    "tensorflow",
+    "tf-keras",
+    "dm-sonnet",
+    "segmentation-models",
+    "albumentations",
+    "snakemake",
+)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -39,8 +51,12 @@ def library_versions():
 def git_commit():
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if out.returncode != 0:
@@ -184,15 +200,19 @@ def read_spec(folder, what, keys, rule):
     try:
         spec = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DualgenError(f"{folder}: no {what} checkpoint ({SPEC}) there: train the {what} first (rule {rule}) "
-                           "or point to its checkpoint folder") from None
+        raise DualgenError(
+            f"{folder}: no {what} checkpoint ({SPEC}) there: train the {what} first (rule {rule}) "
+            "or point to its checkpoint folder"
+        ) from None
     except (OSError, ValueError) as err:  # not a folder, unreadable, not JSON / not UTF-8
-        raise DualgenError(f"{path}: unreadable or damaged ({type(err).__name__}): delete {folder} and rerun "
-                           f"{rule}") from None
+        raise DualgenError(
+            f"{path}: unreadable or damaged ({type(err).__name__}): delete {folder} and rerun {rule}"
+        ) from None
     missing = [k for k in keys if k not in spec] if isinstance(spec, dict) else list(keys)
     if missing:
-        raise DualgenError(f"{path}: lacks {', '.join(missing)} (damaged, or from another dualgen): delete {folder} "
-                           f"and rerun {rule}")
+        raise DualgenError(
+            f"{path}: lacks {', '.join(missing)} (damaged, or from another dualgen): delete {folder} and rerun {rule}"
+        )
     return spec
 
 
@@ -241,8 +261,10 @@ def artifact_dir(out, step, settings, seed, inputs, extra=None):
         try:
             tmp = stack.enter_context(atomic_dir(out))
         except OSError as err:
-            raise DualgenError(f"{out.parent}: cannot write results there ({err.strerror}): fix the folder's "
-                               "permissions or choose another study name") from None
+            raise DualgenError(
+                f"{out.parent}: cannot write results there ({err.strerror}): fix the folder's "
+                "permissions or choose another study name"
+            ) from None
         started = time.time()
         yield tmp
         write_json(tmp / "meta.json", meta(step, settings, seed, inputs, started, **extra))

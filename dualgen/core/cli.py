@@ -4,6 +4,7 @@ A script builds its parser with ``parser(__doc__)``, adds its own arguments and 
 With ``--log FILE`` everything the step prints (Python, Keras progress, TensorFlow's C++ messages) goes
 to FILE; an error still reaches the terminal as one line ``dualgen: error: ...`` and the exit status is 1.
 """
+
 import argparse
 import json
 import os
@@ -15,9 +16,12 @@ from dualgen.core.errors import DualgenError
 
 def parser(doc):
     first, _, rest = (doc or "").strip().partition("\n")
-    p = argparse.ArgumentParser(description=first, epilog=rest.strip() or None,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", default="{}", help="the step's settings as one JSON object (built from config by the rule)")
+    p = argparse.ArgumentParser(
+        description=first, epilog=rest.strip() or None, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--settings", default="{}", help="the step's settings as one JSON object (built from config by the rule)"
+    )
     p.add_argument("--threads", type=int, default=1, help="CPU threads for this step (TensorFlow thread pools)")
     p.add_argument("--log", default=None, help="write all output of the step to this file")
     return p

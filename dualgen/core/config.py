@@ -5,6 +5,7 @@ Every problem becomes one DualgenError line that names the key, what is wrong an
 states types, ranges and meanings; config.yaml, the default study, is the one source of defaults: every key the
 schema does not mark ``required`` takes config.yaml's value when a config (or a step's --settings) leaves it out.
 """
+
 import copy
 from pathlib import Path
 
@@ -24,13 +25,52 @@ LEFT_OUT = {"pixelcnn": {"condition": "none"}}
 # Names checked when the workflow loads, without importing TensorFlow or albumentations (seconds per snakemake
 # call). Tests keep them equal to the libraries' lists: dualgen.segment.augment.AUGMENTATIONS and
 # segmentation_models.Backbones.models_names() (tests/test_lab_data.py).
-AUGMENTATIONS = ("CLAHE", "RandomBrightness", "RandomGamma", "Sharpen", "Blur", "MotionBlur", "GaussianBlur",
-                 "GaussNoise", "RandomContrast", "HueSaturationValue")
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "seresnet18", "seresnet34", "seresnet50",
-             "seresnet101", "seresnet152", "seresnext50", "seresnext101", "senet154", "resnext50", "resnext101",
-             "vgg16", "vgg19", "densenet121", "densenet169", "densenet201", "inceptionresnetv2", "inceptionv3",
-             "mobilenet", "mobilenetv2", "efficientnetb0", "efficientnetb1", "efficientnetb2", "efficientnetb3",
-             "efficientnetb4", "efficientnetb5", "efficientnetb6", "efficientnetb7")
+AUGMENTATIONS = (
+    "CLAHE",
+    "RandomBrightness",
+    "RandomGamma",
+    "Sharpen",
+    "Blur",
+    "MotionBlur",
+    "GaussianBlur",
+    "GaussNoise",
+    "RandomContrast",
+    "HueSaturationValue",
+)
+BACKBONES = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "seresnet18",
+    "seresnet34",
+    "seresnet50",
+    "seresnet101",
+    "seresnet152",
+    "seresnext50",
+    "seresnext101",
+    "senet154",
+    "resnext50",
+    "resnext101",
+    "vgg16",
+    "vgg19",
+    "densenet121",
+    "densenet169",
+    "densenet201",
+    "inceptionresnetv2",
+    "inceptionv3",
+    "mobilenet",
+    "mobilenetv2",
+    "efficientnetb0",
+    "efficientnetb1",
+    "efficientnetb2",
+    "efficientnetb3",
+    "efficientnetb4",
+    "efficientnetb5",
+    "efficientnetb6",
+    "efficientnetb7",
+)
 
 
 def load_yaml(path):
@@ -63,8 +103,10 @@ def _schema_error(err):
     if err.validator == "required":
         return f"config: {key}: {err.message}"
     if err.validator == "oneOf":
-        options = [s.get("type") or (" or ".join(map(repr, s["enum"])) if "enum" in s else s.get("$ref", "").split("/")[-1])
-                   for s in err.validator_value]
+        options = [
+            s.get("type") or (" or ".join(map(repr, s["enum"])) if "enum" in s else s.get("$ref", "").split("/")[-1])
+            for s in err.validator_value
+        ]
         return f"config: {key}: {err.instance!r} is not valid (allowed: {' or '.join(map(str, options))})"
     if err.validator == "enum":
         return f"config: {key}: {err.instance!r} is not one of {err.validator_value}"
@@ -102,7 +144,9 @@ def check_rules(config):
         seen_values[value] = cls["name"]
     kinds = {isinstance(c["value"], list) for c in classes}
     if len(kinds) > 1:
-        raise DualgenError("config: classes[].value: mix of gray levels and [r, g, b] colours: use one kind for all classes")
+        raise DualgenError(
+            "config: classes[].value: mix of gray levels and [r, g, b] colours: use one kind for all classes"
+        )
     if config["data"].get("mask_format") == "index":
         for i, cls in enumerate(classes):
             if cls["value"] != i:
@@ -115,8 +159,10 @@ def check_rules(config):
         raise DualgenError(f"config: postprocess.smooth_px {smooth} is even: use an odd window (1 = off, 3, 5)")
     min_px = config["postprocess"]["min_object_px"]
     if isinstance(min_px, list) and len(min_px) != len(classes):
-        raise DualgenError(f"config: postprocess.min_object_px has {len(min_px)} sizes for {len(classes)} classes: "
-                           "give one per class, in the order of classes, or one number for all")
+        raise DualgenError(
+            f"config: postprocess.min_object_px has {len(min_px)} sizes for {len(classes)} classes: "
+            "give one per class, in the order of classes, or one number for all"
+        )
     ds = config["datasets"]
     small, big = ds["small_train"] + ds["small_val"], ds["big_train"] + ds["big_val"]
     if small > big:
@@ -131,7 +177,9 @@ def check_rules(config):
             f"VQ-VAE 2 times): use e.g. {max(32, patches['size'] // 32 * 32)}"
         )
     if (patches.get("stride") or 1) > 4 * patches["size"]:
-        raise DualgenError(f"config: patches.stride {patches['stride']} is more than 4x patches.size: most pixels would be skipped")
+        raise DualgenError(
+            f"config: patches.stride {patches['stride']} is more than 4x patches.size: most pixels would be skipped"
+        )
     _check_data(config)
     _check_names(config)
     _check_unet(config)
@@ -149,8 +197,10 @@ def _check_conditioning(config):
     condition = config["pixelcnn"]["condition"]
     bases = set(mixes["balanced_bases"]) & set(mixes["bases"])
     if mixes["balanced"] and bases and condition == "none":
-        raise DualgenError(f"config: mixes.balanced {mixes['balanced']} needs a conditioned prior, but "
-                           "pixelcnn.condition is none: set it to phase_fractions, or mixes.balanced: []")
+        raise DualgenError(
+            f"config: mixes.balanced {mixes['balanced']} needs a conditioned prior, but "
+            "pixelcnn.condition is none: set it to phase_fractions, or mixes.balanced: []"
+        )
 
 
 def _check_data(config):
@@ -161,11 +211,15 @@ def _check_data(config):
     splits = {k: v for k, v in (data.get("splits") or {}).items() if v}
     if splits and set(splits) != {"test"} and set(splits) != {"train", "val", "test"}:
         lack = sorted({"train", "val", "test"} - set(splits))
-        raise DualgenError(f"config: data.splits has no {' and no '.join(lack)} list: give train, val and test lists "
-                           "(or only test, to reserve the test images)")
+        raise DualgenError(
+            f"config: data.splits has no {' and no '.join(lack)} list: give train, val and test lists "
+            "(or only test, to reserve the test images)"
+        )
     if data.get("simulate_lq") and data.get("source") == "folder" and data.get("hq_masks"):
-        raise DualgenError("config: data.simulate_lq derives the LQ masks from data.masks (taken as the truth), but "
-                           "data.hq_masks is set too: set data.hq_masks: null, or drop data.simulate_lq")
+        raise DualgenError(
+            "config: data.simulate_lq derives the LQ masks from data.masks (taken as the truth), but "
+            "data.hq_masks is set too: set data.hq_masks: null, or drop data.simulate_lq"
+        )
 
 
 def _check_names(config):
@@ -175,9 +229,11 @@ def _check_names(config):
     backbone = config["unet"]["backbone"]
     if backbone is not None and backbone not in BACKBONES:
         close = [b for b in BACKBONES if b.startswith(backbone.rstrip("0123456789")[:6].lower())][:6]
-        raise DualgenError(f"config: unet.backbone: unknown '{backbone}' (segmentation_models has "
-                           f"{', '.join(close or BACKBONES[:6])}, ... {len(BACKBONES)} in all: "
-                           "dualgen/core/config.py BACKBONES)")
+        raise DualgenError(
+            f"config: unet.backbone: unknown '{backbone}' (segmentation_models has "
+            f"{', '.join(close or BACKBONES[:6])}, ... {len(BACKBONES)} in all: "
+            "dualgen/core/config.py BACKBONES)"
+        )
 
 
 def _check_unet(config):
@@ -185,8 +241,10 @@ def _check_unet(config):
     u = config["unet"]
     depth, filters = u["encoder_depth"], u["decoder_filters"]
     if filters and len(filters) != depth:
-        raise DualgenError(f"config: unet.decoder_filters has {len(filters)} widths but unet.encoder_depth is "
-                           f"{depth}: give {depth} (one per decoder block, deepest first), or null")
+        raise DualgenError(
+            f"config: unet.decoder_filters has {len(filters)} widths but unet.encoder_depth is "
+            f"{depth}: give {depth} (one per decoder block, deepest first), or null"
+        )
 
 
 def _check_mixes(config):
@@ -199,8 +257,15 @@ def _check_mixes(config):
         if mix.percent > 0 and mix.n_synth == 0 and not mix.augment:
             size = "small_train" if mix.base in ("SHQ", "SLQ") else "big_train"  # SyntLQ/SyntMQ: big_train
             n = ds[size]
-            key = ("synthetic_levels" if mix.pure_synthetic else "pretrain" if mix.pretrain
-                   else "balanced" if mix.balanced else "levels")
+            key = (
+                "synthetic_levels"
+                if mix.pure_synthetic
+                else "pretrain"
+                if mix.pretrain
+                else "balanced"
+                if mix.balanced
+                else "levels"
+            )
             raise DualgenError(
                 f"config: mixes.{key}: {mix.percent} % of {n} training patches is no synthetic image (mix {mix.name}): "
                 f"use at least {-(-50 // n)} % or raise datasets.{size}"

@@ -9,6 +9,7 @@ device before a second on any); with more than 1, jobs share a device's memory (
 memory growth on) and Snakemake's ``gpu`` resource must allow devices x N jobs (``--resources gpu=...``).
 Under Slurm, or when CUDA_VISIBLE_DEVICES is already set, the scheduler/user has chosen: nothing is claimed.
 """
+
 import fcntl
 import os
 import shutil
@@ -45,8 +46,11 @@ def jobs_per_gpu():
 
 def _slots(devices):
     """(device, lock file name) in the order claim tries them: slot 0 of every device, then slot 1, ..."""
-    return [(dev, f"gpu{dev}.lock" if slot == 0 else f"gpu{dev}.{slot}.lock")
-            for slot in range(jobs_per_gpu()) for dev in devices]
+    return [
+        (dev, f"gpu{dev}.lock" if slot == 0 else f"gpu{dev}.{slot}.lock")
+        for slot in range(jobs_per_gpu())
+        for dev in devices
+    ]
 
 
 def lock_dir():

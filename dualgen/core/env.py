@@ -10,6 +10,7 @@ with ``strict`` (the default) turns TensorFlow's op determinism on (``TF_DETERMI
 a GPU, results may differ in the last digits between runs. ``mode`` records what this process set up
 (None before ``setup_tensorflow``); ``artifacts.meta`` writes it into every meta.json ("n/a" without TensorFlow).
 """
+
 import os
 
 ENVIRONMENT = {
@@ -53,8 +54,10 @@ def setup_tensorflow(threads=1, seed=None, determinism="strict"):
     from dualgen.core import devices
 
     device = devices.claim()  # before TensorFlow initialises CUDA
-    print(f"device: {'GPU ' + device if device is not None else 'CPU'}, {threads} thread(s), determinism "
-          f"{determinism}", flush=True)
+    print(
+        f"device: {'GPU ' + device if device is not None else 'CPU'}, {threads} thread(s), determinism {determinism}",
+        flush=True,
+    )
     threads = max(1, int(threads))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import tensorflow as tf
@@ -90,4 +93,3 @@ def without_autotune(dataset):
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
-

@@ -19,11 +19,12 @@ AVX512; and ``auto`` (the default config's): bfloat16 where the CPU computes it 
   tf-keras' LossScaleOptimizer does it: multiply the loss by the scale, divide the gradients by it, skip an update
   whose gradients are not finite and halve the scale, double it after ``growth_steps`` finite updates in a row.
 """
+
 import contextlib
 
-import dualgen  # noqa: F401  (environment before TensorFlow)
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 
 MODES = {False: None, None: None, True: "float16", "float16": "float16", "bfloat16": "bfloat16"}
 
@@ -74,18 +75,24 @@ def check(log, what, value=True):
     if m is None or on_gpu():
         return
     if m == "float16":
-        log(f"warning: {what}: mixed precision (float16) is meant for GPUs with tensor cores; on this CPU it runs "
-            "slower than float32 (set it to false for CPU runs)")
+        log(
+            f"warning: {what}: mixed precision (float16) is meant for GPUs with tensor cores; on this CPU it runs "
+            "slower than float32 (set it to false for CPU runs)"
+        )
         return
     cpu = cpu_bfloat16()
     if cpu is None:
         from dualgen.core.errors import DualgenError
 
-        raise DualgenError(f"{what}: bfloat16 needs a CPU with AVX512 (TensorFlow has no bfloat16 kernels for this "
-                           "one) or a GPU: set it to auto or false")
+        raise DualgenError(
+            f"{what}: bfloat16 needs a CPU with AVX512 (TensorFlow has no bfloat16 kernels for this "
+            "one) or a GPU: set it to auto or false"
+        )
     if cpu == "emulated":
-        log(f"warning: {what}: this CPU emulates bfloat16 (no AVX512_BF16 or AMX): slower than float32 (set it to "
-            "auto or false)")
+        log(
+            f"warning: {what}: this CPU emulates bfloat16 (no AVX512_BF16 or AMX): slower than float32 (set it to "
+            "auto or false)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- Keras
@@ -126,8 +133,10 @@ def float32_outputs(model):
 
     new = tf.keras.models.clone_model(model, clone_function=clone)
     if any(o.dtype != tf.float32 for o in tf.nest.flatten(new.outputs)):
-        casts = [o if o.dtype == tf.float32 else tf.keras.layers.Activation("linear", dtype="float32")(o)
-                 for o in tf.nest.flatten(new.outputs)]
+        casts = [
+            o if o.dtype == tf.float32 else tf.keras.layers.Activation("linear", dtype="float32")(o)
+            for o in tf.nest.flatten(new.outputs)
+        ]
         new = tf.keras.Model(new.inputs, tf.nest.pack_sequence_as(new.outputs, casts), name=new.name)
     for key, value in vars(model).items():
         if key.startswith("dualgen_"):
@@ -177,8 +186,11 @@ def half_variables(model, keep=(), dtype=tf.float16):
                 return cast(value) if id(obj) in ids else value
 
             cls.__getattribute__ = patched
-            stack.callback(lambda cls=cls, own=own: setattr(cls, "__getattribute__", own) if own is not None
-                           else delattr(cls, "__getattribute__"))
+            stack.callback(
+                lambda cls=cls, own=own: (
+                    setattr(cls, "__getattribute__", own) if own is not None else delattr(cls, "__getattribute__")
+                )
+            )
         yield
 
 
@@ -193,7 +205,7 @@ class LossScale(tf.Module):
     (not below 1). Its variables (``scale``, ``good_steps``) belong in the training checkpoint (attach it to the
     optimizer: ``opt.loss_scale = LossScale()``) so that a resumed run continues with the same scale."""
 
-    def __init__(self, initial=2.0 ** 15, growth_steps=2000, name="loss_scale"):
+    def __init__(self, initial=2.0**15, growth_steps=2000, name="loss_scale"):
         super().__init__(name=name)
         self.scale = tf.Variable(float(initial), trainable=False, dtype=tf.float32, name="scale")
         self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps")
@@ -206,11 +218,21 @@ class LossScale(tf.Module):
         """Unscale ``grads``; apply them with ``optimizer.apply(grads, params)`` (Sonnet) if all are finite. Returns
         a bool tensor: whether the update was applied."""
         inverse = 1.0 / self.scale
-        grads = [None if g is None else
-                 tf.IndexedSlices(g.values * tf.cast(inverse, g.dtype), g.indices, g.dense_shape)
-                 if isinstance(g, tf.IndexedSlices) else g * tf.cast(inverse, g.dtype) for g in grads]
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g.values if isinstance(g, tf.IndexedSlices) else g))
-                                for g in grads if g is not None])
+        grads = [
+            None
+            if g is None
+            else tf.IndexedSlices(g.values * tf.cast(inverse, g.dtype), g.indices, g.dense_shape)
+            if isinstance(g, tf.IndexedSlices)
+            else g * tf.cast(inverse, g.dtype)
+            for g in grads
+        ]
+        finite = tf.reduce_all(
+            [
+                tf.reduce_all(tf.math.is_finite(g.values if isinstance(g, tf.IndexedSlices) else g))
+                for g in grads
+                if g is not None
+            ]
+        )
 
         def update():
             optimizer.apply(grads, params)

@@ -1,6 +1,7 @@
 """Glue of the generation stage shared by its scripts: the VQ-VAE's data, the artifacts' meta.json, loading the
 trained models of artifacts (the models themselves save and load through their ``persist`` modules) and the mask
 codec of an artifact's raw masks."""
+
 import json
 import shutil
 from pathlib import Path
@@ -30,14 +31,24 @@ def code_class_composition(grids, masks, num_embeddings, num_classes):
     1; a code no cell holds: a row of zeros). ``grids`` (N, h, w) codes of ``masks`` (N, H, W) class ids, H / h = W / w
     pixels per cell."""
     grids, masks = np.asarray(grids), np.asarray(masks)
-    if grids.ndim != 3 or masks.ndim != 3 or len(grids) != len(masks) or masks.shape[1] % grids.shape[1] \
-            or masks.shape[2] % grids.shape[2] or masks.shape[1] // grids.shape[1] != masks.shape[2] // grids.shape[2]:
-        raise DualgenError(f"code grids {grids.shape} do not tile masks {masks.shape}: expected one code per d x d "
-                           "pixels of the same patches")
+    if (
+        grids.ndim != 3
+        or masks.ndim != 3
+        or len(grids) != len(masks)
+        or masks.shape[1] % grids.shape[1]
+        or masks.shape[2] % grids.shape[2]
+        or masks.shape[1] // grids.shape[1] != masks.shape[2] // grids.shape[2]
+    ):
+        raise DualgenError(
+            f"code grids {grids.shape} do not tile masks {masks.shape}: expected one code per d x d "
+            "pixels of the same patches"
+        )
     d = masks.shape[1] // grids.shape[1]
     cell_codes = np.repeat(np.repeat(grids, d, axis=1), d, axis=2).astype(np.int64)  # each pixel's code
-    counts = np.bincount(cell_codes.ravel() * int(num_classes) + masks.astype(np.int64).ravel(),
-                         minlength=int(num_embeddings) * int(num_classes)).reshape(int(num_embeddings), int(num_classes))
+    counts = np.bincount(
+        cell_codes.ravel() * int(num_classes) + masks.astype(np.int64).ravel(),
+        minlength=int(num_embeddings) * int(num_classes),
+    ).reshape(int(num_embeddings), int(num_classes))
     total = counts.sum(1, keepdims=True)
     return np.where(total > 0, counts / np.maximum(total, 1), 0.0)
 
@@ -118,11 +129,15 @@ def read_meta(folder, step=None):
         raise DualgenError(f"{path}: damaged (not JSON): delete {folder} and rerun its step")
     if step is not None:
         if meta.get("step") != step:
-            raise DualgenError(f"{folder}: made by step '{meta.get('step')}', expected '{step}': point to the {step} output")
+            raise DualgenError(
+                f"{folder}: made by step '{meta.get('step')}', expected '{step}': point to the {step} output"
+            )
         made = str(meta.get("dualgen_version", "?")).split(".")[:2]
         if made != __version__.split(".")[:2]:
-            raise DualgenError(f"{folder}: made by dualgen {meta.get('dualgen_version')}, this is {__version__}: "
-                               "delete the folder (or run with --forcerun) so it is rebuilt")
+            raise DualgenError(
+                f"{folder}: made by dualgen {meta.get('dualgen_version')}, this is {__version__}: "
+                "delete the folder (or run with --forcerun) so it is rebuilt"
+            )
     return meta
 
 

@@ -11,6 +11,7 @@ one fixed composition), and whether the generator obeyed (``obedience``: request
 cleaned masks, per class).
 The network is dualgen.generate.pixelcnn.model (``cond_dim``).
 """
+
 import numpy as np
 import pandas as pd
 
@@ -34,8 +35,10 @@ def fractions(masks, n_classes):
         raise DualgenError(f"class fractions need (N, H, W) masks, got shape {masks.shape}")
     flat = masks.reshape(len(masks), -1).astype(np.int64)
     if flat.min() < 0 or flat.max() >= n_classes:
-        raise DualgenError(f"masks hold class ids {flat.min()}..{flat.max()}, outside 0..{n_classes - 1}: "
-                           "the masks and the classes of the config disagree")
+        raise DualgenError(
+            f"masks hold class ids {flat.min()}..{flat.max()}, outside 0..{n_classes - 1}: "
+            "the masks and the classes of the config disagree"
+        )
     counts = np.stack([np.bincount(row, minlength=n_classes) for row in flat])
     return counts / flat.shape[1]
 
@@ -54,15 +57,21 @@ def vectors(mode, masks, images, n_classes):
 
 
 def parse_targets(targets, where="sample.targets"):
-    """"data", or (kind, {class: value}) with kind boost or fractions. A key set to null is absent (a config file
+    """ "data", or (kind, {class: value}) with kind boost or fractions. A key set to null is absent (a config file
     merged over config.yaml's boost can switch to fractions with boost: null)."""
     if targets == "data":
         return "data"
     given = {k: v for k, v in targets.items() if v is not None} if isinstance(targets, dict) else None
     if given is None or len(given) != 1 or next(iter(given)) not in TARGET_KINDS:
-        hint = " (set the others to null: config files merge into config.yaml's targets)" if given and len(given) > 1 else ""
-        raise DualgenError(f"{where}: {targets!r} is not one target: use data, {{boost: {{class: factor}}}}, "
-                           f"{{boost_rarest: {{classes: n, factor: f}}}} or {{fractions: {{class: value}}}}{hint}")
+        hint = (
+            " (set the others to null: config files merge into config.yaml's targets)"
+            if given and len(given) > 1
+            else ""
+        )
+        raise DualgenError(
+            f"{where}: {targets!r} is not one target: use data, {{boost: {{class: factor}}}}, "
+            f"{{boost_rarest: {{classes: n, factor: f}}}} or {{fractions: {{class: value}}}}{hint}"
+        )
     return next(iter(given.items()))
 
 
@@ -74,23 +83,36 @@ def check_targets(targets, class_names, where="sample.targets"):
     kind, values = parsed
     if kind == "boost_rarest":
         n, factor = (values.get("classes"), values.get("factor")) if isinstance(values, dict) else (None, None)
-        if not isinstance(values, dict) or set(values) != {"classes", "factor"} or isinstance(n, bool) \
-                or not isinstance(n, int) or not 1 <= n < len(class_names) \
-                or not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 0:
-            raise DualgenError(f"{where}.boost_rarest: {values!r}: give classes (1..{len(class_names) - 1}, how many "
-                               "of the rarest classes) and factor (> 0), e.g. {classes: 2, factor: 2.0}")
+        if (
+            not isinstance(values, dict)
+            or set(values) != {"classes", "factor"}
+            or isinstance(n, bool)
+            or not isinstance(n, int)
+            or not 1 <= n < len(class_names)
+            or not isinstance(factor, (int, float))
+            or isinstance(factor, bool)
+            or not factor > 0
+        ):
+            raise DualgenError(
+                f"{where}.boost_rarest: {values!r}: give classes (1..{len(class_names) - 1}, how many "
+                "of the rarest classes) and factor (> 0), e.g. {classes: 2, factor: 2.0}"
+            )
         return
     if not isinstance(values, dict) or not values:
         raise DualgenError(f"{where}.{kind}: expected a mapping of class names to numbers, got {values!r}")
     for name, value in values.items():
         if name not in class_names:
-            raise DualgenError(f"{where}.{kind}: class {name!r} is not in classes ({', '.join(class_names)}): "
-                               "use a class name of the config")
+            raise DualgenError(
+                f"{where}.{kind}: class {name!r} is not in classes ({', '.join(class_names)}): "
+                "use a class name of the config"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise DualgenError(f"{where}.{kind}.{name}: {value!r} is not a number")
         if (kind == "boost" and value <= 0) or (kind == "fractions" and value < 0):
-            raise DualgenError(f"{where}.{kind}.{name}: {value} must be "
-                               f"{'> 0 (1 leaves the class as it is)' if kind == 'boost' else '>= 0'}")
+            raise DualgenError(
+                f"{where}.{kind}.{name}: {value} must be "
+                f"{'> 0 (1 leaves the class as it is)' if kind == 'boost' else '>= 0'}"
+            )
     if kind == "fractions" and sum(values.values()) <= 0:
         raise DualgenError(f"{where}.fractions: the fractions sum to 0: give at least one class a share")
 
@@ -136,7 +158,7 @@ def requests(ids, real, n, targets, class_names, seed):
 
 def rarest(real, class_names, n):
     """The n class names with the smallest mean fraction over real conditioning vectors (ties: the later class)."""
-    means = np.asarray(real, np.float64)[:, :len(class_names)].mean(axis=0)
+    means = np.asarray(real, np.float64)[:, : len(class_names)].mean(axis=0)
     order = sorted(range(len(class_names)), key=lambda k: (means[k], -k))
     return [class_names[k] for k in order[:n]]
 
@@ -150,8 +172,11 @@ def describe(targets):
     if kind == "boost_rarest":
         return f"real patches' fractions with the {values['classes']} rarest classes {values['factor']:g} times as much"
     items = ", ".join(f"{name} {v:g}" for name, v in values.items())
-    return f"real patches' fractions with {items} times as much, renormalised" if kind == "boost" \
+    return (
+        f"real patches' fractions with {items} times as much, renormalised"
+        if kind == "boost"
         else f"fixed fractions {items} (normalised)"
+    )
 
 
 def _pearson(x, y):
@@ -163,13 +188,21 @@ def _pearson(x, y):
 def obedience(requested, achieved, class_names):
     """Per class: n, mean requested and achieved fraction, Pearson correlation of requested vs achieved over the
     pairs (NaN where either is constant), mean absolute error. ``requested`` / ``achieved``: (n, >= K) / (n, K)."""
-    requested = np.asarray(requested, np.float64)[:, :len(class_names)]
+    requested = np.asarray(requested, np.float64)[:, : len(class_names)]
     achieved = np.asarray(achieved, np.float64)
     if requested.shape != achieved.shape:
         raise DualgenError(f"requested {requested.shape} and achieved {achieved.shape} fractions differ in shape")
     rows = []
     for k, name in enumerate(class_names):
         r, a = requested[:, k], achieved[:, k]
-        rows.append({"class": name, "n": len(r), "mean_requested": float(r.mean()), "mean_achieved": float(a.mean()),
-                     "corr": _pearson(r, a), "mae": float(np.abs(r - a).mean())})
+        rows.append(
+            {
+                "class": name,
+                "n": len(r),
+                "mean_requested": float(r.mean()),
+                "mean_achieved": float(a.mean()),
+                "corr": _pearson(r, a),
+                "mae": float(np.abs(r - a).mean()),
+            }
+        )
     return pd.DataFrame(rows)

@@ -52,6 +52,7 @@ The fidelity step (scripts/fidelity.py) scores each generator variant with ``sco
 ``closest_variant``, scores a second real sample with ``reference_sample`` and the HQ vs LQ masks with
 ``label_agreement``.
 """
+
 import numbers
 
 import numpy as np
@@ -69,14 +70,16 @@ _CHUNK = 256  # query pairs per distance block in nearest_distances (bounds memo
 
 # ---------------------------------------------------------------- inputs
 
+
 def _as_masks(masks):
     """(N, H, W) int64 stack from one (H, W) mask, a list of them or a stack."""
     m = np.asarray(np.stack(masks) if isinstance(masks, (list, tuple)) else masks)
     if m.ndim == 2:
         m = m[None]
     if m.ndim != 3 or m.shape[0] == 0:
-        raise DualgenError(f"fidelity: masks of shape {m.shape}: expected (H, W) or a non-empty (N, H, W) stack "
-                           "of class ids")
+        raise DualgenError(
+            f"fidelity: masks of shape {m.shape}: expected (H, W) or a non-empty (N, H, W) stack of class ids"
+        )
     if not np.issubdtype(m.dtype, np.integer):
         raise DualgenError(f"fidelity: masks have dtype {m.dtype}: expected integer class ids")
     return m.astype(np.int64, copy=False)
@@ -84,8 +87,10 @@ def _as_masks(masks):
 
 def _check_ids(m, n_classes):
     if m.min() < 0 or m.max() >= n_classes:
-        raise DualgenError(f"fidelity: masks have class ids {int(m.min())}..{int(m.max())}, outside "
-                           f"0..{n_classes - 1}: masks must hold class indices (check the class list)")
+        raise DualgenError(
+            f"fidelity: masks have class ids {int(m.min())}..{int(m.max())}, outside "
+            f"0..{n_classes - 1}: masks must hold class indices (check the class list)"
+        )
 
 
 def _as_pairs(images, masks):
@@ -98,8 +103,10 @@ def _as_pairs(images, masks):
     if im.ndim == 3:
         im = im[..., None]  # a stack of single-channel images without a channel axis
     if im.ndim != 4 or im.shape[:3] != m.shape:
-        raise DualgenError(f"fidelity: images {im.shape} do not match masks {m.shape}: expected (N, H, W, C) "
-                           "images with (N, H, W) masks of the same patches")
+        raise DualgenError(
+            f"fidelity: images {im.shape} do not match masks {m.shape}: expected (N, H, W, C) "
+            "images with (N, H, W) masks of the same patches"
+        )
     return im, m
 
 
@@ -108,6 +115,7 @@ def _indicator(masks, k):
 
 
 # ---------------------------------------------------------------- statistics
+
 
 def phase_fractions(masks, n_classes):
     """(N, K) area fraction of each class in each patch."""
@@ -140,7 +148,7 @@ def _s2_per_patch(ind, r_max=None):
     n, h, w = ind.shape
     r, iy, ix, overlap, r_max = _radial_bins(h, w, r_max)
     spec = np.fft.rfft2(ind.astype(np.float64), s=(2 * h, 2 * w))
-    pairs = np.rint(np.fft.irfft2(spec.real ** 2 + spec.imag ** 2, s=(2 * h, 2 * w)))  # exact pair counts
+    pairs = np.rint(np.fft.irfft2(spec.real**2 + spec.imag**2, s=(2 * h, 2 * w)))  # exact pair counts
     prob = pairs[:, iy, ix] / overlap  # (N, n_displacements)
     weights = np.zeros((len(r), r_max + 1))
     weights[np.arange(len(r)), r] = 1.0
@@ -234,6 +242,7 @@ def class_intensities(images, masks, k, channel=0):
 
 # ---------------------------------------------------------------- memorisation
 
+
 def _features(images, masks, n_classes):
     """(N, D) float64 vectors whose Euclidean distance is d of the module docstring."""
     im, m = _as_pairs(images, masks)
@@ -250,12 +259,12 @@ def nearest_distances(query_images, query_masks, ref_images, ref_masks, n_classe
     ref = _features(ref_images, ref_masks, n_classes)
     if q.shape[1] != ref.shape[1]:
         raise DualgenError("fidelity: query and reference pairs differ in patch size or channels")
-    ref_sq = (ref ** 2).sum(1)
+    ref_sq = (ref**2).sum(1)
     out = np.empty(len(q))
     for i in range(0, len(q), _CHUNK):
-        block = q[i:i + _CHUNK]
-        d2 = (block ** 2).sum(1)[:, None] + ref_sq[None, :] - 2.0 * block @ ref.T
-        out[i:i + _CHUNK] = np.sqrt(np.maximum(d2.min(1), 0.0))
+        block = q[i : i + _CHUNK]
+        d2 = (block**2).sum(1)[:, None] + ref_sq[None, :] - 2.0 * block @ ref.T
+        out[i : i + _CHUNK] = np.sqrt(np.maximum(d2.min(1), 0.0))
     return out
 
 
@@ -315,9 +324,15 @@ def memorisation(synth, train, val, n_classes):
     threshold = float(np.percentile(d_val, MEMO_PERCENTILE))
     lo, hi = novel_share_bounds(len(d_val))
     limit = novel_share_limit(len(d_val), len(d_synth))
-    return {"share_closer": float(np.mean(d_synth < threshold)), "threshold": threshold, "novel_lo": lo,
-            "novel_hi": hi, "novel_limit": float(limit), "synth_median": float(np.median(d_synth)),
-            "val_median": float(np.median(d_val))}
+    return {
+        "share_closer": float(np.mean(d_synth < threshold)),
+        "threshold": threshold,
+        "novel_lo": lo,
+        "novel_hi": hi,
+        "novel_limit": float(limit),
+        "synth_median": float(np.median(d_synth)),
+        "val_median": float(np.median(d_val)),
+    }
 
 
 def copies_more_than_real(memo):
@@ -327,6 +342,7 @@ def copies_more_than_real(memo):
 
 
 # ---------------------------------------------------------------- compare
+
 
 class _SetStats:
     """Per-patch statistics of one set, so that any subset's statistic is a cheap selection."""
@@ -341,12 +357,14 @@ class _SetStats:
         self.objects = [_objects(self.masks == k) for k in range(n_classes)]
         self.edges = np.stack([_boundary_edges(self.masks, k) for k in range(n_classes)], 1)
         self.area = self.masks.shape[1] * self.masks.shape[2]
-        self.uint8 = np.issubdtype(self.images.dtype, np.integer) and self.images.min() >= 0 and \
-            self.images.max() <= 255
+        self.uint8 = (
+            np.issubdtype(self.images.dtype, np.integer) and self.images.min() >= 0 and self.images.max() <= 255
+        )
         if self.uint8:  # per-patch histograms of each channel in each class: (N, K, C, 256)
             n, h, w, c = self.images.shape
-            code = ((np.arange(n)[:, None, None, None] * n_classes + self.masks[..., None]) * c
-                    + np.arange(c)) * 256 + self.images.astype(np.int64)
+            code = (
+                (np.arange(n)[:, None, None, None] * n_classes + self.masks[..., None]) * c + np.arange(c)
+            ) * 256 + self.images.astype(np.int64)
             self.hist = np.bincount(code.ravel(), minlength=n * n_classes * c * 256).reshape(n, n_classes, c, 256)
 
     def values(self, statistic, k, idx):
@@ -414,8 +432,7 @@ def _nanmean(values):
     return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
 
 
-def compare(real_images, real_masks, synth_images, synth_masks, class_names, seed=0, n_splits=5,
-            variant="synthetic"):
+def compare(real_images, real_masks, synth_images, synth_masks, class_names, seed=0, n_splits=5, variant="synthetic"):
     """Per-class fidelity table of a synthetic set against the real one (see the module docstring).
 
     Columns: variant, class, statistic, real_value, synthetic_value (mean summaries of the full sets, for
@@ -430,8 +447,10 @@ def compare(real_images, real_masks, synth_images, synth_masks, class_names, see
     real = _SetStats(real_images, real_masks, n_classes)
     synth = _SetStats(synth_images, synth_masks, n_classes)
     if real.images.shape[1:] != synth.images.shape[1:]:
-        raise DualgenError(f"fidelity: real patches {real.images.shape[1:]} and synthetic patches "
-                           f"{synth.images.shape[1:]} differ in size or channels")
+        raise DualgenError(
+            f"fidelity: real patches {real.images.shape[1:]} and synthetic patches "
+            f"{synth.images.shape[1:]} differ in size or channels"
+        )
     if real.n < 2:
         raise DualgenError(f"fidelity: {real.n} real patch(es): need at least 2 to split into halves")
     stats = list(STATISTICS) + [f"intensity_c{c}" for c in range(real.images.shape[-1])]
@@ -440,8 +459,13 @@ def compare(real_images, real_masks, synth_images, synth_masks, class_names, see
     splits = []
     for _ in range(int(n_splits)):
         perm = rng.permutation(real.n)
-        splits.append((perm[:real.n // 2], perm[real.n // 2:real.n // 2 + half],
-                       np.sort(rng.choice(synth.n, half, replace=False))))
+        splits.append(
+            (
+                perm[: real.n // 2],
+                perm[real.n // 2 : real.n // 2 + half],
+                np.sort(rng.choice(synth.n, half, replace=False)),
+            )
+        )
     all_real, all_synth = np.arange(real.n), np.arange(synth.n)
     rows = []
     for k, name in enumerate(names):
@@ -452,12 +476,21 @@ def compare(real_images, real_masks, synth_images, synth_masks, class_names, see
                 floors.append(_distance(statistic, ref, real.values(statistic, k, b)))
                 distances.append(_distance(statistic, ref, synth.values(statistic, k, s)))
             floor, distance = _nanmean(floors), _nanmean(distances)
-            rows.append({"variant": variant, "class": name, "statistic": statistic,
-                         "real_value": _display(statistic, real.values(statistic, k, all_real)),
-                         "synthetic_value": _display(statistic, synth.values(statistic, k, all_synth)),
-                         "distance": distance, "floor": floor, "ratio": _ratio(distance, floor)})
-    return pd.DataFrame(rows, columns=["variant", "class", "statistic", "real_value", "synthetic_value",
-                                       "distance", "floor", "ratio"])
+            rows.append(
+                {
+                    "variant": variant,
+                    "class": name,
+                    "statistic": statistic,
+                    "real_value": _display(statistic, real.values(statistic, k, all_real)),
+                    "synthetic_value": _display(statistic, synth.values(statistic, k, all_synth)),
+                    "distance": distance,
+                    "floor": floor,
+                    "ratio": _ratio(distance, floor),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["variant", "class", "statistic", "real_value", "synthetic_value", "distance", "floor", "ratio"]
+    )
 
 
 def summary(table):
@@ -469,19 +502,31 @@ def summary(table):
     """
     t = table[~pd.isna(table["ratio"])]
     if t.empty:
-        return {"worst_ratio": float("nan"), "worst_class": None, "worst_statistic": None, "worst_variant": None,
-                "per_statistic": {}, "line": "fidelity ratios: none defined"}
+        return {
+            "worst_ratio": float("nan"),
+            "worst_class": None,
+            "worst_statistic": None,
+            "worst_variant": None,
+            "per_statistic": {},
+            "line": "fidelity ratios: none defined",
+        }
     worst = t.loc[t["ratio"].astype(float).idxmax()]
     per = {}
     for statistic, group in t.groupby("statistic", sort=False):
         row = group.loc[group["ratio"].astype(float).idxmax()]
         per[statistic] = {"class": row["class"], "ratio": float(row["ratio"])}
-    return {"worst_ratio": float(worst["ratio"]), "worst_class": worst["class"],
-            "worst_statistic": worst["statistic"], "worst_variant": worst["variant"], "per_statistic": per,
-            "line": f"fidelity ratios: {worst['class']}/{worst['statistic']} {float(worst['ratio']):.1f}"}
+    return {
+        "worst_ratio": float(worst["ratio"]),
+        "worst_class": worst["class"],
+        "worst_statistic": worst["statistic"],
+        "worst_variant": worst["variant"],
+        "per_statistic": per,
+        "line": f"fidelity ratios: {worst['class']}/{worst['statistic']} {float(worst['ratio']):.1f}",
+    }
 
 
 # ---------------------------------------------------------------- what the figures draw
+
 
 def profile(images, masks, n_classes):
     """The statistics of one set as the fidelity figures draw them (a dict of arrays):
@@ -497,23 +542,34 @@ def profile(images, masks, n_classes):
     chords = np.zeros((k, size + 1), np.int64)
     for c in range(k):
         for axis in ("rows", "cols"):
-            chords[c] += np.bincount(chord_lengths(m, c, axis), minlength=size + 1)[:size + 1]
+            chords[c] += np.bincount(chord_lengths(m, c, axis), minlength=size + 1)[: size + 1]
     values = np.clip(im, 0, 255).astype(np.int64)
     n_ch = im.shape[-1]
     code = (m[..., None] * n_ch + np.arange(n_ch)) * 256 + values
     intensity = np.bincount(code.ravel(), minlength=k * n_ch * 256).reshape(k, n_ch, 256)
-    return {"fractions": phase_fractions(m, k), "s2": np.stack([two_point_correlation(m, c) for c in range(k)]),
-            "chords": chords, "intensity": intensity}
+    return {
+        "fractions": phase_fractions(m, k),
+        "s2": np.stack([two_point_correlation(m, c) for c in range(k)]),
+        "chords": chords,
+        "intensity": intensity,
+    }
 
 
-FAMILIES = {"phase_fraction": "phase fraction", "s2": "S2", "chord": "chord lengths", "object_size": "object sizes",
-            "boundary_density": "boundary density", "intensity": "intensities"}
+FAMILIES = {
+    "phase_fraction": "phase fraction",
+    "s2": "S2",
+    "chord": "chord lengths",
+    "object_size": "object sizes",
+    "boundary_density": "boundary density",
+    "intensity": "intensities",
+}
 
 
 def family(statistic):
     """The family of a statistic of ``compare``: chord_rows / chord_cols -> chord, intensity_c<k> -> intensity."""
-    return "chord" if statistic.startswith("chord_") else "intensity" if statistic.startswith("intensity_") \
-        else statistic
+    return (
+        "chord" if statistic.startswith("chord_") else "intensity" if statistic.startswith("intensity_") else statistic
+    )
 
 
 def worst_by_family(table):
@@ -526,12 +582,22 @@ def worst_by_family(table):
         for name in FAMILIES:
             group = rows[(fam == name) & ~pd.isna(rows["ratio"])]
             if group.empty:
-                out[variant][name] = {"class": None, "statistic": None, "ratio": float("nan"), "floor": float("nan"),
-                                      "distance": float("nan")}
+                out[variant][name] = {
+                    "class": None,
+                    "statistic": None,
+                    "ratio": float("nan"),
+                    "floor": float("nan"),
+                    "distance": float("nan"),
+                }
                 continue
             row = group.loc[group["ratio"].astype(float).idxmax()]
-            out[variant][name] = {"class": row["class"], "statistic": row["statistic"], "ratio": float(row["ratio"]),
-                                  "floor": float(row["floor"]), "distance": float(row["distance"])}
+            out[variant][name] = {
+                "class": row["class"],
+                "statistic": row["statistic"],
+                "ratio": float(row["ratio"]),
+                "floor": float(row["floor"]),
+                "distance": float(row["distance"]),
+            }
     return out
 
 
@@ -548,8 +614,7 @@ def score_variant(variant, images, masks, real, val, class_names, seed, n_splits
     the variant; row: variant, n_synthetic, n_train, n_val and ``memorisation`` (NaN without validation pairs);
     profiles: ``profile`` under "<name>__<statistic>"."""
     n = len(class_names)
-    table = compare(real[0], real[1], images, masks, class_names, seed=seed, n_splits=n_splits,
-                    variant=variant["name"])
+    table = compare(real[0], real[1], images, masks, class_names, seed=seed, n_splits=n_splits, variant=variant["name"])
     table.insert(1, "kind", variant["kind"])
     table.insert(2, "temperature", float(variant["temperature"]))
     table.insert(3, "pool", bool(variant["pool"]))
@@ -564,8 +629,12 @@ def closest_variant(worst, memo):
     that copy no more than real data would (``copies_more_than_real`` of its row in ``memo``; all variants when
     every one does)."""
     novel = [v for v in worst if not copies_more_than_real(next(r for r in memo if r["variant"] == v))] or list(worst)
-    return min(novel, key=lambda name: max((worst[name][f]["ratio"] for f in TARGET_FAMILIES
-                                            if not np.isnan(worst[name][f]["ratio"])), default=0.0))
+    return min(
+        novel,
+        key=lambda name: max(
+            (worst[name][f]["ratio"] for f in TARGET_FAMILIES if not np.isnan(worst[name][f]["ratio"])), default=0.0
+        ),
+    )
 
 
 def reference_sample(real_images, real_masks, images, masks, class_names, seed, n_splits):
@@ -574,11 +643,17 @@ def reference_sample(real_images, real_masks, images, masks, class_names, seed, 
     fewer than 2 pairs."""
     if len(masks) < 2:
         return pd.DataFrame(columns=["variant", "class", "statistic", "ratio"]), None
-    table = compare(real_images, real_masks, images, masks, class_names, seed=seed, n_splits=n_splits,
-                    variant=REFERENCE)
+    table = compare(
+        real_images, real_masks, images, masks, class_names, seed=seed, n_splits=n_splits, variant=REFERENCE
+    )
     line = summary(table[table["statistic"].map(family).isin(TARGET_FAMILIES)])["line"]
-    return table, {"variant": REFERENCE, "source": "test patches", "n": len(masks), "line": line,
-                   "worst_by_family": worst_by_family(table)[REFERENCE]}
+    return table, {
+        "variant": REFERENCE,
+        "source": "test patches",
+        "n": len(masks),
+        "line": line,
+        "worst_by_family": worst_by_family(table)[REFERENCE],
+    }
 
 
 def label_agreement(patches_dir, n_classes):
@@ -594,7 +669,11 @@ def label_agreement(patches_dir, n_classes):
     ids = list(table.loc[table["has_hq"].astype(bool), "patch_id"])
     if not ids or not (folder / "lq").is_dir() or not (folder / "hq").is_dir():
         return None
-    rows = [metrics.image_metrics(io.read_png(folder / "hq" / f"{i}.png"), io.read_png(folder / "lq" / f"{i}.png"),
-                                  n_classes) for i in ids]
+    rows = [
+        metrics.image_metrics(
+            io.read_png(folder / "hq" / f"{i}.png"), io.read_png(folder / "lq" / f"{i}.png"), n_classes
+        )
+        for i in ids
+    ]
     agg = metrics.aggregate(rows)
     return {"miou": agg["miou"], "missing_class_iou": agg["missing_class_iou"], "n": len(ids)}

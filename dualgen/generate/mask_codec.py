@@ -8,6 +8,7 @@ its centre.
 ``onehot``: one channel per class (K channels). A raw mask is (H,W,K), one score per class; its first classification
 is the class of the largest score, so a blurred edge between two classes never passes through a third class's level.
 """
+
 import numpy as np
 
 from dualgen.core.errors import DualgenError
@@ -30,8 +31,10 @@ def mask_levels(num_classes):
 def check_finite(raw):
     """One clear error for a raw mask with NaN/Inf values."""
     if not np.isfinite(raw).all():
-        raise DualgenError("raw mask contains NaN/Inf values: the VQ-VAE decoder output is broken; retrain the VQ-VAE "
-                           "with a lower vqvae.learning_rate")
+        raise DualgenError(
+            "raw mask contains NaN/Inf values: the VQ-VAE decoder output is broken; retrain the VQ-VAE "
+            "with a lower vqvae.learning_rate"
+        )
 
 
 def kmeans_classes(raw_mask, num_classes, seed):
@@ -106,8 +109,10 @@ class MaskCodec:
         if raw.ndim != 3:
             raise DualgenError(f"raw mask has shape {raw.shape}: expected one (H, W, {self.num_classes}) one-hot mask")
         if raw.shape[-1] != self.num_classes:
-            raise DualgenError(f"raw mask has {raw.shape[-1]} class scores but the config has {self.num_classes} "
-                               "classes: decode with the VQ-VAE trained on these classes")
+            raise DualgenError(
+                f"raw mask has {raw.shape[-1]} class scores but the config has {self.num_classes} "
+                "classes: decode with the VQ-VAE trained on these classes"
+            )
         check_finite(raw)
         return raw.argmax(-1).astype(np.uint8)
 

@@ -16,6 +16,7 @@ pixels from the nearest remaining pixel (the neighbouring class), so nothing is 
 majority vote over a small window that keeps every class's area (so the phase fractions stay as sampled), thin
 classes exempt.
 """
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -85,9 +86,12 @@ def _per_class(min_object_px, what="min_object_px"):
 
         def of(k):
             if k >= len(values):
-                raise DualgenError(f"postprocess.{what} has {len(values)} values but the mask holds class {k}: "
-                                   "give one value per class, in the order of classes")
+                raise DualgenError(
+                    f"postprocess.{what} has {len(values)} values but the mask holds class {k}: "
+                    "give one value per class, in the order of classes"
+                )
             return values[k]
+
         return of
     return lambda k: int(min_object_px)
 
@@ -144,8 +148,9 @@ def smooth_classes(mask, size, keep=(), rounds=SMOOTH_ROUNDS):
     classes = [int(k) for k in np.unique(mask[free])]
     if size == 1 or len(classes) < 2:
         return mask.copy()
-    shares = np.stack([ndi.uniform_filter((mask == k).astype(np.float64), size, mode="nearest")[free]
-                       for k in classes])  # (classes, free pixels)
+    shares = np.stack(
+        [ndi.uniform_filter((mask == k).astype(np.float64), size, mode="nearest")[free] for k in classes]
+    )  # (classes, free pixels)
     target = np.array([np.count_nonzero(mask[free] == k) for k in classes])
     offsets = np.zeros(len(classes))
     best_error, best = None, None
@@ -180,8 +185,11 @@ def cleaning_options(pp, class_names, patch_size):
     the smoothing window and the ids of the classes it leaves alone (smooth_keep, optional: the names of the classes
     marked thin in config; none when absent)."""
     keep = [class_names.index(name) for name in pp.get("smooth_keep", [])]
-    return {"min_object_px": scaled_min_object_px(pp["min_object_px"], patch_size),
-            "smooth_px": int(pp["smooth_px"]), "smooth_keep": keep}
+    return {
+        "min_object_px": scaled_min_object_px(pp["min_object_px"], patch_size),
+        "smooth_px": int(pp["smooth_px"]),
+        "smooth_keep": keep,
+    }
 
 
 def clean_mask(raw_mask, codec, min_object_px, seed, smooth_px, smooth_keep, rim_px=RIM_PX):

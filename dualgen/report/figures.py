@@ -5,6 +5,7 @@ colour reaches only the figure rules. Mask-drawing figures are made by figure ru
 scripts/figure.py, dualgen/report/kinds.py) from what the compute steps saved; curves without figure settings
 (loss, NLL, codebook use) are drawn by the step that computes them.
 """
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,8 +15,14 @@ import numpy as np  # noqa: E402
 from dualgen.core.artifacts import atomic_path  # noqa: E402
 
 METRICS = (("accuracy", "Accuracy", "15"), ("miou", "mIoU", "16"), ("missing_class_iou", "Missing Class IoU", "17"))
-BASE_COLORS = {"SHQ": "tab:green", "SLQ": "tab:olive", "BLQ": "tab:orange", "BMQ": "tab:blue",
-               "SyntLQ": "tab:red", "SyntMQ": "tab:purple"}
+BASE_COLORS = {
+    "SHQ": "tab:green",
+    "SLQ": "tab:olive",
+    "BLQ": "tab:orange",
+    "BMQ": "tab:blue",
+    "SyntLQ": "tab:red",
+    "SyntMQ": "tab:purple",
+}
 
 
 # ---------------------------------------------------------------------------------------------- palette, panels
@@ -23,7 +30,7 @@ BASE_COLORS = {"SHQ": "tab:green", "SLQ": "tab:olive", "BLQ": "tab:orange", "BMQ
 
 def class_colors(classes):
     """uint8 (K, 3) display colours from config's classes[].color."""
-    return np.array([[int(c["color"][i:i + 2], 16) for i in (1, 3, 5)] for c in classes], dtype=np.uint8)
+    return np.array([[int(c["color"][i : i + 2], 16) for i in (1, 3, 5)] for c in classes], dtype=np.uint8)
 
 
 def colorize(mask, classes):
@@ -105,8 +112,12 @@ def _panel_rows(rows, classes, path, suptitle, headers=()):
 
 def pair_grid(rows, classes, path, title=None):
     """rows: list of (label, [(image, mask), ...]) -> image and colourised mask side by side."""
-    _panel_rows([(label, [p for image, mask in items for p in (("image", image), ("mask", mask))])
-                 for label, items in rows], classes, path, title or "")
+    _panel_rows(
+        [(label, [p for image, mask in items for p in (("image", image), ("mask", mask))]) for label, items in rows],
+        classes,
+        path,
+        title or "",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- data, generator
@@ -138,10 +149,26 @@ def vqvae_snapshots(image, mask, snapshots, classes, path, max_cols=8):
 
 def codes_figure(images, masks, grids, rec_images, cleaned, classes, path, n):
     n = min(n, len(images))
-    rows = [("", [("image", images[r]), ("mask", masks[r]), ("codes", grids[r]), ("image", rec_images[r]),
-                  ("mask", cleaned[r])]) for r in range(n)]
-    headers = ("micrograph", "mask", f"code grid {grids.shape[1]}x{grids.shape[2]}", "reconstruction",
-               "cleaned recon. mask")
+    rows = [
+        (
+            "",
+            [
+                ("image", images[r]),
+                ("mask", masks[r]),
+                ("codes", grids[r]),
+                ("image", rec_images[r]),
+                ("mask", cleaned[r]),
+            ],
+        )
+        for r in range(n)
+    ]
+    headers = (
+        "micrograph",
+        "mask",
+        f"code grid {grids.shape[1]}x{grids.shape[2]}",
+        "reconstruction",
+        "cleaned recon. mask",
+    )
     _panel_rows(rows, classes, path, "Patches, their VQ-VAE code grids and reconstructions (paper Fig. 9)", headers)
 
 
@@ -171,17 +198,21 @@ def cleaning_figure(images, raws, first, cleaned, classes, path, n, first_title)
     """Rows of synthetic micrograph, raw mask (gray, in level units: ``MaskCodec.display``), its first
     classification (``first_title``: k-means, or the largest score of a one-hot mask) and the cleaned mask."""
     n = min(n, len(images))
-    rows = [("", [("image", images[r]), ("gray", raws[r]), ("mask", first[r]), ("mask", cleaned[r])])
-            for r in range(n)]
-    _panel_rows(rows, classes, path, "Mask post-processing (paper Fig. 11)",
-                ("synthetic micrograph", "raw mask", first_title, "cleaned"))
+    rows = [("", [("image", images[r]), ("gray", raws[r]), ("mask", first[r]), ("mask", cleaned[r])]) for r in range(n)]
+    _panel_rows(
+        rows,
+        classes,
+        path,
+        "Mask post-processing (paper Fig. 11)",
+        ("synthetic micrograph", "raw mask", first_title, "cleaned"),
+    )
 
 
 def pretest_figure(images, masks, pred, scores, classes, model_name, path, n):
     """The worst and the best agreements of the real-data model with the synthetic masks, and their histogram."""
     order = np.argsort(scores)
     n = min(n, len(order))
-    picks = list(order[:n // 2]) + list(order[len(order) - (n - n // 2):])
+    picks = list(order[: n // 2]) + list(order[len(order) - (n - n // 2) :])
     fig = plt.figure(figsize=(9, 2.0 * len(picks) + 2.2))
     grid = fig.add_gridspec(len(picks) + 1, 3, height_ratios=[1] * len(picks) + [1.1])
     for r, i in enumerate(picks):
@@ -226,8 +257,17 @@ def _draw_levels(ax, table, comparisons, key, big_train, legend=True):
         synthetic_only = part["arm"].eq("synthetic only").all()
         err = np.vstack([part[key] - part[lo], part[hi] - part[key]])
         err = None if np.isnan(err).all() else np.nan_to_num(err)
-        ax.errorbar(part["percent"], part[key], yerr=err, fmt="s--" if synthetic_only else "o-", color=color, ms=4,
-                    capsize=2, lw=1.2, label=f"{base} (synthetic only)" if synthetic_only else base)
+        ax.errorbar(
+            part["percent"],
+            part[key],
+            yerr=err,
+            fmt="s--" if synthetic_only else "o-",
+            color=color,
+            ms=4,
+            capsize=2,
+            lw=1.2,
+            label=f"{base} (synthetic only)" if synthetic_only else base,
+        )
         hits = part[part["mix"].map(lambda m: sig.get(m, False))]
         ax.plot(hits["percent"], hits[key], "o", ms=10, mfc="none", mec=color, mew=1.5)
         zero = part[part["percent"] == 0]
@@ -253,10 +293,13 @@ def metric_figure(table, comparisons, key, label, fig_no, big_train, path, level
     _draw_levels(ax, table, comparisons, key, big_train)
     ax.set_ylabel(label)
     n_seeds = int(table["n_seeds"].max())
-    ax.set_title(f"{label} on the real test set vs synthetic data (paper Fig. {fig_no}): mean of {n_seeds} seed(s), "
-                 f"{level:.0%} interval over seeds;\nring: differs from its 0 % mix "
-                 f"(paired, Holm p < {1 - level:.2f}); "
-                 "x: pretrain-then-finetune; triangle: balanced (conditioned prior); dotted: 0 % value", fontsize=8)
+    ax.set_title(
+        f"{label} on the real test set vs synthetic data (paper Fig. {fig_no}): mean of {n_seeds} seed(s), "
+        f"{level:.0%} interval over seeds;\nring: differs from its 0 % mix "
+        f"(paired, Holm p < {1 - level:.2f}); "
+        "x: pretrain-then-finetune; triangle: balanced (conditioned prior); dotted: 0 % value",
+        fontsize=8,
+    )
     fig.tight_layout()
     save(fig, path)
 
@@ -278,9 +321,14 @@ def forest_plot(comparisons, key, label, path):
     fig, ax = plt.subplots(figsize=(6.5, 0.24 * max(len(rows), 4) + 1.3))
     y = np.arange(len(rows))[::-1]
     colors = np.where(rows["significant"].astype(bool), np.where(rows["mean_diff"] > 0, "tab:green", "tab:red"), "gray")
-    ax.errorbar(rows["mean_diff"], y,
-                xerr=np.vstack([rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]),
-                fmt="none", ecolor="lightgray", lw=2)
+    ax.errorbar(
+        rows["mean_diff"],
+        y,
+        xerr=np.vstack([rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]),
+        fmt="none",
+        ecolor="lightgray",
+        lw=2,
+    )
     ax.scatter(rows["mean_diff"], y, c=list(colors), s=16, zorder=3)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
@@ -315,15 +363,22 @@ def convergence_figure(histories, path):
     ncols = min(3, len(bases))
     nrows = -(-len(bases) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.9 * nrows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(bases):]:
+    for ax in axes.flat[len(bases) :]:
         ax.axis("off")
     for ax, base in zip(axes.flat, bases):
         mixes = [m for m in histories if m.split("_")[0] == base]
         for k, mix in enumerate(mixes):
             for j, hist in enumerate(histories[mix]):
                 x = hist["updates"] if "updates" in hist else hist["epoch"] + 1
-                ax.plot(x, hist["val_iou_score"], color=BASE_COLORS.get(base, "black"), ls="-" if k == 0 else "--",
-                        lw=1, alpha=0.5 + 0.5 / (j + 1), label=mix if j == 0 else None)
+                ax.plot(
+                    x,
+                    hist["val_iou_score"],
+                    color=BASE_COLORS.get(base, "black"),
+                    ls="-" if k == 0 else "--",
+                    lw=1,
+                    alpha=0.5 + 0.5 / (j + 1),
+                    label=mix if j == 0 else None,
+                )
         ax.set_title(base, fontsize=9)
         ax.legend(fontsize=7)
         ax.tick_params(labelsize=7)
@@ -369,8 +424,10 @@ def class_shares_figure(shares, classes, path):
 
 def hq_lq_figure(images, hq, lq, labels, classes, path, title):
     """A few patches: image, HQ mask, LQ mask and where they differ (white), one row per patch."""
-    rows = [(label, [("image", img), ("mask", h), ("mask", q), ("gray", (h != q).astype(float))])
-            for label, img, h, q in zip(labels, images, hq, lq)]
+    rows = [
+        (label, [("image", img), ("mask", h), ("mask", q), ("gray", (h != q).astype(float))])
+        for label, img, h, q in zip(labels, images, hq, lq)
+    ]
     _panel_rows(rows, classes, path, title, headers=("image", "HQ mask", "LQ mask", "LQ differs"))
 
 
@@ -401,8 +458,9 @@ def conditioning_figure(pairs, table, classes, labels, path):
     """Requested vs achieved class fraction of every synthetic pair, one row per pool and one column per class;
     the diagonal is perfect obedience. ``pairs``: pool, class, requested, achieved; ``table``: conditioning.csv."""
     pools = list(dict.fromkeys(pairs["pool"]))
-    fig, axes = plt.subplots(len(pools), len(classes), figsize=(2.6 * len(classes) + 0.6, 2.5 * len(pools) + 0.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(pools), len(classes), figsize=(2.6 * len(classes) + 0.6, 2.5 * len(pools) + 0.8), squeeze=False
+    )
     colors = class_colors(classes) / 255
     for r, pool in enumerate(pools):
         for c, cls in enumerate(classes):
@@ -415,8 +473,11 @@ def conditioning_figure(pairs, table, classes, labels, path):
             ax.set_ylim(0, top)
             row = table[(table["pool"] == pool) & (table["class"] == cls["name"])].iloc[0]
             r_text = "n/a" if np.isnan(row["corr"]) else f"{row['corr']:+.2f}"
-            ax.set_title(f"{cls['name']}: r {r_text}, MAE {row['mae']:.3f}\n"
-                         f"mean {row['mean_requested']:.3f} asked, {row['mean_achieved']:.3f} made", fontsize=7)
+            ax.set_title(
+                f"{cls['name']}: r {r_text}, MAE {row['mae']:.3f}\n"
+                f"mean {row['mean_requested']:.3f} asked, {row['mean_achieved']:.3f} made",
+                fontsize=7,
+            )
             ax.tick_params(labelsize=6)
             if r == len(pools) - 1:
                 ax.set_xlabel("requested fraction", fontsize=7)
@@ -429,8 +490,9 @@ def conditioning_figure(pairs, table, classes, labels, path):
 def rare_class_figure(table, comparisons, trios, classes, path, level):
     """The balanced arm: per class, the IoU of each mix of a trio (0 %, unconditioned, balanced; mean over seeds
     with its interval), and the paired differences of the balanced mix against the other two in the title."""
-    fig, axes = plt.subplots(len(trios), len(classes), figsize=(2.4 * len(classes) + 0.6, 2.6 * len(trios) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(trios), len(classes), figsize=(2.4 * len(classes) + 0.6, 2.6 * len(trios) + 0.6), squeeze=False
+    )
     by_mix = table.set_index("mix")
     for r, trio in enumerate(trios):
         for c, cls in enumerate(classes):
@@ -449,16 +511,22 @@ def rare_class_figure(table, comparisons, trios, classes, path, level):
             ax.set_ylim(0, 1)
             notes = []
             for ref in trio[:-1]:
-                row = comparisons[(comparisons["mix"] == trio[-1]) & (comparisons["reference"] == ref)
-                                  & (comparisons["metric"] == key)]
+                row = comparisons[
+                    (comparisons["mix"] == trio[-1])
+                    & (comparisons["reference"] == ref)
+                    & (comparisons["metric"] == key)
+                ]
                 if len(row):
                     row = row.iloc[0]
                     star = "*" if bool(row["significant"]) else ""
                     notes.append(f"vs {ref.split('_')[-1]}: {row['mean_diff']:+.3f}{star}")
             ax.set_title(f"{cls['name']}\n" + "; ".join(notes), fontsize=7)
         axes[r, 0].set_ylabel("IoU of the class", fontsize=7)
-    fig.suptitle(f"Balanced synthetic data and the classes (test IoU, mean over seeds, {level:.0%} interval); "
-                 "differences of the balanced mix paired over test images, * Holm p < 0.05", fontsize=9)
+    fig.suptitle(
+        f"Balanced synthetic data and the classes (test IoU, mean over seeds, {level:.0%} interval); "
+        "differences of the balanced mix paired over test images, * Holm p < 0.05",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     save(fig, path)
 
@@ -516,8 +584,10 @@ def fidelity_curves(profiles, variants, table, classes, out):
             patch.set_facecolor(class_rgb[k] if j == 0 else colors[sets[j]])
             patch.set_alpha(0.7)
         ax.set_xticks(np.arange(1, len(sets) + 1))
-        ax.set_xticklabels(["real"] + [_ratio_label(ratios, v, name, "phase_fraction").replace(" (", "\n(")
-                                       for v in variants], fontsize=6)
+        ax.set_xticklabels(
+            ["real"] + [_ratio_label(ratios, v, name, "phase_fraction").replace(" (", "\n(") for v in variants],
+            fontsize=6,
+        )
         ax.set_title(f"{name}: phase fraction per patch", fontsize=9)
     fig.suptitle("Phase fractions, real vs synthetic (boxes: quartiles, whiskers: 1.5 IQR)", fontsize=10)
     fig.tight_layout()
@@ -549,8 +619,12 @@ def fidelity_ratios(table, variants, classes, path, target):
 
     names = [c["name"] for c in classes]
     stats = list(dict.fromkeys(table["statistic"]))
-    fig, axes = plt.subplots(len(variants), 1, figsize=(1.0 * len(stats) + 2.2, 0.45 * len(names) * len(variants)
-                                                          + 1.2 * len(variants) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        len(variants),
+        1,
+        figsize=(1.0 * len(stats) + 2.2, 0.45 * len(names) * len(variants) + 1.2 * len(variants) + 0.4),
+        squeeze=False,
+    )
     for ax, v in zip(axes[:, 0], variants):
         t = table[table["variant"] == v].set_index(["class", "statistic"])["ratio"]
         grid = np.array([[float(t.get((n, s), np.nan)) for s in stats] for n in names])
@@ -569,4 +643,3 @@ def fidelity_ratios(table, variants, classes, path, target):
         ax.set_title(f"{v}: distance / real-vs-real floor (framed: > {target:g})", fontsize=9)
     fig.tight_layout()
     save(fig, path)
-

@@ -4,6 +4,7 @@ Every ``draw_<kind>(inp, s, out)`` takes ``inp`` {input name: folder} (the figur
 kind's settings (classes with their colours and the kind's own counts) and ``out`` the folder to write into.
 Drawing is done by ``figures`` (images), ``card`` and ``findings`` (HTML pages).
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,9 @@ def draw_datasets(inp, s, out):
     base = Path(inp["datasets"])
     for name in datasets.BASES:
         _, images, masks = datasets.load(inp["patches"], base / f"{name}.csv", "train")
-        rows.append((f"{name} train", list(zip(images, masks))[:s["n"]]))
+        rows.append((f"{name} train", list(zip(images, masks))[: s["n"]]))
     _, images, masks = datasets.load(inp["patches"], base / "SHQ.csv", "test")
-    rows.append(("test (HQ)", list(zip(images, masks))[:s["n"]]))
+    rows.append(("test (HQ)", list(zip(images, masks))[: s["n"]]))
     figures.pair_grid(rows, s["classes"], out / "preview.png", title="Base datasets: patches and masks")
     if (base / "class_shares.csv").exists():
         figures.class_shares_figure(pd.read_csv(base / "class_shares.csv"), s["classes"], out / "class_shares.png")
@@ -39,24 +40,32 @@ def draw_lq(inp, s, out):
     table = table[table["has_hq"].astype(bool)]
     ids = list(table["patch_id"])
     if not ids:
-        raise DualgenError(f"{folder}: no patch has an HQ mask: nothing to compare "
-                           "(set data.hq_masks or data.simulate_lq)")
+        raise DualgenError(
+            f"{folder}: no patch has an HQ mask: nothing to compare (set data.hq_masks or data.simulate_lq)"
+        )
 
     def read(sub, i):
         return io.read_png(folder / sub / f"{i}.png")
 
     changed = np.array([(read("hq", i) != read("lq", i)).mean() for i in ids])
     order = np.argsort(changed, kind="stable")
-    pick = sorted(set(order[np.linspace(0, len(ids) - 1, min(s["n"], len(ids))).round().astype(int)]),
-                  key=lambda j: changed[j])
+    pick = sorted(
+        set(order[np.linspace(0, len(ids) - 1, min(s["n"], len(ids))).round().astype(int)]), key=lambda j: changed[j]
+    )
     images = [read("images", ids[j]) for j in pick]
     meta = artifacts.read_json(folder / "meta.json")
     sim = meta.get("simulated_lq")  # absent: the LQ masks are given, not simulated
     kind = "simulated LQ" if sim else "LQ"
     total = f"{sim['changed']:.1%} of all pixels changed" if sim else f"{changed.mean():.1%} of patch pixels differ"
-    figures.hq_lq_figure(images, [read("hq", ids[j]) for j in pick], [read("lq", ids[j]) for j in pick],
-                         [f"{ids[j]}\n{changed[j]:.1%} changed" for j in pick], s["classes"], out / "hq_vs_lq.png",
-                         f"HQ vs {kind} masks ({total})")
+    figures.hq_lq_figure(
+        images,
+        [read("hq", ids[j]) for j in pick],
+        [read("lq", ids[j]) for j in pick],
+        [f"{ids[j]}\n{changed[j]:.1%} changed" for j in pick],
+        s["classes"],
+        out / "hq_vs_lq.png",
+        f"HQ vs {kind} masks ({total})",
+    )
 
 
 def draw_vqvae(inp, s, out):
@@ -74,8 +83,9 @@ def draw_codes(inp, s, out):
     cleaned = np.load(Path(inp["reconstruction"]) / "cleaned.npz", allow_pickle=False)["masks"]
     grids = np.load(codes / "grids.npy", allow_pickle=False)
     n = min(s["n"], len(grids))
-    figures.codes_figure(images[:n], masks[:n], grids[:n], recon["images"][:n], cleaned[:n], s["classes"],
-                         out / "codes.png", n)
+    figures.codes_figure(
+        images[:n], masks[:n], grids[:n], recon["images"][:n], cleaned[:n], s["classes"], out / "codes.png", n
+    )
 
 
 def draw_cleaning(inp, s, out):
@@ -85,22 +95,26 @@ def draw_cleaning(inp, s, out):
     raws = np.load(Path(inp["raw"]) / "raw_masks.npy", allow_pickle=False)[:n]
     first = np.load(Path(inp["clean"]) / "first_classes.npy", allow_pickle=False)
     codec = generation.mask_codec(inp["raw"], "decode", len(s["classes"]))
-    figures.cleaning_figure(images[:n], codec.display(raws), first[:n], cleaned[:n],
-                            s["classes"], out / "cleaning.png", n,
-                            codec.first_step)
+    figures.cleaning_figure(
+        images[:n], codec.display(raws), first[:n], cleaned[:n], s["classes"], out / "cleaning.png", n, codec.first_step
+    )
 
 
 def draw_synthetic(inp, s, out):
     """synthetic_vs_real.png: synthetic pairs next to real BMQ training patches."""
     ids, images, masks = datasets.read_pool(inp["clean"])
-    synth = list(zip(images, masks))[:s["n"]]
+    synth = list(zip(images, masks))[: s["n"]]
     _, images, masks = datasets.load(inp["patches"], Path(inp["datasets"]) / "BMQ.csv", "train")
-    real = list(zip(images[:len(synth)], masks[:len(synth)]))
+    real = list(zip(images[: len(synth)], masks[: len(synth)]))
     per_row = min(4, max(1, len(synth)))
-    rows = [(f"synthetic {i // per_row + 1}", synth[i:i + per_row]) for i in range(0, len(synth), per_row)]
-    rows += [(f"real {i // per_row + 1}", real[i:i + per_row]) for i in range(0, len(real), per_row)]
-    figures.pair_grid(rows, s["classes"], out / "synthetic_vs_real.png",
-                      title="Synthetic pairs (top) and real BMQ training patches (bottom), paper Fig. 10")
+    rows = [(f"synthetic {i // per_row + 1}", synth[i : i + per_row]) for i in range(0, len(synth), per_row)]
+    rows += [(f"real {i // per_row + 1}", real[i : i + per_row]) for i in range(0, len(real), per_row)]
+    figures.pair_grid(
+        rows,
+        s["classes"],
+        out / "synthetic_vs_real.png",
+        title="Synthetic pairs (top) and real BMQ training patches (bottom), paper Fig. 10",
+    )
 
 
 def draw_pretest(inp, s, out):
@@ -110,8 +124,9 @@ def draw_pretest(inp, s, out):
     ids, images, masks = datasets.read_pool(inp["clean"], table["synth_id"])
     pred = np.load(pre / "predictions.npy", allow_pickle=False)
     model = artifacts.read_json(pre / "meta.json")["model"]
-    figures.pretest_figure(images, masks, pred, table["missing_class_iou"].to_numpy(), s["classes"], model,
-                           out / "pretest.png", s["n"])
+    figures.pretest_figure(
+        images, masks, pred, table["missing_class_iou"].to_numpy(), s["classes"], model, out / "pretest.png", s["n"]
+    )
 
 
 def _study_tables(folder):
@@ -138,7 +153,7 @@ def draw_study(inp, s, out):
     runs = {}  # mix -> {seed: training folder}, from the train_unet outputs unet_<mix>_seeds<chunk>
     for name, path in inp.items():
         if name.startswith("unet_"):
-            runs.setdefault(name[len("unet_"):].rsplit("_seeds", 1)[0], {}).update(study.seed_dirs(path))
+            runs.setdefault(name[len("unet_") :].rsplit("_seeds", 1)[0], {}).update(study.seed_dirs(path))
     histories = {}
     for mix in s["curve_mixes"]:
         histories[mix] = [pd.read_csv(folder / "history.csv") for _, folder in sorted(runs.get(mix, {}).items())]
@@ -151,8 +166,9 @@ def draw_study(inp, s, out):
         for mix in s["overlay_mixes"]:
             seed = min(runs[mix])
             preds[f"{mix} (seed{seed})"] = study.read_test_predictions(runs[mix][seed])[1]
-        figures.overlay_figure(images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"],
-                               out / "overlays.png")
+        figures.overlay_figure(
+            images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"], out / "overlays.png"
+        )
 
 
 def balanced_trios(table):
@@ -171,16 +187,25 @@ def draw_conditioning(inp, s, out):
     folder = Path(inp["conditioning"])
     table = pd.read_csv(folder / "conditioning.csv")
     pairs = pd.read_csv(folder / "pairs.csv")
-    labels = {"data": "conditioned,\nreal fractions asked", "balanced": "conditioned,\nsample.targets asked",
-              "unconditioned": "unconditioned\n(same asks, unseen)"}
+    labels = {
+        "data": "conditioned,\nreal fractions asked",
+        "balanced": "conditioned,\nsample.targets asked",
+        "unconditioned": "unconditioned\n(same asks, unseen)",
+    }
     figures.conditioning_figure(pairs, table, s["classes"], labels, out / "obedience.png")
     ids, images, masks = datasets.read_pool(inp["balanced"])
     n = min(s["n"], len(ids))
     per_row = min(3, max(1, n))
-    rows = [(f"balanced {i // per_row + 1}", list(zip(images[i:i + per_row], masks[i:i + per_row])))
-            for i in range(0, n, per_row)]
-    figures.pair_grid(rows, s["classes"], out / "balanced_pairs.png",
-                      title="Synthetic pairs of the balanced pool (conditioned prior asked for sample.targets)")
+    rows = [
+        (f"balanced {i // per_row + 1}", list(zip(images[i : i + per_row], masks[i : i + per_row])))
+        for i in range(0, n, per_row)
+    ]
+    figures.pair_grid(
+        rows,
+        s["classes"],
+        out / "balanced_pairs.png",
+        title="Synthetic pairs of the balanced pool (conditioned prior asked for sample.targets)",
+    )
 
 
 def draw_fidelity(inp, s, out):
@@ -197,19 +222,26 @@ def draw_fidelity(inp, s, out):
 def draw_generator_card(inp, s, out):
     """card.html: the report card at the top of the Generator section, each measure next to its real-data
     reference (``card.tables``)."""
+
     def meta(name):
         return artifacts.read_json(Path(inp[name]) / "meta.json")
 
-    priors = [(name, meta(name), pd.read_csv(Path(inp[name]) / "history.csv"))
-              for name in sorted(k for k in inp if k.startswith("pixelcnn_"))]
-    intro, tables = card.tables(meta("vqvae"), meta("reconstruction"), meta("fidelity"), priors,
-                                meta("sample") if "sample" in inp else None,
-                                meta("pretest") if "pretest" in inp else None)
+    priors = [
+        (name, meta(name), pd.read_csv(Path(inp[name]) / "history.csv"))
+        for name in sorted(k for k in inp if k.startswith("pixelcnn_"))
+    ]
+    intro, tables = card.tables(
+        meta("vqvae"),
+        meta("reconstruction"),
+        meta("fidelity"),
+        priors,
+        meta("sample") if "sample" in inp else None,
+        meta("pretest") if "pretest" in inp else None,
+    )
     card.write_html(card.TITLE, intro, tables, out / "card.html")
 
 
 def draw_findings(inp, s, out):
     """findings.html: the sentences that open the report's Study section (``findings.lines``)."""
     table, comparisons, level = _study_tables(Path(inp["study"]))
-    findings.write_html(findings.TITLE, findings.lines(table, comparisons, level, s["classes"]),
-                        out / "findings.html")
+    findings.write_html(findings.TITLE, findings.lines(table, comparisons, level, s["classes"]), out / "findings.html")

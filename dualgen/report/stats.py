@@ -21,6 +21,7 @@ seeds) and ``sentences`` turns the comparisons into report lines. Everything is 
 comparisons share one set of bootstrap draws per image set, and a bootstrap replicate is one row of a
 matrix product. Higher is better for every metric here (it decides "better"/"worse" in ``sentences``).
 """
+
 from functools import lru_cache
 
 import numpy as np
@@ -30,8 +31,19 @@ from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
 RESAMPLE = ("patch", "source")
-COLUMNS = ["mix", "reference", "metric", "n_images", "n_seeds", "mean_diff", "ci_low", "ci_high", "p_wilcoxon",
-           "p_holm", "significant"]
+COLUMNS = [
+    "mix",
+    "reference",
+    "metric",
+    "n_images",
+    "n_seeds",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "p_wilcoxon",
+    "p_holm",
+    "significant",
+]
 
 
 def holm(pvalues):
@@ -60,8 +72,8 @@ def _signed_rank_cdf(n):
     c = np.ones(1)
     for k in range(1, n + 1):  # the recursion scipy uses: add rank k with sign + or -, probability 1/2 each
         prev, c = c, np.zeros(k * (k + 1) // 2 + 1)
-        c[:len(prev)] = prev * 0.5
-        c[-len(prev):] += prev * 0.5
+        c[: len(prev)] = prev * 0.5
+        c[-len(prev) :] += prev * 0.5
     return np.cumsum(c)
 
 
@@ -86,7 +98,7 @@ def wilcoxon_p(diffs):
     high = rankdata(absolute, "max", axis=1, nan_policy="omit")
     ranks = (low + high) / 2  # average ranks of |d| among the nonzero differences
     tied = high - low + 1  # size of each value's tie group; sum over groups of t^3 - t = sum over values of t^2 - 1
-    tie_term = np.nansum(tied ** 2 - 1, axis=1)
+    tie_term = np.nansum(tied**2 - 1, axis=1)
     r_plus = np.where(nonzero > 0, ranks, 0.0).sum(1)
 
     p = np.full(len(d), np.nan)
@@ -163,8 +175,9 @@ def bootstrap_mean_ci_many(diffs, clusters=None, n_boot=10000, seed=0, level=0.9
     if clusters is not None:
         clusters = np.asarray(clusters)
         if clusters.shape != (n_images,):
-            raise ValueError(f"bootstrap: clusters must have one label per image ({n_images}), "
-                             f"got shape {clusters.shape}")
+            raise ValueError(
+                f"bootstrap: clusters must have one label per image ({n_images}), got shape {clusters.shape}"
+            )
     mean, low, high = (np.full(n_comp, np.nan) for _ in range(3))
     if n_comp == 0 or n_seeds == 0:
         return mean, low, high
@@ -183,13 +196,13 @@ def bootstrap_mean_ci_many(diffs, clusters=None, n_boot=10000, seed=0, level=0.9
         members = np.flatnonzero(group.ravel() == g)
         values = d[members][:, images, :]
         mean[members] = values.mean(axis=(1, 2))
-        chunk = max(1, 2 ** 22 // n_boot)  # bounds the (n_boot, chunk) replicate matrix
+        chunk = max(1, 2**22 // n_boot)  # bounds the (n_boot, chunk) replicate matrix
         for start in range(0, len(members), chunk):
-            part = values[start:start + chunk].reshape(-1, len(images) * n_seeds)
+            part = values[start : start + chunk].reshape(-1, len(images) * n_seeds)
             reps = weights @ part.T / totals[:, None]
             lo, hi = np.quantile(reps, [alpha, 1 - alpha], axis=0)
-            low[members[start:start + chunk]] = lo
-            high[members[start:start + chunk]] = hi
+            low[members[start : start + chunk]] = lo
+            high[members[start : start + chunk]] = hi
     return mean, low, high
 
 
@@ -221,8 +234,10 @@ def _as_list(metrics):
 def _require(per_image, columns):
     missing = [c for c in columns if c not in per_image.columns]
     if missing:
-        raise ValueError(f"per-image table lacks the column(s) {', '.join(missing)} "
-                         f"(it has {', '.join(map(str, per_image.columns))})")
+        raise ValueError(
+            f"per-image table lacks the column(s) {', '.join(missing)} "
+            f"(it has {', '.join(map(str, per_image.columns))})"
+        )
 
 
 def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000, seed=0, level=0.95):
@@ -237,8 +252,10 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
     to adjust separately. ``df.attrs["level"]`` keeps ``level`` for ``sentences``.
     """
     if resample not in RESAMPLE:
-        raise ValueError(f"resample must be 'patch' (images independent) or 'source' (cluster the patches of a "
-                         f"source micrograph), not {resample!r}")
+        raise ValueError(
+            f"resample must be 'patch' (images independent) or 'source' (cluster the patches of a "
+            f"source micrograph), not {resample!r}"
+        )
     metrics = _as_list(metrics)
     _require(per_image, ["mix", "image", "seed", *metrics] + (["source"] if resample == "source" else []))
     images = np.array(sorted(per_image["image"].unique()), dtype=object)
@@ -246,8 +263,10 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
     if resample == "source":
         sources = per_image.groupby("image")["source"].nunique()
         if (sources > 1).any():
-            raise ValueError(f"image {sources[sources > 1].index[0]!r} has several source micrographs in the "
-                             "per-image table: each test patch must come from one source")
+            raise ValueError(
+                f"image {sources[sources > 1].index[0]!r} has several source micrographs in the "
+                "per-image table: each test patch must come from one source"
+            )
         clusters = per_image.drop_duplicates("image").set_index("image")["source"].reindex(images).to_numpy()
         clusters = clusters.astype(str)
     known = set(per_image["mix"])
@@ -268,8 +287,9 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
         a, b = table(mix), table(reference)
         seeds = sorted(set(a.index.get_level_values("seed")) & set(b.index.get_level_values("seed")))
         if not seeds:
-            raise ValueError(f"mixes {mix!r} and {reference!r} share no seed: a paired comparison needs runs "
-                             "with the same seeds")
+            raise ValueError(
+                f"mixes {mix!r} and {reference!r} share no seed: a paired comparison needs runs with the same seeds"
+            )
         index = pd.MultiIndex.from_product([images, seeds], names=["image", "seed"])
         diff = (a.reindex(index) - b.reindex(index)).to_numpy(np.float64)
         diff = diff.reshape(len(images), len(seeds), len(metrics))
@@ -316,9 +336,19 @@ def mix_summary(per_image, metrics, level=0.95):
         sd = grouped[metric].std(ddof=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             half = student_t.ppf((1 + level) / 2, (n - 1).where(n > 1)) * sd / np.sqrt(n)
-        parts.append(pd.DataFrame({"mix": n.index, "metric": metric, "n_seeds": n.to_numpy(),
-                                   "mean": mean.to_numpy(), "ci_low": (mean - half).to_numpy(),
-                                   "ci_high": (mean + half).to_numpy(), "sd_seeds": sd.to_numpy()}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "mix": n.index,
+                    "metric": metric,
+                    "n_seeds": n.to_numpy(),
+                    "mean": mean.to_numpy(),
+                    "ci_low": (mean - half).to_numpy(),
+                    "ci_high": (mean + half).to_numpy(),
+                    "sd_seeds": sd.to_numpy(),
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=["mix", "metric", "n_seeds", "mean", "ci_low", "ci_high", "sd_seeds"])
     out = pd.concat(parts, ignore_index=True)
@@ -362,16 +392,19 @@ def sentences(comparisons, metric="missing_class_iou", label="Missing Class IoU"
             continue
         verdict = "significant" if r.significant else "not significant"
         interval = f"[{_number(r.ci_low)}, {_number(r.ci_high)}]"
-        lines.append(f"{r.mix} vs {r.reference}: {label} {_number(r.mean_diff, True)} {interval}, "
-                     f"Holm p {_format_p(r.p_holm)} ({verdict})")
+        lines.append(
+            f"{r.mix} vs {r.reference}: {label} {_number(r.mean_diff, True)} {interval}, "
+            f"Holm p {_format_p(r.p_holm)} ({verdict})"
+        )
     for reference, group in rows.groupby("reference", sort=True):
         tested = group[~group["p_holm"].isna()]
         n = len(tested)
         hits = tested[tested["significant"].astype(bool)]
         noun = "mix" if n == 1 else "mixes"
         if len(hits) == 0:
-            lines.append(f"no mix differs from {reference} in {label} at the {alpha} level "
-                         f"({n} {noun} compared, Holm-adjusted)")
+            lines.append(
+                f"no mix differs from {reference} in {label} at the {alpha} level ({n} {noun} compared, Holm-adjusted)"
+            )
             continue
         better = [m for m, d in zip(hits["mix"], hits["mean_diff"]) if d > 0]
         worse = [m for m, d in zip(hits["mix"], hits["mean_diff"]) if d <= 0]

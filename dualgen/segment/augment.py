@@ -27,6 +27,7 @@ derived from the seed (``numpy.random.SeedSequence``); ``build_augmentation`` us
 pipeline reseeds per sample from (seed, epoch, position) so that a resumed training sees the same
 augmentations as an uninterrupted one.
 """
+
 import math
 
 import albumentations as A
@@ -59,8 +60,9 @@ def _transforms():
         "GaussianBlur": lambda: A.GaussianBlur(blur_limit=(3, 7), p=P),
         "GaussNoise": lambda: A.GaussNoise(std_range=noise, p=P),
         "RandomContrast": lambda: A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.2, p=P),
-        "HueSaturationValue": lambda: _HueSaturationValue(hue_shift_limit=20, sat_shift_limit=30, val_shift_limit=20,
-                                                          p=P),
+        "HueSaturationValue": lambda: _HueSaturationValue(
+            hue_shift_limit=20, sat_shift_limit=30, val_shift_limit=20, p=P
+        ),
     }
 
 

@@ -1,13 +1,14 @@
 """Glue of the segmentation study shared by its scripts: the test set, the test segmentations a training job
 leaves for the numpy-only evaluation, and the per-image table of all trainings."""
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts
-from dualgen.data import datasets
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets
 
 PREDICTIONS = "test_predictions.npz"  # in every training's folder: ids, class maps, the weights' sha256
 
@@ -19,7 +20,7 @@ def seed_dir(chunk_dir, seed):
 
 def seed_dirs(chunk_dir):
     """{seed: folder} of the trainings in a train_unet output, by seed."""
-    found = {int(p.name[len("seed"):]): p for p in Path(chunk_dir).glob("seed*") if p.name[len("seed"):].isdigit()}
+    found = {int(p.name[len("seed") :]): p for p in Path(chunk_dir).glob("seed*") if p.name[len("seed") :].isdigit()}
     return dict(sorted(found.items()))
 
 
@@ -36,9 +37,13 @@ def write_test_predictions(folder, ids, pred, weights):
     folder = Path(folder)
     with artifacts.atomic_path(folder / PREDICTIONS) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, ids=np.array(ids, dtype=str), pred=np.asarray(pred, np.uint8),
-                     weights=np.array(str(Path(weights).relative_to(folder))),
-                     weights_sha256=np.array(artifacts.sha256_file(weights)))
+            np.savez(
+                fh,
+                ids=np.array(ids, dtype=str),
+                pred=np.asarray(pred, np.uint8),
+                weights=np.array(str(Path(weights).relative_to(folder))),
+                weights_sha256=np.array(artifacts.sha256_file(weights)),
+            )
 
 
 def read_test_predictions(unet_dir):

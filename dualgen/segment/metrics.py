@@ -16,6 +16,7 @@ Over a test set (``aggregate``): the plain mean over the images of each per-imag
 values (NaN where an image lacks the class) the mean over the images whose ground truth contains that class
 (NaN when no image does).
 """
+
 import numbers
 
 import numpy as np
@@ -28,15 +29,19 @@ def confusion(y_true, y_pred, num_classes):
     t = np.asarray(y_true)
     p = np.asarray(y_pred)
     if t.shape != p.shape:
-        raise DualgenError(f"metrics: ground truth {t.shape} and prediction {p.shape} differ in shape: "
-                           "compare masks of the same image size")
+        raise DualgenError(
+            f"metrics: ground truth {t.shape} and prediction {p.shape} differ in shape: "
+            "compare masks of the same image size"
+        )
     t = t.astype(np.int64, copy=False).ravel()
     p = p.astype(np.int64, copy=False).ravel()
     n = int(num_classes)
     for name, a in (("ground truth", t), ("prediction", p)):
         if a.size and (a.min() < 0 or a.max() >= n):
-            raise DualgenError(f"metrics: {name} has class ids {int(a.min())}..{int(a.max())}, outside 0..{n - 1}: "
-                               "masks must hold class indices (check the classes list in the config)")
+            raise DualgenError(
+                f"metrics: {name} has class ids {int(a.min())}..{int(a.max())}, outside 0..{n - 1}: "
+                "masks must hold class indices (check the classes list in the config)"
+            )
     return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
 
 

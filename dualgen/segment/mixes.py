@@ -10,6 +10,7 @@ compared with its reference (``reference``): its own base's 0 % mix, BLQ_000 / B
 BMQ_000 for BMQ_aug; a balanced mix also with the unconditioned mix of its size (``comparison_pairs``).
 The rules, the plots and the tests all ask ``enumerate_mixes``.
 """
+
 import math
 from dataclasses import asdict, dataclass
 
@@ -56,8 +57,9 @@ def enumerate_mixes(mixes_cfg, datasets):
         val = SYNTHETIC[synt]
         for pct in mixes_cfg["synthetic_levels"]:
             if pct <= 0:
-                raise DualgenError(f"config: mixes.synthetic_levels: {pct} % would train {synt} on nothing: use "
-                                   "levels > 0")
+                raise DualgenError(
+                    f"config: mixes.synthetic_levels: {pct} % would train {synt} on nothing: use levels > 0"
+                )
             out.append(Mix(f"{synt}_{pct:03d}", synt, pct, None, val, 0, n_synthetic(pct, datasets["big_train"])))
     for base in mixes_cfg["bases"]:
         n = train_size(base, datasets)
@@ -108,4 +110,3 @@ def comparison_pairs(all_mixes):
     names = {m.name for m in all_mixes}
     pairs = [(m.name, reference(m)) for m in all_mixes if reference(m) in names]
     return pairs + [(m.name, unconditioned_twin(m)) for m in all_mixes if unconditioned_twin(m) in names]
-

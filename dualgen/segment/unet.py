@@ -21,23 +21,31 @@
   ``dualgen.segment.upsampling.DeterministicUpSampling2D`` (same values, a gradient that runs on a GPU under op
   determinism).
 """
+
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
-
-import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_models)
 import segmentation_models as sm
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_models)
 from dualgen.core.artifacts import atomic_path, read_spec, write_spec
 from dualgen.core.errors import DualgenError
 from dualgen.segment import upsampling
 from dualgen.segment.unet_data import as_images
 
-SPEC_KEYS = ("backbone", "num_classes", "input_shape", "encoder_weights", "bn_momentum", "mixed_precision",
-             "decoder_filters", "encoder_depth")  # build_unet's arguments, as spec.json holds them
+SPEC_KEYS = (
+    "backbone",
+    "num_classes",
+    "input_shape",
+    "encoder_weights",
+    "bn_momentum",
+    "mixed_precision",
+    "decoder_filters",
+    "encoder_depth",
+)  # build_unet's arguments, as spec.json holds them
 SM_DECODER = (256, 128, 64, 32, 16)  # segmentation_models' default decoder widths (the paper's), deepest first
 WEIGHTS = "best.weights.h5"  # what ``save`` writes; the ending tells tf-keras the format (Keras 3 style)
 
@@ -74,14 +82,26 @@ class _NoDownload:
         self._orig = self._utils.get_file
         backbone = self.backbone
 
-        def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None, cache_subdir="datasets",
-                     hash_algorithm="auto", extract=False, archive_format="auto", cache_dir=None, **kwargs):
+        def get_file(
+            fname=None,
+            origin=None,
+            untar=False,
+            md5_hash=None,
+            file_hash=None,
+            cache_subdir="datasets",
+            hash_algorithm="auto",
+            extract=False,
+            archive_format="auto",
+            cache_dir=None,
+            **kwargs,
+        ):
             candidates = _cache_candidates(fname, cache_subdir, cache_dir)
             found = next((p for p in candidates if p.is_file()), None)
             if found is None:
                 raise DualgenError(
                     f"ImageNet weights for unet.backbone {backbone} missing: put {fname} (download: {origin}) at "
-                    f"{candidates[0]}, or set unet.encoder_weights: null")
+                    f"{candidates[0]}, or set unet.encoder_weights: null"
+                )
             expected = file_hash or md5_hash
             if expected:
                 from tf_keras.src.utils.data_utils import validate_file
@@ -90,7 +110,8 @@ class _NoDownload:
                 if not validate_file(str(found), expected, algorithm=algorithm):
                     raise DualgenError(
                         f"ImageNet weights {found} are corrupt or incomplete (hash differs from {expected}): "
-                        f"replace it with a fresh download of {origin}, or set unet.encoder_weights: null")
+                        f"replace it with a fresh download of {origin}, or set unet.encoder_weights: null"
+                    )
             return str(found)
 
         self._utils.get_file = get_file
@@ -103,8 +124,9 @@ class _NoDownload:
 # ---------------------------------------------------------------------------------------------- model
 
 
-def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum, mixed_precision, decoder_filters,
-               encoder_depth):
+def build_unet(
+    backbone, encoder_weights, num_classes, input_shape, bn_momentum, mixed_precision, decoder_filters, encoder_depth
+):
     """``sm.Unet`` with a softmax over ``num_classes``; ``input_shape`` (H, W, C), H and W multiples of
     2 ** ``encoder_depth``.
 
@@ -123,22 +145,28 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum,
     """
     names = backbones()
     if backbone not in names:
-        raise DualgenError(f"config: unet.backbone: unknown '{backbone}' (e.g. resnet18, mobilenetv2, efficientnetb0, "
-                           f"efficientnetb3; all: {', '.join(names)})")
+        raise DualgenError(
+            f"config: unet.backbone: unknown '{backbone}' (e.g. resnet18, mobilenetv2, efficientnetb0, "
+            f"efficientnetb3; all: {', '.join(names)})"
+        )
     if encoder_weights not in (None, "imagenet"):
         raise DualgenError(f"config: unet.encoder_weights: '{encoder_weights}' is neither imagenet nor null")
     depth = int(encoder_depth)
     if depth not in (3, 4, 5):
         raise DualgenError(f"config: unet.encoder_depth: {encoder_depth} is not 3, 4 or 5")
-    filters = tuple(int(f) for f in decoder_filters) if decoder_filters else SM_DECODER[5 - depth:]
+    filters = tuple(int(f) for f in decoder_filters) if decoder_filters else SM_DECODER[5 - depth :]
     if len(filters) != depth:
-        raise DualgenError(f"config: unet.decoder_filters: {len(filters)} widths for unet.encoder_depth {depth}: "
-                           f"give {depth} (one per decoder block, deepest first) or null")
+        raise DualgenError(
+            f"config: unet.decoder_filters: {len(filters)} widths for unet.encoder_depth {depth}: "
+            f"give {depth} (one per decoder block, deepest first) or null"
+        )
     h, w, c = tuple(input_shape)
     for size in (h, w):
-        if size is not None and int(size) % 2 ** depth:
-            raise DualgenError(f"U-Net input {h}x{w}: height and width must be multiples of {2 ** depth} (the U-Net "
-                               f"halves them {depth} times): choose a patch size like 64, 128 or 256")
+        if size is not None and int(size) % 2**depth:
+            raise DualgenError(
+                f"U-Net input {h}x{w}: height and width must be multiples of {2**depth} (the U-Net "
+                f"halves them {depth} times): choose a patch size like 64, 128 or 256"
+            )
     if c not in (1, 3):
         raise DualgenError(f"U-Net input has {c} channels: images must have 1 (gray) or 3 (RGB)")
     if encoder_weights:
@@ -149,8 +177,14 @@ def build_unet(backbone, encoder_weights, num_classes, input_shape, bn_momentum,
         # keras_applications' MobileNets: "Weights for input shape (224, 224) will be loaded" (fine: convolutions)
         warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square")
         if depth == 5:
-            model = sm.Unet(backbone, encoder_weights=encoder_weights, classes=int(num_classes), activation="softmax",
-                            input_shape=(h, w, c), decoder_filters=filters)
+            model = sm.Unet(
+                backbone,
+                encoder_weights=encoder_weights,
+                classes=int(num_classes),
+                activation="softmax",
+                input_shape=(h, w, c),
+                decoder_filters=filters,
+            )
         else:
             model = _shallow_unet(backbone, encoder_weights, int(num_classes), (h, w, c), filters)
     if mixed_precision:
@@ -168,16 +202,22 @@ def _shallow_unet(backbone, encoder_weights, num_classes, input_shape, filters):
     its ``len(filters)``-deep feature layer: what ``sm.Unet`` builds, less the deepest 5 - len(filters) levels."""
     from segmentation_models.models import unet as smu
 
-    keras = {"backend": sm._KERAS_BACKEND, "layers": sm._KERAS_LAYERS, "models": sm._KERAS_MODELS,
-             "utils": sm._KERAS_UTILS}  # the framework's modules, as sm.Unet is given them
+    keras = {
+        "backend": sm._KERAS_BACKEND,
+        "layers": sm._KERAS_LAYERS,
+        "models": sm._KERAS_MODELS,
+        "utils": sm._KERAS_UTILS,
+    }  # the framework's modules, as sm.Unet is given them
     smu.backend, smu.layers, smu.models, smu.keras_utils = smu.get_submodules_from_kwargs(keras)  # as sm.Unet sets
-    encoder = sm.Backbones.get_backbone(backbone, input_shape=input_shape, weights=encoder_weights,
-                                        include_top=False, **keras)
+    encoder = sm.Backbones.get_backbone(
+        backbone, input_shape=input_shape, weights=encoder_weights, include_top=False, **keras
+    )
     features = sm.Backbones.get_feature_layers(backbone, n=4)  # the 1/16, 1/8, 1/4, 1/2 layers
     cut = 5 - len(filters)
     encoder = keras["models"].Model(encoder.input, encoder.get_layer(features[cut - 1]).output, name=encoder.name)
-    return smu.build_unet(encoder, smu.DecoderUpsamplingX2Block, features[cut:], filters, len(filters),
-                          num_classes, "softmax")
+    return smu.build_unet(
+        encoder, smu.DecoderUpsamplingX2Block, features[cut:], filters, len(filters), num_classes, "softmax"
+    )
 
 
 def preprocess(images, encoder_weights=None, backbone=None):
@@ -202,8 +242,9 @@ def save_weights(model, path):
         store = saving_lib.H5IOStore(path, mode="w")
         try:
             skip = {id(model.optimizer)} if getattr(model, "optimizer", None) is not None else set()
-            saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
-                                   visited_trackables=skip)
+            saving_lib._save_state(
+                model, weights_store=store, assets_store=None, inner_path="", visited_trackables=skip
+            )
         finally:
             store.close()
     except (ImportError, AttributeError, TypeError):  # another tf-keras: its own way, optimizer included
@@ -221,13 +262,19 @@ def load_weights(model, path, optimizer=True):
 
             store = saving_lib.H5IOStore(str(path), mode="r")
             try:
-                saving_lib._load_state(model, weights_store=store, assets_store=None, inner_path="",
-                                       visited_trackables={id(model.optimizer)})
+                saving_lib._load_state(
+                    model,
+                    weights_store=store,
+                    assets_store=None,
+                    inner_path="",
+                    visited_trackables={id(model.optimizer)},
+                )
             finally:
                 store.close()
     except (OSError, ValueError, KeyError) as err:
-        raise DualgenError(f"{path}: cannot load the U-Net weights ({type(err).__name__}): delete {path.parent} and "
-                           "train again") from None
+        raise DualgenError(
+            f"{path}: cannot load the U-Net weights ({type(err).__name__}): delete {path.parent} and train again"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- persistence
@@ -245,11 +292,16 @@ def make_spec(settings, num_classes, input_shape):
     """The spec of a U-Net: ``build_unet``'s arguments, from config's ``unet`` settings (backbone, encoder_weights,
     bn_momentum, mixed_precision, decoder_filters, encoder_depth), the number of classes and the images'
     ``input_shape`` (H, W, C)."""
-    return {"backbone": settings["backbone"], "num_classes": int(num_classes),
-            "input_shape": [None if n is None else int(n) for n in input_shape],
-            "encoder_weights": settings["encoder_weights"], "bn_momentum": settings["bn_momentum"],
-            "mixed_precision": _precision_spec(settings["mixed_precision"]),
-            "decoder_filters": settings["decoder_filters"], "encoder_depth": int(settings["encoder_depth"])}
+    return {
+        "backbone": settings["backbone"],
+        "num_classes": int(num_classes),
+        "input_shape": [None if n is None else int(n) for n in input_shape],
+        "encoder_weights": settings["encoder_weights"],
+        "bn_momentum": settings["bn_momentum"],
+        "mixed_precision": _precision_spec(settings["mixed_precision"]),
+        "decoder_filters": settings["decoder_filters"],
+        "encoder_depth": int(settings["encoder_depth"]),
+    }
 
 
 def save(model, folder, spec):
@@ -268,13 +320,23 @@ def load(folder):
     spec = read_spec(folder, "U-Net", SPEC_KEYS, "train_unet")
     h, w, c = spec["input_shape"]
     shape = (h, w, 3 if spec["encoder_weights"] else c)  # ImageNet encoders: 3 channels, as in build_unet
-    model = build_unet(spec["backbone"], None, spec["num_classes"], shape, spec["bn_momentum"],
-                       spec["mixed_precision"], spec["decoder_filters"], spec["encoder_depth"])
+    model = build_unet(
+        spec["backbone"],
+        None,
+        spec["num_classes"],
+        shape,
+        spec["bn_momentum"],
+        spec["mixed_precision"],
+        spec["decoder_filters"],
+        spec["encoder_depth"],
+    )
     try:
         model.load_weights(str(folder / WEIGHTS))
     except Exception as err:  # noqa: BLE001  (missing/damaged: OSError; another model: ValueError, KeyError, ...)
-        raise DualgenError(f"{folder / WEIGHTS}: cannot load the U-Net weights ({type(err).__name__}): delete "
-                           f"{folder} and rerun train_unet") from None
+        raise DualgenError(
+            f"{folder / WEIGHTS}: cannot load the U-Net weights ({type(err).__name__}): delete "
+            f"{folder} and rerun train_unet"
+        ) from None
     return model, spec
 
 
@@ -289,5 +351,8 @@ def predict(model, images, batch_size=16, encoder_weights=None, backbone=None):
     for the few dozen test patches of a study this is faster than tracing Keras' predict function."""
     backbone = backbone or getattr(model, "dualgen_backbone", None)
     x = preprocess(images, encoder_weights, backbone)
-    out = [np.asarray(model(x[i:i + int(batch_size)], training=False)).argmax(-1) for i in range(0, len(x), int(batch_size))]
+    out = [
+        np.asarray(model(x[i : i + int(batch_size)], training=False)).argmax(-1)
+        for i in range(0, len(x), int(batch_size))
+    ]
     return (np.concatenate(out) if out else np.zeros(x.shape[:3], np.int64)).astype(np.uint8)

@@ -9,14 +9,15 @@ the pretrain arm, the first ``pretrain_periods`` periods draw from the synthetic
 the rest from the real ones. Augmentation is reseeded per sample from (seed, data epoch, stream position). So a
 batch depends on nothing but (seed, its index): a resumed run computes what an uninterrupted one would.
 """
+
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from dualgen.segment import augment as _augment
 from dualgen.core import env
 from dualgen.core.errors import DualgenError
+from dualgen.segment import augment as _augment
 
 
 def as_images(images):
@@ -41,8 +42,9 @@ def _stream(indices, n_batches, batch_size, seed, phase):
     return table.reshape(n_batches, batch_size, 3) if n_batches else np.zeros((0, batch_size, 3), np.int64)
 
 
-def batch_plan(n_images, batch_size, periods, steps, seed, *, first_period=0, pretrain=None, pretrain_periods=0,
-               epoch_mode=False):
+def batch_plan(
+    n_images, batch_size, periods, steps, seed, *, first_period=0, pretrain=None, pretrain_periods=0, epoch_mode=False
+):
     """(batches, batch_size, 3) rows (data epoch, position, image index) for periods ``first_period ..``.
 
     ``pretrain``: indices of the images to train on during the first ``pretrain_periods`` periods (the rest of the
@@ -65,12 +67,13 @@ def batch_plan(n_images, batch_size, periods, steps, seed, *, first_period=0, pr
             for p in range(p0, p1):
                 order = idx[np.random.default_rng([int(seed), p]).permutation(len(idx))]
                 order = np.resize(order, steps * batch_size)
-                plans.append(np.stack([np.full_like(order, p), np.arange(len(order)), order], 1)
-                             .reshape(steps, batch_size, 3))
+                plans.append(
+                    np.stack([np.full_like(order, p), np.arange(len(order)), order], 1).reshape(steps, batch_size, 3)
+                )
         else:
             plans.append(_stream(idx, (p1 - p0) * steps, batch_size, seed, phase))
     plan = np.concatenate(plans) if plans else np.zeros((0, batch_size, 3), np.int64)
-    return plan[first_period * steps:]
+    return plan[first_period * steps :]
 
 
 def make_dataset(images, masks, num_classes, batch_size, *, plan=None, seed=0, augment=None, preprocess):
@@ -86,7 +89,7 @@ def make_dataset(images, masks, num_classes, batch_size, *, plan=None, seed=0, a
     n, h, w = imgs.shape[:3]
     if plan is None:
         plan = np.stack([np.zeros(n, np.int64), np.arange(n), np.arange(n)], 1)
-        plan = [plan[i:i + batch_size] for i in range(0, n, int(batch_size))]
+        plan = [plan[i : i + batch_size] for i in range(0, n, int(batch_size))]
         ds = tf.data.Dataset.from_generator(lambda: iter(plan), output_signature=tf.TensorSpec((None, 3), tf.int64))
     else:
         ds = tf.data.Dataset.from_tensor_slices(np.asarray(plan, np.int64))
@@ -108,8 +111,9 @@ def make_dataset(images, masks, num_classes, batch_size, *, plan=None, seed=0, a
         return preprocess(np.stack(images_out)), eye[np.stack(masks_out)]
 
     ds = ds.map(lambda r: tf.numpy_function(load, [r], (tf.float32, tf.float32)))
-    ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, h, w, channels)),
-                              tf.ensure_shape(y, (None, h, w, num_classes))))
+    ds = ds.map(
+        lambda x, y: (tf.ensure_shape(x, (None, h, w, channels)), tf.ensure_shape(y, (None, h, w, num_classes)))
+    )
     return env.without_autotune(ds.prefetch(2))
 
 

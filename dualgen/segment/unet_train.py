@@ -16,6 +16,7 @@ the same ``out_dir`` continues after the committed period. The batches depend on
 Adam's state is restored, so a resumed run computes what an uninterrupted one would. When training is over,
 ``last_epoch.json`` says ``"finished": true`` and ``last.weights.h5`` is deleted.
 """
+
 import csv
 import json
 import math
@@ -23,15 +24,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_models)
 import segmentation_models as sm
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow / segmentation_models)
 from dualgen.core import precision
-from dualgen.segment import unet, unet_data
 from dualgen.core.artifacts import atomic_path
 from dualgen.core.errors import DualgenError
+from dualgen.segment import unet, unet_data
 
 MONITOR = "val_iou_score"
 LR_FACTOR = 0.1  # ReduceLROnPlateau's factor: Keras' default (the paper names none)
@@ -54,10 +54,18 @@ class FusedAdam(tf.keras.optimizers.Adam):
         key = self._index_dict[self._var_key(variable)]
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[key].handle, v=self._velocities[key].handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(self.learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=gradient, use_locking=False)
+            var=variable.handle,
+            m=self._momentums[key].handle,
+            v=self._velocities[key].handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(self.learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=gradient,
+            use_locking=False,
+        )
 
 
 # ---------------------------------------------------------------------------------------------- callbacks
@@ -145,8 +153,10 @@ class _StopOnNaN(tf.keras.callbacks.Callback):
         loss = float(loss)
         if not math.isfinite(loss):
             last = "none" if self.last_finite is None else f"{self.last_finite:.4g}"
-            raise DualgenError(f"U-Net loss became NaN/Inf at epoch {self.epoch + 1} (last finite loss {last}): "
-                               "lower unet.learning_rate")
+            raise DualgenError(
+                f"U-Net loss became NaN/Inf at epoch {self.epoch + 1} (last finite loss {last}): "
+                "lower unet.learning_rate"
+            )
         self.last_finite = loss
 
 
@@ -211,10 +221,15 @@ class _Keeper(tf.keras.callbacks.Callback):
         self._best_weights = None
         if not final:
             _write_atomic(self.out_dir / "last.weights.h5", lambda p: self.model.save_weights(str(p)))  # + Adam
-        state = {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch,
-                 "lr": float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)),
-                 "stopped_early": self.stopped_early, "finished": final,
-                 "callbacks": {type(c).__name__.lstrip("_"): c.state() for c in self.resumables}}
+        state = {
+            "epoch": epoch,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "lr": float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)),
+            "stopped_early": self.stopped_early,
+            "finished": final,
+            "callbacks": {type(c).__name__.lstrip("_"): c.state() for c in self.resumables},
+        }
         _write_atomic(self.out_dir / STATE, lambda p: p.write_text(json.dumps(state, indent=1)))
         self._last_commit = time.perf_counter()
 
@@ -232,8 +247,10 @@ def _check_set(images, masks, num_classes, what):
     if y.shape != x.shape[:3]:
         raise DualgenError(f"U-Net {what} masks have shape {y.shape}, the images {x.shape}: one (H, W) mask per image")
     if y.min() < 0 or y.max() >= num_classes:
-        raise DualgenError(f"U-Net {what} masks hold class ids {int(y.min())}..{int(y.max())}, outside "
-                           f"0..{num_classes - 1}: masks must hold class indices")
+        raise DualgenError(
+            f"U-Net {what} masks hold class ids {int(y.min())}..{int(y.max())}, outside "
+            f"0..{num_classes - 1}: masks must hold class indices"
+        )
     return x, y.astype(np.uint8)
 
 
@@ -254,6 +271,7 @@ def _truncate_history(path, last_epoch):
         return
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_epoch]
     if len(keep) != len(rows):
+
         def write(p):
             with open(p, "w", newline="") as fh:
                 csv.writer(fh).writerows(keep)
@@ -284,15 +302,39 @@ def compile_unet(model, learning_rate, mixed_precision):
     """Compile ``model`` as every U-Net training does (paper Table 3): ``FusedAdam`` (wrapped in a
     LossScaleOptimizer under float16 mixed precision), dice + categorical focal loss, IOUScore(threshold=0.5),
     named "iou_score" (so the monitor is "val_iou_score")."""
-    model.compile(optimizer=precision.loss_scale_optimizer(FusedAdam(learning_rate), mixed_precision),
-                  loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
-                  metrics=[sm.metrics.IOUScore(threshold=0.5)])
+    model.compile(
+        optimizer=precision.loss_scale_optimizer(FusedAdam(learning_rate), mixed_precision),
+        loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
+        metrics=[sm.metrics.IOUScore(threshold=0.5)],
+    )
     return model
 
 
-def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batch_size, val_batch_size, learning_rate,
-               reduce_lr_patience, seed, out_dir, updates, validate_every, epochs, early_stopping_patience,
-               pretrain_share, checkpoint_every_s, pretrain=None, augment=None, reuse=None, log=print):
+def train_unet(
+    images_tr,
+    masks_tr,
+    images_val,
+    masks_val,
+    *,
+    spec,
+    budget,
+    batch_size,
+    val_batch_size,
+    learning_rate,
+    reduce_lr_patience,
+    seed,
+    out_dir,
+    updates,
+    validate_every,
+    epochs,
+    early_stopping_patience,
+    pretrain_share,
+    checkpoint_every_s,
+    pretrain=None,
+    augment=None,
+    reuse=None,
+    log=print,
+):
     """Train one U-Net (resuming from ``out_dir`` if an earlier call left periods there).
 
     ``spec``: the model (``unet.build_unet``'s keywords, as ``unet.make_spec`` makes them). The budget's settings
@@ -316,11 +358,13 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     x_tr, y_tr = _check_set(images_tr, masks_tr, num_classes, "training")
     x_va, y_va = _check_set(images_val, masks_val, num_classes, "validation")
     if x_tr.shape[1:] != x_va.shape[1:]:
-        raise DualgenError(f"U-Net training images {x_tr.shape[1:]} and validation images {x_va.shape[1:]} differ "
-                           "in size or channels")
+        raise DualgenError(
+            f"U-Net training images {x_tr.shape[1:]} and validation images {x_va.shape[1:]} differ in size or channels"
+        )
     n_first = len(x_tr) - len(pretrain) if pretrain is not None and len(pretrain) else len(x_tr)
-    periods, steps = unet_data.periods_and_steps(budget, n_first, batch_size, updates=updates,
-                                                 validate_every=validate_every, epochs=epochs)
+    periods, steps = unet_data.periods_and_steps(
+        budget, n_first, batch_size, updates=updates, validate_every=validate_every, epochs=epochs
+    )
     pre_periods = int(round(periods * float(pretrain_share))) if pretrain is not None and len(pretrain) else 0
 
     mixed = spec["mixed_precision"]  # float16 gradients: dynamic loss scaling (dualgen.core.precision)
@@ -357,29 +401,59 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
     build_seconds = time.perf_counter() - t0
 
     cb_state = state["callbacks"] if state else {}
-    resumables = [_ReduceLROnPlateau(state=cb_state.get("ReduceLROnPlateau"), monitor=MONITOR, mode="max",
-                                     patience=int(reduce_lr_patience), factor=LR_FACTOR, verbose=1)]
+    resumables = [
+        _ReduceLROnPlateau(
+            state=cb_state.get("ReduceLROnPlateau"),
+            monitor=MONITOR,
+            mode="max",
+            patience=int(reduce_lr_patience),
+            factor=LR_FACTOR,
+            verbose=1,
+        )
+    ]
     if budget == "epochs":  # equal budgets (updates) never stop early
-        resumables.append(_EarlyStopping(state=cb_state.get("EarlyStopping"), monitor=MONITOR, mode="max",
-                                         patience=int(early_stopping_patience)))
+        resumables.append(
+            _EarlyStopping(
+                state=cb_state.get("EarlyStopping"), monitor=MONITOR, mode="max", patience=int(early_stopping_patience)
+            )
+        )
     timer, nan_stop = _Timer(), _StopOnNaN()
     keeper = _Keeper(out_dir, best, best_period, resumables, checkpoint_every_s)
     csv_logger = tf.keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=first > 0)
     stopped_early = bool(state and state["stopped_early"])
     if done:
-        log(f"{out_dir}: training finished already ({first} periods{', stopped early' if stopped_early else ''}); "
-            "delete the folder to train again")
+        log(
+            f"{out_dir}: training finished already ({first} periods{', stopped early' if stopped_early else ''}); "
+            "delete the folder to train again"
+        )
     else:
         preprocess = unet.preprocessor(spec)
-        plan = unet_data.batch_plan(len(x_tr), batch_size, periods, steps, seed, first_period=first,
-                                    pretrain=pretrain, pretrain_periods=pre_periods, epoch_mode=budget == "epochs")
-        train = unet_data.make_dataset(x_tr, y_tr, num_classes, batch_size, plan=plan, seed=seed, augment=augment,
-                                       preprocess=preprocess)
+        plan = unet_data.batch_plan(
+            len(x_tr),
+            batch_size,
+            periods,
+            steps,
+            seed,
+            first_period=first,
+            pretrain=pretrain,
+            pretrain_periods=pre_periods,
+            epoch_mode=budget == "epochs",
+        )
+        train = unet_data.make_dataset(
+            x_tr, y_tr, num_classes, batch_size, plan=plan, seed=seed, augment=augment, preprocess=preprocess
+        )
         val = unet_data.make_dataset(x_va, y_va, num_classes, val_batch_size, preprocess=preprocess)
         # order matters: the timer, _Updates and ReduceLROnPlateau add 'seconds' / 'updates' / 'lr' to the logs
         # before CSVLogger writes them, EarlyStopping sets stop_training before the keeper commits the period
-        model.fit(train, validation_data=val, epochs=periods, initial_epoch=first, steps_per_epoch=steps,
-                  callbacks=[nan_stop, timer, _Updates(steps), *resumables, csv_logger, keeper], verbose=2)
+        model.fit(
+            train,
+            validation_data=val,
+            epochs=periods,
+            initial_epoch=first,
+            steps_per_epoch=steps,
+            callbacks=[nan_stop, timer, _Updates(steps), *resumables, csv_logger, keeper],
+            verbose=2,
+        )
         stopped_early = keeper.stopped_early
 
     _finish(out_dir)
@@ -389,14 +463,26 @@ def train_unet(images_tr, masks_tr, images_val, masks_val, *, spec, budget, batc
         log(f"{out_dir}: the validation IoU was never finite: best.weights.h5 gets the last weights")
         _write_atomic(out_dir / "best.weights.h5", lambda p: unet.save_weights(model, p))
     rows = _read_history(out_dir / "history.csv")
-    history = {k: [float(r[k]) if r.get(k) not in (None, "") else float("nan") for r in rows]
-               for k in (rows[0].keys() if rows else [])}
+    history = {
+        k: [float(r[k]) if r.get(k) not in (None, "") else float("nan") for r in rows]
+        for k in (rows[0].keys() if rows else [])
+    }
     best_period = keeper.best_epoch
-    result = {"budget": budget, "periods": periods, "steps_per_period": steps, "pretrain_periods": pre_periods,
-              "updates": len(rows) * steps, "resumed_from_period": first if resume else None,
-              "stopped_early": stopped_early, "best_period": best_period,
-              "best_updates": None if best_period is None else (best_period + 1) * steps,
-              "best_val_iou_score": keeper.best, "build_seconds": build_seconds,
-              "first_step_seconds": timer.first_step, "update_seconds": timer.update_seconds,
-              "seconds_per_period": timer.epochs, "history": history}
+    result = {
+        "budget": budget,
+        "periods": periods,
+        "steps_per_period": steps,
+        "pretrain_periods": pre_periods,
+        "updates": len(rows) * steps,
+        "resumed_from_period": first if resume else None,
+        "stopped_early": stopped_early,
+        "best_period": best_period,
+        "best_updates": None if best_period is None else (best_period + 1) * steps,
+        "best_val_iou_score": keeper.best,
+        "build_seconds": build_seconds,
+        "first_step_seconds": timer.first_step,
+        "update_seconds": timer.update_seconds,
+        "seconds_per_period": timer.epochs,
+        "history": history,
+    }
     return model, result

@@ -6,8 +6,10 @@ broadcast only; ``replace_upsampling`` swaps it into a functional Keras model (`
 kernels that raise under op determinism, and the tools that search a traced step for them, are test tooling:
 tests/determinism_tools.py.
 """
-import dualgen  # noqa: F401  (environment before TensorFlow)
+
 import tensorflow as tf
+
+import dualgen  # noqa: F401  (environment before TensorFlow)
 
 
 def _dim(x, i):
@@ -60,8 +62,9 @@ class DeterministicUpSampling2D(tf.keras.layers.Layer):
 
 
 def _is_nearest_upsampling(layer):
-    return (isinstance(layer, tf.keras.layers.UpSampling2D)
-            and str(getattr(layer, "interpolation", "nearest")).lower() in ("nearest", "resizemethod.nearest_neighbor"))
+    return isinstance(layer, tf.keras.layers.UpSampling2D) and str(
+        getattr(layer, "interpolation", "nearest")
+    ).lower() in ("nearest", "resizemethod.nearest_neighbor")
 
 
 def replace_upsampling(model):
@@ -73,13 +76,20 @@ def replace_upsampling(model):
     if not any(_is_nearest_upsampling(layer) for layer in model.submodules):
         return model
     if not getattr(model, "_is_graph_network", False):
-        raise TypeError(f"replace_upsampling: {type(model).__name__} '{model.name}' is not a functional Keras model: "
-                        "use DeterministicUpSampling2D in its code instead of UpSampling2D")
+        raise TypeError(
+            f"replace_upsampling: {type(model).__name__} '{model.name}' is not a functional Keras model: "
+            "use DeterministicUpSampling2D in its code instead of UpSampling2D"
+        )
 
     def clone(layer):
         if _is_nearest_upsampling(layer):
-            return DeterministicUpSampling2D(size=layer.size, data_format=layer.data_format, name=layer.name,
-                                             dtype=layer.dtype_policy, trainable=layer.trainable)
+            return DeterministicUpSampling2D(
+                size=layer.size,
+                data_format=layer.data_format,
+                name=layer.name,
+                dtype=layer.dtype_policy,
+                trainable=layer.trainable,
+            )
         if isinstance(layer, tf.keras.Model) and getattr(layer, "_is_graph_network", False):
             return replace_upsampling(layer)
         return layer

@@ -1,6 +1,7 @@
 """The bad-input corpus: every case is a small fixture built here, the command a user would run, and the one
 line dualgen must answer with. For each: exit != 0, exactly one `dualgen: error:` line, no traceback, and the
 input files byte-identical afterwards."""
+
 import dataclasses
 import json
 from pathlib import Path
@@ -24,8 +25,11 @@ def case(fn):
 def data_settings(root, **data):
     d = {"images": f"{root}/images", "masks": f"{root}/masks", "hq_masks": f"{root}/hq_masks", "mask_format": "palette"}
     d.update(data)
-    return {"classes": CLASSES, "data": d,
-            "patches": {"size": 32, "stride": 32, "drop_background_only": True, "exclude": []}}
+    return {
+        "classes": CLASSES,
+        "data": d,
+        "patches": {"size": 32, "stride": 32, "drop_background_only": True, "exclude": []},
+    }
 
 
 def patches_cmd(root, out, settings):
@@ -118,8 +122,13 @@ def mask_with_a_single_class_everywhere(root, out):
 @case
 def results_folder_not_writable(root, out):
     (out / "blocked").write_text("a file where a folder should be")
-    return ["make_patches.py", "--out", out / "blocked" / "patches", "--settings", json.dumps(data_settings(root))], \
-        "cannot write results there"
+    return [
+        "make_patches.py",
+        "--out",
+        out / "blocked" / "patches",
+        "--settings",
+        json.dumps(data_settings(root)),
+    ], "cannot write results there"
 
 
 @case
@@ -130,15 +139,17 @@ def settings_not_json(root, out):
 @case
 def info_band_taller_than_max_band(root, out):
     Image.fromarray(np.zeros((60, 96), np.uint8)).save(root / "masks" / "img1.png")
-    return patches_cmd(root, out, data_settings(root, hq_masks=None, crop_height="auto")), \
-        "36 rows more than the mask, above data.max_band"
+    return patches_cmd(
+        root, out, data_settings(root, hq_masks=None, crop_height="auto")
+    ), "36 rows more than the mask, above data.max_band"
 
 
 @case
 def auto_crop_with_a_mask_of_another_width(root, out):
     Image.fromarray(np.zeros((80, 90), np.uint8)).save(root / "masks" / "img2.png")
-    return patches_cmd(root, out, data_settings(root, hq_masks=None, crop_height="auto")), \
-        "is 90x80 px: image and mask must have the same size"
+    return patches_cmd(
+        root, out, data_settings(root, hq_masks=None, crop_height="auto")
+    ), "is 90x80 px: image and mask must have the same size"
 
 
 @case
@@ -166,8 +177,15 @@ DS = {"small_train": 3, "small_val": 1, "big_train": 8, "big_val": 2, "test": 5,
 @case
 def fewer_usable_patches_than_splits(root, out):
     s = {"classes": CLASSES, "test_sources": ["img2"], "datasets": dict(DS, big_train=60)}
-    return ["make_datasets.py", "--patches", _patches(root, out), "--out", out / "ds", "--settings", json.dumps(s)], \
-        "big sets need"
+    return [
+        "make_datasets.py",
+        "--patches",
+        _patches(root, out),
+        "--out",
+        out / "ds",
+        "--settings",
+        json.dumps(s),
+    ], "big sets need"
 
 
 @case
@@ -176,8 +194,15 @@ def empty_test_set_after_filtering(root, out):
     hq.mkdir()
     Image.fromarray(np.zeros((96, 96), np.uint8)).save(hq / "img0.png")
     s = {"classes": CLASSES, "test_sources": ["img2"], "datasets": DS}
-    return ["make_datasets.py", "--patches", _patches(root, out, hq_masks=str(hq)), "--out", out / "ds",
-            "--settings", json.dumps(s)], "no test patches"
+    return [
+        "make_datasets.py",
+        "--patches",
+        _patches(root, out, hq_masks=str(hq)),
+        "--out",
+        out / "ds",
+        "--settings",
+        json.dumps(s),
+    ], "no test patches"
 
 
 def _lists(root, **content):
@@ -190,17 +215,34 @@ def _lists(root, **content):
 
 @case
 def split_list_names_an_unknown_image(root, out):
-    s = {"classes": CLASSES, "datasets": DS,
-         "splits": _lists(root, train=["img0"], val=["img1.png"], test=["img2", "img7"])}
-    return ["make_datasets.py", "--patches", _patches(root, out), "--out", out / "ds", "--settings", json.dumps(s)], \
-        "line 2: 'img7' is not one of the images (3: img0, img1, img2)"
+    s = {
+        "classes": CLASSES,
+        "datasets": DS,
+        "splits": _lists(root, train=["img0"], val=["img1.png"], test=["img2", "img7"]),
+    }
+    return [
+        "make_datasets.py",
+        "--patches",
+        _patches(root, out),
+        "--out",
+        out / "ds",
+        "--settings",
+        json.dumps(s),
+    ], "line 2: 'img7' is not one of the images (3: img0, img1, img2)"
 
 
 @case
 def split_list_file_missing(root, out):
     s = {"classes": CLASSES, "datasets": DS, "splits": {"test": str(root / "nowhere.txt")}}
-    return ["make_datasets.py", "--patches", _patches(root, out), "--out", out / "ds", "--settings", json.dumps(s)], \
-        "nowhere.txt: list file not found"
+    return [
+        "make_datasets.py",
+        "--patches",
+        _patches(root, out),
+        "--out",
+        out / "ds",
+        "--settings",
+        json.dumps(s),
+    ], "nowhere.txt: list file not found"
 
 
 # ---- config -----------------------------------------------------------------------------------------
@@ -231,8 +273,9 @@ def config_negative_size(root, out):
 
 @case
 def config_palette_two_classes_share_a_value(root, out):
-    return config_cmd(root, "classes:\n  - {name: a, value: 0, color: '#000000'}\n"
-                            "  - {name: b, value: 0, color: '#ffffff'}\n"), "'a' and 'b' share the value 0"
+    return config_cmd(
+        root, "classes:\n  - {name: a, value: 0, color: '#000000'}\n  - {name: b, value: 0, color: '#ffffff'}\n"
+    ), "'a' and 'b' share the value 0"
 
 
 @case
@@ -242,7 +285,9 @@ def config_patch_size_not_divisible(root, out):
 
 @case
 def config_unknown_augmentation(root, out):
-    return config_cmd(root, "mixes: {augmentation: [GaussNoise, Sharpness]}\n"), "mixes.augmentation: unknown 'Sharpness'"
+    return config_cmd(
+        root, "mixes: {augmentation: [GaussNoise, Sharpness]}\n"
+    ), "mixes.augmentation: unknown 'Sharpness'"
 
 
 @case
@@ -252,13 +297,16 @@ def config_unknown_backbone(root, out):
 
 @case
 def config_level_that_gives_no_synthetic_image(root, out):
-    return config_cmd(root, "mixes: {levels: [0, 2]}\n"), "mixes.levels: 2 % of 16 training patches is no synthetic image"
+    return config_cmd(
+        root, "mixes: {levels: [0, 2]}\n"
+    ), "mixes.levels: 2 % of 16 training patches is no synthetic image"
 
 
 @case
 def config_simulate_lq_with_hq_masks(root, out):
-    return config_cmd(root, "data: {source: folder, simulate_lq: {boundary_px: 2}}\n"), \
-        "data.simulate_lq derives the LQ masks from data.masks"
+    return config_cmd(
+        root, "data: {source: folder, simulate_lq: {boundary_px: 2}}\n"
+    ), "data.simulate_lq derives the LQ masks from data.masks"
 
 
 @case
@@ -268,8 +316,16 @@ def demo_with_a_different_class_list(root, out):
 
 
 # ---- mixes and artifacts ----------------------------------------------------------------------------
-MIXES = {"bases": ["BMQ"], "levels": [0, 300], "synthetic": [], "synthetic_levels": [], "augmentation": [],
-         "pretrain": [], "balanced": [], "balanced_bases": []}
+MIXES = {
+    "bases": ["BMQ"],
+    "levels": [0, 300],
+    "synthetic": [],
+    "synthetic_levels": [],
+    "augmentation": [],
+    "pretrain": [],
+    "balanced": [],
+    "balanced_bases": [],
+}
 
 
 def _datasets(root):
@@ -287,23 +343,50 @@ def synthetic_percentage_needs_more_than_the_pool(root, out):
     pool.mkdir()
     pd.DataFrame({"synth_id": ["synth_00000", "synth_00001"]}).to_csv(pool / "pool.csv", index=False)
     s = {"mix": dataclasses.asdict(next(m for m in enumerate_mixes(MIXES, DS) if m.name == "BMQ_300"))}
-    return ["build_mix.py", "--datasets", _datasets(root), "--pool", pool, "--out", out / "m",
-            "--settings", json.dumps(s)], "needs 24 synthetic images but the pool has 2"
+    return [
+        "build_mix.py",
+        "--datasets",
+        _datasets(root),
+        "--pool",
+        pool,
+        "--out",
+        out / "m",
+        "--settings",
+        json.dumps(s),
+    ], "needs 24 synthetic images but the pool has 2"
 
 
 @case
 def mix_settings_that_are_not_a_mix(root, out):
     s = {"mix": {"name": "BMQ_999", "base": "BMQ"}}
-    return ["build_mix.py", "--datasets", _datasets(root), "--out", out / "m",
-            "--settings", json.dumps(s)], "--settings: 'mix' is not a mix"
+    return [
+        "build_mix.py",
+        "--datasets",
+        _datasets(root),
+        "--out",
+        out / "m",
+        "--settings",
+        json.dumps(s),
+    ], "--settings: 'mix' is not a mix"
 
 
 def _vqvae_dir(root, **meta):
     v = root / "vqvae"
     (v / "checkpoint").mkdir(parents=True)
-    settings = {"vqvae": {"num_hiddens": 16, "num_residual_hiddens": 8, "num_residual_layers": 1, "embedding_dim": 8,
-                          "num_embeddings": 8, "commitment_cost": 0.25, "decay": 0.99, "quantizer": "ema",
-                          "downsample": 4, "mask_encoding": "level"}}
+    settings = {
+        "vqvae": {
+            "num_hiddens": 16,
+            "num_residual_hiddens": 8,
+            "num_residual_layers": 1,
+            "embedding_dim": 8,
+            "num_embeddings": 8,
+            "commitment_cost": 0.25,
+            "decay": 0.99,
+            "quantizer": "ema",
+            "downsample": 4,
+            "mask_encoding": "level",
+        }
+    }
     from dualgen import __version__
 
     data = {"step": "train_vqvae", "dualgen_version": __version__, "settings": settings, "val_ids": []}
@@ -317,8 +400,19 @@ def _vqvae_dir(root, **meta):
 
 def _encode_cmd(root, out, vq):
     s = {"classes": CLASSES, "postprocess": {"min_object_px": 200, "seed": 0}}
-    return ["encode.py", "--vqvae", vq, "--patches", root / "p", "--datasets", root / "d", "--out", out / "codes",
-            "--settings", json.dumps(s)]
+    return [
+        "encode.py",
+        "--vqvae",
+        vq,
+        "--patches",
+        root / "p",
+        "--datasets",
+        root / "d",
+        "--out",
+        out / "codes",
+        "--settings",
+        json.dumps(s),
+    ]
 
 
 @case

@@ -31,14 +31,14 @@ nothing: zero padding there is inside the receptive field. The position is known
 term keeps the model autoregressive, and the window stays exact (it passes each cell's (r, c)). ``grid_shape``
 None: no position variables.
 """
+
 import itertools
 
 import numpy as np
-
-import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
 
 KINDS = ("plain", "gated")
@@ -55,12 +55,23 @@ class MaskedConv(snt.Module):
     ``cond_dim > 0``: a (cond_dim, out_channels) projection without bias, ``cond_w``, adds cond @ cond_w (the same at
     every position) to the output; ``cond_dim = 0`` creates no such variable and ignores ``cond``."""
 
-    def __init__(self, in_channels, out_channels, up=0, left=0, right=0, row="B", seed=(0, 0), cond_dim=0,
-                 cond_seed=(0, COND_SEED), name=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        up=0,
+        left=0,
+        right=0,
+        row="B",
+        seed=(0, 0),
+        cond_dim=0,
+        cond_seed=(0, COND_SEED),
+        name=None,
+    ):
         super().__init__(name=name)
         self.up, self.left, self.right = up, left, right
         mask = np.ones((up + 1, left + right + 1, 1, 1), np.float32)
-        mask[up, {"A": left, "B": left + 1, "all": left + right + 1, "none": 0}[row]:] = 0.0
+        mask[up, {"A": left, "B": left + 1, "all": left + right + 1, "none": 0}[row] :] = 0.0
         self._mask = None if mask.all() else tf.constant(mask)  # 1x1 convs see everything
         shape = mask.shape[:2] + (in_channels, out_channels)
         std = 1.0 / np.sqrt(mask.sum() * in_channels)  # fan-in of the visible taps
@@ -96,7 +107,7 @@ class Frame:
         """Cut ``x`` to the region a conv of that reach leaves (no-op on the whole grid)."""
         if self.inside is None:
             return x
-        return x[:, up:, left:x.shape[2] - right]
+        return x[:, up:, left : x.shape[2] - right]
 
     def shrink(self, up, left, right):
         if self.inside is not None:
@@ -111,12 +122,11 @@ class PlainBlock(snt.Module):
         super().__init__(name=name)
         r, f, c = BLOCK_REACH, filters, cond_dim
         cond_seeds = itertools.repeat((0, COND_SEED)) if cond_seeds is None else cond_seeds
-        self.reduce = MaskedConv(f, f // 2, seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds),
-                                 name="reduce_1x1")
-        self.conv = MaskedConv(f // 2, f // 2, r, r, r, "B", seed=next(seeds), cond_dim=c,
-                               cond_seed=next(cond_seeds), name="mask_b_3x3")
-        self.expand = MaskedConv(f // 2, f, seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds),
-                                 name="expand_1x1")
+        self.reduce = MaskedConv(f, f // 2, seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds), name="reduce_1x1")
+        self.conv = MaskedConv(
+            f // 2, f // 2, r, r, r, "B", seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds), name="mask_b_3x3"
+        )
+        self.expand = MaskedConv(f // 2, f, seed=next(seeds), cond_dim=c, cond_seed=next(cond_seeds), name="expand_1x1")
 
     def __call__(self, h, frame, cond=None):
         r = BLOCK_REACH
@@ -143,10 +153,30 @@ class GatedLayer(snt.Module):
         super().__init__(name=name)
         self.reach, self.first = reach, first
         cond_seeds = itertools.repeat((0, COND_SEED)) if cond_seeds is None else cond_seeds
-        self.v_conv = MaskedConv(in_channels, 2 * filters, reach, reach, reach, "none" if first else "all",
-                                 seed=next(seeds), cond_dim=cond_dim, cond_seed=next(cond_seeds), name="v_conv")
-        self.h_conv = MaskedConv(in_channels, 2 * filters, 0, reach, 0, "A" if first else "B",
-                                 seed=next(seeds), cond_dim=cond_dim, cond_seed=next(cond_seeds), name="h_conv")
+        self.v_conv = MaskedConv(
+            in_channels,
+            2 * filters,
+            reach,
+            reach,
+            reach,
+            "none" if first else "all",
+            seed=next(seeds),
+            cond_dim=cond_dim,
+            cond_seed=next(cond_seeds),
+            name="v_conv",
+        )
+        self.h_conv = MaskedConv(
+            in_channels,
+            2 * filters,
+            0,
+            reach,
+            0,
+            "A" if first else "B",
+            seed=next(seeds),
+            cond_dim=cond_dim,
+            cond_seed=next(cond_seeds),
+            name="h_conv",
+        )
         self.v_to_h = MaskedConv(2 * filters, 2 * filters, seed=next(seeds), name="v_to_h_1x1")
         self.h_out = MaskedConv(filters, filters, seed=next(seeds), name="h_out_1x1")
 
@@ -171,8 +201,10 @@ class PixelCNN(snt.Module):
         if kind not in KINDS:
             raise DualgenError(f"pixelcnn.kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
         if num_embeddings < 2 or filters < 2 or num_blocks < 0:
-            raise DualgenError(f"PixelCNN needs num_embeddings >= 2, filters >= 2 and num_blocks >= 0 "
-                               f"(got {num_embeddings}, {filters}, {num_blocks}): fix the pixelcnn settings")
+            raise DualgenError(
+                f"PixelCNN needs num_embeddings >= 2, filters >= 2 and num_blocks >= 0 "
+                f"(got {num_embeddings}, {filters}, {num_blocks}): fix the pixelcnn settings"
+            )
         if isinstance(cond_dim, bool) or not isinstance(cond_dim, (int, np.integer)) or cond_dim < 0:
             raise DualgenError(f"PixelCNN cond_dim must be an integer >= 0 (0: unconditioned), got {cond_dim!r}")
         self.num_embeddings, self.filters, self.num_blocks, self.kind = num_embeddings, filters, num_blocks, kind
@@ -181,13 +213,15 @@ class PixelCNN(snt.Module):
         cseeds = ((seed, COND_SEED + i) for i in itertools.count())  # and per conditioning projection
         k, f, r0, c = num_embeddings, filters, FIRST_REACH, self.cond_dim
         if kind == "plain":
-            self.first = MaskedConv(k, f, r0, r0, r0, "A", seed=next(seeds), cond_dim=c, cond_seed=next(cseeds),
-                                    name="mask_a_7x7")
+            self.first = MaskedConv(
+                k, f, r0, r0, r0, "A", seed=next(seeds), cond_dim=c, cond_seed=next(cseeds), name="mask_a_7x7"
+            )
             self.blocks = [PlainBlock(f, seeds, c, cseeds, name=f"block_{i}") for i in range(num_blocks)]
         else:
             self.first = GatedLayer(k, f, r0, True, seeds, c, cseeds, name="gated_0")
-            self.blocks = [GatedLayer(f, f, BLOCK_REACH, False, seeds, c, cseeds, name=f"gated_{i + 1}")
-                           for i in range(num_blocks)]
+            self.blocks = [
+                GatedLayer(f, f, BLOCK_REACH, False, seeds, c, cseeds, name=f"gated_{i + 1}") for i in range(num_blocks)
+            ]
         self.head = MaskedConv(f, f, seed=next(seeds), cond_dim=c, cond_seed=next(cseeds), name="head_1x1")
         self.logits = MaskedConv(f, k, seed=next(seeds), cond_dim=c, cond_seed=next(cseeds), name="logits_1x1")
         self.grid_shape = None if grid_shape is None else tuple(int(n) for n in grid_shape)
@@ -217,8 +251,9 @@ class PixelCNN(snt.Module):
             return None
         cond = tf.cast(cond, tf.float32)
         shape = cond.shape
-        if shape.rank != 2 or any(n is not None and want is not None and n != want
-                                  for n, want in zip(shape, (batch, self.cond_dim))):
+        if shape.rank != 2 or any(
+            n is not None and want is not None and n != want for n, want in zip(shape, (batch, self.cond_dim))
+        ):
             raise DualgenError(_cond_message("cond", batch, self.cond_dim, tuple(shape)))
         return cond if self.cond_dim else None
 
@@ -230,8 +265,10 @@ class PixelCNN(snt.Module):
         if frame.inside is None:
             shape = tuple(x.shape[1:3])
             if None not in shape and shape != self.grid_shape:
-                raise DualgenError(f"PixelCNN with position: grids of {tuple(x.shape[1:3])} but the model was built for "
-                                   f"{self.grid_shape}: sample grids of the spec's grid_shape")
+                raise DualgenError(
+                    f"PixelCNN with position: grids of {tuple(x.shape[1:3])} but the model was built for "
+                    f"{self.grid_shape}: sample grids of the spec's grid_shape"
+                )
             last = tf.one_hot(self.grid_shape[0] - 1, self.grid_shape[0])[None, :, None, None]
             return last * (LAST_ROW_SCALE * self.last_row_bias)
         if pos is None:
@@ -273,10 +310,14 @@ class PixelCNN(snt.Module):
 def _cond_message(what, n, cond_dim, got):
     rows = "B" if n is None else n
     if cond_dim == 0:
-        return (f"PixelCNN {what}: the model is unconditioned (cond_dim 0): pass no cond (None or a ({rows}, 0) "
-                f"array), got {got}")
-    return (f"PixelCNN {what}: expected a ({rows}, {cond_dim}) float array (one row of {cond_dim} conditioning "
-            f"values per grid), got {got}")
+        return (
+            f"PixelCNN {what}: the model is unconditioned (cond_dim 0): pass no cond (None or a ({rows}, 0) "
+            f"array), got {got}"
+        )
+    return (
+        f"PixelCNN {what}: expected a ({rows}, {cond_dim}) float array (one row of {cond_dim} conditioning "
+        f"values per grid), got {got}"
+    )
 
 
 def check_cond(model, cond, n, what):

@@ -4,11 +4,12 @@
 filters, num_blocks, the code grid's shape, cond_dim and position, ``make_spec``) into a folder; ``load(folder)``
 rebuilds the model from them.
 """
+
 from pathlib import Path
 
-import dualgen  # noqa: F401  (environment before TensorFlow)
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.artifacts import read_spec, write_spec
 from dualgen.core.errors import DualgenError
 from dualgen.generate.pixelcnn.model import PixelCNN
@@ -21,16 +22,28 @@ def make_spec(settings, kind, num_embeddings, grid_shape, cond_dim=0, position=T
     """The spec of a PixelCNN of ``kind`` over (H, W) = ``grid_shape`` grids of ``num_embeddings`` codes, with
     config's ``pixelcnn`` settings (filters, num_blocks), conditioned on ``cond_dim`` values per grid (0: none),
     with the position term (``position``, see ``model``)."""
-    return {"kind": kind, "num_embeddings": int(num_embeddings), "filters": int(settings["filters"]),
-            "num_blocks": int(settings["num_blocks"]), "grid_shape": [int(n) for n in grid_shape],
-            "cond_dim": int(cond_dim), "position": bool(position)}
+    return {
+        "kind": kind,
+        "num_embeddings": int(num_embeddings),
+        "filters": int(settings["filters"]),
+        "num_blocks": int(settings["num_blocks"]),
+        "grid_shape": [int(n) for n in grid_shape],
+        "cond_dim": int(cond_dim),
+        "position": bool(position),
+    }
 
 
 def build(spec):
     """A fresh (untrained) PixelCNN from a spec (initial weights: seed ``WEIGHT_SEED``)."""
-    return PixelCNN(spec["num_embeddings"], filters=spec["filters"], num_blocks=spec["num_blocks"], kind=spec["kind"],
-                    seed=WEIGHT_SEED, cond_dim=spec["cond_dim"],
-                    grid_shape=spec["grid_shape"] if spec["position"] else None)
+    return PixelCNN(
+        spec["num_embeddings"],
+        filters=spec["filters"],
+        num_blocks=spec["num_blocks"],
+        kind=spec["kind"],
+        seed=WEIGHT_SEED,
+        cond_dim=spec["cond_dim"],
+        grid_shape=spec["grid_shape"] if spec["position"] else None,
+    )
 
 
 def save(model, folder, spec):
@@ -49,6 +62,7 @@ def load(folder):
     try:
         tf.train.Checkpoint(model=model).read(str(folder / "ckpt")).assert_existing_objects_matched().expect_partial()
     except Exception as err:  # noqa: BLE001  (mismatch: AssertionError/ValueError; damage: OpError, ...)
-        raise DualgenError(f"{folder}: cannot load the PixelCNN ({type(err).__name__}): delete the folder and rerun "
-                           "train_pixelcnn") from None
+        raise DualgenError(
+            f"{folder}: cannot load the PixelCNN ({type(err).__name__}): delete the folder and rerun train_pixelcnn"
+        ) from None
     return model, spec

@@ -1,11 +1,11 @@
 """Sampling the PixelCNN prior: the exact fast sampler (``sample_fast``: the network on each cell's window only,
 ``PixelCNN.window_logits``), the whole-network reference (``sample_naive``) and the calibration of per-code logit
 offsets (``calibrate``)."""
-import numpy as np
 
-import dualgen  # noqa: F401  (environment before TensorFlow)
+import numpy as np
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
 from dualgen.generate.pixelcnn.model import check_cond
 
@@ -19,7 +19,7 @@ class Canvas:
         self.rows, self.cols = model.receptive_rows, model.receptive_cols
         n, height, width = grids.shape
         self.codes = np.full((n, height + self.rows, width + 2 * self.cols), -1, np.int32)
-        self.codes[:, self.rows:, self.cols:self.cols + width] = grids
+        self.codes[:, self.rows :, self.cols : self.cols + width] = grids
         self.inside = (self.codes[:1] >= 0).astype(np.float32)[..., None]
 
     def window(self, r, c):
@@ -30,7 +30,7 @@ class Canvas:
         self.codes[:, self.rows + r, self.cols + c] = values
 
     def grids(self):
-        return self.codes[:, self.rows:, self.cols:self.codes.shape[2] - self.cols].copy()
+        return self.codes[:, self.rows :, self.cols : self.codes.shape[2] - self.cols].copy()
 
 
 def _pos(r, c):
@@ -82,14 +82,17 @@ def _sample(fill, model, n, height, width, seed, temperature, batch_size, rows, 
     if temperature <= 0:
         raise DualgenError(f"sample.temperature {temperature} must be > 0: use e.g. 1.0")
     if n < 0 or height < 1 or width < 1 or batch_size < 1:
-        raise DualgenError(f"sample: cannot draw {n} grids of {height}x{width} in batches of {batch_size}: "
-                           "use positive sizes")
+        raise DualgenError(
+            f"sample: cannot draw {n} grids of {height}x{width} in batches of {batch_size}: use positive sizes"
+        )
     cond = check_cond(model, cond, n, "sample cond")
     if bias is not None:
         bias = np.asarray(bias, np.float64)
         if bias.shape != (model.num_embeddings,) or not np.isfinite(bias).all():
-            raise DualgenError(f"sample: a calibration bias of shape {bias.shape} for a prior of "
-                               f"{model.num_embeddings} codes (finite values needed): rerun sample")
+            raise DualgenError(
+                f"sample: a calibration bias of shape {bias.shape} for a prior of "
+                f"{model.num_embeddings} codes (finite values needed): rerun sample"
+            )
     rows = height if rows is None else min(rows, height)
     out = np.zeros((n, height, width), np.int32)
     for start in range(0, n, batch_size):
@@ -137,7 +140,7 @@ def calibration_mode(value):
 def code_frequencies(grids, num_embeddings):
     """(K,) share of the cells holding each code."""
     grids = np.asarray(grids)
-    return np.bincount(grids.ravel(), minlength=int(num_embeddings))[:int(num_embeddings)] / max(1, grids.size)
+    return np.bincount(grids.ravel(), minlength=int(num_embeddings))[: int(num_embeddings)] / max(1, grids.size)
 
 
 def share_distance(a, b):
@@ -145,9 +148,25 @@ def share_distance(a, b):
     return 0.5 * float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum())
 
 
-def calibrate(model, target, height, width, *, seed, temperature, batch_size, grids=CALIBRATION_GRIDS,
-              rounds=CALIBRATION_ROUNDS, step=CALIBRATION_STEP, log=print, measure=None, features=None, start=None,
-              stream=1, what="code shares"):
+def calibrate(
+    model,
+    target,
+    height,
+    width,
+    *,
+    seed,
+    temperature,
+    batch_size,
+    grids=CALIBRATION_GRIDS,
+    rounds=CALIBRATION_ROUNDS,
+    step=CALIBRATION_STEP,
+    log=print,
+    measure=None,
+    features=None,
+    start=None,
+    stream=1,
+    what="code shares",
+):
     """Per-code logit offsets b (K,) so that the sampler's code frequencies come near ``target`` (K,), the code
     frequencies of the prior's training grids. Sampling from softmax(logits / T + b) is the exponential tilt of the
     prior, p(x) exp(sum_k b_k n_k(x)) / Z: of all distributions with the tilted code frequencies the one closest to
@@ -172,14 +191,32 @@ def calibrate(model, target, height, width, *, seed, temperature, batch_size, gr
     measure = measure or (lambda g: code_frequencies(g, k))
     features = np.eye(k) if features is None else np.asarray(features, np.float64)
     if features.shape != (k, target.shape[0]) or target.ndim != 1:
-        raise DualgenError(f"sample: calibration target of shape {target.shape} for a prior of {k} codes "
-                           f"(features {features.shape})")
+        raise DualgenError(
+            f"sample: calibration target of shape {target.shape} for a prior of {k} codes (features {features.shape})"
+        )
     floor = np.maximum(target, CALIBRATION_FLOOR)
     bias = np.zeros(k) if start is None else np.asarray(start, np.float64).copy()
     history = []
     for r in range(int(rounds)):
-        drawn = np.asarray(measure(_sample(_fill_fast, model, int(grids), height, width, seed, temperature,
-                                           batch_size, None, None, bias, stream=(int(stream), r))), np.float64)
+        drawn = np.asarray(
+            measure(
+                _sample(
+                    _fill_fast,
+                    model,
+                    int(grids),
+                    height,
+                    width,
+                    seed,
+                    temperature,
+                    batch_size,
+                    None,
+                    None,
+                    bias,
+                    stream=(int(stream), r),
+                )
+            ),
+            np.float64,
+        )
         distance = share_distance(drawn, target)
         history.append((bias, drawn, distance))
         log(f"calibration round {r + 1}/{rounds}: {what} {distance:.3f} (total variation) from the training data's")

@@ -1,11 +1,11 @@
 """Training the PixelCNN prior: Adam on the negative log-likelihood of the code grids (``train_pixelcnn``), the
 validation NLL (``validation_nll``)."""
-import numpy as np
 
-import dualgen  # noqa: F401  (environment before TensorFlow)
+import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
 from dualgen.generate.pixelcnn.model import check_cond
 
@@ -20,12 +20,16 @@ def nll(logits, grids):
 def _check_grids(model, grids, what):
     grids = np.asarray(grids)
     if grids.ndim != 3 or not np.issubdtype(grids.dtype, np.integer):
-        raise DualgenError(f"PixelCNN {what}: expected integer code grids (N, H, W), got {grids.dtype} "
-                           f"{grids.shape}: rerun the encode step")
+        raise DualgenError(
+            f"PixelCNN {what}: expected integer code grids (N, H, W), got {grids.dtype} "
+            f"{grids.shape}: rerun the encode step"
+        )
     if grids.size and (grids.min() < 0 or grids.max() >= model.num_embeddings):
-        raise DualgenError(f"PixelCNN {what}: codes {grids.min()}..{grids.max()} outside "
-                           f"0..{model.num_embeddings - 1}: the grids and the model's num_embeddings disagree, "
-                           "rerun the encode step")
+        raise DualgenError(
+            f"PixelCNN {what}: codes {grids.min()}..{grids.max()} outside "
+            f"0..{model.num_embeddings - 1}: the grids and the model's num_embeddings disagree, "
+            "rerun the encode step"
+        )
     return grids.astype(np.int32)
 
 
@@ -37,13 +41,14 @@ def validation_nll(model, grids, batch_size=EVAL_BATCH, cond=None):
         return float("nan")
     total = 0.0
     for i in range(0, len(grids), batch_size):
-        batch = tf.constant(grids[i:i + batch_size])
-        total += float(nll(model.grid_logits(batch, tf.constant(cond[i:i + batch_size])), batch)) * len(batch)
+        batch = tf.constant(grids[i : i + batch_size])
+        total += float(nll(model.grid_logits(batch, tf.constant(cond[i : i + batch_size])), batch)) * len(batch)
     return total / len(grids)
 
 
-def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print,
-                   train_cond=None, val_cond=None):
+def train_pixelcnn(
+    model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print, train_cond=None, val_cond=None
+):
     """Adam on the NLL, shuffled each epoch with ``seed`` (the cond rows move with their grids). Returns the history
     {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps).
 
@@ -58,8 +63,9 @@ def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learnin
     val_cond = check_cond(model, val_cond, len(val), "val_cond")
     optimizer = snt.optimizers.Adam(learning_rate)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.int32),
-                                  tf.TensorSpec([None, model.cond_dim], tf.float32)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None], tf.int32), tf.TensorSpec([None, model.cond_dim], tf.float32)]
+    )
     def train_step(batch, cond):
         with tf.GradientTape() as tape:
             loss = nll(model(batch, cond), batch)
@@ -75,18 +81,22 @@ def train_pixelcnn(model, train_grids, val_grids, *, epochs, batch_size, learnin
         order = rng.permutation(len(train))
         losses = []
         for step, start in enumerate(range(0, len(train), batch_size), 1):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             loss = float(train_step(tf.constant(train[rows]), tf.constant(train_cond[rows])))
             if not np.isfinite(loss):
-                raise DualgenError(f"PixelCNN loss became NaN/Inf at epoch {epoch} step {step} "
-                                   f"(last finite loss {last_finite}): lower pixelcnn.learning_rate")
+                raise DualgenError(
+                    f"PixelCNN loss became NaN/Inf at epoch {epoch} step {step} "
+                    f"(last finite loss {last_finite}): lower pixelcnn.learning_rate"
+                )
             last_finite = loss
             losses.append(loss)
         history["epoch"].append(epoch)
         history["train_nll"].append(float(np.mean(losses)))
         history["val_nll"].append(validation_nll(model, val, batch_size, val_cond))
-        log(f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
-            f"{history['val_nll'][-1]:.4f} (validation) nats per cell")
+        log(
+            f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
+            f"{history['val_nll'][-1]:.4f} (validation) nats per cell"
+        )
         if history["val_nll"][-1] <= best_nll:  # NaN (no validation grids) is never <=
             best_nll, best_epoch = history["val_nll"][-1], epoch
             best_weights = None if epoch == epochs else [v.numpy() for v in model.variables]

@@ -9,10 +9,11 @@ grid of code indices (``downsample`` = 4, the paper's). With ``downsample`` = 2 
 encoder and the first transposed convolution of the decoder keep the size (stride 1; same layers otherwise): a
 64-px patch becomes a 32x32 grid, one code per 2x2 pixels, fine enough for one-pixel boundaries.
 """
-import dualgen  # noqa: F401  (environment before TensorFlow)
+
 import sonnet as snt
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
 from dualgen.generate.mask_codec import check_encoding
 
@@ -34,8 +35,10 @@ class ResidualStack(snt.Module):
 
     def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens, name=None):
         super().__init__(name=name)
-        self._layers = [(snt.Conv2D(num_residual_hiddens, 3, name=f"res3x3_{i}"),
-                         snt.Conv2D(num_hiddens, 1, name=f"res1x1_{i}")) for i in range(num_residual_layers)]
+        self._layers = [
+            (snt.Conv2D(num_residual_hiddens, 3, name=f"res3x3_{i}"), snt.Conv2D(num_hiddens, 1, name=f"res1x1_{i}"))
+            for i in range(num_residual_layers)
+        ]
 
     def __call__(self, h):
         for conv3, conv1 in self._layers:
@@ -82,22 +85,48 @@ class VQVAE(snt.Module):
     the ``level`` encoding, so 4 for RGB; one per class for ``onehot``). ``spec`` keeps the constructor's arguments
     (``persist.SPEC_KEYS``)."""
 
-    def __init__(self, channels, num_hiddens, num_residual_hiddens, num_residual_layers, embedding_dim,
-                 num_embeddings, commitment_cost, decay, quantizer, downsample, mask_encoding, name=None):
+    def __init__(
+        self,
+        channels,
+        num_hiddens,
+        num_residual_hiddens,
+        num_residual_layers,
+        embedding_dim,
+        num_embeddings,
+        commitment_cost,
+        decay,
+        quantizer,
+        downsample,
+        mask_encoding,
+        name=None,
+    ):
         super().__init__(name=name)
         if quantizer not in ("ema", "vq"):
-            raise DualgenError(f"vqvae.quantizer is {quantizer!r}: use 'ema' (VectorQuantizerEMA) or 'vq' (VectorQuantizer)")
+            raise DualgenError(
+                f"vqvae.quantizer is {quantizer!r}: use 'ema' (VectorQuantizerEMA) or 'vq' (VectorQuantizer)"
+            )
         if downsample not in DOWNSAMPLES:
-            raise DualgenError(f"vqvae.downsample is {downsample!r}: use one of {', '.join(map(str, DOWNSAMPLES))} "
-                               "(patch pixels per code cell along each side)")
+            raise DualgenError(
+                f"vqvae.downsample is {downsample!r}: use one of {', '.join(map(str, DOWNSAMPLES))} "
+                "(patch pixels per code cell along each side)"
+            )
         check_encoding(mask_encoding)
         self.channels = int(channels)
         self.downsample = int(downsample)
         self.mask_encoding = mask_encoding
-        self.spec = {"channels": self.channels, "num_hiddens": num_hiddens, "num_residual_hiddens": num_residual_hiddens,
-                     "num_residual_layers": num_residual_layers, "embedding_dim": embedding_dim,
-                     "num_embeddings": num_embeddings, "commitment_cost": commitment_cost, "decay": decay,
-                     "quantizer": quantizer, "downsample": self.downsample, "mask_encoding": mask_encoding}
+        self.spec = {
+            "channels": self.channels,
+            "num_hiddens": num_hiddens,
+            "num_residual_hiddens": num_residual_hiddens,
+            "num_residual_layers": num_residual_layers,
+            "embedding_dim": embedding_dim,
+            "num_embeddings": num_embeddings,
+            "commitment_cost": commitment_cost,
+            "decay": decay,
+            "quantizer": quantizer,
+            "downsample": self.downsample,
+            "mask_encoding": mask_encoding,
+        }
         self.encoder = Encoder(num_hiddens, num_residual_layers, num_residual_hiddens, self.downsample)
         self.pre_vq = snt.Conv2D(embedding_dim, 1, name="to_vq")
         if quantizer == "ema":
@@ -110,8 +139,12 @@ class VQVAE(snt.Module):
         z = self.pre_vq(self.encoder(x))  # float16 under mixed precision (train_vqvae), else float32
         vq = self.vq(tf.cast(z, tf.float32), is_training=is_training)  # codebook + its updates: always float32
         x_recon = tf.cast(self.decoder(tf.cast(vq["quantize"], z.dtype)), tf.float32)  # casts: no-ops in float32
-        return {"x_recon": x_recon, "vq_loss": vq["loss"], "perplexity": vq["perplexity"],
-                "encoding_indices": vq["encoding_indices"]}
+        return {
+            "x_recon": x_recon,
+            "vq_loss": vq["loss"],
+            "perplexity": vq["perplexity"],
+            "encoding_indices": vq["encoding_indices"],
+        }
 
     def encode(self, x):
         """(N,H,W,C+M) -> int32 (N,H/d,W/d) code indices (d = downsample)."""

@@ -3,19 +3,31 @@
 ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (``make_spec``) into a
 folder; ``load(folder)`` rebuilds the model from them.
 """
+
 from pathlib import Path
 
-import dualgen  # noqa: F401  (environment before TensorFlow)
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.artifacts import read_spec, write_spec
 from dualgen.core.errors import DualgenError
 from dualgen.generate.mask_codec import MaskCodec
 from dualgen.generate.vqvae.model import VQVAE, build_variables, describe
 
 # the constructor's arguments a spec holds (channels: the model's, i.e. the micrograph's C + the mask's channels)
-SPEC_KEYS = ("channels", "num_hiddens", "num_residual_hiddens", "num_residual_layers", "embedding_dim",
-             "num_embeddings", "commitment_cost", "decay", "quantizer", "downsample", "mask_encoding")
+SPEC_KEYS = (
+    "channels",
+    "num_hiddens",
+    "num_residual_hiddens",
+    "num_residual_layers",
+    "embedding_dim",
+    "num_embeddings",
+    "commitment_cost",
+    "decay",
+    "quantizer",
+    "downsample",
+    "mask_encoding",
+)
 
 
 def make_spec(settings, image_channels, num_classes):
@@ -48,7 +60,7 @@ def load(folder):
 def first_line(err):
     """The first line of an exception's message (at most 200 characters), or its type's name."""
     text = str(err).strip()
-    return (text.splitlines()[0][:200] if text else type(err).__name__)
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _restore(model, folder):
@@ -56,13 +68,16 @@ def _restore(model, folder):
     hidden sizes, layers, quantiser, channels) raises a DualgenError naming the folder."""
     folder = Path(folder)
     if not (folder / "ckpt.index").exists():
-        raise DualgenError(f"{folder}: no VQ-VAE checkpoint (ckpt.index) there: train the VQ-VAE first "
-                           "(rule train_vqvae) or point to its checkpoint folder")
+        raise DualgenError(
+            f"{folder}: no VQ-VAE checkpoint (ckpt.index) there: train the VQ-VAE first "
+            "(rule train_vqvae) or point to its checkpoint folder"
+        )
     build_variables(model)
     try:
         tf.train.Checkpoint(model=model).read(str(folder / "ckpt")).assert_consumed()
     except Exception as err:  # noqa: BLE001  (mismatch: ValueError/AssertionError; damage: OpError, IndexError, ...)
         raise DualgenError(
             f"{folder}: the VQ-VAE checkpoint does not match a model with {describe(model)} or is damaged "
-            f"({first_line(err)}): use the vqvae settings it was trained with, or retrain (rule train_vqvae)")
+            f"({first_line(err)}): use the vqvae settings it was trained with, or retrain (rule train_vqvae)"
+        )
     return model

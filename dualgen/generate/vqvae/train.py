@@ -7,16 +7,16 @@ folder) and a rolling checkpoint with the optimizer state (out_dir/last), each r
 (``artifacts.atomic_dir``), so a killed run continues where it stopped; it returns its history, the best step and
 the step it resumed from.
 """
+
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-
-import dualgen  # noqa: F401  (environment before TensorFlow)
 import sonnet as snt
 import tensorflow as tf
 
+import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core import env
 from dualgen.core.artifacts import atomic_dir, recover
 from dualgen.core.errors import DualgenError
@@ -45,8 +45,9 @@ class _Batches:
 def _check_data(model, train_x, val_x, steps, batch_size, eval_every, mask_weight):
     for name, x in (("training", train_x), ("validation", val_x)):
         if x.ndim != 4 or x.shape[-1] != model.channels:
-            raise DualgenError(f"VQ-VAE {name} data has shape {x.shape}: expected (N,H,W,{model.channels}) "
-                               "from data.to_model_input")
+            raise DualgenError(
+                f"VQ-VAE {name} data has shape {x.shape}: expected (N,H,W,{model.channels}) from data.to_model_input"
+            )
         if len(x) == 0:
             raise DualgenError(f"VQ-VAE: no {name} patches: raise the number of patches or lower vqvae.val_images")
         check_patch_size(x.shape[1], model.downsample)
@@ -64,12 +65,27 @@ def channel_weights(channels, mask_weight, n_mask):
     """(channels,) float32 loss weights: 1 for each micrograph channel, ``mask_weight`` for the mask (its ``n_mask``
     channels, the last, share it: ``mask_weight / n_mask`` each, so the mask weighs as much in either encoding)."""
     w = np.ones(int(channels), np.float32)
-    w[-int(n_mask):] = float(mask_weight) / int(n_mask)
+    w[-int(n_mask) :] = float(mask_weight) / int(n_mask)
     return w
 
 
-def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed, out_dir, eval_every,
-                mask_weight, n_mask, mixed_precision, log=print, monitor=None):
+def train_vqvae(
+    model,
+    train_x,
+    val_x,
+    *,
+    steps,
+    batch_size,
+    learning_rate,
+    seed,
+    out_dir,
+    eval_every,
+    mask_weight,
+    n_mask,
+    mixed_precision,
+    log=print,
+    monitor=None,
+):
     """Train ``model`` up to update ``steps`` with Adam. Returns a dict: ``history`` (one dict per evaluation:
     step, train_recon, train_vq_loss, perplexity, val_recon, earlier calls' included), ``best_step`` and
     ``best_val_recon`` (the model in out_dir/best), ``resumed_from_step`` (None unless this call resumed).
@@ -79,7 +95,8 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     MSE for the one-channel mask). Every ``eval_every`` steps (and at the last
     step): validation reconstruction error (the same weighted MSE, the loss the model is trained for); out_dir/best
     gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history
-    (history.json) so that a rerun with the same out_dir resumes. ``monitor(step, model)`` is called after each evaluation. The caller seeds the
+    (history.json) so that a rerun with the same out_dir resumes. ``monitor(step, model)`` is called after each
+    evaluation. The caller seeds the
     weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order. The batches
     are gathered on the host (tf.data, prefetched) while the device trains.
 
@@ -115,8 +132,10 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
             tf.train.Checkpoint(model=model, opt=opt, step=step_var).read(str(last / "ckpt")).assert_consumed()
             history = json.loads((last / "history.json").read_text())
         except Exception as err:  # noqa: BLE001  (as in persist._restore)
-            raise DualgenError(f"{last}: cannot resume from this checkpoint ({first_line(err)}): it was written with "
-                               f"other VQ-VAE settings or is damaged; delete {out_dir} to start afresh")
+            raise DualgenError(
+                f"{last}: cannot resume from this checkpoint ({first_line(err)}): it was written with "
+                f"other VQ-VAE settings or is damaged; delete {out_dir} to start afresh"
+            )
         resumed_from = int(step_var.numpy())
         log(f"resuming from step {resumed_from} (checkpoint {last})")
 
@@ -144,7 +163,9 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
         return tf.reduce_sum(tf.reduce_mean(error, axis=[1, 2, 3]))
 
     def val_recon():
-        total = sum(float(squared_error(tf.constant(val_x[i:i + batch_size]))) for i in range(0, len(val_x), batch_size))
+        total = sum(
+            float(squared_error(tf.constant(val_x[i : i + batch_size]))) for i in range(0, len(val_x), batch_size)
+        )
         return total / len(val_x)
 
     best = min((h["val_recon"] for h in history), default=np.inf)
@@ -154,9 +175,14 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
     if start >= steps:
         log(f"already trained to step {start} (>= {steps} steps): nothing to do")
     last_finite, window, timed, seconds = None, [], 0, 0.0
-    stream = iter(env.without_autotune(tf.data.Dataset.from_generator(  # batches of steps start+1.., gathered ahead
-        lambda: (train_x[batches(s)] for s in range(start + 1, steps + 1)),
-        output_signature=tf.TensorSpec((int(batch_size),) + train_x.shape[1:], tf.float32)).prefetch(2)))
+    stream = iter(
+        env.without_autotune(
+            tf.data.Dataset.from_generator(  # batches of steps start+1.., gathered ahead
+                lambda: (train_x[batches(s)] for s in range(start + 1, steps + 1)),
+                output_signature=tf.TensorSpec((int(batch_size),) + train_x.shape[1:], tf.float32),
+            ).prefetch(2)
+        )
+    )
     for step in range(start + 1, steps + 1):
         tick = time.perf_counter()
         loss, recon, vq_loss, perplexity = (float(t) for t in train_step(next(stream)))
@@ -166,18 +192,26 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
             raise DualgenError(
                 f"VQ-VAE loss became NaN/Inf at step {step} (last finite loss "
                 f"{'none yet' if last_finite is None else f'{last_finite:.6g}'}): lower vqvae.learning_rate "
-                f"(now {learning_rate:g}) and rerun; the best checkpoint so far in {out_dir / 'best'} is kept")
+                f"(now {learning_rate:g}) and rerun; the best checkpoint so far in {out_dir / 'best'} is kept"
+            )
         last_finite = loss
         window.append((recon * variance, vq_loss, perplexity))
         if step % eval_every and step != steps:
             continue
         val = val_recon()
         if not np.isfinite(val):
-            raise DualgenError(f"VQ-VAE validation reconstruction error became NaN/Inf at step {step}: lower "
-                               f"vqvae.learning_rate (now {learning_rate:g}) and rerun")
+            raise DualgenError(
+                f"VQ-VAE validation reconstruction error became NaN/Inf at step {step}: lower "
+                f"vqvae.learning_rate (now {learning_rate:g}) and rerun"
+            )
         mean = np.mean(window, axis=0)
-        entry = {"step": step, "train_recon": float(mean[0]), "train_vq_loss": float(mean[1]),
-                 "perplexity": float(mean[2]), "val_recon": float(val)}
+        entry = {
+            "step": step,
+            "train_recon": float(mean[0]),
+            "train_vq_loss": float(mean[1]),
+            "perplexity": float(mean[2]),
+            "val_recon": float(val),
+        }
         history.append(entry)
         improved = val < best
         if improved:
@@ -191,8 +225,14 @@ def train_vqvae(model, train_x, val_x, *, steps, batch_size, learning_rate, seed
         if monitor is not None:
             monitor(step, model)
         speed = f", {timed / seconds:.1f} steps/s" if timed and seconds > 0 else ""
-        log(f"step {step}/{steps}: reconstruction error {entry['train_recon']:.5f} (train), {val:.5f} (validation)"
-            f"{' *best*' if improved else ''}, perplexity {entry['perplexity']:.2f}{speed}")
+        log(
+            f"step {step}/{steps}: reconstruction error {entry['train_recon']:.5f} (train), {val:.5f} (validation)"
+            f"{' *best*' if improved else ''}, perplexity {entry['perplexity']:.2f}{speed}"
+        )
         window, timed, seconds = [], 0, 0.0
-    return {"history": history, "best_step": best_step, "best_val_recon": float(best) if history else None,
-            "resumed_from_step": resumed_from}
+    return {
+        "history": history,
+        "best_step": best_step,
+        "best_val_recon": float(best) if history else None,
+        "resumed_from_step": resumed_from,
+    }
