@@ -10,8 +10,8 @@ variant, and, last, one line:
 `reconstruction mIoU: <val> (train <train>); fidelity ratios: <worst class/statistic> <ratio>`
 where the mIoU is the VQ-VAE's reconstructed (and cleaned) masks against their inputs on its held-out validation
 patches (reconstruction/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2
-and chord
-lengths of every class (the statistics issue 12 holds the generator to: <= 2; fidelity.csv has them all).
+and chord lengths of every class (the statistics the generator is held to: fidelity.TARGET_RATIO; fidelity.csv has
+them all).
 ``--prior-seeds 1,2`` also trains the priors again with each of those ``pixelcnn.seed`` values (in copies of the
 folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each (one prior training is one draw
 of the prior's seed).

@@ -4,7 +4,7 @@
 device (each job its own process, as Snakemake runs train_unet jobs; TensorFlow memory growth on, so jobs do not
 grab the whole card) and prints, per concurrency, the updates per second of each job, their sum, and the peak GPU
 memory of a job. A 64-px CPU-scale U-Net cannot fill a large GPU: the concurrency where the sum stops growing is
-the `gpu` resource to give the local profile per device (README: Running on a GPU).
+the `gpu` resource to give the local profile per device (docs/gpu.md).
 Each job is `bench/gpu_smoke.py --only unet --modes strict` (the same compiled training step as train_unet).
 Last line: `gpu study: best <k> jobs per GPU: <sum> updates/s in total, <each> per job, peak <mem> per job`.
 Usage: python bench/gpu_study.py [--jobs 1,2,4] [--steps 50] [--size 256]   On a CPU: --jobs 1,2 --steps 2 --size 64

@@ -46,7 +46,7 @@ CURRENT = "r18-ka"  # the model the issue started from: resnet18, default decode
 # The best trade-off: resnet18 kept (fewer changes of results), decoder_filters (128, 64, 32, 16, 8): ~1.3x the
 # updates/s of today, the same trace time; d64 is no faster with resnet18 (its 11.2M encoder parameters dominate).
 # mobilenetv2 + d64 is ~2.5x in steady state but traces ~2x longer (7-8 CPU-s vs 3.5) and segments much worse at
-# 200 updates (README: Performance). The fused Adam: ~1.1x, and a third less tracing; bfloat16 (auto, where the CPU
+# 200 updates (bench/RESULTS.md). The fused Adam: ~1.1x, and a third less tracing; bfloat16 (auto, where the CPU
 # has it): ~1.1x more, the same accuracy.
 # Encoder depth 4 (resnet18 without its last stage, 8.4 of its 11.2 M weights, which sees 2x2 pixels at 64 px):
 # ~2x the updates/s of depth 5, and a 4x smaller model; Adam's update of every weight was most of an update.

@@ -4,9 +4,8 @@ scripts/figure.py study.
 
 Writes OUT/per_image.csv (one row per mix, seed and test image), OUT/metrics.csv (one row per mix: the mean over
 seeds of each test-set metric with its Student-t interval over seeds, clipped to [0, 1]), OUT/comparisons.csv
-(every mix with
-synthetic data against its own 0 % mix, paired over test images: mean difference, bootstrap interval, Wilcoxon
-and Holm-adjusted p values; Holm over all comparisons of one metric), meta.json.
+(every mix with synthetic data against its own 0 % mix, paired over test images: mean difference, bootstrap
+interval, Wilcoxon and Holm-adjusted p values; Holm over all comparisons of one metric), meta.json.
 """
 
 from pathlib import Path

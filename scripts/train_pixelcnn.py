@@ -3,8 +3,8 @@
 paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
 comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment
-flips: it
-also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches as they are).
+flips: it also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches
+as they are).
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
 

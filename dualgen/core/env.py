@@ -3,7 +3,7 @@
 Imported by ``dualgen/__init__`` so every script, test and notebook that imports dualgen gets them
 before TensorFlow is loaded.
 
-Determinism (config key ``determinism``, README "Running on a GPU"): ``setup_tensorflow(threads, seed, mode)``
+Determinism (config key ``determinism``, docs/gpu.md): ``setup_tensorflow(threads, seed, mode)``
 with ``strict`` (the default) turns TensorFlow's op determinism on (``TF_DETERMINISTIC_OPS=1`` and
 ``tf.config.experimental.enable_op_determinism()``): same config -> same numbers on the same machine / GPU type;
 ``fast`` turns it off and lets cuDNN autotune (``TF_DETERMINISTIC_OPS=0``, ``TF_CUDNN_USE_AUTOTUNE=1``): faster on

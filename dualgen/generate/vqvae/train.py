@@ -96,9 +96,8 @@ def train_vqvae(
     step): validation reconstruction error (the same weighted MSE, the loss the model is trained for); out_dir/best
     gets the model (``save``) if it is the lowest so far; out_dir/last gets model, optimizer, step and history
     (history.json) so that a rerun with the same out_dir resumes. ``monitor(step, model)`` is called after each
-    evaluation. The caller seeds the
-    weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed`` fixes the batch order. The batches
-    are gathered on the host (tf.data, prefetched) while the device trains.
+    evaluation. The caller seeds the weight initialisation (``env.setup_tensorflow(threads, seed)``); ``seed``
+    fixes the batch order. The batches are gathered on the host (tf.data, prefetched) while the device trains.
 
     ``mixed_precision``: the training step computes in float16 with float32 variables (``precision.half_variables``),
     the quantiser (codebook, moving averages), losses and outputs in float32, and a dynamic loss scale
