@@ -10,9 +10,6 @@ interval, Wilcoxon and Holm-adjusted p values; Holm over all comparisons of one 
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from dualgen.core import artifacts, cli
 from dualgen.report import stats
 from dualgen.segment import evaluation, mixes
@@ -27,67 +24,10 @@ def main(args):
     metric_cols = list(HEADLINE) + [f"iou_{n}" for n in names]
     per_image = evaluation.per_image_table(args.metrics, all_mixes)
     st = s["stats"]
-
-    summary = stats.mix_summary(per_image, metric_cols, level=st["level"])
-    wide = summary.pivot(index="mix", columns="metric", values=["mean", "ci_low", "ci_high"])
-    rows = []
-    for m in all_mixes:
-        row = {
-            "mix": m.name,
-            "base": m.base,
-            "percent": m.percent,
-            "arm": evaluation.arm(m),
-            "n_real": m.n_real,
-            "n_synth": m.n_synth,
-            "augmented": m.augment,
-            "pretrain": m.pretrain,
-            "n_seeds": int(per_image.loc[per_image["mix"] == m.name, "seed"].nunique()),
-        }
-        for col in metric_cols:  # every metric lies in [0, 1]: a t interval over few seeds is clipped to it
-            row[col] = wide.loc[m.name, ("mean", col)]
-            row[f"{col}_lo"] = float(np.clip(wide.loc[m.name, ("ci_low", col)], 0.0, 1.0))  # NaN (one seed) stays
-            row[f"{col}_hi"] = float(np.clip(wide.loc[m.name, ("ci_high", col)], 0.0, 1.0))
-        rows.append(row)
-    table = pd.DataFrame(rows)
-
-    pairs = mixes.comparison_pairs(all_mixes)
-    parts = (
-        [
-            stats.paired_comparisons(
-                per_image,
-                pairs,
-                [col],
-                resample=st["resample"],
-                n_boot=st["n_boot"],
-                seed=st["seed"],
-                level=st["level"],
-            )
-            for col in metric_cols
-        ]
-        if pairs
-        else []
+    table = evaluation.mix_table(per_image, all_mixes, metric_cols, st["level"])
+    comparisons = stats.comparison_table(
+        per_image, mixes.comparison_pairs(all_mixes), metric_cols, st["resample"], st["n_boot"], st["seed"], st["level"]
     )
-    comparisons = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(
-            columns=[
-                "mix",
-                "reference",
-                "metric",
-                "n_images",
-                "n_seeds",
-                "mean_diff",
-                "ci_low",
-                "ci_high",
-                "p_wilcoxon",
-                "p_holm",
-                "significant",
-            ]
-        )
-    )
-    comparisons.insert(2, "resample", st["resample"])
-
     for line in stats.sentences(comparisons) if len(comparisons) else ["no comparisons: no mix has a 0 % reference"]:
         print(line, flush=True)
     extra = {

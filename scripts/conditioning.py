@@ -9,10 +9,7 @@ class, requested, achieved), meta.json.
 
 from pathlib import Path
 
-import pandas as pd
-
 from dualgen.core import artifacts, cli
-from dualgen.core.errors import DualgenError
 from dualgen.data import datasets
 from dualgen.generate import conditioning
 
@@ -23,72 +20,22 @@ POOLS = {
 }
 
 
-def achieved(pool_dir, names, n=None):
-    """(n, K) class fractions of a cleaned pool's masks, in pool.csv order."""
-    return datasets.pool_fractions(pool_dir, len(names))[:n]
-
-
-def requested(codes_dir, names):
-    path = Path(codes_dir) / "targets.csv"
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DualgenError(
-            f"{path}: missing: {codes_dir} was not sampled from a conditioned prior (rerun sample_conditioned)"
-        )
-    return table[[f"req_{n}" for n in names]].to_numpy()
-
-
 def main(args):
     s = cli.settings(args)
     names = [c["name"] for c in s["classes"]]
-    req_data = requested(args.data_codes, names)
+    req_data = conditioning.read_requests(args.data_codes, names)
     pools = {
-        "data": (req_data, achieved(args.data, names)),
-        "balanced": (requested(args.balanced_codes, names), achieved(args.balanced, names)),
+        "data": (req_data, datasets.pool_fractions(args.data, len(names))),
+        "balanced": (
+            conditioning.read_requests(args.balanced_codes, names),
+            datasets.pool_fractions(args.balanced, len(names)),
+        ),
     }
-    if args.reference:
-        ref = achieved(args.reference, names, len(req_data))
+    if args.reference:  # the unconditioned pool, paired in pool.csv order with the "data" requests
+        ref = datasets.pool_fractions(args.reference, len(names))[: len(req_data)]
         pools["unconditioned"] = (req_data[: len(ref)], ref)
-    tables, pairs = [], []
-    for pool, (req, ach) in pools.items():
-        table = conditioning.obedience(req, ach, names)
-        table.insert(0, "pool", pool)
-        tables.append(table)
-        for k, name in enumerate(names):
-            pairs.append(
-                pd.DataFrame(
-                    {
-                        "pool": pool,
-                        "grid": range(len(req)),
-                        "class": name,
-                        "requested": req[:, k],
-                        "achieved": ach[:, k],
-                    }
-                )
-            )
-        for r in table.to_dict("records"):
-            print(
-                f"{pool:13s} {r['class']:10s} requested {r['mean_requested']:.3f} achieved {r['mean_achieved']:.3f} "
-                f"r {r['corr']:+.2f} MAE {r['mae']:.3f}",
-                flush=True,
-            )
-    table = pd.concat(tables, ignore_index=True)
-    extra = {
-        "pools": {p: POOLS[p] for p in pools},
-        "summary": {
-            p: {
-                r["class"]: {
-                    "corr": r["corr"],
-                    "mae": r["mae"],
-                    "mean_requested": r["mean_requested"],
-                    "mean_achieved": r["mean_achieved"],
-                }
-                for r in table[table["pool"] == p].to_dict("records")
-            }
-            for p in pools
-        },
-    }
+    table, pairs = conditioning.obedience_tables(pools, names)
+    extra = {"pools": {p: POOLS[p] for p in pools}, "summary": conditioning.obedience_summary(table, pools)}
     inputs = [
         Path(args.data_codes) / "targets.csv",
         Path(args.balanced_codes) / "targets.csv",
@@ -97,7 +44,7 @@ def main(args):
     ]
     with artifacts.artifact_dir(args.out, "conditioning", s, None, inputs, extra) as tmp:
         table.to_csv(tmp / "conditioning.csv", index=False)
-        pd.concat(pairs, ignore_index=True).to_csv(tmp / "pairs.csv", index=False)
+        pairs.to_csv(tmp / "pairs.csv", index=False)
 
 
 if __name__ == "__main__":

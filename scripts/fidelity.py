@@ -29,28 +29,12 @@ from dualgen.data import datasets
 from dualgen.generate import fidelity
 
 
-def parse_variants(items, declared):
-    paths = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise DualgenError(f"--variant {item}: expected NAME=PATH (a postprocess output folder)")
-        paths[name] = Path(path)
-    names = [v["name"] for v in declared]
-    if set(paths) != set(names):
-        raise DualgenError(
-            f"--variant gives {', '.join(sorted(paths)) or 'none'} but the settings declare "
-            f"{', '.join(names) or 'none'}: give one --variant NAME=PATH per declared variant"
-        )
-    return paths
-
-
 def main(args):
     s = cli.settings(args)
-    classes, fs = s["classes"], s["fidelity"]
-    names = [c["name"] for c in classes]
-    n = len(names)
-    paths = parse_variants(args.variant, s["variants"])
+    fs, variants = s["fidelity"], s["variants"]
+    names = [c["name"] for c in s["classes"]]
+    given = cli.named_paths(args.variant, "--variant", "a postprocess output folder", [v["name"] for v in variants])
+    paths = {name: Path(path) for name, path in given.items()}
     manifest = Path(args.datasets) / "BMQ.csv"
     _, real_images, real_masks = datasets.load(args.patches, manifest, "train")
     _, val_images, val_masks = datasets.load(args.patches, manifest, "val")
@@ -59,56 +43,19 @@ def main(args):
             f"{manifest}: {len(real_masks)} BMQ training patch(es): fidelity needs at least 2 "
             "(raise datasets.big_train)"
         )
-    profiles = {f"real__{k}": v for k, v in fidelity.profile(real_images, real_masks, n).items()}
-    tables, memo = [], []
-    for v in s["variants"]:
-        ids, images, masks = datasets.read_pool(paths[v["name"]])
-        if not ids:
-            raise DualgenError(f"{paths[v['name']]}: no synthetic pairs in pool.csv: rerun its postprocess step")
-        if images.shape[1:] != real_images.shape[1:]:
-            raise DualgenError(
-                f"{paths[v['name']]}: synthetic pairs of shape {images.shape[1:]} but real patches of "
-                f"{real_images.shape[1:]}: the pool is from another study; rerun its steps"
-            )
-        print(f"variant {v['name']}: {len(ids)} synthetic pairs vs {len(real_masks)} real training patches", flush=True)
-        table, row, curves = fidelity.score_variant(
-            v, images, masks, (real_images, real_masks), (val_images, val_masks), names, fs["seed"], fs["n_splits"]
-        )
-        tables.append(table)
-        memo.append(row)
-        profiles.update(curves)
-        print(f"  {fidelity.summary(table)['line']}; memorisation share {row['share_closer']:.3f}", flush=True)
-    table = pd.concat(tables, ignore_index=True)
-    worst = fidelity.worst_by_family(table)
-    closest = fidelity.closest_variant(worst, memo)
-    pool = next(v["name"] for v in s["variants"] if v["pool"])
+    profiles = {f"real__{k}": v for k, v in fidelity.profile(real_images, real_masks, len(names)).items()}
+    real, val = (real_images, real_masks), (val_images, val_masks)
+    table, memo, curves = fidelity.score_variants(variants, paths, real, val, names, fs["seed"], fs["n_splits"])
+    profiles.update(curves)
     _, test_images, test_masks = datasets.load(args.patches, manifest, "test")
     reference, extra_ref = fidelity.reference_sample(
         real_images, real_masks, test_images, test_masks, names, fs["seed"], fs["n_splits"]
     )
     if extra_ref is not None:
         print(f"reference, a second real sample ({extra_ref['n']} test patches): {extra_ref['line']}", flush=True)
-    summaries = {name: fidelity.summary(table[table["variant"] == name]) for name in worst}
-    extra = {
-        "pool_variant": pool,
-        "closest_variant": closest,
-        "variants": s["variants"],
-        "worst_by_family": worst,
-        "worst": {
-            k: {x: v[x] for x in ("worst_ratio", "worst_class", "worst_statistic", "line")}
-            for k, v in summaries.items()
-        },
-        "memorisation": {r["variant"]: r for r in memo},
-        "n_real": len(real_masks),
-        "n_real_val": len(val_masks),
-        "label_agreement_hq_vs_lq": fidelity.label_agreement(args.patches, n),
-        "reference": extra_ref,
-    }
-    print(
-        f"pool ({pool}): {summaries[pool]['line']}; closest to real data on phase fraction, S2 and chords: {closest}",
-        flush=True,
-    )
-    inputs = [manifest, Path(args.patches) / "patches.csv"] + [paths[v["name"]] / "pool.csv" for v in s["variants"]]
+    agreement = fidelity.label_agreement(args.patches, len(names))
+    extra = fidelity.step_meta(variants, table, memo, extra_ref, len(real_masks), len(val_masks), agreement)
+    inputs = [manifest, Path(args.patches) / "patches.csv"] + [paths[v["name"]] / "pool.csv" for v in variants]
     with artifacts.artifact_dir(args.out, "fidelity", s, fs["seed"], inputs, extra) as tmp:
         table.to_csv(tmp / "fidelity.csv", index=False)
         reference.to_csv(tmp / "reference.csv", index=False)

@@ -23,7 +23,6 @@ Settings (--settings): classes (with colours) and the kind's own counts.
 """
 
 from dualgen.core import artifacts, cli
-from dualgen.core.errors import DualgenError
 from dualgen.report import kinds
 
 KINDS = {
@@ -44,12 +43,7 @@ KINDS = {
 
 def main(args):
     s = cli.settings(args)
-    inputs = {}
-    for item in args.input:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise DualgenError(f"--input {item}: expected NAME=PATH")
-        inputs[name] = path
+    inputs = cli.named_paths(args.input, "--input")
     with artifacts.artifact_dir(args.out, f"figure_{args.kind}", s, None, [], {"input_folders": inputs}) as tmp:
         KINDS[args.kind](inputs, s, tmp)
 

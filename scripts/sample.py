@@ -22,34 +22,6 @@ from dualgen.generate import common as generation
 from dualgen.generate import conditioning
 
 
-def targets(args, s, spec):
-    """(N, cond_dim) targets and their table, or (None, None) for an unconditioned prior."""
-    cond_dim = int(spec["cond_dim"])
-    if cond_dim == 0:
-        return None, None
-    if not (args.patches and args.datasets):
-        raise DualgenError(
-            f"{args.pixelcnn} is a conditioned prior: --patches and --datasets are needed (the real "
-            "fractions the targets start from): the rule sample_conditioned passes them"
-        )
-    names = [c["name"] for c in s["classes"]]
-    ids, real = generation.condition_vectors(s["condition"], args.patches, args.datasets, len(names))
-    if real.shape[1] != cond_dim:
-        raise DualgenError(
-            f"{args.pixelcnn}: the prior was trained on {cond_dim}-long conditioning vectors, "
-            f"pixelcnn.condition {s['condition']} makes {real.shape[1]}: "
-            "rerun train_pixelcnn_conditioned"
-        )
-    wanted = s["sample"]["targets"]
-    cond, table = conditioning.requests(ids, real, args.n, wanted, names, s["sample"]["seed"])
-    print(
-        f"targets: {conditioning.describe(wanted)}; mean requested fractions "
-        + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, cond[:, : len(names)].mean(axis=0))),
-        flush=True,
-    )
-    return cond, table
-
-
 def main(args):
     s = cli.settings(args)
     sm = s["sample"]
@@ -60,7 +32,9 @@ def main(args):
     if args.n < 1:
         raise DualgenError(f"sample: {args.n} grids requested: the mixes need none (all synthetic levels are 0)")
     model, spec = generation.load_pixelcnn(args.pixelcnn)
-    cond, table = targets(args, s, spec)
+    cond, table = conditioning.sample_targets(
+        s, int(spec["cond_dim"]), args.n, args.patches, args.datasets, args.pixelcnn
+    )
     h, w = spec["grid_shape"]
     k = spec["num_embeddings"]
     bias, calibration = (

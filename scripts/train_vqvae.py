@@ -12,7 +12,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from dualgen.core import artifacts, cli, env
@@ -24,7 +23,7 @@ from dualgen.report import figures
 def main(args):
     s = cli.settings(args)
     v, n = s["vqvae"], len(s["classes"])
-    tf = env.setup_tensorflow(args.threads, v["seed"], s["determinism"])
+    env.setup_tensorflow(args.threads, v["seed"], s["determinism"])
     from dualgen.generate.vqvae import data, persist, train
     from dualgen.generate.vqvae import model as vqvae_model
 
@@ -36,12 +35,7 @@ def main(args):
     work = generation.resume_dir(args.work, s)
     snaps = work / "snapshots"
     snaps.mkdir(exist_ok=True)
-    probe = x[va[:1]]
-
-    def monitor(step, model):  # reconstructions of one validation patch at checkpoints (paper Fig. 7)
-        out = model(tf.constant(probe), is_training=False)["x_recon"].numpy()
-        np.save(snaps / f"step_{step:07d}.npy", out[0].astype(np.float32), allow_pickle=False)
-
+    monitor = train.snapshot_monitor(snaps, x[va[:1]])  # one validation patch at checkpoints (paper Fig. 7)
     spec = persist.make_spec(v, images.shape[3], n)
     model = persist.build(spec)
     print(
@@ -83,16 +77,7 @@ def main(args):
         shutil.copytree(work / "best", tmp / "checkpoint")
         hist.to_csv(tmp / "history.csv", index=False)
         figures.vqvae_history(hist, tmp / "loss.png", extra["best_step"])
-        files = sorted(snaps.glob("step_*.npy"))
-        rec_images, rec_masks = data.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), codec)
-        np.savez(
-            tmp / "snapshots.npz",
-            steps=np.array([int(f.stem.split("_")[1]) for f in files], np.int64),
-            images=rec_images.astype(np.uint8),
-            masks=codec.nearest(rec_masks),
-            real_image=images[va[0]],
-            real_mask=masks[va[0]],
-        )
+        train.save_snapshots(snaps, codec, tmp / "snapshots.npz", images[va[0]], masks[va[0]])
 
 
 if __name__ == "__main__":

@@ -41,6 +41,23 @@ def settings(args):
     return fill_step_settings(value)
 
 
+def named_paths(items, flag, what="", declared=None):
+    """{NAME: PATH} (strings) of repeated ``flag NAME=PATH`` arguments; ``what`` says what a PATH is (for the error
+    line). With ``declared`` (the names the settings declare), the names given must be exactly those."""
+    paths = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise DualgenError(f"{flag} {item}: expected NAME=PATH" + (f" ({what})" if what else ""))
+        paths[name] = path
+    if declared is not None and set(paths) != set(declared):
+        raise DualgenError(
+            f"{flag} gives {', '.join(sorted(paths)) or 'none'} but the settings declare "
+            f"{', '.join(declared) or 'none'}: give one {flag} NAME=PATH per declared name"
+        )
+    return paths
+
+
 def _redirect(log_path):
     """Send fds 1 and 2 to the log file; return a file object on the original stderr."""
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)

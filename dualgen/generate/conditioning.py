@@ -8,9 +8,13 @@ random, the unconditioned behaviour; ``{"boost": {class: factor}}`` = such fract
 multiplied by their factor and renormalised; ``{"boost_rarest": {"classes": n, "factor": f}}`` = the same for the n
 classes with the smallest mean share in the real patches, whatever their names; ``{"fractions": {class: value}}`` =
 one fixed composition), and whether the generator obeyed (``obedience``: requested vs achieved fractions of the
-cleaned masks, per class).
+cleaned masks, per class). The sample step asks a conditioned prior for ``sample_targets``; the conditioning step
+reads them back (``read_requests``) and tabulates the obedience of its pools (``obedience_tables``,
+``obedience_summary``).
 The network is dualgen.generate.pixelcnn.model (``cond_dim``).
 """
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -156,6 +160,50 @@ def requests(ids, real, n, targets, class_names, seed):
     return cond, table
 
 
+def sample_targets(s, cond_dim, n, patches_dir, datasets_dir, prior):
+    """(n, cond_dim) targets and their table (``requests``) for the sample step of a prior with ``cond_dim``-long
+    conditioning vectors (the step's settings ``s``: classes, condition, sample.targets and sample.seed; the real
+    fractions from the patches and datasets folders), or (None, None) for an unconditioned prior (cond_dim 0).
+    ``prior``: the prior's folder, for the error lines."""
+    from dualgen.generate import common
+
+    if cond_dim == 0:
+        return None, None
+    if not (patches_dir and datasets_dir):
+        raise DualgenError(
+            f"{prior} is a conditioned prior: --patches and --datasets are needed (the real "
+            "fractions the targets start from): the rule sample_conditioned passes them"
+        )
+    names = [c["name"] for c in s["classes"]]
+    ids, real = common.condition_vectors(s["condition"], patches_dir, datasets_dir, len(names))
+    if real.shape[1] != cond_dim:
+        raise DualgenError(
+            f"{prior}: the prior was trained on {cond_dim}-long conditioning vectors, "
+            f"pixelcnn.condition {s['condition']} makes {real.shape[1]}: "
+            "rerun train_pixelcnn_conditioned"
+        )
+    wanted = s["sample"]["targets"]
+    cond, table = requests(ids, real, n, wanted, names, s["sample"]["seed"])
+    print(
+        f"targets: {describe(wanted)}; mean requested fractions "
+        + ", ".join(f"{c} {v:.3f}" for c, v in zip(names, cond[:, : len(names)].mean(axis=0))),
+        flush=True,
+    )
+    return cond, table
+
+
+def read_requests(codes_dir, class_names):
+    """(n, K) requested class fractions of a conditioned sample folder (its targets.csv, ``sample_targets``)."""
+    path = Path(codes_dir) / "targets.csv"
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DualgenError(
+            f"{path}: missing: {codes_dir} was not sampled from a conditioned prior (rerun sample_conditioned)"
+        )
+    return table[[f"req_{n}" for n in class_names]].to_numpy()
+
+
 def rarest(real, class_names, n):
     """The n class names with the smallest mean fraction over real conditioning vectors (ties: the later class)."""
     means = np.asarray(real, np.float64)[:, : len(class_names)].mean(axis=0)
@@ -206,3 +254,50 @@ def obedience(requested, achieved, class_names):
             }
         )
     return pd.DataFrame(rows)
+
+
+def obedience_tables(pools, class_names):
+    """(table, pairs) of the conditioning step for ``pools`` ({pool: (requested, achieved)}, in order): table is
+    ``obedience`` per pool with a leading pool column (printed, one line per class); pairs has one row per pool,
+    class and grid: pool, grid, class, requested, achieved."""
+    tables, pairs = [], []
+    for pool, (req, ach) in pools.items():
+        table = obedience(req, ach, class_names)
+        table.insert(0, "pool", pool)
+        tables.append(table)
+        for k, name in enumerate(class_names):
+            pairs.append(
+                pd.DataFrame(
+                    {
+                        "pool": pool,
+                        "grid": range(len(req)),
+                        "class": name,
+                        "requested": req[:, k],
+                        "achieved": ach[:, k],
+                    }
+                )
+            )
+        for r in table.to_dict("records"):
+            print(
+                f"{pool:13s} {r['class']:10s} requested {r['mean_requested']:.3f} achieved {r['mean_achieved']:.3f} "
+                f"r {r['corr']:+.2f} MAE {r['mae']:.3f}",
+                flush=True,
+            )
+    return pd.concat(tables, ignore_index=True), pd.concat(pairs, ignore_index=True)
+
+
+def obedience_summary(table, pools):
+    """{pool: {class: {corr, mae, mean_requested, mean_achieved}}} of an ``obedience_tables`` table, for each of
+    ``pools`` (meta.json)."""
+    return {
+        p: {
+            r["class"]: {
+                "corr": r["corr"],
+                "mae": r["mae"],
+                "mean_requested": r["mean_requested"],
+                "mean_achieved": r["mean_achieved"],
+            }
+            for r in table[table["pool"] == p].to_dict("records")
+        }
+        for p in pools
+    }

@@ -48,9 +48,9 @@ real patches) gives ratio inf where the synthetic distance is > 0 and NaN where 
 Reading a ratio: for a second sample of the same source it is |noise| / mean |noise|, so about 1 but, for one
 scalar, up to ~3 now and then; a source that differs gives >> 1.
 
-The fidelity step (scripts/fidelity.py) scores each generator variant with ``score_variant``, picks the
-``closest_variant``, scores a second real sample with ``reference_sample`` and the HQ vs LQ masks with
-``label_agreement``.
+The fidelity step (scripts/fidelity.py) scores each generator variant's pool with ``score_variants``
+(``score_variant`` each), a second real sample with ``reference_sample`` and the HQ vs LQ masks with
+``label_agreement``; ``step_meta`` picks the ``closest_variant`` and gathers meta.json.
 """
 
 import numbers
@@ -61,6 +61,7 @@ from scipy.stats import wasserstein_distance
 from skimage.measure import label
 
 from dualgen.core.errors import DualgenError
+from dualgen.data import datasets
 
 STATISTICS = ("phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density")
 TARGET_RATIO = 2.0  # the most a target family's ratio to the real-vs-real floor may be
@@ -622,6 +623,59 @@ def score_variant(variant, images, masks, real, val, class_names, seed, n_splits
     memo = memorisation((images, masks), real, val, n) if len(val[1]) else {k: float("nan") for k in MEMO_KEYS}
     row = {"variant": variant["name"], "n_synthetic": len(masks), "n_train": len(real[1]), "n_val": len(val[1]), **memo}
     return table, row, {f"{variant['name']}__{k}": a for k, a in profile(images, masks, n).items()}
+
+
+def score_variants(variants, paths, real, val, class_names, seed, n_splits):
+    """(table, memorisation rows, profiles) of every variant (``score_variant``, in the order of ``variants``) from
+    the cleaned pairs of its postprocess folder ``paths[name]`` (pool.csv); table: the variants' tables concatenated.
+    Raises DualgenError for an empty pool or pairs of another shape than the real ones."""
+    tables, memo, profiles = [], [], {}
+    for v in variants:
+        ids, images, masks = datasets.read_pool(paths[v["name"]])
+        if not ids:
+            raise DualgenError(f"{paths[v['name']]}: no synthetic pairs in pool.csv: rerun its postprocess step")
+        if images.shape[1:] != real[0].shape[1:]:
+            raise DualgenError(
+                f"{paths[v['name']]}: synthetic pairs of shape {images.shape[1:]} but real patches of "
+                f"{real[0].shape[1:]}: the pool is from another study; rerun its steps"
+            )
+        print(f"variant {v['name']}: {len(ids)} synthetic pairs vs {len(real[1])} real training patches", flush=True)
+        table, row, curves = score_variant(v, images, masks, real, val, class_names, seed, n_splits)
+        tables.append(table)
+        memo.append(row)
+        profiles.update(curves)
+        print(f"  {summary(table)['line']}; memorisation share {row['share_closer']:.3f}", flush=True)
+    return pd.concat(tables, ignore_index=True), memo, profiles
+
+
+def step_meta(variants, table, memo, reference, n_real, n_real_val, agreement):
+    """meta.json's record of the fidelity step: the pool's variant, the closest one (``closest_variant``), the
+    variants, each variant's worst ratio per family (``worst_by_family``) and overall (``summary``), the memorisation
+    rows, the real sample sizes, the HQ vs LQ ``agreement`` (``label_agreement``) and the ``reference`` meta of
+    ``reference_sample``. Prints the pool's line."""
+    worst = worst_by_family(table)
+    closest = closest_variant(worst, memo)
+    pool = next(v["name"] for v in variants if v["pool"])
+    summaries = {name: summary(table[table["variant"] == name]) for name in worst}
+    print(
+        f"pool ({pool}): {summaries[pool]['line']}; closest to real data on phase fraction, S2 and chords: {closest}",
+        flush=True,
+    )
+    return {
+        "pool_variant": pool,
+        "closest_variant": closest,
+        "variants": variants,
+        "worst_by_family": worst,
+        "worst": {
+            k: {x: v[x] for x in ("worst_ratio", "worst_class", "worst_statistic", "line")}
+            for k, v in summaries.items()
+        },
+        "memorisation": {r["variant"]: r for r in memo},
+        "n_real": n_real,
+        "n_real_val": n_real_val,
+        "label_agreement_hq_vs_lq": agreement,
+        "reference": reference,
+    }
 
 
 def closest_variant(worst, memo):

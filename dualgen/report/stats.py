@@ -16,8 +16,9 @@ reports (``paired_comparisons``):
   the same numbers as ``scipy.stats.wilcoxon`` with its defaults), Holm-adjusted over the whole table
   (``holm``), since a study tests many mixes and metrics at once.
 
-``mix_summary`` gives each mix's level (mean over seeds of the per-seed test-set mean, Student-t interval over
-seeds) and ``sentences`` turns the comparisons into report lines. Everything is vectorised with numpy: all
+``comparison_table`` runs them metric by metric for the study's comparisons.csv, ``mix_summary`` gives each mix's
+level (mean over seeds of the per-seed test-set mean, Student-t interval over seeds) and ``sentences`` turns the
+comparisons into report lines. Everything is vectorised with numpy: all
 comparisons share one set of bootstrap draws per image set, and a bootstrap replicate is one row of a
 matrix product. Higher is better for every metric here (it decides "better"/"worse" in ``sentences``).
 """
@@ -316,6 +317,23 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
     out = out[COLUMNS]
     out.attrs["level"] = level
     return out
+
+
+def comparison_table(per_image, pairs, metrics, resample, n_boot, seed, level):
+    """The study's comparisons.csv: ``paired_comparisons`` of ``pairs`` run for each of ``metrics`` on its own (so
+    Holm adjusts over all comparisons of one metric), concatenated, with a resample column after metric; the
+    columns alone when there are no pairs."""
+    parts = (
+        [
+            paired_comparisons(per_image, pairs, [col], resample=resample, n_boot=n_boot, seed=seed, level=level)
+            for col in metrics
+        ]
+        if pairs
+        else []
+    )
+    comparisons = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+    comparisons.insert(2, "resample", resample)
+    return comparisons
 
 
 def mix_summary(per_image, metrics, level=0.95):

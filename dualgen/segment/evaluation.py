@@ -1,5 +1,5 @@
 """Glue of the segmentation study shared by its scripts: the test set, the test segmentations a training job
-leaves for the numpy-only evaluation, and the per-image table of all trainings."""
+leaves for the numpy-only evaluation, the per-image table of all trainings and the per-mix table of the study."""
 
 from pathlib import Path
 
@@ -9,6 +9,7 @@ import pandas as pd
 from dualgen.core import artifacts
 from dualgen.core.errors import DualgenError
 from dualgen.data import datasets
+from dualgen.report import stats
 
 PREDICTIONS = "test_predictions.npz"  # in every training's folder: ids, class maps, the weights' sha256
 
@@ -82,6 +83,33 @@ def per_image_table(metrics_dirs, all_mixes):
     if not frames:
         raise DualgenError("no metrics to aggregate: the config trains no mix")
     return pd.concat(frames, ignore_index=True)
+
+
+def mix_table(per_image, all_mixes, metrics, level):
+    """One row per mix (the study's metrics.csv): mix, base, percent, arm, n_real, n_synth, augmented, pretrain,
+    n_seeds, and for each of ``metrics`` its mean over seeds with the Student-t interval over seeds at ``level``
+    (``stats.mix_summary``) as <metric>_lo / <metric>_hi, clipped to [0, 1] (NaN with one seed)."""
+    summary = stats.mix_summary(per_image, metrics, level=level)
+    wide = summary.pivot(index="mix", columns="metric", values=["mean", "ci_low", "ci_high"])
+    rows = []
+    for m in all_mixes:
+        row = {
+            "mix": m.name,
+            "base": m.base,
+            "percent": m.percent,
+            "arm": arm(m),
+            "n_real": m.n_real,
+            "n_synth": m.n_synth,
+            "augmented": m.augment,
+            "pretrain": m.pretrain,
+            "n_seeds": int(per_image.loc[per_image["mix"] == m.name, "seed"].nunique()),
+        }
+        for col in metrics:  # every metric lies in [0, 1]: a t interval over few seeds is clipped to it
+            row[col] = wide.loc[m.name, ("mean", col)]
+            row[f"{col}_lo"] = float(np.clip(wide.loc[m.name, ("ci_low", col)], 0.0, 1.0))  # NaN (one seed) stays
+            row[f"{col}_hi"] = float(np.clip(wide.loc[m.name, ("ci_high", col)], 0.0, 1.0))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def arm(mix):

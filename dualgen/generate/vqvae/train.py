@@ -5,7 +5,8 @@ level mask is only one of them, so at 1 an RGB micrograph outweighs its mask 3:1
 ``train_vqvae`` keeps the model with the lowest validation reconstruction error (out_dir/best, a ``persist.save``
 folder) and a rolling checkpoint with the optimizer state (out_dir/last), each replaced as a whole
 (``artifacts.atomic_dir``), so a killed run continues where it stopped; it returns its history, the best step and
-the step it resumed from.
+the step it resumed from. ``snapshot_monitor`` saves a validation patch's reconstruction at each checkpoint;
+``save_snapshots`` gathers them into one file.
 """
 
 import json
@@ -20,6 +21,7 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core import env
 from dualgen.core.artifacts import atomic_dir, recover
 from dualgen.core.errors import DualgenError
+from dualgen.generate.vqvae import data
 from dualgen.generate.vqvae.model import build_variables, check_patch_size
 from dualgen.generate.vqvae.persist import first_line, save
 
@@ -235,3 +237,29 @@ def train_vqvae(
         "best_val_recon": float(best) if history else None,
         "resumed_from_step": resumed_from,
     }
+
+
+def snapshot_monitor(folder, probe):
+    """A ``train_vqvae`` monitor: at each checkpoint, the reconstruction of ``probe`` (one model input, (1, H, W, C))
+    saved as folder/step_<step>.npy (float32)."""
+
+    def monitor(step, model):
+        out = model(tf.constant(probe), is_training=False)["x_recon"].numpy()
+        np.save(folder / f"step_{step:07d}.npy", out[0].astype(np.float32), allow_pickle=False)
+
+    return monitor
+
+
+def save_snapshots(folder, codec, path, real_image, real_mask):
+    """The ``snapshot_monitor`` files of ``folder`` gathered into the npz ``path``: steps, images (uint8), masks (the
+    nearest class, ``codec.nearest``), and the real patch they reconstruct (real_image, real_mask)."""
+    files = sorted(folder.glob("step_*.npy"))
+    rec_images, rec_masks = data.from_model_output(np.stack([np.load(f, allow_pickle=False) for f in files]), codec)
+    np.savez(
+        path,
+        steps=np.array([int(f.stem.split("_")[1]) for f in files], np.int64),
+        images=rec_images.astype(np.uint8),
+        masks=codec.nearest(rec_masks),
+        real_image=real_image,
+        real_mask=real_mask,
+    )
