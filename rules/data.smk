@@ -6,16 +6,16 @@ include: "data_helpers.smk"
 
 rule make_demo:
     output:
-        directory(DEMO_DIR),
+        directory(demo_dir()),
     log:
-        "data/logs/make_demo.log",
+        f"data/logs/make_{os.path.basename(demo_dir())}.log",
     benchmark:
-        "data/logs/make_demo.bench.tsv"
+        f"data/logs/make_{os.path.basename(demo_dir())}.bench.tsv"
     conda:
         ENV
     params:
         run=script("make_demo"),
-        settings=as_json(demo=config["data"]["demo"], classes=CLASSES),
+        settings=as_json(demo=demo_settings(), classes=CLASSES),
     shell:
         "{params.run} --out {output} --settings {params.settings:q} --log {log}"
 
@@ -34,7 +34,7 @@ rule patches:
     params:
         run=script("make_patches"),
         settings=as_json(
-            data=patches_data_settings(data_settings(), DEMO_DIR), patches=config["patches"], classes=CLASSES
+            data=patches_data_settings(data_settings(), demo_dir()), patches=config["patches"], classes=CLASSES
         ),
     shell:
         "{params.run} --out {output} --settings {params.settings:q} --log {log}"

@@ -29,8 +29,11 @@ def curve_mixes():
 
 
 def study_figure_inputs(wildcards):
-    """figure_study reads the study tables, the test set, and the U-Nets of the overlay and curve mixes."""
+    """figure_study reads the study tables, the test set, the U-Nets of the overlay and curve mixes, and the
+    calibrated budget (unet.updates: auto) for the convergence figure."""
     inputs = {"study": f"{OUT}/study", "patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
+    if AUTO_BUDGET:
+        inputs["budget"] = BUDGET
     for mix in dict.fromkeys(overlay_mixes() + curve_mixes()):
         for chunk in SEED_CHUNKS:
             inputs[f"unet_{mix}_seeds{chunk}"] = f"{OUT}/unet/{mix}/seeds{chunk}"

@@ -1,4 +1,5 @@
-# Segmentation study (paper steps 8-12): one training mix per mix; one U-Net per (mix, seed), which also
+# Segmentation study (paper steps 8-12): one training mix per mix; with unet.updates: auto, calibration trainings of
+# each base's 0 % mix and the one budget they give (budget/budget.json); one U-Net per (mix, seed), which also
 # segments the test set (a job trains a chunk of a mix's seeds: unet.seeds_per_job); a numpy-only evaluation
 # per (mix, seed); the quality pre-test of the synthetic pairs; the study's tables (per image, per mix with
 # intervals, paired comparisons). Figures: rules/report.smk.
@@ -36,6 +37,7 @@ rule train_unet:
         patches=rules.patches.output[0],
         datasets=rules.datasets.output[0],
         pool=pool_input,
+        budget=budget_input,
     output:
         directory(f"{OUT}/unet/{{mix}}/seeds{{chunk}}"),
     log:
@@ -57,10 +59,58 @@ rule train_unet:
         work=lambda wildcards, output: work_dir(output[0]),
         pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
         settings=lambda wildcards: unet_settings(wildcards.mix, wildcards.chunk),
+        budget=lambda wildcards, input: f"--budget {input.budget}" if input.budget else "",
     shell:
         "{params.run} --mix {input.mix} --patches {input.patches} --datasets {input.datasets} {params.pool} "
         "--work {params.work} --out {output} --threads {threads} --settings {params.settings:q} --log {log} "
+        "--checkpoint-every-s {resources.checkpoint_every_s} {params.budget}"
+
+
+rule calibrate_budget:
+    input:
+        mix=f"{OUT}/mixes/{{base}}_000",
+        patches=rules.patches.output[0],
+    output:
+        directory(f"{OUT}/calibration/{{base}}"),
+    log:
+        f"{LOGS}/calibrate_budget/{{base}}.log",
+    benchmark:
+        f"{BENCH}/calibrate_budget/{{base}}.tsv"
+    wildcard_constraints:
+        base="|".join(CALIBRATION_BASES) or "NO_BASE",
+    priority: 100  # every training waits for the budget
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=GPU_PER_JOB,
+        checkpoint_every_s=str(config["unet"]["checkpoint_every_s"]),
+    params:
+        run=script("calibrate_budget"),
+        work=lambda wildcards, output: work_dir(output[0]),
+        settings=lambda wildcards: calibration_settings(wildcards.base),
+    shell:
+        "{params.run} --mix {input.mix} --patches {input.patches} --work {params.work} --out {output} "
+        "--threads {threads} --settings {params.settings:q} --log {log} "
         "--checkpoint-every-s {resources.checkpoint_every_s}"
+
+
+rule choose_budget:
+    input:
+        calibrations=expand(f"{OUT}/calibration/{{base}}", base=CALIBRATION_BASES),
+    output:
+        directory(BUDGET),
+    log:
+        f"{LOGS}/choose_budget.log",
+    benchmark:
+        f"{BENCH}/choose_budget.tsv"
+    conda:
+        ENV
+    params:
+        run=script("choose_budget"),
+        settings=budget_settings(),
+    shell:
+        "{params.run} --calibrations {input.calibrations} --out {output} --settings {params.settings:q} --log {log}"
 
 
 rule evaluate:

@@ -4,6 +4,7 @@ bar (crop_height: auto), gray micrographs stored as RGB JPEG, two image sizes, a
 index masks, split list files, classes under 1 %, resizing, simulated LQ masks; and the config checked at load."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -590,3 +591,96 @@ def test_patches_settings_leave_out_what_only_the_datasets_step_reads():
     assert not {"test_sources", "splits", "demo"} & set(out)
     assert dconfig.patches_data_settings(dict(data, simulate_lq=None), "data/demo")["masks"] == "data/demo/masks_lq"
     assert dconfig.split_list_files({"splits": {"train": "a.txt", "val": "b.txt", "test": None}}) == ["a.txt", "b.txt"]
+
+
+# ---- datasets.fit_to_data with split lists: each split fitted to its own images ---------------------------------
+
+
+def test_fit_split_sizes_takes_each_split_from_its_own_images():
+    paper = {"small_train": 16, "small_val": 5, "big_train": 48, "big_val": 12, "test": 27}
+    got = datasets.fit_split_sizes(paper, n_train=300, n_val=60, n_test_hq=55, n_train_hq=300, n_val_hq=60)
+    # the test set is every HQ test patch; the big sets every patch; the small sets the paper's 1/3 and 5/12
+    assert got == {"small_train": 100, "small_val": 25, "big_train": 300, "big_val": 60, "test": 55}
+    # few HQ patches in the train images: the small set takes what there is, at least one
+    got = datasets.fit_split_sizes(paper, n_train=30, n_val=2, n_test_hq=3, n_train_hq=4, n_val_hq=0)
+    assert got["small_train"] == 4 and got["small_val"] == 1 and got["big_val"] == 2 and got["test"] == 3
+
+
+def _readme_recipe():
+    """The YAML block of the README's 'Bring your own data' section, as a user copies it."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Bring your own data", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def make_public_sem_like_set(root, seed=0):
+    """A set shaped like the public SEM set of issue 26, at the paths the README's recipe names: 42 gray micrographs
+    saved as RGB JPEGs (36 of 1024x768, 6 of 1280x960) with a ~65-row info band, index masks of the image area only,
+    5 classes (two under 1 %), train / val / test lists of 30 / 6 / 6 images."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    lists = {"train": [], "val": [], "test": []}
+    for i in range(42):
+        w, h = (1280, 960) if i % 7 == 3 else (1024, 768)
+        band = 62 + i % 5
+        coarse = rng.choice([0, 1, 1, 2], size=((h - band) // 64 + 1, w // 64 + 1))
+        mask = np.kron(coarse, np.ones((64, 64), np.int64))[: h - band, :w].astype(np.uint8)
+        for _ in range(2):  # pores (class 3) and an inclusion (class 4): big enough to survive scale 0.25
+            y, x = rng.integers(16, h - band - 16), rng.integers(16, w - 16)
+            mask[y - 6 : y + 6, x - 6 : x + 6] = 3
+        if i % 3 == 0:
+            y, x = rng.integers(16, h - band - 40), rng.integers(16, w - 40)
+            mask[y : y + 24, x : x + 24] = 4
+        img = np.clip(GRAY_LEVELS[mask] + rng.normal(0, 12, mask.shape), 0, 255).astype(np.uint8)
+        full = np.zeros((h, w, 3), np.uint8)
+        full[: h - band] = img[..., None]
+        full[h - band + 10 : h - band + 20, 20:200] = 255  # text
+        full[h - band // 2 : h - 8, w // 2 : w - 40] = (230, 40, 30)  # scale bar
+        name = f"m{i:02d}"
+        Image.fromarray(full).save(root / "images" / f"{name}.jpg", quality=90)
+        Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+        lists["train" if i < 30 else "val" if i < 36 else "test"].append(name)
+    for split, names in lists.items():
+        (root / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+@pytest.mark.slow
+def test_the_readme_recipe_runs_as_written(tmp_path):
+    """The README's own-data config, verbatim, on a set of the same shape: the data stage goes through with
+    fit_to_data and split lists (each split sized from its own images), both rare classes kept."""
+    make_public_sem_like_set(tmp_path / "data" / "sem")
+    (tmp_path / "my.yaml").write_text(_readme_recipe())
+    proc = snakemake("results/sem/datasets", "--cores", "2", "--configfile", tmp_path / "my.yaml", workdir=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "results" / "sem"
+    table = pd.read_csv(out / "patches" / "patches.csv").set_index("patch_id")
+    sizes = json.loads((out / "datasets" / "sizes.json").read_text())
+    bmq = pd.read_csv(out / "datasets" / "BMQ.csv")
+    test_sources = set(table.loc[bmq.loc[bmq.split == "test", "patch_id"], "source"])
+    assert test_sources == {f"m{i:02d}" for i in range(36, 42)}
+    n_test_patches = int(table["source"].isin([f"m{i:02d}" for i in range(36, 42)]).sum())
+    assert sizes["test"] == n_test_patches == (bmq.split == "test").sum()  # every test patch, nothing dropped
+    n_train_patches = int(table["source"].isin([f"m{i:02d}" for i in range(30)]).sum())
+    assert sizes["big_train"] == n_train_patches and sizes["small_train"] == n_train_patches // 3
+    shares = pd.read_csv(out / "datasets" / "class_shares.csv")
+    train = shares[(shares.dataset == "BMQ") & (shares.split == "train")].iloc[0]
+    assert 0 < train["pore"] < 0.01 and 0 < train["inclusion"] < 0.01, train
+
+
+def test_the_lab_preset_with_the_readme_recipe_plans_one_prior_and_a_calibrated_budget(tmp_path):
+    """presets/lab.yaml before the README's own-data config: one prior, no conditioned priors or balanced arm, the
+    budget calibrated on each base's 0 % mix before any training (a dry run)."""
+    make_public_sem_like_set(tmp_path / "data" / "sem")
+    (tmp_path / "my.yaml").write_text(_readme_recipe())
+    proc = snakemake(
+        "-n", "--cores", "2", "--configfile", REPO / "presets" / "lab.yaml", tmp_path / "my.yaml", workdir=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", text, re.M)}
+    assert counts["train_pixelcnn"] == 1 and "train_pixelcnn_conditioned" not in counts, counts
+    assert counts["calibrate_budget"] == 4 and counts["choose_budget"] == 1, counts
+    assert counts["train_unet"] == 46 + 1, counts  # the paper's 46 mixes and BMQ_aug

@@ -83,6 +83,7 @@ def test_every_model_step_passes_its_mode_from_settings():
     """Every script that sets TensorFlow up takes the mode from --settings, and its rule passes config's."""
     scripts = sorted(p.name for p in (REPO / "scripts").glob("*.py") if "setup_tensorflow(" in p.read_text())
     assert scripts == [
+        "calibrate_budget.py",
         "decode.py",
         "encode.py",
         "pretest.py",
@@ -102,7 +103,8 @@ def test_every_model_step_passes_its_mode_from_settings():
         "rule decode:",
         "rule pretest:",
         "def unet_settings(",
-    ):  # the last: train_unet's settings
+        "def calibration_settings(",
+    ):  # the last two: train_unet's and calibrate_budget's settings
         rest = rules[rules.index(start) + len(start) :]
         ends = [i for i in (rest.find(m) for m in ("\nrule ", "\ndef ", "\nuse rule ")) if i >= 0]
         assert 'determinism=config["determinism"]' in rest[: min(ends, default=len(rest))], start

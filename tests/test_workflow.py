@@ -283,6 +283,29 @@ def test_unet_setting_reruns_only_training_evaluation_and_aggregation(ci_run):
     assert not {"train_vqvae", "encode", "train_pixelcnn", "sample", "decode", "postprocess", "build_mix"} & set(jobs)
 
 
+def test_a_budget_change_retrains_but_never_touches_the_generator(ci_run):
+    """unet.updates reaches the trainings and what reads them; a calibrated budget (auto) adds the calibration of
+    each base's 0 % mix (its mix is built already) and the budget step before them. Neither touches the data, the
+    generator, its pools or the mixes."""
+    cfg = ci_config()
+    n_mixes = len(enumerate_mixes(cfg["mixes"], cfg["datasets"]))
+    n = n_mixes * len(cfg["unet"]["seeds"])
+    upstream = {"make_demo", "patches", "datasets", "train_vqvae", "encode", "reconstruction", "train_pixelcnn"}
+    upstream |= {"train_pixelcnn_conditioned", "sample", "sample_conditioned", "decode", "decode_conditioned"}
+    upstream |= {"postprocess", "postprocess_conditioned", "conditioning", "build_mix", "fidelity"}
+    upstream |= {"fidelity_sample", "fidelity_decode", "fidelity_postprocess"}
+    for name, text in (
+        ("updates", f"unet: {{updates: {cfg['unet']['updates'] + 4}}}\n"),
+        ("auto", "unet: {updates: auto, calibration: {cap: 40}}\n"),
+    ):
+        jobs = _override(ci_run, name, text)
+        assert jobs.get("train_unet") == _train_jobs(n_mixes) and jobs.get("evaluate") == n, (name, jobs)
+        assert jobs.get("aggregate") == 1 and jobs.get("figure_study") == 1, (name, jobs)
+        assert not upstream & set(jobs), (name, jobs)
+        calibration = {"calibrate_budget": len(cfg["mixes"]["bases"]), "choose_budget": 1} if name == "auto" else {}
+        assert {k: jobs[k] for k in ("calibrate_budget", "choose_budget") if k in jobs} == calibration, (name, jobs)
+
+
 def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
     cfg = ci_config()
     synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0]

@@ -27,6 +27,16 @@ def parser(doc):
     return p
 
 
+def add_checkpoint_every(p):
+    """The training steps' --checkpoint-every-s (config unet.checkpoint_every_s: not a setting; it reruns nothing)."""
+    p.add_argument(
+        "--checkpoint-every-s",
+        type=float,
+        required=True,
+        help="save a resumable state at most this often (config unet.checkpoint_every_s)",
+    )
+
+
 def settings(args):
     """The step's settings (--settings, one JSON object), with config.yaml's defaults filled in the sections present
     (``config.fill_step_settings``), so a step run by hand with part of a section behaves as in the workflow."""

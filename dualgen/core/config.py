@@ -183,6 +183,7 @@ def check_rules(config):
     _check_data(config)
     _check_names(config)
     _check_unet(config)
+    _check_budget(config)
     _check_mixes(config)
     _check_conditioning(config)
 
@@ -236,14 +237,35 @@ def _check_names(config):
         )
 
 
+def _check_budget(config):
+    """unet.updates: auto calibrates on each base's 0 % mix: it needs a base and the level 0."""
+    u, mixes = config["unet"], config["mixes"]
+    if u["budget"] != "updates" or u["updates"] != "auto":
+        return
+    if not mixes["bases"] or 0 not in mixes["levels"]:
+        lack = "mixes.bases is empty" if not mixes["bases"] else f"mixes.levels {mixes['levels']} has no 0"
+        raise DualgenError(
+            f"config: unet.updates: auto calibrates the budget on each base's 0 % mix, but {lack}: "
+            "add a base and the level 0, or set unet.updates to a number"
+        )
+
+
 def _check_unet(config):
-    """unet.decoder_filters: one width per decoder block, as many blocks as unet.encoder_depth."""
+    """unet.decoder_filters: one width per decoder block, as many blocks as unet.encoder_depth; unet.class_weights
+    given as {class: weight} names classes of the config."""
     u = config["unet"]
     depth, filters = u["encoder_depth"], u["decoder_filters"]
     if filters and len(filters) != depth:
         raise DualgenError(
             f"config: unet.decoder_filters has {len(filters)} widths but unet.encoder_depth is "
             f"{depth}: give {depth} (one per decoder block, deepest first), or null"
+        )
+    weights, names = u.get("class_weights"), [c["name"] for c in config["classes"]]
+    unknown = sorted(set(weights) - set(names)) if isinstance(weights, dict) else []
+    if unknown:
+        raise DualgenError(
+            f"config: unet.class_weights: '{unknown[0]}' is not a class (classes: {', '.join(names)}): "
+            "name classes of config classes"
         )
 
 
@@ -296,23 +318,23 @@ def split_list_files(data):
 
 def fill_defaults(config, new_sections=True):
     """Add every key config.yaml states and the config lacks, in place, except the keys the schema marks
-    ``required`` (those have no default): in the sections the config has and, with ``new_sections``, also whole
-    sections it lacks. The schema says which keys are sections (an object with properties, filled key by key);
-    any other value (a list, ``sample.targets``) is taken whole. Rules and scripts index settings directly, with no
-    fallbacks of their own."""
+    ``required`` (those have no default): in the sections the config has (with the sections nested in them, such
+    as ``unet.calibration``) and, with ``new_sections``, also whole top-level sections it lacks. The schema says
+    which keys are sections (an object with properties, filled key by key); any other value (a list,
+    ``sample.targets``) is taken whole. Rules and scripts index settings directly, with no fallbacks of their own."""
     schema, defaults = load_yaml(SCHEMA_PATH), load_yaml(DEFAULTS_PATH)
 
-    def fill(node, sub, default):
+    def fill(node, sub, default, top=True):
         required = set(sub.get("required", ()))
         for key, prop in sub["properties"].items():
             if key not in default:
                 continue
             section = prop.get("type") == "object" and "properties" in prop
             if key not in node:
-                if key not in required and (new_sections or not section):
+                if key not in required and (new_sections or not section or not top):
                     node[key] = copy.deepcopy(default[key])
             elif section and isinstance(node[key], dict):
-                fill(node[key], prop, default[key])
+                fill(node[key], prop, default[key], top=False)
 
     fill(config, schema, defaults)
     return config

@@ -10,14 +10,15 @@ only from the test images. Patches marked ``rare`` (``patches.keep_rare``) are d
 draw taking its share of them, so every one is used while the sets have room. ``class_shares`` is the table
 of class shares per dataset and split (``class_shares.csv``), ``absent_classes`` what it lacks.
 """
+
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dualgen.data import io
 from dualgen.core.errors import DualgenError
+from dualgen.data import io
 
 BASES = ("SHQ", "SLQ", "BLQ", "BMQ")
 SIZE_KEYS = ("small_train", "small_val", "big_train", "big_val", "test")
@@ -29,6 +30,24 @@ def fit_sizes(sizes, n_usable):
     total = sizes["big_train"] + sizes["big_val"] + sizes["test"]
     factor = n_usable / total
     return {k: max(1, int(np.floor(sizes[k] * factor))) for k in SIZE_KEYS}
+
+
+def fit_split_sizes(sizes, n_train, n_val, n_test_hq, n_train_hq, n_val_hq):
+    """The five sizes fitted to each split's own images (``data.splits`` lists): the test set takes every usable
+    test patch with an HQ mask, the big sets every usable patch of the train / val images, and the small sets the
+    paper's share of the big ones (small_train / big_train of ``sizes``, likewise for val), at least one patch and
+    at most the HQ patches there are."""
+
+    def small(n_big, n_hq, key, big_key):
+        return max(1, min(n_hq, int(np.floor(n_big * sizes[key] / sizes[big_key]))))
+
+    return {
+        "small_train": small(n_train, n_train_hq, "small_train", "big_train"),
+        "small_val": small(n_val, n_val_hq, "small_val", "big_val"),
+        "big_train": n_train,
+        "big_val": n_val,
+        "test": n_test_hq,
+    }
 
 
 def _entry(line, known):
@@ -92,12 +111,25 @@ def split(table, sizes, test_sources=(), seed=0, fit_to_data=False, lists=None, 
     if by_list:
         unused = sorted(set(src[~in_lists]))
         if unused:
-            log(f"data.splits: {len(unused)} image(s) in no list, not used: {', '.join(unused[:5])}"
-                f"{' ...' if len(unused) > 5 else ''}")
-    if fit_to_data:
-        sizes = fit_sizes(sizes, int(in_lists.sum()) if by_list else len(table))
+            log(
+                f"data.splits: {len(unused)} image(s) in no list, not used: {', '.join(unused[:5])}"
+                f"{' ...' if len(unused) > 5 else ''}"
+            )
     ids = table["patch_id"].to_numpy()
     has_hq = table["has_hq"].to_numpy(bool)
+    if fit_to_data and by_list and "test" in lists:
+        part = {k: src.isin(lists[k]).to_numpy() for k in SPLITS}
+        sizes = fit_split_sizes(
+            sizes,
+            n_train=int(part["train"].sum()),
+            n_val=int(part["val"].sum()),
+            n_test_hq=int((part["test"] & has_hq).sum()),
+            n_train_hq=int((part["train"] & has_hq).sum()),
+            n_val_hq=int((part["val"] & has_hq).sum()),
+        )
+        log(f"datasets.fit_to_data: sizes fitted to the split lists' images: {sizes}")
+    elif fit_to_data:
+        sizes = fit_sizes(sizes, int(in_lists.sum()) if by_list else len(table))
     rare = table["rare"].to_numpy(bool) if "rare" in table else np.zeros(len(table), bool)
     test_names = lists.get("test", list(test_sources))
     in_test_src = src.isin(test_names).to_numpy()
@@ -125,7 +157,7 @@ def split(table, sizes, test_sources=(), seed=0, fit_to_data=False, lists=None, 
             rare_pool, other_pool = perm[is_rare], perm[~is_rare]
             quota = min(n, int(np.ceil(len(rare_pool) * n / max(n + later, 1))))
             n_other = min(n - min(quota, len(rare_pool)), len(other_pool))
-            picked = rare_pool[:n - n_other]  # more than the quota when the others run out
+            picked = rare_pool[: n - n_other]  # more than the quota when the others run out
             out = list(rng.permutation(np.concatenate([picked, other_pool[:n_other]])))
         taken[[index[p] for p in out]] = True
         return out
@@ -139,8 +171,8 @@ def split(table, sizes, test_sources=(), seed=0, fit_to_data=False, lists=None, 
         raise DualgenError(
             "no test patches: no patch with an HQ mask is left after filtering: add HQ masks (data.hq_masks) "
             "or relax patches.drop_background_only / patches.exclude"
-            if "test" not in lists else
-            "no test patches: the images of data.splits.test have no usable patch with an HQ mask: list other "
+            if "test" not in lists
+            else "no test patches: the images of data.splits.test have no usable patch with an HQ mask: list other "
             "images, add HQ masks, or relax patches.drop_background_only / patches.exclude"
         )
     if len(test) < n_test:
@@ -150,24 +182,36 @@ def split(table, sizes, test_sources=(), seed=0, fit_to_data=False, lists=None, 
             "lower datasets.test, add HQ masks, or set datasets.fit_to_data: true"
         )
     if sizes["big_train"] < sizes["small_train"] or sizes["big_val"] < sizes["small_val"]:
-        raise DualgenError("datasets: big_train/big_val must be at least small_train/small_val (the small set is part "
-                           "of the big one)")
+        raise DualgenError(
+            "datasets: big_train/big_val must be at least small_train/small_val (the small set is part of the big one)"
+        )
     free = ~in_test_src & ~np.isin(ids, test)
     if by_list:
-        small_train = _need(draw(free & train_img & has_hq, sizes["small_train"],
-                                 later=sizes["big_train"] - sizes["small_train"]), sizes["small_train"],
-                            "with HQ masks in the data.splits.train images", "datasets.small_train")
-        small_val = _need(draw(free & val_img & has_hq, sizes["small_val"],
-                               later=sizes["big_val"] - sizes["small_val"]),
-                          sizes["small_val"], "with HQ masks in the data.splits.val images", "datasets.small_val")
+        small_train = _need(
+            draw(free & train_img & has_hq, sizes["small_train"], later=sizes["big_train"] - sizes["small_train"]),
+            sizes["small_train"],
+            "with HQ masks in the data.splits.train images",
+            "datasets.small_train",
+        )
+        small_val = _need(
+            draw(free & val_img & has_hq, sizes["small_val"], later=sizes["big_val"] - sizes["small_val"]),
+            sizes["small_val"],
+            "with HQ masks in the data.splits.val images",
+            "datasets.small_val",
+        )
         small = small_train + small_val
         big_train = small_train + _need(
             draw(free & train_img & ~np.isin(ids, small), sizes["big_train"] - sizes["small_train"]),
-            sizes["big_train"] - sizes["small_train"], "more in the data.splits.train images",
-            "datasets.big_train - small_train")
+            sizes["big_train"] - sizes["small_train"],
+            "more in the data.splits.train images",
+            "datasets.big_train - small_train",
+        )
         big_val = small_val + _need(
             draw(free & val_img & ~np.isin(ids, small), sizes["big_val"] - sizes["small_val"]),
-            sizes["big_val"] - sizes["small_val"], "more in the data.splits.val images", "datasets.big_val - small_val")
+            sizes["big_val"] - sizes["small_val"],
+            "more in the data.splits.val images",
+            "datasets.big_val - small_val",
+        )
     else:
         n_small = sizes["small_train"] + sizes["small_val"]
         small = draw(free & has_hq, n_small, later=n_big - n_small)
@@ -183,15 +227,20 @@ def split(table, sizes, test_sources=(), seed=0, fit_to_data=False, lists=None, 
                 f"fewer usable patches ({n_small + len(extra)}) outside the test set than the big sets need ({n_big} = "
                 "datasets.big_train + big_val): lower them, add images, or set datasets.fit_to_data: true"
             )
-        small_train, small_val = small[:sizes["small_train"]], small[sizes["small_train"]:]
+        small_train, small_val = small[: sizes["small_train"]], small[sizes["small_train"] :]
         n_extra_train = sizes["big_train"] - sizes["small_train"]
         big_train = small_train + extra[:n_extra_train]
         big_val = small_val + extra[n_extra_train:]
     if rare.any():
         n_rare, used = int((rare & usable).sum()), int((rare & taken).sum())
-        log(f"patches.keep_rare: {used} of {n_rare} patches with a rare class are in the datasets"
-            + ("" if used == n_rare else
-               f" ({n_rare - used} left out: the sets are full or the split lists exclude them)"))
+        log(
+            f"patches.keep_rare: {used} of {n_rare} patches with a rare class are in the datasets"
+            + (
+                ""
+                if used == n_rare
+                else f" ({n_rare - used} left out: the sets are full or the split lists exclude them)"
+            )
+        )
 
     def manifest(train, val, mask_of):
         rows = [(p, "train", mask_of(p)) for p in train] + [(p, "val", mask_of(p)) for p in val]
@@ -280,8 +329,10 @@ def mix_manifest(mix, base_manifests, pool_ids):
     rows = []
     if mix.real_from:
         m = base_manifests[mix.real_from]
-        rows += [("real", p, "train", q) for p, q in m.loc[m.split == "train", ["patch_id", "mask"]].itertuples(index=False)]
-    rows += [("synth", p, "train", "synth") for p in pool_ids[:mix.n_synth]]
+        rows += [
+            ("real", p, "train", q) for p, q in m.loc[m.split == "train", ["patch_id", "mask"]].itertuples(index=False)
+        ]
+    rows += [("synth", p, "train", "synth") for p in pool_ids[: mix.n_synth]]
     v = base_manifests[mix.val_from]
     rows += [("real", p, "val", q) for p, q in v.loc[v.split == "val", ["patch_id", "mask"]].itertuples(index=False)]
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"])

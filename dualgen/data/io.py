@@ -3,6 +3,7 @@
 Masks come as class ids ("index") or as the pixel values of a palette (gray levels or RGB colours,
 ``classes[].value`` in config). Every reader error is one DualgenError line naming the file.
 """
+
 import warnings
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def list_images(folder, what):
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in EXTENSIONS:
             if p.stem in files:
-                raise DualgenError(f"{folder}: two files share the name '{p.stem}' ({files[p.stem].name}, {p.name}): keep one")
+                raise DualgenError(
+                    f"{folder}: two files share the name '{p.stem}' ({files[p.stem].name}, {p.name}): keep one"
+                )
             files[p.stem] = p
     if not files:
         raise DualgenError(f"{folder}: no PNG, TIFF or JPEG files in the {what} folder: add files or fix data.{what}")
@@ -135,7 +138,9 @@ def read_mask(path, classes, mask_format, max_pixels=DEFAULT_MAX_PIXELS):
     ok = lut_keys[order][pos] == flat
     if not ok.all():
         bad = np.unique(flat[~ok])
-        shown = [(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" if rgb and mask_format != "index" else str(v)) for v in bad[:6]]
+        shown = [
+            (f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" if rgb and mask_format != "index" else str(v)) for v in bad[:6]
+        ]
         more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
         allowed = "class ids 0..%d" % (len(classes) - 1) if mask_format == "index" else f"classes[].value {values}"
         raise DualgenError(

@@ -17,6 +17,7 @@ demo phantom (``dualgen.data.phantom``), from the same code. ``simulate(mask, rn
 No fault creates a class id outside 0..num_classes-1. ``disagreement`` measures the result: the share of
 pixels changed and, per class, the share of that class's true pixels given another label.
 """
+
 import zlib
 
 import numpy as np
@@ -41,7 +42,7 @@ def smooth_noise(rng, h, w, sigma):
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sc) ** 2)
     k /= k.sum()
     hc, wc = (h - 1) // f + 2, (w - 1) // f + 2
-    n = ndi.gaussian_filter(rng.standard_normal((hc, wc)), sc, mode="reflect") / np.sum(k ** 2)
+    n = ndi.gaussian_filter(rng.standard_normal((hc, wc)), sc, mode="reflect") / np.sum(k**2)
     if f == 1:
         return n[:h, :w]
     t = np.arange(h) / f
@@ -58,7 +59,7 @@ def _disc(shape, cy, cx, r):
     y0, y1 = max(0, int(cy - r)), min(shape[0], int(cy + r) + 2)
     x0, x1 = max(0, int(cx - r)), min(shape[1], int(cx + r) + 2)
     yy, xx = np.mgrid[y0:y1, x0:x1]
-    return (slice(y0, y1), slice(x0, x1)), (yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2
+    return (slice(y0, y1), slice(x0, x1)), (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
 
 
 def _fill_from_outside(lq, region):
@@ -70,8 +71,9 @@ def _fill_from_outside(lq, region):
     lq[region] = lq[iy[region], ix[region]]
 
 
-def simulate(mask, rng, boundary_px=1.0, blob_rate=4.0, miss_small_px=30, swap_rate=0.5, num_classes=None,
-             background=0):
+def simulate(
+    mask, rng, boundary_px=1.0, blob_rate=4.0, miss_small_px=30, swap_rate=0.5, num_classes=None, background=0
+):
     """A model-made version of ``mask`` (uint8 (H, W) class ids): see the module docstring for the faults.
 
     ``rng``: a ``numpy.random.Generator`` (the same generator state -> the same mask).
@@ -88,8 +90,9 @@ def simulate(mask, rng, boundary_px=1.0, blob_rate=4.0, miss_small_px=30, swap_r
         cap = max(boundary_px, 1.0)  # a pixel grid has no smaller shift
         dy = np.clip(0.4 * boundary_px * smooth_noise(rng, h, w, 8.0 * boundary_px), -cap, cap)
         dx = np.clip(0.4 * boundary_px * smooth_noise(rng, h, w, 8.0 * boundary_px), -cap, cap)
-        lq = ndi.map_coordinates(mask, [np.clip(yy + dy, 0, h - 1), np.clip(xx + dx, 0, w - 1)], order=0,
-                                 mode="nearest").astype(np.uint8)
+        lq = ndi.map_coordinates(
+            mask, [np.clip(yy + dy, 0, h - 1), np.clip(xx + dx, 0, w - 1)], order=0, mode="nearest"
+        ).astype(np.uint8)
     # per object: grown or shrunk by the boundary width, or missed when small
     it = max(1, int(round(boundary_px)))
     for cls in range(k_classes):
@@ -118,8 +121,12 @@ def simulate(mask, rng, boundary_px=1.0, blob_rate=4.0, miss_small_px=30, swap_r
     if blob_rate > 0 and others:
         n_blobs = max(1, n_blobs)
         r_max = max(1.0, float(np.sqrt(miss_small_px / np.pi)))
-        for cy, cx, r, c in zip(rng.uniform(0, h, n_blobs), rng.uniform(0, w, n_blobs),
-                                rng.uniform(0.32, 1.0, n_blobs) * r_max, rng.integers(0, len(others), n_blobs)):
+        for cy, cx, r, c in zip(
+            rng.uniform(0, h, n_blobs),
+            rng.uniform(0, w, n_blobs),
+            rng.uniform(0.32, 1.0, n_blobs) * r_max,
+            rng.integers(0, len(others), n_blobs),
+        ):
             win, disc = _disc(lq.shape, cy, cx, r)
             lq[win][disc] = others[c]
     # now and then a large region given the wrong class
@@ -127,7 +134,7 @@ def simulate(mask, rng, boundary_px=1.0, blob_rate=4.0, miss_small_px=30, swap_r
     for _ in range(n_swaps if k_classes > 1 else 0):
         r = rng.uniform(*SWAP_RADIUS) * min(h, w)
         cy, cx = rng.uniform(r, max(r, h - r)), rng.uniform(r, max(r, w - r))
-        blob = ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2 + 0.3 * smooth_noise(rng, h, w, 0.15 * r) < 1.0
+        blob = ((yy - cy) ** 2 + (xx - cx) ** 2) / r**2 + 0.3 * smooth_noise(rng, h, w, 0.15 * r) < 1.0
         present = [c for c in np.unique(lq[blob]) if c != background] or list(np.unique(lq[blob]))
         if not present:
             continue
@@ -154,8 +161,10 @@ def disagreement(pairs, num_classes):
         changed += int(diff.sum())
         per_true += np.bincount(hq.ravel(), minlength=num_classes)[:num_classes]
         per_changed += np.bincount(hq[diff].ravel(), minlength=num_classes)[:num_classes]
-    return {"changed": changed / total if total else 0.0,
-            "per_class": [float(c / t) if t else None for c, t in zip(per_changed, per_true)]}
+    return {
+        "changed": changed / total if total else 0.0,
+        "per_class": [float(c / t) if t else None for c, t in zip(per_changed, per_true)],
+    }
 
 
 def describe(stats, class_names):
@@ -166,5 +175,9 @@ def describe(stats, class_names):
 
 def phantom_settings(scale):
     """The fault settings of the demo phantom's LQ masks at a feature scale (4.7-6.1 % of pixels changed)."""
-    return {"boundary_px": float(scale), "blob_rate": 4.0 / scale ** 2, "miss_small_px": 30.0 * scale ** 2,
-            "swap_rate": 0.5}
+    return {
+        "boundary_px": float(scale),
+        "blob_rate": 4.0 / scale**2,
+        "miss_small_px": 30.0 * scale**2,
+        "swap_rate": 0.5,
+    }

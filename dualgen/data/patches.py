@@ -10,6 +10,7 @@ averaging for the micrograph, the majority class for masks); then, over the set,
 majority; the others converted, one log line). Images of several sizes are fine: patches come from each
 image's own grid.
 """
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dualgen.data import io, labelnoise
 from dualgen.core.errors import DualgenError
+from dualgen.data import io, labelnoise
 
 DEFAULT_MAX_BAND = 0.2  # data.max_band: crop_height auto cuts at most this share of an image's rows
 
@@ -74,8 +75,10 @@ def resize_image(image, height, width):
     if (h, w) == (height, width):
         return image
     method = Image.Resampling.BOX if height <= h and width <= w else Image.Resampling.BILINEAR
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), method))
-                for c in range(image.shape[2])]
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), method))
+        for c in range(image.shape[2])
+    ]
     return np.stack(channels, -1).astype(np.uint8)
 
 
@@ -91,15 +94,26 @@ def resize_mask(mask, height, width):
     best = np.full((height, width), -1.0, np.float32)
     out = np.zeros((height, width), np.uint8)
     for cls in present[np.argsort(counts, kind="stable")]:  # rarest first: a tie goes to the rarer class
-        area = np.asarray(Image.fromarray((mask == cls).astype(np.float32)).resize((width, height),
-                                                                                  Image.Resampling.BOX))
+        area = np.asarray(
+            Image.fromarray((mask == cls).astype(np.float32)).resize((width, height), Image.Resampling.BOX)
+        )
         better = area > best
         out[better], best[better] = cls, area[better]
     return out
 
 
-def load_sources(images_dir, masks_dir, hq_dir, classes, mask_format, crop_height=None,
-                 max_pixels=io.DEFAULT_MAX_PIXELS, log=print, max_band=DEFAULT_MAX_BAND, scale=1.0):
+def load_sources(
+    images_dir,
+    masks_dir,
+    hq_dir,
+    classes,
+    mask_format,
+    crop_height=None,
+    max_pixels=io.DEFAULT_MAX_PIXELS,
+    log=print,
+    max_band=DEFAULT_MAX_BAND,
+    scale=1.0,
+):
     images = io.list_images(images_dir, "images")
     masks = io.list_images(masks_dir, "masks")
     _check_pairs(images, masks, "mask", "masks")
@@ -128,8 +142,16 @@ def load_sources(images_dir, masks_dir, hq_dir, classes, mask_format, crop_heigh
         h, w = scaled_size(*lq.shape, scale)
         image, lq = resize_image(image, h, w), resize_mask(lq, h, w)
         hq = None if hq is None else resize_mask(hq, h, w)
-        info = {"source": stem, "file": ipath.name, "file_width": file_w, "file_height": file_h, "rows_cut": cut_rows,
-                "width": w, "height": h, "gray": gray}
+        info = {
+            "source": stem,
+            "file": ipath.name,
+            "file_width": file_w,
+            "file_height": file_h,
+            "rows_cut": cut_rows,
+            "width": w,
+            "height": h,
+            "gray": gray,
+        }
         sources.append(Source(stem, image, lq, hq if hq_dir else lq, (ipath, masks[stem], hq_files.get(stem)), info))
         band = f", {cut_rows} rows cut (info band)" if cut_rows else ""
         resized = f", scaled to {w}x{h} px" if (h, w) != (file_h - cut_rows, file_w) else ""
@@ -152,8 +174,10 @@ def _one_channel_count(sources, log):
     for s in convert:
         s.image = io.to_gray(s.image) if to_gray else io.to_rgb(s.image)
         s.info["converted"] = True
-    log(f"{len(gray)} gray and {len(colour)} colour micrographs: converted {len(convert)} to "
-        f"{'gray' if to_gray else 'colour'} (the majority): {names}")
+    log(
+        f"{len(gray)} gray and {len(colour)} colour micrographs: converted {len(convert)} to "
+        f"{'gray' if to_gray else 'colour'} (the majority): {names}"
+    )
 
 
 def simulate_lq(sources, settings, num_classes, class_names, log=print):
@@ -169,17 +193,22 @@ def simulate_lq(sources, settings, num_classes, class_names, log=print):
         src.info["lq_changed"] = one["changed"]
     stats = labelnoise.disagreement(((s.hq, s.lq) for s in sources), num_classes)
     stats["per_class"] = dict(zip(class_names, stats["per_class"]))
-    log(f"simulated LQ masks ({', '.join(f'{k} {v}' for k, v in params.items())}, seed {seed}): "
-        + labelnoise.describe({"changed": stats["changed"], "per_class": list(stats["per_class"].values())},
-                              class_names))
+    log(
+        f"simulated LQ masks ({', '.join(f'{k} {v}' for k, v in params.items())}, seed {seed}): "
+        + labelnoise.describe(
+            {"changed": stats["changed"], "per_class": list(stats["per_class"].values())}, class_names
+        )
+    )
     return stats
 
 
 def _check_size(ipath, image, mpath, mask, crop_height):
     if image.shape[:2] != mask.shape:
-        hint = ("set data.crop_height: auto (or the mask height) if the micrograph has an info band"
-                if image.shape[0] > mask.shape[0] and image.shape[1] == mask.shape[1] and not crop_height
-                else "image and mask must have the same size")
+        hint = (
+            "set data.crop_height: auto (or the mask height) if the micrograph has an info band"
+            if image.shape[0] > mask.shape[0] and image.shape[1] == mask.shape[1] and not crop_height
+            else "image and mask must have the same size"
+        )
         raise DualgenError(
             f"{ipath} is {image.shape[1]}x{image.shape[0]} px but its mask {mpath} is "
             f"{mask.shape[1]}x{mask.shape[0]} px: {hint}"
@@ -220,8 +249,8 @@ def cut(sources, size, stride, drop_background_only=True, exclude=(), num_classe
             all_ids.add(pid)
             if pid in exclude:
                 continue
-            lq = src.lq[y:y + size, x:x + size]
-            hq = None if src.hq is None else src.hq[y:y + size, x:x + size]
+            lq = src.lq[y : y + size, x : x + size]
+            hq = None if src.hq is None else src.hq[y : y + size, x : x + size]
             truth = hq if hq is not None else lq
             counts = np.bincount(truth.ravel(), minlength=num_classes)[:num_classes]
             rare = bool(rare_ids) and bool(counts[rare_ids].any())
@@ -232,7 +261,7 @@ def cut(sources, size, stride, drop_background_only=True, exclude=(), num_classe
             record = {"patch_id": pid, "source": src.name, "y": y, "x": x, "has_hq": hq is not None, "rare": rare}
             record.update({f"frac_{k}": float(f) for k, f in enumerate(counts / truth.size)})
             record.update({f"lq_frac_{k}": float(f) for k, f in enumerate(lq_counts / lq.size)})
-            kept.append((record, src.image[y:y + size, x:x + size], lq, hq))
+            kept.append((record, src.image[y : y + size, x : x + size], lq, hq))
     unknown = sorted(exclude - all_ids)
     if unknown:
         example = next(iter(sorted(all_ids)), "?")
@@ -264,8 +293,10 @@ def write(kept, out_dir, sources=None):
     table.to_csv(out_dir / "patches.csv", index=False)
     if sources is not None:
         counts = table["source"].value_counts()
-        rows = [dict(s.info, source=s.name, channels=int(s.image.shape[2]), n_patches=int(counts.get(s.name, 0)))
-                for s in sources]
+        rows = [
+            dict(s.info, source=s.name, channels=int(s.image.shape[2]), n_patches=int(counts.get(s.name, 0)))
+            for s in sources
+        ]
         pd.DataFrame(rows).to_csv(out_dir / "sources.csv", index=False)
     return table
 

@@ -356,16 +356,23 @@ def overlay_figure(images, masks, preds, classes, path):
     save(fig, path)
 
 
-def convergence_figure(histories, path):
+def convergence_figure(histories, path, calibration=None):
     """Validation IoU against optimizer updates of chosen mixes, every seed, one panel per base (its 0 % mix solid,
-    its largest dashed): a flat end means the budget sufficed. histories: {mix: [history DataFrame per seed]}."""
+    its largest dashed): a flat end means the budget sufficed. histories: {mix: [history DataFrame per seed]}.
+    ``calibration`` (unet.updates: auto): budget/budget.json's content with ``curves`` (its curves.csv): the
+    calibration curves of each base in grey (to the cap), each seed's plateau point (x: not converged) and the
+    chosen budget as a dotted line in every panel."""
     bases = list(dict.fromkeys(mix.split("_")[0] for mix in histories))
+    if calibration is not None:
+        bases += [b for b in dict.fromkeys(calibration["curves"]["base"]) if b not in bases]
     ncols = min(3, len(bases))
     nrows = -(-len(bases) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.9 * nrows), squeeze=False, sharey=True)
     for ax in axes.flat[len(bases) :]:
         ax.axis("off")
     for ax, base in zip(axes.flat, bases):
+        if calibration is not None:
+            _calibration_curves(ax, base, calibration)
         mixes = [m for m in histories if m.split("_")[0] == base]
         for k, mix in enumerate(mixes):
             for j, hist in enumerate(histories[mix]):
@@ -386,9 +393,30 @@ def convergence_figure(histories, path):
         ax.set_xlabel("optimizer updates (epochs for budget: epochs)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("validation IoU", fontsize=8)
-    fig.suptitle("Validation curves of each base's 0 % (solid) and largest (dashed) mix, one line per seed", fontsize=9)
+    title = "Validation curves of each base's 0 % (solid) and largest (dashed) mix, one line per seed"
+    if calibration is not None:
+        title += (
+            f"\ngrey: calibration trainings ({calibration['cap']} updates), o: plateau (x: not converged), "
+            f"dotted: the budget ({calibration['updates']} updates)"
+        )
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save(fig, path)
+
+
+def _calibration_curves(ax, base, calibration):
+    """One base's calibration curves, their plateau points and the budget line (convergence_figure)."""
+    curves = calibration["curves"]
+    rows = curves[curves["base"] == base]
+    seeds = calibration["per_base"].get(base, {}).get("seeds", {})
+    for j, (seed, g) in enumerate(rows.groupby("seed")):
+        ax.plot(g["updates"], g["val_iou_score"], color="0.6", lw=0.8, label="calibration" if j == 0 else None)
+        plateau = seeds.get(str(seed))
+        if plateau is not None:
+            at = g.loc[(g["updates"] - plateau["point"]).abs().idxmin()]
+            marker = "o" if plateau["converged"] else "x"
+            ax.plot(at["updates"], at["val_iou_score"], marker, color="0.3", ms=4, mfc="none")
+    ax.axvline(calibration["updates"], color="black", ls=":", lw=1, label=f"budget {calibration['updates']}")
 
 
 # ---------------------------------------------------------------------------------------------- data: classes, LQ

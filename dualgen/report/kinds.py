@@ -16,6 +16,7 @@ from dualgen.data import datasets, io
 from dualgen.generate import common as generation
 from dualgen.generate.fidelity import TARGET_RATIO
 from dualgen.report import card, figures, findings
+from dualgen.segment import budget
 from dualgen.segment import evaluation as study
 
 
@@ -139,7 +140,8 @@ def _study_tables(folder):
 
 def draw_study(inp, s, out):
     """The study's figures: one per metric, per class, the forest plot, the balanced arm, validation curves of the
-    curve mixes and overlays of the overlay mixes (from the train_unet outputs unet_<mix>_seeds<chunk>)."""
+    curve mixes (with the calibration's curves and budget, input ``budget``, under unet.updates: auto) and overlays
+    of the overlay mixes (from the train_unet outputs unet_<mix>_seeds<chunk>)."""
     folder = Path(inp["study"])
     table, comparisons, level = _study_tables(folder)
     for key, label, fig_no in figures.METRICS:
@@ -157,8 +159,12 @@ def draw_study(inp, s, out):
     histories = {}
     for mix in s["curve_mixes"]:
         histories[mix] = [pd.read_csv(folder / "history.csv") for _, folder in sorted(runs.get(mix, {}).items())]
-    if histories:
-        figures.convergence_figure(histories, out / "convergence.png")
+    calibration = None  # unet.updates: auto: the calibration curves and the budget they gave
+    if "budget" in inp:
+        calibration = artifacts.read_json(Path(inp["budget"]) / budget.BUDGET_FILE)
+        calibration["curves"] = pd.read_csv(Path(inp["budget"]) / budget.CURVES_FILE)
+    if histories or calibration is not None:
+        figures.convergence_figure(histories, out / "convergence.png", calibration)
     if s["overlay_mixes"]:
         ids, masks, _, images = study.test_set(inp["patches"], inp["datasets"], images=True)
         n = min(s["overlay_images"], len(ids))

@@ -8,6 +8,11 @@ the run are one stream of seeded permutations of the training set: data epoch ``
 the pretrain arm, the first ``pretrain_periods`` periods draw from the synthetic images (their own stream) and
 the rest from the real ones. Augmentation is reseeded per sample from (seed, data epoch, stream position). So a
 batch depends on nothing but (seed, its index): a resumed run computes what an uninterrupted one would.
+
+Rare classes (config ``unet.sampling``, ``unet.class_weights``): the ``balanced`` plan draws each sample by picking a
+class uniformly among the classes present in the phase's images, then uniformly an image that contains it (seeded
+by (seed, phase) or, per epoch, (seed, epoch)), so that each class is shown about equally often; ``class_weights``
+turns the training masks' pixel shares into per-class loss weights.
 """
 
 import math
@@ -42,15 +47,110 @@ def _stream(indices, n_batches, batch_size, seed, phase):
     return table.reshape(n_batches, batch_size, 3) if n_batches else np.zeros((0, batch_size, 3), np.int64)
 
 
+BALANCED_KEY = 0xBA1A  # the seed sequences of balanced plans: (seed, phase, BALANCED_KEY) or (seed, epoch, ...)
+
+
+def class_presence(masks, num_classes):
+    """(N, num_classes) bool: which classes each (H, W) mask contains."""
+    y = np.asarray(masks)
+    return np.stack([(y == k).any(axis=(1, 2)) for k in range(int(num_classes))], 1)
+
+
+def pixel_shares(masks, num_classes):
+    """(num_classes,) share of each class among all pixels of ``masks`` (sums to 1)."""
+    counts = np.bincount(np.asarray(masks, np.int64).ravel(), minlength=int(num_classes))[: int(num_classes)]
+    return counts / max(int(counts.sum()), 1)
+
+
+def class_weights(shares, mode, cap, names=None):
+    """Per-class loss weights (a list of floats), or None for ``mode`` None (the unweighted loss).
+
+    ``auto``: w_k = 1 / share_k over the classes present (share > 0), capped at ``cap`` times the smallest of them,
+    then scaled to mean 1 over the present classes; an absent class gets 0 (it has no pixel to learn from; its dice
+    term could only say "never predict it", which the present classes' terms already do). A dict {class name:
+    weight} (``names``: the class names, in class-id order): those weights as given, classes not named 1.
+    """
+    if mode is None:
+        return None
+    shares = np.asarray(shares, np.float64)
+    if isinstance(mode, dict):
+        names = list(names) if names is not None else []
+        if len(names) != len(shares):
+            raise ValueError(f"class_weights: {len(names)} class names for {len(shares)} shares")
+        unknown = sorted(set(mode) - set(names))
+        if unknown:
+            raise DualgenError(
+                f"config: unet.class_weights: {', '.join(map(str, unknown))} not a class: use the names of "
+                f"config classes ({', '.join(names)})"
+            )
+        return [float(mode.get(name, 1.0)) for name in names]
+    if mode != "auto":
+        raise DualgenError(f"config: unet.class_weights: unknown '{mode}' (null, auto, or {{class name: weight}})")
+    present = shares > 0
+    if not present.any():
+        raise DualgenError("U-Net class weights: the training masks hold no pixel of any class")
+    w = np.zeros_like(shares)
+    w[present] = 1.0 / shares[present]
+    w[present] = np.minimum(w[present], float(cap) * w[present].min())
+    w[present] /= w[present].mean()
+    return [float(v) for v in w]
+
+
+def _balanced(indices, presence, n_slots, rng):
+    """``n_slots`` image indices: a class uniformly among those present in ``indices``' images, then one of the
+    images that contain it, uniformly."""
+    indices = np.asarray(indices, np.int64)
+    holders = [indices[presence[indices, k]] for k in range(presence.shape[1])]
+    holders = [h for h in holders if len(h)]
+    if not holders:
+        raise DualgenError("balanced sampling: the training images hold no class")
+    picked = rng.integers(len(holders), size=n_slots)
+    u = rng.random(n_slots)
+    out = np.empty(n_slots, np.int64)
+    for k, h in enumerate(holders):
+        rows = picked == k
+        out[rows] = h[np.minimum((u[rows] * len(h)).astype(np.int64), len(h) - 1)]
+    return out
+
+
+def _balanced_stream(indices, n_batches, batch_size, seed, phase, presence):
+    """``_stream``'s table for balanced sampling: data epoch = position // len(indices) (for augmentation seeds)."""
+    need = n_batches * batch_size
+    order = _balanced(indices, presence, need, np.random.default_rng([int(seed), phase, BALANCED_KEY]))
+    pos = np.arange(need)
+    table = np.stack([pos // max(len(indices), 1), pos, order], 1)
+    return table.reshape(n_batches, batch_size, 3)
+
+
 def batch_plan(
-    n_images, batch_size, periods, steps, seed, *, first_period=0, pretrain=None, pretrain_periods=0, epoch_mode=False
+    n_images,
+    batch_size,
+    periods,
+    steps,
+    seed,
+    *,
+    first_period=0,
+    pretrain=None,
+    pretrain_periods=0,
+    epoch_mode=False,
+    sampling="uniform",
+    presence=None,
 ):
     """(batches, batch_size, 3) rows (data epoch, position, image index) for periods ``first_period ..``.
 
     ``pretrain``: indices of the images to train on during the first ``pretrain_periods`` periods (the rest of the
     images afterwards). ``epoch_mode``: each period is one pass (a permutation filled up to ``steps * batch``
-    from its own start, as a Keras epoch is), else one continuous stream across periods.
+    from its own start, as a Keras epoch is), else one continuous stream across periods. ``sampling``:
+    ``uniform`` (those permutations) or ``balanced`` (each sample: a class uniformly among the classes present in
+    the phase's images, then an image containing it, uniformly; ``presence``: ``class_presence`` of the images).
     """
+    if sampling not in ("uniform", "balanced"):
+        raise DualgenError(f"config: unet.sampling: unknown '{sampling}' (uniform or balanced)")
+    balanced = sampling == "balanced"
+    if balanced:
+        presence = np.asarray(presence, bool)
+        if presence.ndim != 2 or len(presence) != n_images:
+            raise ValueError("batch_plan: balanced sampling needs presence of shape (n_images, classes)")
     batch_size, periods, steps = int(batch_size), int(periods), int(steps)
     everything = np.arange(n_images)
     synth = np.asarray(pretrain if pretrain is not None else [], np.int64)
@@ -65,11 +165,17 @@ def batch_plan(
             continue
         if epoch_mode:
             for p in range(p0, p1):
-                order = idx[np.random.default_rng([int(seed), p]).permutation(len(idx))]
-                order = np.resize(order, steps * batch_size)
+                if balanced:
+                    rng = np.random.default_rng([int(seed), p, BALANCED_KEY])
+                    order = _balanced(idx, presence, steps * batch_size, rng)
+                else:
+                    order = idx[np.random.default_rng([int(seed), p]).permutation(len(idx))]
+                    order = np.resize(order, steps * batch_size)
                 plans.append(
                     np.stack([np.full_like(order, p), np.arange(len(order)), order], 1).reshape(steps, batch_size, 3)
                 )
+        elif balanced:
+            plans.append(_balanced_stream(idx, (p1 - p0) * steps, batch_size, seed, phase, presence))
         else:
             plans.append(_stream(idx, (p1 - p0) * steps, batch_size, seed, phase))
     plan = np.concatenate(plans) if plans else np.zeros((0, batch_size, 3), np.int64)

@@ -8,6 +8,13 @@ every K updates (no early stopping: equal budgets); ``epochs`` - up to N epochs 
 way). The pretrain arm spends the first ``pretrain_share`` of the periods on the synthetic images, then the rest
 on the real ones; the best checkpoint is chosen over the whole run.
 
+Options for rare classes and the schedule (config ``unet``; their defaults are the behaviour above): ``class_weights``
+(``auto``: from the training masks' pixel shares, ``unet_data.class_weights``; or {class: weight}) weights both
+losses per class (dice: segmentation_models' class_weights; focal: its alpha, 0.25 x the weight), ``sampling:
+balanced`` draws the batches so that each class is shown about equally often (``unet_data.batch_plan``), and
+``lr_schedule: cosine`` replaces ReduceLROnPlateau by a linear warm-up over ``warmup_share`` of the run's updates and
+a cosine to zero at its last update (``lr_at``; the same for every mix of one budget).
+
 Resumable: a commit writes ``best.weights.h5``, ``last.weights.h5`` (with Adam's moments and step count) and,
 last of all, ``last_epoch.json`` (period, best score, learning rate, the callbacks' counters), after the first
 period ending ``checkpoint_every_s`` seconds (config ``unet.checkpoint_every_s``) after the previous commit and after
@@ -20,6 +27,7 @@ Adam's state is restored, so a resumed run computes what an uninterrupted one wo
 import csv
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -35,7 +43,22 @@ from dualgen.segment import unet, unet_data
 
 MONITOR = "val_iou_score"
 LR_FACTOR = 0.1  # ReduceLROnPlateau's factor: Keras' default (the paper names none)
+FOCAL_ALPHA = 0.25  # segmentation_models' CategoricalFocalLoss default: the focal term's weight of every class
 STATE = "last_epoch.json"
+
+
+def lr_at(step, total, base_lr, warmup_share):
+    """The learning rate of the update that follows ``step`` updates, in a run of ``total``: linear from 0 to
+    ``base_lr`` over the first ``warmup_share * total`` updates, then a cosine from ``base_lr`` to 0 at ``total``
+    (0 from there on)."""
+    step, total, base_lr = float(step), float(total), float(base_lr)
+    warm = float(warmup_share) * total
+    if step >= total:
+        return 0.0
+    if step < warm:
+        return base_lr * step / warm
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / (total - warm)))
+
 
 # ---------------------------------------------------------------------------------------------- optimizer
 
@@ -165,6 +188,30 @@ def _write_atomic(path, write):
     by it)."""
     with atomic_path(path) as tmp:
         write(tmp)
+
+
+class _Cosine(tf.keras.callbacks.Callback):
+    """``lr_schedule: cosine``: sets the learning rate before each update to ``lr_at(updates so far)``, counted from
+    (period, batch) as Keras numbers them, so a resumed run continues the schedule where it stopped; logs the
+    period's last update's learning rate as ``lr`` (as ReduceLROnPlateau logs the period's)."""
+
+    def __init__(self, steps, total, base_lr, warmup_share):
+        super().__init__()
+        self.steps, self.total, self.base_lr, self.warmup_share = int(steps), int(total), base_lr, warmup_share
+        self.epoch = 0
+
+    def _lr(self, step):
+        return lr_at(step, self.total, self.base_lr, self.warmup_share)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(self._lr(self.epoch * self.steps + batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
 
 
 class _Updates(tf.keras.callbacks.Callback):
@@ -298,15 +345,26 @@ def reusable(spec):
     return precision.mode(spec["mixed_precision"]) != "float16"
 
 
-def compile_unet(model, learning_rate, mixed_precision):
+def unet_loss(class_weights=None):
+    """Dice + categorical focal loss (paper Table 3); ``class_weights`` (one per class): the dice loss's
+    class_weights and the focal loss's per-class alpha (``FOCAL_ALPHA`` x weight). None: both unweighted."""
+    if class_weights is None:
+        return sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss()
+    w = np.asarray(class_weights, np.float32)
+    return sm.losses.DiceLoss(class_weights=w) + sm.losses.CategoricalFocalLoss(alpha=np.float32(FOCAL_ALPHA) * w)
+
+
+def compile_unet(model, learning_rate, mixed_precision, class_weights=None):
     """Compile ``model`` as every U-Net training does (paper Table 3): ``FusedAdam`` (wrapped in a
-    LossScaleOptimizer under float16 mixed precision), dice + categorical focal loss, IOUScore(threshold=0.5),
-    named "iou_score" (so the monitor is "val_iou_score")."""
+    LossScaleOptimizer under float16 mixed precision), dice + categorical focal loss (``unet_loss``, weighted per
+    class by ``class_weights`` unless None), IOUScore(threshold=0.5), named "iou_score" (so the monitor is
+    "val_iou_score")."""
     model.compile(
         optimizer=precision.loss_scale_optimizer(FusedAdam(learning_rate), mixed_precision),
-        loss=sm.losses.DiceLoss() + sm.losses.CategoricalFocalLoss(),
+        loss=unet_loss(class_weights),
         metrics=[sm.metrics.IOUScore(threshold=0.5)],
     )
+    model._dualgen_class_weights = None if class_weights is None else [float(v) for v in class_weights]
     return model
 
 
@@ -333,6 +391,13 @@ def train_unet(
     pretrain=None,
     augment=None,
     reuse=None,
+    class_weights=None,
+    class_weight_cap=None,
+    class_names=None,
+    sampling="uniform",
+    lr_schedule="plateau",
+    warmup_share=None,
+    stop_patience=None,
     log=print,
 ):
     """Train one U-Net (resuming from ``out_dir`` if an earlier call left periods there).
@@ -341,11 +406,18 @@ def train_unet(
     (``updates`` and ``validate_every``, or ``epochs`` and ``early_stopping_patience``; the other budget's are
     None) and ``pretrain_share`` are config ``unet``'s; ``checkpoint_every_s``: seconds between resumable
     commits. ``pretrain``: indices of the training images used first (the synthetic ones of the pretrain arm).
+    Config ``unet``'s rare-class and schedule options (the defaults here are the unweighted, uniform, plateau
+    training): ``class_weights`` None, ``auto`` (capped at ``class_weight_cap``) or {class name: weight} (names:
+    ``class_names``), from the training masks' pixel shares (``unet_data.class_weights``); ``sampling`` uniform or
+    balanced; ``lr_schedule`` plateau or cosine (warm-up over ``warmup_share`` of the run's updates).
+    ``stop_patience``: under the updates budget, stop after this many validations without a better validation IoU
+    (the budget calibration: its curves need only reach their plateau); None: run every update.
     Returns (model with the best weights, result) where result has: budget, periods, steps_per_period, updates (run
     in total), resumed_from_period (None unless this call resumed), stopped_early, best_period
     (0-based), best_updates, best_val_iou_score, build_seconds, first_step_seconds (fit start to the end of the
     first update: tracing included), update_seconds (inside the later updates), seconds_per_period, history
-    (history.csv as columns of floats).
+    (history.csv as columns of floats), class_shares (the training masks' pixel shares), class_weights (the loss's
+    weights, None: unweighted), sampling, lr_schedule.
 
     ``reuse``: a model this function returned earlier in this process, for the same spec, batch sizes and image
     size (the seeds of one mix): it is trained again from this seed's initial weights with a fresh Adam state, so
@@ -366,6 +438,19 @@ def train_unet(
         budget, n_first, batch_size, updates=updates, validate_every=validate_every, epochs=epochs
     )
     pre_periods = int(round(periods * float(pretrain_share))) if pretrain is not None and len(pretrain) else 0
+    if lr_schedule not in ("plateau", "cosine"):
+        raise DualgenError(f"config: unet.lr_schedule: unknown '{lr_schedule}' (plateau or cosine)")
+    if lr_schedule == "cosine" and warmup_share is None:
+        raise ValueError("train_unet: lr_schedule cosine needs warmup_share")
+    if class_weights == "auto" and class_weight_cap is None:
+        raise ValueError("train_unet: class_weights auto needs class_weight_cap")
+    shares = unet_data.pixel_shares(y_tr, num_classes)
+    weights = unet_data.class_weights(shares, class_weights, class_weight_cap, class_names)
+    if weights is not None:
+        log(
+            "class weights: "
+            + ", ".join(f"{k}: {w:.3g} (share {p:.3g})" for k, (w, p) in enumerate(zip(weights, shares)))
+        )
 
     mixed = spec["mixed_precision"]  # float16 gradients: dynamic loss scaling (dualgen.core.precision)
     precision.check(log, "unet.mixed_precision", mixed)
@@ -374,6 +459,8 @@ def train_unet(
     model = unet.build_unet(**spec)
     if reuse is not None and not reusable(spec):
         raise ValueError("train_unet: reuse is for models without mixed precision (unet_train.reusable)")
+    if reuse is not None and getattr(reuse, "_dualgen_class_weights", None) != weights:
+        raise ValueError("train_unet: reuse is for a model compiled with the same class weights")
     if reuse is not None:  # the traced model, from this seed's initial weights
         reuse.set_weights(model.get_weights())
         model = reuse
@@ -389,7 +476,7 @@ def train_unet(
         shown = "none" if best is None else f"{best:.4f}"
         log(f"resuming from period {first} ({first * steps} updates done, best validation IoU so far {shown})")
     if reuse is None:
-        compile_unet(model, lr, mixed)
+        compile_unet(model, lr, mixed, weights)
     else:  # a fresh Adam: moments and step count zero (compiling again would trace again)
         for var in model.optimizer.variables:
             var.assign(tf.zeros_like(var))
@@ -401,21 +488,24 @@ def train_unet(
     build_seconds = time.perf_counter() - t0
 
     cb_state = state["callbacks"] if state else {}
-    resumables = [
-        _ReduceLROnPlateau(
-            state=cb_state.get("ReduceLROnPlateau"),
-            monitor=MONITOR,
-            mode="max",
-            patience=int(reduce_lr_patience),
-            factor=LR_FACTOR,
-            verbose=1,
-        )
-    ]
-    if budget == "epochs":  # equal budgets (updates) never stop early
-        resumables.append(
-            _EarlyStopping(
-                state=cb_state.get("EarlyStopping"), monitor=MONITOR, mode="max", patience=int(early_stopping_patience)
+    if lr_schedule == "plateau":
+        resumables = [
+            _ReduceLROnPlateau(
+                state=cb_state.get("ReduceLROnPlateau"),
+                monitor=MONITOR,
+                mode="max",
+                patience=int(reduce_lr_patience),
+                factor=LR_FACTOR,
+                verbose=1,
             )
+        ]
+        schedule = []
+    else:  # the same schedule for every mix of the budget: tied to the run's updates, not to the validation curve
+        resumables, schedule = [], [_Cosine(steps, periods * steps, float(learning_rate), float(warmup_share))]
+    if budget == "epochs" or stop_patience:  # the study's equal budgets (updates) never stop early
+        patience = int(early_stopping_patience if budget == "epochs" else stop_patience)
+        resumables.append(
+            _EarlyStopping(state=cb_state.get("EarlyStopping"), monitor=MONITOR, mode="max", patience=patience)
         )
     timer, nan_stop = _Timer(), _StopOnNaN()
     keeper = _Keeper(out_dir, best, best_period, resumables, checkpoint_every_s)
@@ -438,20 +528,22 @@ def train_unet(
             pretrain=pretrain,
             pretrain_periods=pre_periods,
             epoch_mode=budget == "epochs",
+            sampling=sampling,
+            presence=unet_data.class_presence(y_tr, num_classes) if sampling == "balanced" else None,
         )
         train = unet_data.make_dataset(
             x_tr, y_tr, num_classes, batch_size, plan=plan, seed=seed, augment=augment, preprocess=preprocess
         )
         val = unet_data.make_dataset(x_va, y_va, num_classes, val_batch_size, preprocess=preprocess)
-        # order matters: the timer, _Updates and ReduceLROnPlateau add 'seconds' / 'updates' / 'lr' to the logs
-        # before CSVLogger writes them, EarlyStopping sets stop_training before the keeper commits the period
+        # order matters: the timer, _Updates and ReduceLROnPlateau (or _Cosine) add 'seconds' / 'updates' / 'lr' to
+        # the logs before CSVLogger writes them, EarlyStopping sets stop_training before the keeper commits the period
         model.fit(
             train,
             validation_data=val,
             epochs=periods,
             initial_epoch=first,
             steps_per_epoch=steps,
-            callbacks=[nan_stop, timer, _Updates(steps), *resumables, csv_logger, keeper],
+            callbacks=[nan_stop, timer, _Updates(steps), *schedule, *resumables, csv_logger, keeper],
             verbose=2,
         )
         stopped_early = keeper.stopped_early
@@ -484,5 +576,92 @@ def train_unet(
         "update_seconds": timer.update_seconds,
         "seconds_per_period": timer.epochs,
         "history": history,
+        "class_shares": [float(v) for v in shares],
+        "class_weights": weights,
+        "sampling": sampling,
+        "lr_schedule": lr_schedule,
     }
     return model, result
+
+
+def train_kwargs(u, class_names):
+    """``train_unet``'s keywords from config ``unet`` (a step's settings): the budget, batches, optimiser, schedule
+    and rare-class options, the same for the study's trainings and the budget calibration."""
+    keys = (
+        "budget",
+        "updates",
+        "validate_every",
+        "epochs",
+        "early_stopping_patience",
+        "batch_size",
+        "val_batch_size",
+        "learning_rate",
+        "reduce_lr_patience",
+        "pretrain_share",
+        "class_weights",
+        "class_weight_cap",
+        "sampling",
+        "lr_schedule",
+        "warmup_share",
+    )
+    return {k: u[k] for k in keys} | {"class_names": list(class_names)}
+
+
+def train_seeds(
+    data, spec, settings, seeds, work, checkpoint_every_s, augment_of=None, pretrain=None, extra=None, log=print
+):
+    """Train one U-Net per seed in this process (one TensorFlow start; the model is built and traced once and
+    trained again from each seed's own initial weights where ``reusable``). ``data``: (images_tr, masks_tr,
+    images_val, masks_val); ``settings``: the step's settings (config ``unet`` under "unet", the classes, ...), of
+    which each seed's resumable work folder (``work``/seed<k>) records the settings of that seed alone;
+    ``augment_of(seed)``: the seed's augmentation or None; ``extra``: more ``train_unet`` keywords. Yields (seed,
+    settings of that seed, model, result, work folder, reused) per seed, in order; the work folders are removed
+    once the caller has taken the last seed's result."""
+    from dualgen.generate.common import resume_dir
+    from dualgen.segment.evaluation import seed_dir
+
+    kwargs = train_kwargs(settings["unet"], [c["name"] for c in settings["classes"]]) | (extra or {})
+    model = None
+    for seed in seeds:
+        one = {k: v for k, v in settings.items() if k != "seeds"} | {"seed": seed}  # what this training depends on
+        folder = resume_dir(seed_dir(work, seed), one)
+        reuse = model if model is not None and reusable(spec) else None
+        model, result = train_unet(
+            *data,
+            spec=spec,
+            seed=seed,
+            out_dir=str(folder),
+            augment=augment_of(seed) if augment_of else None,
+            pretrain=pretrain,
+            reuse=reuse,
+            checkpoint_every_s=checkpoint_every_s,
+            log=log,
+            **kwargs,
+        )
+        yield seed, one, model, result, folder, reuse is not None
+    for seed in seeds:  # the checkpoints are no longer needed once the caller has taken every seed's result
+        shutil.rmtree(seed_dir(work, seed), ignore_errors=True)
+
+
+RESULT_META = (
+    "budget",
+    "periods",
+    "steps_per_period",
+    "pretrain_periods",
+    "updates",
+    "resumed_from_period",
+    "stopped_early",
+    "best_period",
+    "best_updates",
+    "best_val_iou_score",
+    "build_seconds",
+    "first_step_seconds",
+    "update_seconds",
+    "class_shares",
+    "class_weights",
+)  # of train_unet's result: into each training's meta.json
+
+
+def result_meta(result):
+    """What a training's meta.json records of ``train_unet``'s result (``RESULT_META``, and the training seconds)."""
+    return {k: result[k] for k in RESULT_META} | {"train_seconds": float(sum(result["seconds_per_period"]))}
