@@ -10,12 +10,13 @@ synthetic, augmentation, balanced or pretrain arms; the generator is not run), i
   weighted  auto + class_weights auto
   balanced  auto + class_weights auto + sampling balanced
   wide      balanced + a 4x wider decoder (decoder_filters 256, 128, 64, 32; the default is 64, 32, 16, 8)
+  deep      wide + resnet18's last stage (encoder_depth 5; the paper's decoder 256, 128, 64, 32, 16)
   context   balanced on 128-px patches of the same micrographs (4x the field of view per patch)
 Scores every seed's test segmentation as one whole test set (one confusion matrix over all test patches: the
 test micrographs demo_08..11 whole), and prints per arm and seed: mIoU, per-class IoU, the budget trained and the
 wall time. Last line: `sem levers: BMQ_000 mIoU today <a> -> <arm> <b> (+<d>); min class IoU over seeds <m>`
 for the best arm by mean mIoU.
-Usage: python bench/sem_levers.py [--arms today,auto,weighted,balanced,wide,context] [--cores 2] [--out DIR]
+Usage: python bench/sem_levers.py [--arms today,auto,weighted,balanced,wide,deep,context] [--cores 2] [--out DIR]
        [--cap 1000]
 """
 
@@ -41,6 +42,8 @@ ARMS = {
     "weighted": AUTO | {"class_weights": "auto"},
     "balanced": AUTO | {"class_weights": "auto", "sampling": "balanced"},
     "wide": AUTO | {"class_weights": "auto", "sampling": "balanced", "decoder_filters": [256, 128, 64, 32]},
+    "deep": AUTO
+    | {"class_weights": "auto", "sampling": "balanced", "encoder_depth": 5, "decoder_filters": [256, 128, 64, 32, 16]},
 }
 # arms that change more than the U-Net: the patches (a larger window over the same micrographs)
 ARM_CONFIG = {"context": {"patches": {"size": 128, "stride": 128}, "datasets": {"test": 64}}}  # 4 x 16 test patches

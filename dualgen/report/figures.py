@@ -396,7 +396,7 @@ def convergence_figure(histories, path, calibration=None):
     title = "Validation curves of each base's 0 % (solid) and largest (dashed) mix, one line per seed"
     if calibration is not None:
         title += (
-            f"\ngrey: calibration trainings ({calibration['cap']} updates), o: plateau (x: not converged), "
+            f"\ngrey: calibration trainings (at most {calibration['cap']} updates), o: plateau (x: not converged), "
             f"dotted: the budget ({calibration['updates']} updates)"
         )
     fig.suptitle(title, fontsize=9)

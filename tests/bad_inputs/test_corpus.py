@@ -312,7 +312,7 @@ def config_simulate_lq_with_hq_masks(root, out):
 @case
 def demo_with_a_different_class_list(root, out):
     s = {"demo": {"n_images": 1, "height": 64, "width": 64, "scale": 1.0, "seed": 0}, "classes": CLASSES[:3]}
-    return ["make_demo.py", "--out", out / "demo", "--settings", json.dumps(s)], "the demo data has 4 classes"
+    return ["make_demo.py", "--out", out / "demo", "--settings", json.dumps(s)], "the rgb demo data has 4 classes"
 
 
 # ---- mixes and artifacts ----------------------------------------------------------------------------
