@@ -19,6 +19,20 @@ CLASSES = [
     {"name": "eta", "value": 85, "color": "#d9368f"},
 ]
 
+# The smallest VQ-VAE the GPU-op and precision tests trace (VQVAE has no defaults: every argument but the channels
+# and the quantizer).
+TINY_VQVAE = dict(
+    num_hiddens=8,
+    num_residual_hiddens=4,
+    num_residual_layers=1,
+    embedding_dim=4,
+    num_embeddings=5,
+    commitment_cost=0.25,
+    decay=0.99,
+    downsample=4,
+    mask_encoding="level",
+)
+
 
 def env():
     e = dict(os.environ)

@@ -24,7 +24,8 @@ from dualgen.generate.pixelcnn import train as pixelcnn_train
 from dualgen.generate.vqvae import model as vqvae
 from dualgen.generate.vqvae import train as vqvae_train
 from dualgen.segment import unet, unet_train, upsampling  # noqa: E402
-from tests import determinism_tools  # noqa: E402
+from tests import determinism_tools
+from tests.conftest import TINY_VQVAE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -202,19 +203,7 @@ def test_the_list_looks_into_nested_and_xla_compiled_functions():
 def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, mixed_precision, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.5, 0.5, (3, 16, 16, 2)).astype(np.float32)
-    model = vqvae.VQVAE(
-        2,
-        num_hiddens=8,
-        num_residual_hiddens=4,
-        num_residual_layers=1,
-        embedding_dim=4,
-        num_embeddings=5,
-        commitment_cost=0.25,
-        decay=0.99,
-        quantizer=quantizer,
-        downsample=4,
-        mask_encoding="level",
-    )
+    model = vqvae.VQVAE(2, quantizer=quantizer, **TINY_VQVAE)
     with determinism_tools.captured_functions(vqvae_train) as graphs:  # the real train_vqvae, one update
         vqvae_train.train_vqvae(
             model,

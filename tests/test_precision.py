@@ -12,7 +12,7 @@ import pytest
 import dualgen  # noqa: F401
 from dualgen.core import env
 from dualgen.core.errors import DualgenError
-from tests.conftest import PY, REPO
+from tests.conftest import PY, REPO, TINY_VQVAE
 from tests.conftest import env as proc_env
 
 tf = env.setup_tensorflow(1, 0)
@@ -315,19 +315,7 @@ def test_float32_outputs_rebuilds_an_activation_or_adds_a_cast():
 
 def tiny_vqvae(quantizer="ema"):
     tf.keras.utils.set_random_seed(0)
-    return vqvae.VQVAE(
-        4,
-        num_hiddens=8,
-        num_residual_hiddens=4,
-        num_residual_layers=1,
-        embedding_dim=4,
-        num_embeddings=5,
-        commitment_cost=0.25,
-        decay=0.99,
-        quantizer=quantizer,
-        downsample=4,
-        mask_encoding="level",
-    )
+    return vqvae.VQVAE(4, quantizer=quantizer, **TINY_VQVAE)
 
 
 def half_convolutions(graph):
