@@ -19,6 +19,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/generate.smk"
 include: "rules/segment.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
 
 

@@ -12,11 +12,15 @@ synthetic, augmentation, balanced or pretrain arms; the generator is not run), i
   wide      balanced + a 4x wider decoder (decoder_filters 256, 128, 64, 32; the default is 64, 32, 16, 8)
   deep      wide + resnet18's last stage (encoder_depth 5; the paper's decoder 256, 128, 64, 32, 16)
   context   balanced on 128-px patches of the same micrographs (4x the field of view per patch)
+  wide_context  wide on 128-px patches
+  lab       wide (presets/lab.yaml's U-Net) on every labelled patch, as a lab runs it: data.splits lists (train
+            demo_00..06, val demo_07, test demo_08..11) with datasets.fit_to_data (the README's own-data recipe)
+  today_lab today's defaults on the lab arm's data (the same patches)
 Scores every seed's test segmentation as one whole test set (one confusion matrix over all test patches: the
 test micrographs demo_08..11 whole), and prints per arm and seed: mIoU, per-class IoU, the budget trained and the
 wall time. Last line: `sem levers: BMQ_000 mIoU today <a> -> <arm> <b> (+<d>); min class IoU over seeds <m>`
 for the best arm by mean mIoU.
-Usage: python bench/sem_levers.py [--arms today,auto,weighted,balanced,wide,deep,context] [--cores 2] [--out DIR]
+Usage: python bench/sem_levers.py [--arms today,auto,weighted,balanced,wide,deep,context,...] [--cores 2] [--out DIR]
        [--cap 1000]
 """
 
@@ -46,8 +50,21 @@ ARMS = {
     | {"class_weights": "auto", "sampling": "balanced", "encoder_depth": 5, "decoder_filters": [256, 128, 64, 32, 16]},
 }
 # arms that change more than the U-Net: the patches (a larger window over the same micrographs)
-ARM_CONFIG = {"context": {"patches": {"size": 128, "stride": 128}, "datasets": {"test": 64}}}  # 4 x 16 test patches
+CONTEXT = {"patches": {"size": 128, "stride": 128}, "datasets": {"test": 64}}  # 4 x 16 test patches
+LAB_SPLITS = {
+    "train": [f"demo_{i:02d}" for i in range(7)],
+    "val": ["demo_07"],
+    "test": [f"demo_{i:02d}" for i in range(8, 12)],
+}
+LAB_DATA = {
+    "data": {"splits": {k: f"{k}.txt" for k in LAB_SPLITS}},
+    "datasets": {"fit_to_data": True},
+}
+ARM_CONFIG = {"context": CONTEXT, "wide_context": CONTEXT, "lab": LAB_DATA, "today_lab": LAB_DATA}
 ARMS["context"] = ARMS["balanced"]
+ARMS["wide_context"] = ARMS["wide"]
+ARMS["lab"] = ARMS["wide"]
+ARMS["today_lab"] = ARMS["today"]
 
 
 def run_arm(name, out, cores, cap):
@@ -59,6 +76,9 @@ def run_arm(name, out, cores, cap):
     if unet["updates"] == "auto":
         unet["calibration"] = base["calibration"] | {"cap": cap}
     overlay = dict(REAL_ONLY, study=f"sem_{name}", unet=unet) | ARM_CONFIG.get(name, {})
+    if "splits" in overlay.get("data", {}):
+        for split, names in LAB_SPLITS.items():
+            (folder / f"{split}.txt").write_text("\n".join(names) + "\n")
     (folder / "arm.yaml").write_text(yaml.safe_dump(overlay))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(folder)]
     cmd += ["--cores", str(cores), "--configfile", str(REPO / "presets" / "sem.yaml"), str(folder / "arm.yaml")]

@@ -1,8 +1,9 @@
 # Segmentation study (paper steps 8-12): one training mix per mix; with unet.updates: auto, calibration trainings of
 # each base's 0 % mix and the one budget they give (budget/budget.json); one U-Net per (mix, seed), which also
 # segments the test set (a job trains a chunk of a mix's seeds: unet.seeds_per_job); a numpy-only evaluation
-# per (mix, seed); the quality pre-test of the synthetic pairs; the study's tables (per image, per mix with
-# intervals, paired comparisons). Figures: rules/report.smk.
+# per (mix, seed); every mix's seeds and their ensemble on the whole test micrographs at their original resolution
+# (test_micrographs, whole_image); the quality pre-test of the synthetic pairs; the study's tables (per image, per
+# mix with intervals, paired comparisons, whole micrographs). Figures: rules/report.smk.
 
 
 include: "segment_helpers.smk"
@@ -138,6 +139,52 @@ rule evaluate:
         "--datasets {input.datasets} --out {output} --settings {params.settings:q} --log {log}"
 
 
+rule test_micrographs:
+    input:
+        data_inputs(),
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        directory(f"{OUT}/whole/test"),
+    log:
+        f"{LOGS}/test_micrographs.log",
+    benchmark:
+        f"{BENCH}/test_micrographs.tsv"
+    conda:
+        ENV
+    params:
+        run=script("test_micrographs"),
+        settings=as_json(data=patches_data_settings(data_settings(), demo_dir()), classes=CLASSES),
+    shell:
+        "{params.run} --patches {input.patches} --datasets {input.datasets} --out {output} "
+        "--settings {params.settings:q} --log {log}"
+
+
+rule whole_image:
+    input:
+        unet=lambda wildcards: mix_chunks(wildcards.mix),
+        test=rules.test_micrographs.output[0],
+        patches=rules.patches.output[0],
+        datasets=rules.datasets.output[0],
+    output:
+        directory(f"{OUT}/whole/{{mix}}"),
+    log:
+        f"{LOGS}/whole_image/{{mix}}.log",
+    benchmark:
+        f"{BENCH}/whole_image/{{mix}}.tsv"
+    wildcard_constraints:
+        mix=MIX_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    params:
+        run=script("whole_image"),
+        settings=as_json(classes=CLASSES, whole_image=config["whole_image"], determinism=config["determinism"]),
+    shell:
+        "{params.run} --name {wildcards.mix} --unet {input.unet} --test {input.test} --patches {input.patches} "
+        "--datasets {input.datasets} --out {output} --threads {threads} --settings {params.settings:q} --log {log}"
+
+
 rule pretest:
     input:
         unet=unet_chunk(PRETEST_MIX, SEEDS[0]),
@@ -167,6 +214,7 @@ rule pretest:
 rule aggregate:
     input:
         metrics=expand(f"{OUT}/metrics/{{mix}}/seed{{seed}}", mix=[m.name for m in MIXES], seed=SEEDS),
+        whole=expand(f"{OUT}/whole/{{mix}}", mix=[m.name for m in MIXES]),
     output:
         report(
             directory(f"{OUT}/study"),
@@ -185,4 +233,5 @@ rule aggregate:
         run=script("aggregate"),
         settings=as_json(classes=CLASSES, mixes=[mixes.fields(m) for m in MIXES], stats=config["stats"]),
     shell:
-        "{params.run} --metrics {input.metrics} --out {output} " "--settings {params.settings:q} --log {log}"
+        "{params.run} --metrics {input.metrics} --whole {input.whole} --out {output} "
+        "--settings {params.settings:q} --log {log}"

@@ -36,6 +36,11 @@ def unet_chunk(mix, seed):
     return f"{OUT}/unet/{mix}/seeds{CHUNK_OF_SEED[int(seed)]}"
 
 
+def mix_chunks(mix):
+    """Every train_unet output of ``mix`` (its chunks of seeds)."""
+    return [f"{OUT}/unet/{mix}/seeds{chunk}" for chunk in SEED_CHUNKS]
+
+
 def unet_run(mix, seed):
     """The folder of the training (mix, seed) inside its chunk."""
     return str(seed_dir(unet_chunk(mix, seed), seed))

@@ -5,7 +5,10 @@ scripts/figure.py study.
 Writes OUT/per_image.csv (one row per mix, seed and test image), OUT/metrics.csv (one row per mix: the mean over
 seeds of each test-set metric with its Student-t interval over seeds, clipped to [0, 1]), OUT/comparisons.csv
 (every mix with synthetic data against its own 0 % mix, paired over test images: mean difference, bootstrap
-interval, Wilcoxon and Holm-adjusted p values; Holm over all comparisons of one metric), meta.json.
+interval, Wilcoxon and Holm-adjusted p values; Holm over all comparisons of one metric), and from the whole_image
+steps OUT/whole_image.csv (one row per mix, seed or the seed ensemble, and whole test micrograph, scored at the
+original resolution) and OUT/whole_comparisons.csv (the same pairs at micrograph level: the seeds' rows paired over
+micrographs, each micrograph its own bootstrap cluster), meta.json.
 """
 
 from pathlib import Path
@@ -30,21 +33,30 @@ def main(args):
     )
     for line in stats.sentences(comparisons) if len(comparisons) else ["no comparisons: no mix has a 0 % reference"]:
         print(line, flush=True)
+    whole = evaluation.whole_image_table(args.whole, all_mixes)
+    per_micrograph = whole[whole["seed"] != evaluation.ENSEMBLE].assign(image=whole["micrograph"])
+    per_micrograph = per_micrograph.assign(source=per_micrograph["micrograph"], seed=per_micrograph["seed"].astype(int))
+    whole_comparisons = stats.comparison_table(
+        per_micrograph, mixes.comparison_pairs(all_mixes), metric_cols, "source", st["n_boot"], st["seed"], st["level"]
+    )
     extra = {
         "n_mixes": len(table),
         "n_trainings": int(per_image.groupby(["mix", "seed"]).ngroups),
         "n_test_images": int(per_image["image"].nunique()),
         "n_sources": int(per_image["source"].nunique()),
     }
-    inputs = [Path(d) / "metrics.json" for d in args.metrics]
+    inputs = [Path(d) / "metrics.json" for d in args.metrics] + [Path(d) / evaluation.WHOLE for d in args.whole]
     with artifacts.artifact_dir(args.out, "aggregate", s, st["seed"], inputs, extra) as tmp:
         per_image.to_csv(tmp / "per_image.csv", index=False)
         table.to_csv(tmp / "metrics.csv", index=False)
         comparisons.to_csv(tmp / "comparisons.csv", index=False)
+        whole.to_csv(tmp / "whole_image.csv", index=False)
+        whole_comparisons.to_csv(tmp / "whole_comparisons.csv", index=False)
 
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--metrics", required=True, nargs="+", help="the evaluate folders, one per mix and seed")
+    p.add_argument("--whole", required=True, nargs="+", help="the whole_image folders, one per mix")
     p.add_argument("--out", required=True)
     cli.run(main, p)

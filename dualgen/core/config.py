@@ -292,6 +292,14 @@ def _check_mixes(config):
                 f"config: mixes.{key}: {mix.percent} % of {n} training patches is no synthetic image (mix {mix.name}): "
                 f"use at least {-(-50 // n)} % or raise datasets.{size}"
             )
+    chosen = config["predict"]["mix"]
+    names = [m.name for m in enumerate_mixes(config["mixes"], ds)]
+    if chosen != "best" and chosen not in names:
+        close = [n for n in names if n.startswith(chosen[:3])] or names
+        raise DualgenError(
+            f"config: predict.mix: '{chosen}' is not a mix of this study (e.g. {', '.join(close[:6])}): "
+            "name one of its mixes, or best"
+        )
     vq = config["vqvae"]
     n_gen = ds["big_train"] + ds["big_val"]
     if vq["val_images"] is not None and vq["val_images"] >= n_gen:

@@ -7,8 +7,9 @@ corrected mask ("HQ"). Without an HQ folder the masks are taken as the truth (HQ
 Per image, in this order: read; cut the info band (``data.crop_height``: a number of rows, or ``auto`` = the
 mask's height); check the sizes; decide gray or colour on what is left; resize (``data.scale``: area
 averaging for the micrograph, the majority class for masks); then, over the set, one channel count (the
-majority; the others converted, one log line). Images of several sizes are fine: patches come from each
-image's own grid.
+majority; the others converted, one log line). The micrograph's steps are ``prepare_image``, which
+whole-micrograph inference (``dualgen.segment.whole``) calls too. Images of several sizes are fine: patches come
+from each image's own grid.
 """
 
 from dataclasses import dataclass, field
@@ -82,6 +83,25 @@ def resize_image(image, height, width):
     return np.stack(channels, -1).astype(np.uint8)
 
 
+def prepare_image(image, rows_cut=0, scale=1.0, channels=None):
+    """The micrograph as the study sees it, from uint8 (H, W, C) as io.read_micrograph(collapse_gray=False) reads
+    it: the bottom ``rows_cut`` rows (the info band) cut, gray or colour decided on what is left (io.is_gray; gray
+    -> 1 channel), resized by ``scale`` (scaled_size + resize_image: area averaging), and, when ``channels`` (1 or
+    3) is given, converted to it (io.to_gray / io.to_rgb, as _one_channel_count does). Returns (image, gray).
+
+    Ingest (``load_sources``) and whole-micrograph inference (``dualgen.segment.whole``) both call it, so a model
+    sees the same pixels at inference as in training."""
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1, 3 or None, not {channels!r}")
+    image = image[: image.shape[0] - int(rows_cut)]
+    gray = io.is_gray(image)
+    image = io.to_gray(image) if gray else image
+    image = resize_image(image, *scaled_size(*image.shape[:2], float(scale or 1.0)))
+    if channels is not None:
+        image = io.to_gray(image) if channels == 1 else io.to_rgb(image)
+    return image, gray
+
+
 def resize_mask(mask, height, width):
     """uint8 (H, W) class ids -> (height, width): each new pixel takes the class covering most of its area
     (the nearest one when enlarging; a tie goes to the rarer class), so no new class id appears."""
@@ -128,19 +148,18 @@ def load_sources(
     scale = float(scale or 1.0)
     sources = []
     for stem, ipath in images.items():
-        image = io.read_micrograph(ipath, max_pixels, collapse_gray=False)
-        file_h, file_w = image.shape[:2]
+        raw = io.read_micrograph(ipath, max_pixels, collapse_gray=False)
+        file_h, file_w = raw.shape[:2]
         lq = io.read_mask(masks[stem], classes, mask_format, max_pixels)
-        image, cut_rows = _crop(ipath, image, masks[stem], lq, crop_height, max_band)
-        _check_size(ipath, image, masks[stem], lq, crop_height)
+        cropped, cut_rows = _crop(ipath, raw, masks[stem], lq, crop_height, max_band)
+        _check_size(ipath, cropped, masks[stem], lq, crop_height)
         hq = None
         if stem in hq_files:
             hq = io.read_mask(hq_files[stem], classes, mask_format, max_pixels)
-            _check_size(ipath, image, hq_files[stem], hq, crop_height)
-        gray = io.is_gray(image)
-        image = io.to_gray(image) if gray else image
-        h, w = scaled_size(*lq.shape, scale)
-        image, lq = resize_image(image, h, w), resize_mask(lq, h, w)
+            _check_size(ipath, cropped, hq_files[stem], hq, crop_height)
+        image, gray = prepare_image(raw, cut_rows, scale)
+        h, w = image.shape[:2]  # scaled_size(*lq.shape, scale)
+        lq = resize_mask(lq, h, w)
         hq = None if hq is None else resize_mask(hq, h, w)
         info = {
             "source": stem,

@@ -1,5 +1,6 @@
 """Glue of the segmentation study shared by its scripts: the test set, the test segmentations a training job
-leaves for the numpy-only evaluation, the per-image table of all trainings and the per-mix table of the study."""
+leaves for the numpy-only evaluation, the per-image table of all trainings and the per-mix table of the study; the
+whole-micrograph scores (whole_image step) and the selection set the exported model is chosen on."""
 
 from pathlib import Path
 
@@ -10,8 +11,12 @@ from dualgen.core import artifacts
 from dualgen.core.errors import DualgenError
 from dualgen.data import datasets
 from dualgen.report import stats
+from dualgen.segment import metrics
 
 PREDICTIONS = "test_predictions.npz"  # in every training's folder: ids, class maps, the weights' sha256
+WHOLE = "whole.json"  # the whole_image step's scores of one mix (per seed and ensemble, per test micrograph)
+ENSEMBLE = "ensemble"  # the seed column of the seed ensemble's rows
+BASE_SETS = ("SHQ", "SLQ", "BLQ", "BMQ")
 
 
 def seed_dir(chunk_dir, seed):
@@ -31,6 +36,55 @@ def test_set(patches_dir, datasets_dir, images=False):
     table = pd.read_csv(Path(patches_dir) / "patches.csv").set_index("patch_id")
     sources = [str(table.loc[i, "source"]) for i in ids]
     return (ids, masks, sources, imgs) if images else (ids, masks, sources)
+
+
+def selection_set(patches_dir, datasets_dir):
+    """The patches the exported model's mix is chosen on (never the test set): every real validation patch of the
+    base sets that has an HQ mask, scored against it: (ids, images, HQ masks)."""
+    ids = []
+    for base in BASE_SETS:
+        path = Path(datasets_dir) / f"{base}.csv"
+        if path.exists():
+            m = pd.read_csv(path)
+            ids += list(m.loc[m["split"] == "val", "patch_id"])
+    ids = [i for i in dict.fromkeys(ids) if (Path(patches_dir) / "hq" / f"{i}.png").exists()]
+    manifest = pd.DataFrame({"patch_id": ids, "split": "val", "mask": "hq"})
+    return datasets.load(patches_dir, manifest, "val")
+
+
+def whole_row(truth, pred, class_names):
+    """The scores of one whole micrograph: accuracy, miou, missing_class_iou, iou_<class> (NaN where absent) and
+    area_error_<class>: predicted minus true share of the micrograph's pixels (the phase-fraction error)."""
+    k = len(class_names)
+    row = metrics.image_metrics(truth, pred, k)
+    out = {key: v for key, v in row.items() if not key.startswith("iou_")}
+    out |= {f"iou_{name}": row[f"iou_{i}"] for i, name in enumerate(class_names)}
+    share = (
+        np.bincount(pred.ravel(), minlength=k)[:k] / pred.size
+        - np.bincount(truth.ravel(), minlength=k)[:k] / truth.size
+    )
+    return out | {f"area_error_{name}": float(e) for name, e in zip(class_names, share)}
+
+
+def whole_image_table(whole_dirs, all_mixes):
+    """study/whole_image.csv: one row per mix, seed (or ``ensemble``) and test micrograph, with mix, base, percent
+    and arm first (as ``per_image_table``) and the ``whole_row`` scores."""
+    by_name = {m.name: m for m in all_mixes}
+    frames = []
+    for folder in whole_dirs:
+        w = artifacts.read_json(Path(folder) / WHOLE)
+        mix = by_name.get(w["mix"])
+        if mix is None:
+            raise DualgenError(f"{folder}: whole-image scores of mix {w['mix']}, which this config does not have")
+        frame = pd.DataFrame(w["rows"])
+        for i, (col, value) in enumerate(
+            (("mix", mix.name), ("base", mix.base), ("percent", mix.percent), ("arm", arm(mix)))
+        ):
+            frame.insert(i, col, value)
+        frames.append(frame)
+    if not frames:
+        raise DualgenError("no whole-image scores to aggregate: the config trains no mix")
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_test_predictions(folder, ids, pred, weights):

@@ -345,14 +345,20 @@ def preprocessor(spec):
     return lambda images: preprocess(images, spec["encoder_weights"], spec["backbone"])
 
 
-def predict(model, images, batch_size=16, encoder_weights=None, backbone=None):
-    """uint8 class maps (N, H, W) for uint8 images (N, H, W[, C]), scaled as in training (``encoder_weights`` as
-    trained; ``backbone`` defaults to the one ``build_unet`` recorded on the model). Eager calls in inference mode:
-    for the few dozen test patches of a study this is faster than tracing Keras' predict function."""
+def predict_proba(model, images, batch_size=16, encoder_weights=None, backbone=None):
+    """float32 class scores (N, H, W, K) (the softmax) for uint8 images (N, H, W[, C]), scaled as in training
+    (``encoder_weights`` as trained; ``backbone`` defaults to the one ``build_unet`` recorded on the model). Eager
+    calls in inference mode: for the few dozen test patches of a study this is faster than tracing Keras' predict
+    function."""
     backbone = backbone or getattr(model, "dualgen_backbone", None)
     x = preprocess(images, encoder_weights, backbone)
     out = [
-        np.asarray(model(x[i : i + int(batch_size)], training=False)).argmax(-1)
+        np.asarray(model(x[i : i + int(batch_size)], training=False), np.float32)
         for i in range(0, len(x), int(batch_size))
     ]
-    return (np.concatenate(out) if out else np.zeros(x.shape[:3], np.int64)).astype(np.uint8)
+    return np.concatenate(out) if out else np.zeros((*x.shape[:3], model.output_shape[-1]), np.float32)
+
+
+def predict(model, images, batch_size=16, encoder_weights=None, backbone=None):
+    """uint8 class maps (N, H, W) for uint8 images (N, H, W[, C]): the argmax of ``predict_proba``."""
+    return predict_proba(model, images, batch_size, encoder_weights, backbone).argmax(-1).astype(np.uint8)

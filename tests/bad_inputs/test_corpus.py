@@ -262,6 +262,18 @@ def config_unknown_determinism(root, out):
 
 
 @case
+def config_predict_mix_not_in_the_study(root, out):
+    return config_cmd(root, "predict: {mix: BMQ_999}\n"), "predict.mix: 'BMQ_999' is not a mix of this study"
+
+
+@case
+def predict_model_folder_without_preprocess(root, out):
+    (root / "model").mkdir()
+    cmd = ["predict.py", "--model", root / "model", "--images", root / "images", "--out", out / "predicted"]
+    return cmd, "no preprocess.json: not a dualgen model folder"
+
+
+@case
 def config_wrong_type(root, out):
     return config_cmd(root, "vqvae: {steps: many}\n"), "vqvae.steps: 'many' has the wrong type"
 
