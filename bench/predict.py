@@ -11,7 +11,7 @@ setting is timed ``--repeats`` times (the fastest kept): overlap 0.5 (the defaul
 flip TTA (4x the windows).
 Prints a table (setting, windows, seconds, megapixels/s) and LAST:
 `whole-image inference: <x> megapixels/s on <n> cores (window <w>, overlap <o>, <k> models)` (overlap 0.5, no TTA).
-Usage: python bench/predict.py [--size 1024] [--models 3] [--threads N] [--repeats 2] [--batch 16] [--model DIR]
+Usage: python bench/predict.py [--size 1024] [--models 3] [--threads N] [--repeats 2] [--batch B] [--model DIR]
 """
 
 import argparse
@@ -72,7 +72,12 @@ def main():
     ap.add_argument("--model", default=None, help="an exported model folder instead of untrained U-Nets")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="TensorFlow threads (default: all)")
     ap.add_argument("--repeats", type=int, default=2, help="timed calls per setting, the fastest kept (default 2)")
-    ap.add_argument("--batch", type=int, default=16, help="windows per model call (default 16)")
+    from dualgen.core.config import load_yaml
+
+    batch = load_yaml(REPO / "config.yaml")["predict"]["batch_size"]
+    ap.add_argument(
+        "--batch", type=int, default=batch, help=f"windows per model call (default {batch}: predict.batch_size)"
+    )
     args = ap.parse_args()
     env.setup_tensorflow(args.threads, 0)
     from dualgen.segment import whole

@@ -102,5 +102,8 @@ def all_targets():
         targets += [f"{OUT}/pixelcnn/{kind}_cond" for kind in PIXELCNN_KINDS]
         targets += [f"{OUT}/conditioning", f"{OUT}/figures/conditioning"]
     if MIXES:
-        targets += [f"{OUT}/study", f"{OUT}/figures/study", f"{OUT}/figures/findings"]
+        targets += [f"{OUT}/study", f"{OUT}/figures/study", f"{OUT}/figures/findings", f"{OUT}/model"]
+        targets.append(f"{OUT}/figures/whole")
+    if MIXES and config["predict"]["images"]:
+        targets.append(f"{OUT}/predict")
     return targets

@@ -181,6 +181,35 @@ rule figure_study:
         figure_rule_shell()
 
 
+rule figure_whole:
+    input:
+        unpack(whole_figure_inputs),
+    output:
+        report(
+            directory(f"{OUT}/figures/whole"),
+            patterns=["{name}.png"],
+            caption="../report/whole.rst",
+            category="4 Study",
+            subcategory="Whole micrographs",
+        ),
+    log:
+        f"{LOGS}/figures/whole.log",
+    conda:
+        ENV
+    params:
+        run=script("figure"),
+        kind="whole",
+        inputs=figure_inputs,
+        settings=as_json(
+            classes=FIGURE_CLASSES,
+            overlay_mixes=overlay_mixes(),
+            overlay_images=config["report"]["overlay_images"],
+            patch_size=config["patches"]["size"],
+        ),
+    shell:
+        figure_rule_shell()
+
+
 rule figure_lq:
     input:
         patches=rules.patches.output[0],

@@ -14,7 +14,7 @@ def figure_inputs(wildcards, input):
 
 
 def overlay_mixes():
-    """report.overlay_mixes that this config trains (a figure setting: reaches only figure_study)."""
+    """report.overlay_mixes that this config trains (a figure setting: reaches only figure_study and figure_whole)."""
     return [m for m in config["report"]["overlay_mixes"] if m in MIX]
 
 
@@ -37,6 +37,14 @@ def study_figure_inputs(wildcards):
     for mix in dict.fromkeys(overlay_mixes() + curve_mixes()):
         for chunk in SEED_CHUNKS:
             inputs[f"unet_{mix}_seeds{chunk}"] = f"{OUT}/unet/{mix}/seeds{chunk}"
+    return inputs
+
+
+def whole_figure_inputs(wildcards):
+    """figure_whole reads the study tables (whole_image.csv against metrics.csv), the test micrographs with their
+    truth, and the whole_image outputs (the seed ensemble's class maps) of the overlay mixes."""
+    inputs = {"study": f"{OUT}/study", "test": f"{OUT}/whole/test"}
+    inputs.update({f"whole_{mix}": f"{OUT}/whole/{mix}" for mix in overlay_mixes()})
     return inputs
 
 

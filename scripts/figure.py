@@ -14,6 +14,9 @@ OUT/<figure> + meta.json):
   study      the study's figures (study, patches, datasets, and unet_<mix>_seeds<chunk> (train_unet outputs) of
              the overlay and curve mixes); balanced.png: the balanced arm per class
   findings   findings.html      the sentences that open the report's Study section (study)
+  whole      whole_overlays.png  whole test micrographs at original resolution: truth, each overlay mix's seed
+                                 ensemble and its wrong pixels (test, whole_<mix> of the overlay mixes)
+             whole_vs_patch.png  each mix's whole-micrograph mIoU / Missing Class IoU vs its patch-level score (study)
   fidelity   s2.png, chords.png, phase_fractions.png, intensities.png, ratios.png: real vs synthetic (fidelity)
   generator_card  card.html   the Generator section's report card (vqvae, reconstruction, sample,
                               pixelcnn_<kind>[_cond], fidelity, pretest)
@@ -34,6 +37,7 @@ KINDS = {
     "synthetic": kinds.draw_synthetic,
     "pretest": kinds.draw_pretest,
     "study": kinds.draw_study,
+    "whole": kinds.draw_whole,
     "findings": kinds.draw_findings,
     "fidelity": kinds.draw_fidelity,
     "generator_card": kinds.draw_generator_card,

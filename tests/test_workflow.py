@@ -245,6 +245,67 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     assert (out / "synthetic" / "variants" / "gated_t1" / "clean" / "pool.csv").exists()
 
 
+def test_ci_whole_micrographs_and_the_exported_model(ci_run):
+    """Every mix, seed and the seed ensemble scored on the whole test micrographs at their original resolution; the
+    same pairs compared at micrograph level; the model of the mix with the best validation score exported."""
+    out = ci_run / "results" / "ci"
+    cfg = ci_config()
+    mixes = [m.name for m in enumerate_mixes(cfg["mixes"], cfg["datasets"])]
+    seeds = cfg["unet"]["seeds"]
+    test = pd.read_csv(out / "whole" / "test" / "micrographs.csv")
+    assert list(test["name"]) == cfg["data"]["test_sources"]
+    whole = pd.read_csv(out / "study" / "whole_image.csv")
+    assert len(whole) == len(mixes) * (len(seeds) + 1) * len(test)
+    assert set(whole["seed"].astype(str)) == {*map(str, seeds), "ensemble"} and list(whole["mix"].unique()) == mixes
+    assert whole["missing_class_iou"].between(0, 1).all()
+    assert np.allclose(whole[[f"area_error_{c['name']}" for c in cfg["classes"]]].sum(1), 0, atol=1e-9)
+    labels = np.load(out / "whole" / "BMQ_100" / "labels.npz")
+    assert labels[test["name"][0]].shape == (test["height"][0], test["width"][0])  # original resolution
+    pairs = pd.read_csv(out / "study" / "whole_comparisons.csv")
+    assert ("BMQ_100", "BMQ_000") in set(zip(pairs["mix"], pairs["reference"])) and (
+        pairs["resample"] == "source"
+    ).all()
+    validation = pd.read_csv(out / "model" / "validation.csv")
+    meta = json.loads((out / "model" / "meta.json").read_text())
+    best = validation.loc[validation["validation_missing_class_iou"].idxmax(), "mix"]
+    assert meta["mix"] == best and meta["chosen_by"] == "best validation Missing Class IoU"
+    pre = json.loads((out / "model" / "preprocess.json").read_text())
+    assert pre["window"] == cfg["patches"]["size"] and [c["name"] for c in pre["classes"]] == [
+        c["name"] for c in cfg["classes"]
+    ]
+    assert sorted(p.name for p in (out / "model" / "seeds").iterdir()) == [f"seed{k}" for k in seeds]
+
+
+def test_predict_rule_segments_new_micrographs_and_only_its_settings_rerun_it(ci_run):
+    """predict.images schedules the predict rule (the demo's micrographs stand in for new ones); predict.overlap,
+    tta, ensemble and images rerun it alone; predict.mix re-exports the model too; predict.mix must be a mix."""
+    new = ci_run / "predict_images.yaml"
+    new.write_text("predict: {images: data/demo/images}\n")
+    proc = snakemake("results/ci/predict", "--cores", "2", "--configfile", CI, new, workdir=ci_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = ci_run / "results" / "ci" / "predict"
+    names = sorted(p.stem for p in (ci_run / "data" / "demo" / "images").iterdir())
+    assert sorted(p.stem for p in (out / "masks").iterdir()) == names
+    fractions = pd.read_csv(out / "phase_fractions.csv")
+    assert np.allclose(fractions.groupby("micrograph")["fraction"].sum(), 1)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["model"]["mix"] == json.loads((ci_run / "results" / "ci" / "model" / "meta.json").read_text())["mix"]
+    for name, text, expected in (
+        ("overlap", "predict: {images: data/demo/images, overlap: 0.25, tta: true}\n", {"predict": 1}),
+        ("no_ensemble", "predict: {images: data/demo/images, ensemble: false}\n", {"predict": 1}),
+        ("mix", "predict: {images: data/demo/images, mix: SHQ_000}\n", {"predict": 1, "export_model": 1}),
+    ):
+        path = ci_run / f"{name}.yaml"
+        path.write_text(text)
+        jobs = planned_jobs(snakemake("-n", "--configfile", CI, path, workdir=ci_run))
+        jobs.pop("all", None)
+        assert jobs == expected, (name, jobs)
+    bad = ci_run / "bad_mix.yaml"
+    bad.write_text("predict: {mix: BMQ_999}\n")
+    proc = snakemake("-n", "--configfile", CI, bad, workdir=ci_run)
+    assert proc.returncode != 0 and "predict.mix: 'BMQ_999' is not a mix of this study" in proc.stderr
+
+
 def test_nothing_to_do_after_a_complete_run(ci_run):
     assert planned_jobs(snakemake("-n", "--configfile", CI, workdir=ci_run)) == {}
 
@@ -266,6 +327,13 @@ FIGURE_RULES = {
     "figure_fidelity",
     "figure_generator_card",
 }
+
+
+def _study_jobs(n_mixes):
+    """What n retrained mixes rerun after their trainings and evaluations: their whole-micrograph scores, the study's
+    tables and figures, and the exported model (predict.mix best compares every mix)."""
+    jobs = {"aggregate": 1, "figure_study": 1, "figure_findings": 1, "figure_whole": 1}
+    return jobs | ({"whole_image": n_mixes} if n_mixes else {})
 
 
 def _train_jobs(n_mixes):
@@ -332,7 +400,11 @@ def test_calibrate_resamples_the_unconditioned_pools_only(ci_run):
     [
         ("preview", "datasets: {preview: 2}\n", {"figure_datasets": 1}),
         ("figure_pairs", "postprocess: {figure_pairs: 2}\n", {"figure_synthetic": 1}),
-        ("overlay", "report: {overlay_mixes: [BMQ_000, SHQ_100], overlay_images: 1}\n", {"figure_study": 1}),
+        (
+            "overlay",
+            "report: {overlay_mixes: [BMQ_000, SHQ_100], overlay_images: 1}\n",
+            {"figure_study": 1, "figure_whole": 1},
+        ),
         (
             "colour",
             "classes:\n  - {name: matrix,  value: 0,   color: '#000000'}\n"
@@ -350,12 +422,15 @@ def test_calibrate_resamples_the_unconditioned_pools_only(ci_run):
                 "figure_fidelity": 1,
                 "figure_lq": 1,
                 "figure_conditioning": 1,
+                "figure_whole": 1,
+                "export_model": 1,  # preprocess.json keeps the colours for the overlays of predict
             },
         ),
     ],
 )
 def test_a_figure_setting_reruns_only_figures(ci_run, name, text, expected):
-    """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only."""
+    """The promise: a figure setting (preview count, figure pairs, overlays, a class colour) reruns figures only
+    (and a colour the exported model, whose preprocess.json gives predict its overlay colours)."""
     jobs = _override(ci_run, name, text)
     jobs.pop("all", None)
     assert jobs == expected
@@ -378,13 +453,9 @@ def test_pretrain_share_retrains_only_the_pretrain_arm(ci_run):
     jobs = _override(ci_run, "share", "unet: {pretrain_share: 0.25}\n")
     jobs.pop("all", None)
     n = len(arm) * len(cfg["unet"]["seeds"])
-    assert arm and jobs == {
-        "train_unet": _train_jobs(len(arm)),
-        "evaluate": n,
-        "aggregate": 1,
-        "figure_study": 1,
-        "figure_findings": 1,
-    }
+    assert arm and jobs == {"train_unet": _train_jobs(len(arm)), "evaluate": n, "export_model": 1} | _study_jobs(
+        len(arm)
+    )
 
 
 def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
@@ -393,14 +464,9 @@ def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
     seeds = len(ci_config()["unet"]["seeds"])
     jobs = _override(ci_run, "level", "mixes: {levels: [0, 50, 100]}\n")
     jobs.pop("all", None)
-    assert jobs == {
-        "build_mix": 2,
-        "train_unet": _train_jobs(2),
-        "evaluate": 2 * seeds,
-        "aggregate": 1,
-        "figure_study": 1,
-        "figure_findings": 1,
-    }
+    assert jobs == {"build_mix": 2, "train_unet": _train_jobs(2), "evaluate": 2 * seeds, "export_model": 1} | (
+        _study_jobs(2)
+    )
 
 
 def test_adding_a_seed_trains_only_the_new_seed(ci_run):
@@ -411,7 +477,7 @@ def test_adding_a_seed_trains_only_the_new_seed(ci_run):
     seeds = ", ".join(str(s) for s in cfg["unet"]["seeds"] + [7])
     jobs = _override(ci_run, "seed", f"unet: {{seeds: [{seeds}]}}\n")
     jobs.pop("all", None)
-    assert jobs == {"train_unet": n_mixes, "evaluate": n_mixes, "aggregate": 1, "figure_study": 1, "figure_findings": 1}
+    assert jobs == {"train_unet": n_mixes, "evaluate": n_mixes, "export_model": 1} | _study_jobs(n_mixes)
 
 
 def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run):
@@ -437,13 +503,11 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
         "build_mix": len(synthetic),
         "train_unet": _train_jobs(len(synthetic)),
         "evaluate": len(synthetic) * seeds,
-        "aggregate": 1,
-        "figure_study": 1,
-        "figure_findings": 1,
+        "export_model": 1,
         "postprocess_conditioned": 2,
         "conditioning": 1,
         "figure_conditioning": 1,
-    }
+    } | _study_jobs(len(synthetic))
 
 
 def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
@@ -463,10 +527,8 @@ def test_new_targets_resample_only_the_balanced_pool_and_its_mixes(ci_run):
         "build_mix": len(balanced),
         "train_unet": _train_jobs(len(balanced)),
         "evaluate": len(balanced) * seeds,
-        "aggregate": 1,
-        "figure_study": 1,
-        "figure_findings": 1,
-    }
+        "export_model": 1,
+    } | _study_jobs(len(balanced))
 
 
 def test_switching_conditioning_off_retrains_nothing_else(ci_run):
@@ -476,13 +538,11 @@ def test_switching_conditioning_off_retrains_nothing_else(ci_run):
     jobs = _override(ci_run, "uncond", "pixelcnn: {condition: none}\nmixes: {balanced: []}\n")
     jobs.pop("all", None)
     assert jobs == {
-        "aggregate": 1,
-        "figure_study": 1,
-        "figure_findings": 1,
         "figure_generator_card": 1,
         "fidelity": 1,
         "figure_fidelity": 1,
-    }
+        "export_model": 1,  # chooses among fewer mixes
+    } | _study_jobs(0)
 
 
 def test_report_is_self_contained_html(ci_run):

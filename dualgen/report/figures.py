@@ -69,11 +69,13 @@ def overlay(image, mask, classes, alpha=0.45):
     return (rgb * (1 - alpha) + colorize(mask, classes) * alpha).astype(np.uint8)
 
 
-def legend(fig, classes):
+def legend(fig, classes, extra=()):
+    """The class colours below the figure; ``extra``: more (colour, label) entries."""
     from matplotlib.patches import Patch
 
     handles = [Patch(color=np.array(c) / 255, label=cls["name"]) for c, cls in zip(class_colors(classes), classes)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(classes), fontsize=8, frameon=False)
+    handles += [Patch(color=color, label=label) for color, label in extra]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
 
 
 def save(fig, path, dpi=110):
@@ -353,6 +355,172 @@ def overlay_figure(images, masks, preds, classes, path):
     fig.suptitle("Segmentations of test images (paper Figs. 18, 21)", fontsize=10)
     legend(fig, classes)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    save(fig, path)
+
+
+WRONG_COLOR = (230, 25, 25)  # the wrong pixels of the whole-micrograph disagreement panels
+
+
+def _gray_at(image, size):
+    """uint8 (H, W): a micrograph as the network saw it (h, w, C) in gray, resized (PIL, bilinear) to ``size``
+    (H, W), the truth's resolution (data.scale may have shrunk the image)."""
+    from PIL import Image
+
+    image = as_rgb(image)
+    pil = Image.fromarray(np.ascontiguousarray(image[..., :3] if image.ndim == 3 else image)).convert("L")
+    if pil.size != (size[1], size[0]):
+        pil = pil.resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(pil, dtype=np.uint8)
+
+
+def whole_overlay_figure(images, truths, preds, classes, path, names=None):
+    """Whole test micrographs at their original resolution, one row each: the ground truth, then per mix its
+    segmentation (class colours) and where it is wrong (the micrograph in gray, wrong pixels red, with their share).
+    images: the micrographs as the network saw them (resized to the truth's size here); truths: class ids (H, W);
+    preds: {label: [class map (H, W) per micrograph]}; names: row labels."""
+    names = list(names) if names is not None else [f"micrograph {r + 1}" for r in range(len(images))]
+    cols = 1 + 2 * len(preds)
+    ratios = [t.shape[0] / t.shape[1] for t in truths]
+    width = 2.0
+    fig, axes = plt.subplots(
+        len(images),
+        cols,
+        figsize=(width * cols + 0.4, sum((width - 0.25) * r + 0.4 for r in ratios) + 0.8),
+        squeeze=False,
+        gridspec_kw={"height_ratios": ratios},
+    )
+    wrong_rgb = np.array(WRONG_COLOR, dtype=np.float32)
+    for r, (image, truth) in enumerate(zip(images, truths)):
+        gray = _gray_at(image, truth.shape).astype(np.float32)
+        mask_panel(axes[r, 0], truth, classes, "ground truth")
+        axes[r, 0].set_ylabel(f"{names[r]}\n{truth.shape[1]}x{truth.shape[0]} px", fontsize=8)
+        for k, (label, maps) in enumerate(preds.items()):
+            pred = np.asarray(maps[r])
+            if pred.shape != truth.shape:
+                raise ValueError(f"{label}, {names[r]}: class map {pred.shape} vs truth {truth.shape}")
+            wrong = pred != truth
+            mask_panel(axes[r, 1 + 2 * k], pred, classes, label)
+            shown = np.repeat(gray[..., None], 3, -1)
+            shown[wrong] = 0.25 * shown[wrong] + 0.75 * wrong_rgb
+            axes[r, 2 + 2 * k].imshow(shown.astype(np.uint8))
+            _bare(axes[r, 2 + 2 * k], f"wrong: {wrong.mean():.1%} of pixels")
+    fig.suptitle(
+        "Whole test micrographs at their original resolution: ground truth, each mix's seed ensemble and its errors "
+        "(red)",
+        fontsize=10,
+    )
+    legend(fig, classes, extra=[(np.array(WRONG_COLOR) / 255, "wrong pixel")])
+    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
+    save(fig, path)
+
+
+WHOLE_METRICS = (("miou", "mIoU"), ("missing_class_iou", "Missing Class IoU"))
+
+
+_LABEL_SPOTS = (  # (dx, dy) in points, ha, va: where a point's label may go, first choice first
+    (5, 3, "left", "bottom"),
+    (5, -3, "left", "top"),
+    (-5, 3, "right", "bottom"),
+    (-5, -3, "right", "top"),
+    (0, 7, "center", "bottom"),
+    (0, -7, "center", "top"),
+    (9, 0, "left", "center"),
+    (-9, 0, "right", "center"),
+)
+
+
+def _place_labels(ax, labels, points, fontsize=7):
+    """Name points without covering each other: each label [(x, y, text)] goes to the first spot of _LABEL_SPOTS
+    that overlaps no placed label, no marker (``points``, (N, 2) data coordinates) and stays inside the axes (else
+    the spot that overlaps least)."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    pad = 4 * fig.dpi / 72  # half a marker, in pixels
+    finite = points[np.isfinite(points).all(axis=1)]
+    centres = ax.transData.transform(finite) if len(finite) else np.empty((0, 2))
+    taken = [(cx - pad, cy - pad, cx + pad, cy + pad) for cx, cy in centres]
+
+    def overlap(box):
+        area = sum(
+            max(0.0, min(box[2], b[2]) - max(box[0], b[0])) * max(0.0, min(box[3], b[3]) - max(box[1], b[1]))
+            for b in taken
+        )
+        inside_w = max(0.0, min(box[2], frame.x1) - max(box[0], frame.x0))
+        inside_h = max(0.0, min(box[3], frame.y1) - max(box[1], frame.y0))
+        return area + (box[2] - box[0]) * (box[3] - box[1]) - inside_w * inside_h
+
+    for x, y, text in labels:
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        best = None
+        for dx, dy, ha, va in _LABEL_SPOTS:
+            note = ax.annotate(
+                text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=fontsize, alpha=0.85
+            )
+            ext = note.get_window_extent(renderer)
+            box = (ext.x0, ext.y0, ext.x1, ext.y1)
+            cost = overlap(box)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, note, box)
+            else:
+                note.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
+
+
+def whole_vs_patch_figure(table, path, patch_size=None, max_labels=12):
+    """Each mix's whole-micrograph score against its patch-level score, one panel per metric of WHOLE_METRICS.
+    table: one row per mix with mix, base and per metric <key>_patch (the seed mean on the test patches),
+    <key>_whole (the seed mean on whole micrographs) and <key>_ensemble (the seed ensemble on whole micrographs).
+    Filled: seed mean, open: ensemble, colour: base; the mixes are named when there are at most ``max_labels``,
+    else the few furthest from the identity line."""
+    from matplotlib.lines import Line2D
+
+    fig, axes = plt.subplots(1, len(WHOLE_METRICS), figsize=(5.2 * len(WHOLE_METRICS), 5.0), squeeze=False)
+    names = []  # per panel: the labels to place once the layout is fixed
+    for ax, (key, label) in zip(axes[0], WHOLE_METRICS):
+        x, y, e = (table[f"{key}_{kind}"].to_numpy(float) for kind in ("patch", "whole", "ensemble"))
+        colors = [BASE_COLORS.get(b, "black") for b in table["base"]]
+        for xi, yi, ei, c in zip(x, y, e, colors):
+            ax.plot([xi, xi], [yi, ei], color=c, lw=0.8, alpha=0.5)
+        ax.scatter(x, y, c=colors, s=36, zorder=3)
+        ax.scatter(x, e, facecolors="none", edgecolors=colors, s=36, lw=1.2, zorder=3)
+        values = np.concatenate([x, y, e])
+        values = values[np.isfinite(values)]
+        lo, hi = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+        pad = max(0.05 * (hi - lo), 0.01)
+        lo, hi = max(lo - pad, 0.0), min(hi + pad, 1.0)
+        ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        named = np.arange(len(table))
+        if len(table) > max_labels:
+            far = np.nan_to_num(np.abs(y - x), nan=-1.0)
+            named = np.argsort(-far, kind="stable")[:5]
+        names.append((ax, [(x[i], y[i], table["mix"].iloc[i]) for i in named], np.column_stack([[*x, *x], [*y, *e]])))
+        ax.set_xlabel(f"{label} on test patches (seed mean)", fontsize=9)
+        ax.set_ylabel(f"{label} on whole test micrographs", fontsize=9)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=8)
+    bases = list(dict.fromkeys(table["base"]))
+    handles = [Line2D([], [], ls="", marker="o", color=BASE_COLORS.get(b, "black"), label=b) for b in bases]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="0.3", label="seed mean"),
+        Line2D([], [], ls="", marker="o", mfc="none", color="0.3", label="seed ensemble"),
+        Line2D([], [], ls="--", color="0.4", label="whole = patches"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    patches_label = f"{patch_size}-px patches" if patch_size else "patches"
+    fig.suptitle(f"Each mix on whole micrographs at original resolution vs {patches_label}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.canvas.draw()  # fixes the axes (equal aspect) the labels are placed in
+    for ax, labels, points in names:
+        _place_labels(ax, labels, points)
     save(fig, path)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dualgen.core import artifacts
 from dualgen.core.errors import DualgenError
-from dualgen.data import datasets, io
+from dualgen.data import datasets, io, micrographs
 from dualgen.generate import common as generation
 from dualgen.generate.fidelity import TARGET_RATIO
 from dualgen.report import card, figures, findings
@@ -175,6 +175,42 @@ def draw_study(inp, s, out):
         figures.overlay_figure(
             images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"], out / "overlays.png"
         )
+
+
+def draw_whole(inp, s, out):
+    """whole_overlays.png: the first report.overlay_images test micrographs at their original resolution, the
+    ground truth and each overlay mix's seed ensemble (whole_<mix>) with its wrong pixels; whole_vs_patch.png: each
+    mix's whole-micrograph scores against its patch-level scores (study)."""
+    folder = Path(inp["study"])
+    table = whole_vs_patch_table(pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "whole_image.csv"))
+    figures.whole_vs_patch_figure(table, out / "whole_vs_patch.png", s.get("patch_size"))
+    if s["overlay_mixes"]:
+        shown = micrographs.read_test(inp["test"])[: s["overlay_images"]]
+        preds = {}
+        for mix in s["overlay_mixes"]:
+            with np.load(Path(inp[f"whole_{mix}"]) / "labels.npz", allow_pickle=False) as npz:
+                preds[f"{mix} (ensemble)"] = [npz[m.name] for m in shown]
+        figures.whole_overlay_figure(
+            [m.image for m in shown],
+            [m.truth for m in shown],
+            preds,
+            s["classes"],
+            out / "whole_overlays.png",
+            names=[m.name for m in shown],
+        )
+
+
+def whole_vs_patch_table(metrics, whole):
+    """One row per mix of metrics.csv (patch level): mix, base and per metric of figures.WHOLE_METRICS <key>_patch,
+    <key>_whole (mean over the test micrographs, then over seeds) and <key>_ensemble (the seed ensemble's mean over
+    the test micrographs)."""
+    keys = [key for key, _ in figures.WHOLE_METRICS]
+    is_ensemble = whole["seed"].astype(str) == study.ENSEMBLE
+    per_seed = whole[~is_ensemble].groupby(["mix", "seed"])[keys].mean().groupby("mix").mean()
+    ensemble = whole[is_ensemble].groupby("mix")[keys].mean()
+    table = metrics[["mix", "base", *keys]].rename(columns={k: f"{k}_patch" for k in keys})
+    table = table.join(per_seed.add_suffix("_whole"), on="mix").join(ensemble.add_suffix("_ensemble"), on="mix")
+    return table.reset_index(drop=True)
 
 
 def balanced_trios(table):
