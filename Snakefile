@@ -12,15 +12,16 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-report: "report/workflow.rst"
-
-
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/generate.smk"
 include: "rules/segment.smk"
 include: "rules/predict.smk"
 include: "rules/report.smk"
+
+
+# The report's first page: the study's answer (figure_findings writes it) once there is one, else the intro alone.
+report: FRONT_PAGE if os.path.exists(FRONT_PAGE) else "report/workflow.rst"
 
 
 rule all:

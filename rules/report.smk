@@ -279,6 +279,7 @@ rule figure_generator_card:
 rule figure_findings:
     input:
         study=rules.aggregate.output[0],
+        intro=os.path.join(workflow.basedir, "report", "workflow.rst"),
     output:
         report(
             directory(f"{OUT}/figures/findings"),

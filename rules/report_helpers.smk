@@ -1,6 +1,7 @@
 # Helpers of the figure rules (rules/report.smk).
 # The classes with their display colour: a colour reaches only figure rules.
 FIGURE_CLASSES = [{k: v for k, v in c.items() if k != "thin"} for c in config["classes"]]
+FRONT_PAGE = os.path.abspath(f"{OUT}/figures/findings/front.rst")  # the report's first page (Snakefile)
 
 
 def figure_rule_shell():
@@ -21,7 +22,7 @@ def overlay_mixes():
 def curve_mixes():
     """The mixes whose validation curves show that trainings converged: each base's 0 % and largest level."""
     out = []
-    series = [m for m in MIXES if not (m.augment or m.pretrain or m.balanced)]
+    series = [m for m in MIXES if not (m.augment or m.pretrain or m.balanced or m.real_only)]
     for base in dict.fromkeys(m.base for m in series):
         levels = [m for m in series if m.base == base]
         out += sorted({levels[0].name, max(levels, key=lambda m: m.percent).name})

@@ -13,6 +13,7 @@ rule build_mix:
     input:
         datasets=rules.datasets.output[0],
         pool=pool_input,
+        patches=lambda wildcards: [rules.patches.output[0]] if MIX[wildcards.mix].real_only else [],
     output:
         directory(f"{OUT}/mixes/{{mix}}"),
     log:
@@ -26,9 +27,10 @@ rule build_mix:
     params:
         run=script("build_mix"),
         pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
+        patches=lambda wildcards, input: f"--patches {input.patches}" if input.patches else "",
         settings=lambda wildcards: mix_settings(wildcards.mix),
     shell:
-        "{params.run} --datasets {input.datasets} {params.pool} --out {output} "
+        "{params.run} --datasets {input.datasets} {params.pool} {params.patches} --out {output} "
         "--settings {params.settings:q} --log {log}"
 
 
@@ -215,6 +217,7 @@ rule aggregate:
     input:
         metrics=expand(f"{OUT}/metrics/{{mix}}/seed{{seed}}", mix=[m.name for m in MIXES], seed=SEEDS),
         whole=expand(f"{OUT}/whole/{{mix}}", mix=[m.name for m in MIXES]),
+        real=expand(f"{OUT}/mixes/{{mix}}", mix=[m.name for m in MIXES if m.real_only]),
     output:
         report(
             directory(f"{OUT}/study"),
@@ -233,5 +236,5 @@ rule aggregate:
         run=script("aggregate"),
         settings=as_json(classes=CLASSES, mixes=[mixes.fields(m) for m in MIXES], stats=config["stats"]),
     shell:
-        "{params.run} --metrics {input.metrics} --whole {input.whole} --out {output} "
+        "{params.run} --metrics {input.metrics} --whole {input.whole} --real {input.real} --out {output} "
         "--settings {params.settings:q} --log {log}"

@@ -80,6 +80,56 @@ def test_wilcoxon_edge_rows():
         stats.wilcoxon_p(np.zeros((2, 3, 4)))
 
 
+# --- sign-flip permutation test -------------------------------------------------------------------------------
+
+
+def test_sign_flip_by_hand():
+    # [1, 2, 3]: 8 sign patterns, |sum| 6 (+++, ---), 4 (-++, +--), 2 (+-+, -+-), 0 (++-, --+); observed 6:
+    # p = 2/8.
+    assert stats.sign_flip_p([1.0, 2.0, 3.0])[0] == pytest.approx(0.25)
+    assert stats.sign_flip_p([1.0, -1.0])[0] == 1.0  # observed |mean| 0: every pattern reaches it
+    # [1, 1, 1, -1]: |sum| 2; of 16 patterns |sum| is 4 (2), 2 (8), 0 (6): p = 10/16, ties included.
+    assert stats.sign_flip_p([1.0, 1.0, 1.0, -1.0])[0] == pytest.approx(10 / 16)
+    # [0.1, 0.2, 0.3]: 0.1 + 0.2 - 0.3 is 5.6e-17, not 0, in floating point: the tolerance keeps the tie.
+    assert stats.sign_flip_p([0.3, 0.2, -0.1])[0] == pytest.approx(stats.sign_flip_p([3.0, 2.0, -1.0])[0])
+    assert stats.sign_flip_p([0.1, 0.2, -0.3])[0] == 1.0
+    assert stats.sign_flip_p(np.full(6, 0.5))[0] == pytest.approx(2 / 2**6)
+    assert stats.sign_flip_p([2.5])[0] == 1.0 and stats.sign_flip_p([0.0, 0.0])[0] == 1.0
+
+
+def test_sign_flip_rows_and_edges():
+    rows = np.array([[1.0, np.nan, 2.0, 3.0], [np.nan] * 4, [1.0, -1.0, np.nan, np.nan], [4, 4, 4, 4]])
+    p = stats.sign_flip_p(rows)
+    assert p[[0, 2, 3]] == pytest.approx([0.25, 1.0, 2 / 16]) and np.isnan(p[1])  # NaN dropped per row
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        stats.sign_flip_p(np.zeros((2, 3, 4)))
+
+
+def test_sign_flip_monte_carlo_agrees_with_exact():
+    rng = np.random.default_rng(6)
+    for n in (16, 17):
+        x = rng.normal(0.4, 1.0, (6, n))
+        exact = stats.sign_flip_p(x, max_exact=n)
+        mc = stats.sign_flip_p(x, n_mc=20_000, seed=1, max_exact=0)
+        np.testing.assert_allclose(mc, exact, atol=0.01)  # binomial sd <= 0.0035 at 20,000 patterns
+        assert (mc >= 1 / 20_001).all()
+    # The default switches to Monte Carlo above 16: same p as with the same patterns forced.
+    x = rng.normal(size=(3, 17))
+    assert (stats.sign_flip_p(x, n_mc=5000, seed=2) == stats.sign_flip_p(x, n_mc=5000, seed=2, max_exact=0)).all()
+
+
+def test_micrograph_level_test_keeps_its_level_where_the_patch_test_does_not():
+    # 400 studies of 8 micrographs x 16 patches without a true difference. The difference varies between
+    # micrographs (sd 1.0, shared by the micrograph's patches) much more than within (sd 0.3): the 128 patches
+    # are worth about 8 independent values. A test over patches takes them as 128 and rejects far too often.
+    rng = np.random.default_rng(13)
+    studies, sources, patches = 400, 8, 16
+    diffs = rng.normal(0, 1.0, (studies, sources, 1)) + rng.normal(0, 0.3, (studies, sources, patches))
+    patch = float(np.mean(stats.wilcoxon_p(diffs.reshape(studies, -1)) < 0.05))
+    micrograph = float(np.mean(stats.sign_flip_p(diffs.mean(axis=2)) < 0.05))
+    assert patch > 0.15 and 0.01 <= micrograph <= 0.09, f"patch {patch:.3f}, micrograph {micrograph:.3f}"
+
+
 # --- bootstrap ------------------------------------------------------------------------------------------------
 
 
@@ -209,10 +259,13 @@ def test_paired_comparisons_known_answer():
         "reference",
         "metric",
         "n_images",
+        "n_sources",
         "n_seeds",
         "mean_diff",
         "ci_low",
         "ci_high",
+        "test",
+        "p_value",
         "p_wilcoxon",
         "p_holm",
         "significant",
@@ -222,9 +275,11 @@ def test_paired_comparisons_known_answer():
     np.testing.assert_allclose(b[["mean_diff", "ci_low", "ci_high"]].to_numpy(), 0.1, rtol=1e-9)
     assert list(b["n_images"]) == [6, 6, 4] and list(b["n_seeds"]) == [3, 3, 3]  # class 3: 4 patches have it
     assert list(b["p_wilcoxon"]) == pytest.approx([2 / 2**6, 2 / 2**6, 2 / 2**4])  # all n images positive
+    assert (out["test"] == "wilcoxon").all() and (out["p_value"] == out["p_wilcoxon"]).all()  # patch: as before
+    assert list(b["n_sources"]) == [3, 3, 3]  # p0 (s0) and p3 (s1) lack class 3; their sources keep p1, p4
     c = out[out["mix"] == "C"].set_index("metric")
     assert (c["n_seeds"] == 2).all() and c.loc["accuracy", "mean_diff"] == pytest.approx(0.0, abs=1e-12)
-    assert out["p_holm"].to_numpy() == pytest.approx(stats.holm(out["p_wilcoxon"].to_numpy()))  # one family
+    assert out["p_holm"].to_numpy() == pytest.approx(stats.holm(out["p_value"].to_numpy()))  # one family
     assert (out["significant"] == (out["p_holm"] < 0.05)).all()
     assert out.attrs["level"] == 0.95
 
@@ -239,7 +294,29 @@ def test_source_resampling_draws_whole_micrographs():
     assert by_source.loc[0, "ci_low"] == pytest.approx(low) and by_source.loc[0, "ci_high"] == pytest.approx(high)
     width = (by_patch["ci_high"] - by_patch["ci_low"])[0]
     assert width < by_source.loc[0, "ci_high"] - by_source.loc[0, "ci_low"]
-    assert by_source.loc[0, "p_wilcoxon"] == by_patch.loc[0, "p_wilcoxon"]  # the test is over images either way
+    assert by_source.loc[0, "p_wilcoxon"] == by_patch.loc[0, "p_wilcoxon"]  # kept over images, for reference
+    # The test is over the 3 sources' means (+0.3, 0, -0.3): |mean| 0, every sign pattern reaches it.
+    assert by_source.loc[0, "test"] == "sign-flip" and by_source.loc[0, "n_sources"] == 3
+    assert by_source.loc[0, "p_value"] == 1.0 and by_source.loc[0, "p_holm"] == 1.0
+
+
+def test_source_resampling_tests_over_sources():
+    table = per_image_table()
+    out = stats.paired_comparisons(table, [("B", "A"), ("C", "A")], METRICS, resample="source", n_boot=200)
+    b = out[out["mix"] == "B"].set_index("metric")
+    # B - A = +0.1 in all 3 sources: of the 8 sign patterns only +++ and --- reach |mean| 0.1, p = 2/8.
+    assert list(b["p_value"]) == pytest.approx([0.25] * 3) and list(b["n_sources"]) == [3, 3, 3]
+    assert list(b["p_wilcoxon"]) == pytest.approx([2 / 2**6, 2 / 2**6, 2 / 2**4])  # the patch-level p, unchanged
+    assert out["p_holm"].to_numpy() == pytest.approx(stats.holm(out["p_value"].to_numpy()))
+    assert not out["significant"].any()  # 3 micrographs cannot give p below 0.25
+    # Per-source means over the images with a value: C - A on iou_3 is +0.3 in s0 (p1 only; p0 lacks class 3),
+    # 0 in s1 (p2 only) and -0.3 in s2 (p4, p5): sources (0.3, 0, -0.3) again, p = 1.
+    assert out[(out["mix"] == "C") & (out["metric"] == "iou_3")]["p_value"].iloc[0] == 1.0
+    lines = stats.sentences(out)
+    assert lines[0].startswith(
+        "B vs A: Missing Class IoU +0.100 [0.100, 0.100], Holm p = 1.00, sign-flip over 3 "
+    )  # 6 x 0.25
+    assert lines[0].endswith("micrographs (not significant)")
 
 
 def test_paired_comparisons_errors():
@@ -325,3 +402,74 @@ def test_findings_lines_open_with_the_sentences_and_name_the_method():
     assert findings.lines(table, comparisons[:0], 0.95, []) == [
         "No comparisons: the config trains no 0 % mix to compare with."
     ]
+
+
+def test_front_page_states_per_base_the_validation_pick_its_effect_and_the_labels_saved():
+    """The report's first page: per base the mix validation picks, its test effect at the comparisons' unit and the
+    labels it saved; a base whose 0 % mix wins on validation says so; one line for pure-synthetic and
+    augmentation."""
+    table = pd.DataFrame(
+        {
+            "mix": ["SHQ_000", "SHQ_100", "BMQ_000", "BMQ_100", "SyntMQ_050", "BMQ_aug"],
+            "base": ["SHQ", "SHQ", "BMQ", "BMQ", "SyntMQ", "BMQ"],
+            "arm": ["real + synthetic"] * 4 + ["synthetic only", "augmentation"],
+        }
+    )
+    comparisons = pd.DataFrame(
+        {
+            "mix": ["SHQ_100", "BMQ_100", "SyntMQ_050", "BMQ_aug"],
+            "reference": ["SHQ_000", "BMQ_000", "BMQ_000", "BMQ_000"],
+            "metric": "missing_class_iou",
+            "n_images": 27,
+            "n_sources": 16,
+            "mean_diff": [0.031, 0.01, -0.05, 0.002],
+            "ci_low": [0.012, -0.01, -0.08, -0.01],
+            "ci_high": [0.05, 0.03, -0.02, 0.01],
+            "test": "sign-flip",
+            "p_holm": [0.004, 0.5, 0.01, 0.9],
+            "significant": [True, False, True, False],
+        }
+    )
+    labels = pd.DataFrame(
+        {"mix": ["SHQ_100"], "metric": ["missing_class_iou"], "sentence": ["SHQ_100 (16 real + 16 synthetic) x"]}
+    )
+    validation = pd.DataFrame(
+        {
+            "mix": ["SHQ_000", "SHQ_100", "BMQ_000", "BMQ_100", "SyntMQ_050", "BMQ_aug"],
+            "seed": 0,
+            "validation_missing_class_iou": [0.5, 0.6, 0.7, 0.65, 0.4, 0.69],
+        }
+    )
+    lines = findings.front(table, comparisons, labels, validation)
+    assert lines[0] == (
+        "- **SHQ**: validation picks **SHQ_100** (validation Missing Class IoU 0.600); on the test set +0.031 "
+        "[+0.012, +0.050] Missing Class IoU over SHQ_000 (sign-flip over 16 test micrographs, Holm p = 0.004). "
+        "SHQ_100 (16 real + 16 synthetic) x."
+    )
+    assert lines[1].startswith("- **BMQ**: validation picks **BMQ_000**") and "no amount of synthetic" in lines[1]
+    assert lines[2].startswith("- **Synthetic only**: the best by validation, **SyntMQ_050**, scores -0.050")
+    assert (
+        lines[3].startswith("- **Augmentation** (BMQ_aug, no synthetic data): +0.002") and "not significant" in lines[3]
+    )
+
+
+def test_the_real_curve_takes_the_real_only_arm_and_shq_000_and_leaves_out_short_sizes():
+    from dualgen.segment import evaluation, mixes
+
+    cfg = {
+        "bases": ["SHQ", "BMQ"],
+        "levels": [0, 100],
+        "synthetic": [],
+        "synthetic_levels": [],
+        "pretrain": [],
+        "balanced": [],
+        "balanced_bases": [],
+        "augmentation": [],
+        "real_sizes": [50, 200, 300],
+    }
+    all_mixes = mixes.enumerate_mixes(cfg, {"small_train": 16, "small_val": 5, "big_train": 48, "big_val": 12})
+    assert [m.name for m in all_mixes if m.real_only] == ["SHQr050", "SHQr200", "SHQr300"]
+    assert not any(m.real_only for m in all_mixes if mixes.reference(m))  # priced in labels, not compared
+    curve = evaluation.real_curve(all_mixes, short=["SHQr300"])
+    assert curve == [(8, "SHQr050"), (16, "SHQ_000"), (32, "SHQr200")]
+    assert "real_only" not in mixes.fields(all_mixes[0]) and mixes.fields(all_mixes[-1])["real_only"]

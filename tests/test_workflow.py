@@ -469,6 +469,32 @@ def test_adding_a_synthetic_level_trains_only_the_new_mixes(ci_run):
     )
 
 
+def test_the_real_only_curve_trains_only_its_own_mixes_on_nested_hq_patches(ci_run):
+    """mixes.real_sizes added to a finished study: only the new arm's mixes build and train (and what reads every
+    mix); a size takes SHQ's training patches first, then HQ patches of the big training set, all with HQ masks."""
+    cfg = ci_config()
+    seeds = len(cfg["unet"]["seeds"])
+    jobs = _override(ci_run, "real", "mixes: {real_sizes: [50, 200]}\n")
+    jobs.pop("all", None)
+    assert jobs == {"build_mix": 2, "train_unet": _train_jobs(2), "evaluate": 2 * seeds, "export_model": 1} | (
+        _study_jobs(2)
+    )
+    proc = snakemake(
+        "results/ci/mixes/SHQr200", "--cores", "1", "--configfile", CI, ci_run / "real.yaml", workdir=ci_run
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = ci_run / "results" / "ci"
+    manifest = pd.read_csv(out / "mixes" / "SHQr200" / "manifest.csv")
+    shq = pd.read_csv(out / "datasets" / "SHQ.csv")
+    train = manifest[manifest.split == "train"]
+    n = cfg["datasets"]["small_train"]
+    assert len(train) == 2 * n and (train["mask"] == "hq").all() and (train["origin"] == "real").all()
+    assert list(train["id"][:n]) == list(shq.loc[shq.split == "train", "patch_id"])  # SHQ's patches first
+    assert list(manifest.loc[manifest.split == "val", "id"]) == list(shq.loc[shq.split == "val", "patch_id"])
+    test_ids = set(shq.loc[shq.split == "test", "patch_id"])
+    assert not set(train["id"]) & test_ids
+
+
 def test_adding_a_seed_trains_only_the_new_seed(ci_run):
     """The ci preset's two seeds fill a job (unet.seeds_per_job: 2): a third seed is a job of its own."""
     cfg = ci_config()

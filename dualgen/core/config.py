@@ -276,7 +276,7 @@ def _check_mixes(config):
 
     ds = config["datasets"]
     for mix in enumerate_mixes(config["mixes"], ds):
-        if mix.percent > 0 and mix.n_synth == 0 and not mix.augment:
+        if mix.percent > 0 and mix.n_synth == 0 and not (mix.augment or mix.real_only):
             size = "small_train" if mix.base in ("SHQ", "SLQ") else "big_train"  # SyntLQ/SyntMQ: big_train
             n = ds[size]
             key = (
@@ -292,6 +292,11 @@ def _check_mixes(config):
                 f"config: mixes.{key}: {mix.percent} % of {n} training patches is no synthetic image (mix {mix.name}): "
                 f"use at least {-(-50 // n)} % or raise datasets.{size}"
             )
+    real = config["mixes"]["real_sizes"]
+    if 100 in real and "SHQ" in config["mixes"]["bases"] and 0 in config["mixes"]["levels"]:
+        raise DualgenError(
+            "config: mixes.real_sizes: 100 % is SHQ_000 (the learning curve takes it from there): leave 100 out"
+        )
     chosen = config["predict"]["mix"]
     names = [m.name for m in enumerate_mixes(config["mixes"], ds)]
     if chosen != "best" and chosen not in names:

@@ -338,6 +338,21 @@ def mix_manifest(mix, base_manifests, pool_ids):
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"])
 
 
+def real_manifest(mix, base_manifests, has_hq):
+    """The manifest of a real-only learning-curve mix (``mix.real_only``): the first ``mix.n_real`` real HQ training
+    patches in a fixed order (SHQ's training patches, then the big training set's patches that have an HQ mask, in
+    BMQ's order; nested prefixes, so a bigger size contains the smaller ones), validated on SHQ's validation patches.
+    ``has_hq``: the ids of patches with an HQ mask. Returns (manifest, number of HQ training patches there are)."""
+    shq, big = base_manifests["SHQ"], base_manifests["BMQ"]
+    order = list(shq.loc[shq.split == "train", "patch_id"])
+    order += [p for p in big.loc[big.split == "train", "patch_id"] if p in has_hq and p not in set(order)]
+    rows = [("real", p, "train", "hq") for p in order[: mix.n_real]]
+    rows += [
+        ("real", p, "val", q) for p, q in shq.loc[shq.split == "val", ["patch_id", "mask"]].itertuples(index=False)
+    ]
+    return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"]), len(order)
+
+
 def write_pool(pool_dir, ids, masks, n_classes, images_from):
     """Write a synthetic pool in the layout ``read_pool`` and ``pool_fractions`` read: images/<id>.png (copied from
     the folder ``images_from``), masks/<id>.png (class ids), pool.csv (synth_id and the class fractions ``frac_k``

@@ -284,6 +284,18 @@ def draw_generator_card(inp, s, out):
 
 
 def draw_findings(inp, s, out):
-    """findings.html: the sentences that open the report's Study section (``findings.lines``)."""
-    table, comparisons, level = _study_tables(Path(inp["study"]))
-    findings.write_html(findings.TITLE, findings.lines(table, comparisons, level, s["classes"]), out / "findings.html")
+    """findings.html: the sentences that open the report's Study section (``findings.lines``, with the label
+    equivalence of every synthetic mix); front.rst: the report's first page (``findings.front``), the intro
+    ``report/workflow.rst`` (input ``intro``) followed by the answer per base."""
+    folder = Path(inp["study"])
+    table, comparisons, level = _study_tables(folder)
+    labels = pd.read_csv(folder / "label_equivalence.csv")
+    lines = findings.lines(table, comparisons, level, s["classes"])
+    mcious = labels[labels["metric"] == "missing_class_iou"] if len(labels) else labels
+    if len(mcious):
+        lines += ["Labels saved (Missing Class IoU on the real-only learning curve, study/label_equivalence.csv):"]
+        lines += list(mcious["sentence"])
+    findings.write_html(findings.TITLE, lines, out / "findings.html")
+    validation = pd.read_csv(folder / "validation.csv")
+    front = findings.front(table, comparisons, labels, validation)
+    findings.write_front(Path(inp["intro"]).read_text(), front, out / findings.FRONT)

@@ -12,9 +12,13 @@ reports (``paired_comparisons``):
   seeds with replacement, so that both the test images and the training seeds count as random. Patches cut
   from one micrograph are not independent; ``resample="source"`` draws whole source micrographs in the first
   stage instead (a cluster bootstrap), else the interval is too narrow on strongly clustered data;
-- a two-sided Wilcoxon signed-rank p value over images of the seed-averaged differences (``wilcoxon_p``,
-  the same numbers as ``scipy.stats.wilcoxon`` with its defaults), Holm-adjusted over the whole table
-  (``holm``), since a study tests many mixes and metrics at once.
+- a two-sided p value at the unit that is resampled (column ``p_value``, its test named in ``test``): with
+  ``resample="patch"`` the Wilcoxon signed-rank test over images of the seed-averaged differences
+  (``wilcoxon_p``, the same numbers as ``scipy.stats.wilcoxon`` with its defaults); with ``resample="source"``
+  the exact sign-flip permutation test (``sign_flip_p``) over the source micrographs' mean differences, since
+  the patches of one micrograph are not independent and a test over patches rejects far too often when
+  micrographs differ. ``p_value`` is Holm-adjusted over the whole table (``holm``), since a study tests many
+  mixes and metrics at once. The image-level Wilcoxon p stays in ``p_wilcoxon`` for reference.
 
 ``comparison_table`` runs them metric by metric for the study's comparisons.csv, ``mix_summary`` gives each mix's
 level (mean over seeds of the per-seed test-set mean, Student-t interval over seeds) and ``sentences`` turns the
@@ -32,15 +36,19 @@ from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
 RESAMPLE = ("patch", "source")
+TESTS = {"patch": "wilcoxon", "source": "sign-flip"}  # the test of p_value for each resample unit
 COLUMNS = [
     "mix",
     "reference",
     "metric",
     "n_images",
+    "n_sources",
     "n_seeds",
     "mean_diff",
     "ci_low",
     "ci_high",
+    "test",
+    "p_value",
     "p_wilcoxon",
     "p_holm",
     "significant",
@@ -132,6 +140,52 @@ def wilcoxon_p(diffs):
     se = np.sqrt((k * (k + 1) * (2 * k + 1) - tie_term[normal] / 2) / 24)
     z = (r_plus[normal] - k * (k + 1) / 4) / se
     p[normal] = 2 * special.ndtr(-np.abs(z))
+    return p
+
+
+def _sign_patterns(n, n_mc, seed, max_exact):
+    """(n_patterns, n) matrix of signs +-1: all 2^n patterns when n <= max_exact, else n_mc seeded random ones."""
+    if n <= max_exact:
+        bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+    else:
+        bits = np.random.default_rng(seed).integers(0, 2, size=(int(n_mc), n))
+    return 1.0 - 2.0 * bits
+
+
+def sign_flip_p(diffs, n_mc=100_000, seed=0, max_exact=16):
+    """Two-sided sign-flip permutation p value of mean zero for each row of ``diffs`` (rows = comparisons,
+    columns = independent units, e.g. the source micrographs' mean differences; 1-D is one row).
+
+    Under the null each unit's difference is symmetric about zero, so its sign is a fair coin. Statistic |mean|
+    of the row's finite values (NaN dropped, per row); p = share of sign patterns whose |mean| is at least the
+    observed one (ties within 1e-12 of the row's mean |value| count, so rounding does not break them). Rows of
+    n <= ``max_exact`` values use all 2^n patterns (the identity among them: p >= 2 / 2^n, and n = 1 gives 1);
+    longer rows ``n_mc`` random patterns drawn from ``default_rng(seed)`` (the same patterns for every row of
+    the same n, so a row's p does not depend on the others) and p = (1 + count) / (1 + n_mc), counting the
+    observed pattern. A row without a finite value gives NaN; all zeros give 1.
+    """
+    d = np.array(diffs, dtype=np.float64, ndmin=2)
+    if d.ndim != 2:
+        raise ValueError(f"sign_flip_p: diffs must be 1-D or 2-D (comparisons x units), got shape {d.shape}")
+    if int(n_mc) < 1:
+        raise ValueError(f"sign_flip_p: n_mc must be at least 1, got {n_mc}")
+    finite = ~np.isnan(d)
+    n = finite.sum(1)
+    p = np.full(len(d), np.nan)
+    for k in np.unique(n[n > 0]):
+        k = int(k)
+        rows = np.flatnonzero(n == k)
+        values = d[rows][finite[rows]].reshape(len(rows), k)  # each row's finite values, in order
+        observed = np.abs(values.sum(1))
+        tolerance = 1e-12 * np.abs(values).sum(1)
+        signs = _sign_patterns(k, n_mc, seed, max_exact)
+        count = np.zeros(len(rows))
+        step = max(1, 2**22 // len(signs))  # bounds the (rows, patterns) matrix
+        for start in range(0, len(rows), step):
+            part = slice(start, start + step)
+            null = np.abs(values[part] @ signs.T)
+            count[part] = (null >= (observed[part] - tolerance[part])[:, None]).sum(1)
+        p[rows] = count / len(signs) if k <= max_exact else (1 + count) / (1 + len(signs))
     return p
 
 
@@ -246,11 +300,17 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
 
     The two mixes are aligned on (image, seed) over the seeds both have; an image missing from either mix,
     or NaN for the metric (a class absent from its ground truth), is dropped from that comparison. Columns:
-    mix, reference, metric, n_images, n_seeds, mean_diff, ci_low, ci_high (``bootstrap_mean_ci``; with
-    ``resample="source"`` the ``source`` column gives the clusters), p_wilcoxon (``wilcoxon_p`` over images of
-    the seed-averaged differences), p_holm and significant (p_holm < 1 - level). The Holm family is the whole
-    returned table: every row with a finite p, i.e. all pairs and metrics of this call; call once per family
-    to adjust separately. ``df.attrs["level"]`` keeps ``level`` for ``sentences``.
+    mix, reference, metric, n_images, n_sources (source micrographs with an image in the comparison; <NA> when
+    the table has no ``source`` column), n_seeds, mean_diff, ci_low, ci_high (``bootstrap_mean_ci``; with
+    ``resample="source"`` the ``source`` column gives the clusters), test and p_value (the test at the resampled
+    unit: "wilcoxon", ``wilcoxon_p`` over images of the seed-averaged differences, with ``resample="patch"``;
+    "sign-flip", ``sign_flip_p`` over the sources' means of those differences - each image's seed average,
+    averaged over the images of its source, every source weighing the same - with ``resample="source"``),
+    p_wilcoxon (``wilcoxon_p`` over images either way, for reference), p_holm (of p_value) and significant
+    (p_holm < 1 - level). With few sources the sign-flip p cannot be small: p >= 2 / 2^n_sources (0.5 with 2
+    test micrographs, 0.0625 with 5). The Holm family is the whole returned table: every row with a finite p,
+    i.e. all pairs and metrics of this call; call once per family to adjust separately. ``df.attrs["level"]``
+    keeps ``level`` for ``sentences``.
     """
     if resample not in RESAMPLE:
         raise ValueError(
@@ -260,16 +320,22 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
     metrics = _as_list(metrics)
     _require(per_image, ["mix", "image", "seed", *metrics] + (["source"] if resample == "source" else []))
     images = np.array(sorted(per_image["image"].unique()), dtype=object)
-    clusters = None
-    if resample == "source":
+    labels = None  # each image's source micrograph, where the table says
+    if "source" in per_image.columns:
         sources = per_image.groupby("image")["source"].nunique()
         if (sources > 1).any():
             raise ValueError(
                 f"image {sources[sources > 1].index[0]!r} has several source micrographs in the "
                 "per-image table: each test patch must come from one source"
             )
-        clusters = per_image.drop_duplicates("image").set_index("image")["source"].reindex(images).to_numpy()
-        clusters = clusters.astype(str)
+        labels = per_image.drop_duplicates("image").set_index("image")["source"].reindex(images).to_numpy()
+        labels = labels.astype(str)
+    clusters = labels if resample == "source" else None
+    onehot = None  # (images, sources) membership, for the per-source means
+    if labels is not None:
+        codes = np.unique(labels, return_inverse=True)[1].ravel()
+        onehot = np.zeros((len(images), int(codes.max()) + 1 if len(codes) else 0))
+        onehot[np.arange(len(images)), codes] = 1.0
     known = set(per_image["mix"])
     tables = {}
 
@@ -299,7 +365,7 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
             rows.append({"mix": mix, "reference": reference, "metric": metric, "n_seeds": len(seeds)})
 
     out = pd.DataFrame(rows, columns=["mix", "reference", "metric", "n_seeds"])
-    for name in ("n_images", "mean_diff", "ci_low", "ci_high", "p_wilcoxon"):
+    for name in ("n_images", "n_sources", "mean_diff", "ci_low", "ci_high", "p_value", "p_wilcoxon"):
         out[name] = np.nan
     for members in by_seeds.values():
         where = [i for i, _ in members]
@@ -311,8 +377,20 @@ def paired_comparisons(per_image, pairs, metrics, resample="patch", n_boot=10000
         out.loc[where, "ci_low"] = low
         out.loc[where, "ci_high"] = high
         out.loc[where, "p_wilcoxon"] = wilcoxon_p(averaged)
+        if onehot is not None:
+            present = ~np.isnan(averaged)
+            counts = present @ onehot  # images with a value per (comparison, source)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_source = np.where(present, averaged, 0.0) @ onehot / counts  # NaN where a source has none
+            out.loc[where, "n_sources"] = (counts > 0).sum(1)
+        if resample == "source":
+            out.loc[where, "p_value"] = sign_flip_p(per_source, seed=seed)
+        else:
+            out.loc[where, "p_value"] = out.loc[where, "p_wilcoxon"]
     out[["n_images", "n_seeds"]] = out[["n_images", "n_seeds"]].astype(int)
-    out["p_holm"] = holm(out["p_wilcoxon"].to_numpy(np.float64))
+    out["n_sources"] = out["n_sources"].astype("Int64")
+    out["test"] = TESTS[resample]
+    out["p_holm"] = holm(out["p_value"].to_numpy(np.float64))
     out["significant"] = (out["p_holm"] < round(1 - level, 12)).astype(bool)  # 1 - 0.95 is 0.05000000000000004
     out = out[COLUMNS]
     out.attrs["level"] = level
@@ -395,9 +473,11 @@ def sentences(comparisons, metric="missing_class_iou", label="Missing Class IoU"
     """Report lines for one metric of a ``paired_comparisons`` table.
 
     One line per comparison, sorted by mix ("BMQ_100 vs BMQ_000: Missing Class IoU +0.021 [0.004, 0.037],
-    Holm p = 0.030 (significant)"), then one line per reference saying how many mixes differ from it at the
-    1 - level level and which are better (mean_diff > 0) or worse. ``level`` defaults to the table's
-    ``attrs["level"]`` (else 0.95); it only names the level, "significant" is read from the table.
+    Holm p = 0.030 (significant)"; where the table's ``test`` is "sign-flip", the p names its unit: "Holm
+    p = 0.25, sign-flip over 3 micrographs (not significant)"), then one line per reference saying how many
+    mixes differ from it at the 1 - level level and which are better (mean_diff > 0) or worse. ``level``
+    defaults to the table's ``attrs["level"]`` (else 0.95); it only names the level, "significant" is read
+    from the table.
     """
     if level is None:
         level = comparisons.attrs.get("level", 0.95)
@@ -410,9 +490,14 @@ def sentences(comparisons, metric="missing_class_iou", label="Missing Class IoU"
             continue
         verdict = "significant" if r.significant else "not significant"
         interval = f"[{_number(r.ci_low)}, {_number(r.ci_high)}]"
+        unit = ""
+        if getattr(r, "test", None) == "sign-flip":
+            n = getattr(r, "n_sources", None)
+            count = "" if n is None or pd.isna(n) else f"{int(n)} "
+            unit = f", sign-flip over {count}micrograph{'' if count == '1 ' else 's'}"
         lines.append(
             f"{r.mix} vs {r.reference}: {label} {_number(r.mean_diff, True)} {interval}, "
-            f"Holm p {_format_p(r.p_holm)} ({verdict})"
+            f"Holm p {_format_p(r.p_holm)}{unit} ({verdict})"
         )
     for reference, group in rows.groupby("reference", sort=True):
         tested = group[~group["p_holm"].isna()]

@@ -87,6 +87,54 @@ def whole_image_table(whole_dirs, all_mixes):
     return pd.concat(frames, ignore_index=True)
 
 
+def validation_table(whole_dirs):
+    """study/validation.csv: mix, seed and the validation Missing Class IoU the whole_image step scored on the
+    selection set (real validation patches with HQ masks, the same for every mix; never the test set)."""
+    rows = []
+    for folder in whole_dirs:
+        w = artifacts.read_json(Path(folder) / WHOLE)
+        rows += [
+            {"mix": w["mix"], "seed": int(k), "validation_missing_class_iou": v} for k, v in w["validation"].items()
+        ]
+    return pd.DataFrame(rows, columns=["mix", "seed", "validation_missing_class_iou"])
+
+
+def real_curve(all_mixes, short=()):
+    """The real-only learning curve of the study: [(n_real, mix)] increasing, from the real-only arm (``mixes.
+    real_sizes``) and SHQ_000 (the 100 % point), without the sizes the data could not fill (``short``: mix names
+    whose build_mix meta.json says "short") and without repeated sizes (the first kept)."""
+    points = {}
+    for m in all_mixes:
+        if (m.real_only or m.name == "SHQ_000") and m.name not in short:
+            points.setdefault(m.n_real, m.name)
+    return sorted(points.items())
+
+
+def equivalence_table(per_image, all_mixes, metrics, resample, n_boot, seed, level, short=()):
+    """study/label_equivalence.csv: for every mix with synthetic pairs and each of ``metrics``, the real HQ patch
+    count a real-only model needs to score as well (``equivalence.label_equivalence`` on ``real_curve``, bootstrap
+    over the same units as the comparisons), with n_synth and the report sentence; empty (the columns alone) when
+    the curve has fewer than 2 sizes."""
+    from dualgen.report import equivalence
+
+    curve = real_curve(all_mixes, short)
+    targets = {m.name: m.n_real for m in all_mixes if m.n_synth > 0}
+    columns = [*equivalence.COLUMNS, "n_synth", "sentence"]
+    if len(curve) < 2 or not targets:
+        return pd.DataFrame(columns=columns)
+    sizes, names = [n for n, _ in curve], [name for _, name in curve]
+    synth = {m.name: m.n_synth for m in all_mixes}
+    parts = []
+    for metric in metrics:
+        table = equivalence.label_equivalence(
+            per_image, names, sizes, targets, metric, "source" if resample == "source" else None, n_boot, seed, level
+        )
+        table["n_synth"] = table["mix"].map(synth)
+        table["sentence"] = [equivalence.sentence(r, synth[r["mix"]], sizes) for _, r in table.iterrows()]
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
 def write_test_predictions(folder, ids, pred, weights):
     """The training job's segmentation of the test set, tied (by sha256) to the weights file it came from."""
     folder = Path(folder)
@@ -167,7 +215,10 @@ def mix_table(per_image, all_mixes, metrics, level):
 
 
 def arm(mix):
-    """The arm of the study a mix belongs to: real+synthetic, synthetic only, augmentation, pretrain or balanced."""
+    """The arm of the study a mix belongs to: real+synthetic, synthetic only, augmentation, pretrain, balanced or
+    real only (the learning curve)."""
+    if mix.real_only:
+        return "real only"
     if mix.augment:
         return "augmentation"
     if mix.pretrain:

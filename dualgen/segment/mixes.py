@@ -5,7 +5,10 @@ SyntLQ / SyntMQ (synthetic only, in % of the big training size, validated on BLQ
 validation images), plus BMQ_aug (BMQ with Albumentations, no synthetic data), plus the pretrain-then-finetune
 arm <BASE>_pt<pct:03d> (synthetic pairs first, then the base's real training set, one budget), plus the balanced
 arm <BASE>_bal<pct:03d> (real + synthetic pairs from the conditioned prior asked for more of the rare classes,
-sample.targets; same sizes as <BASE>_<pct:03d>). Names: <BASE>_<pct:03d>. Every mix with synthetic data is
+sample.targets; same sizes as <BASE>_<pct:03d>), plus the real-only learning curve SHQr<pct:03d> (``mixes.real_sizes``:
+pct % of the small training size in real HQ patches, no synthetic data: SHQ's training patches first, then the big
+training set's patches that have HQ masks; validated on SHQ's; the curve that prices a synthetic pair in labels).
+Names: <BASE>_<pct:03d>. Every mix with synthetic data is
 compared with its reference (``reference``): its own base's 0 % mix, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ,
 BMQ_000 for BMQ_aug; a balanced mix also with the unconditioned mix of its size (``comparison_pairs``).
 The rules, the plots and the tests all ask ``enumerate_mixes``.
@@ -18,6 +21,7 @@ from dualgen.core.errors import DualgenError
 
 SYNTHETIC = {"SyntLQ": "BLQ", "SyntMQ": "BMQ"}  # pure-synthetic set -> base whose real validation it uses
 AUG_MIX = "BMQ_aug"
+REAL_ARM = "SHQr"  # the real-only learning curve's mixes: SHQr<pct:03d>
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Mix:
     augment: bool = False
     pretrain: bool = False  # train on the n_synth synthetic pairs first, then fine-tune on the real ones
     balanced: bool = False  # synthetic pairs from the balanced pool (conditioned prior, sample.targets)
+    real_only: bool = False  # the real-only learning curve (REAL_ARM): n_real HQ patches, nothing synthetic
 
     @property
     def pure_synthetic(self):
@@ -72,6 +77,9 @@ def enumerate_mixes(mixes_cfg, datasets):
     if mixes_cfg["augmentation"]:
         n = datasets["big_train"]
         out.append(Mix(AUG_MIX, "BMQ", 0, "BMQ", "BMQ", n, 0, augment=True))
+    for pct in mixes_cfg["real_sizes"]:
+        n = max(1, n_synthetic(pct, datasets["small_train"]))
+        out.append(Mix(f"{REAL_ARM}{pct:03d}", "SHQ", pct, "SHQ", "SHQ", n, 0, real_only=True))
     names = [m.name for m in out]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -86,14 +94,19 @@ def pool_size(mixes_cfg, datasets, balanced=False):
 
 
 def fields(mix):
-    """A mix's fields as the rules pass them (``Mix(**fields(mix))`` rebuilds it)."""
-    return asdict(mix)
+    """A mix's fields as the rules pass them (``Mix(**fields(mix))`` rebuilds it); ``real_only`` only when set (so
+    the other mixes' settings, and their trainings, stay as they were before the arm existed)."""
+    out = asdict(mix)
+    if not out["real_only"]:
+        del out["real_only"]
+    return out
 
 
 def reference(mix):
     """The 0 % mix a mix is compared with (same real validation data): its base's for a base set or the
-    pretrain arm, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ and BMQ_aug. None for the 0 % mixes themselves."""
-    if mix.percent == 0 and not mix.augment:
+    pretrain arm, BLQ_000 / BMQ_000 for SyntLQ / SyntMQ and BMQ_aug. None for the 0 % mixes themselves and the
+    real-only learning curve (priced in labels instead: dualgen.report.equivalence)."""
+    if (mix.percent == 0 and not mix.augment) or mix.real_only:
         return None
     return f"{mix.val_from}_000"
 
