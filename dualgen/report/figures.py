@@ -524,6 +524,110 @@ def whole_vs_patch_figure(table, path, patch_size=None, max_labels=12):
     save(fig, path)
 
 
+def equivalence_figure(table, labels, path, max_labels=8):
+    """Each mix with synthetic pairs placed on the real-only learning curve, one panel per metric (Missing Class IoU,
+    mIoU). table: the study's metrics.csv (mix, base, arm, n_real, <key>, <key>_lo, <key>_hi): the curve is its
+    "real only" rows and SHQ_000, one per size (black: the mean with the interval over seeds; line: the isotonic fit
+    of ``equivalence.monotone_curve``, linear between sizes as the inversion). labels: label_equivalence.csv (mix,
+    metric, n_real, score, equivalent, side, bound, ci_low, ci_high, labels_saved): a mix inside the curve sits on
+    the fit at (equivalent, score) with its bootstrap interval as a horizontal bar (an open end: an arrow at the
+    axis edge), a mix beyond it at (bound, score) as ">" (more than the largest size) or "<" (fewer than the
+    smallest). Colour: the mix's base. Per panel at most ``max_labels`` mixes are named with the labels they saved:
+    the one per base that saved most (beyond the curve's top counting as its bound), then those beyond the curve,
+    then the largest savings."""
+    from matplotlib.lines import Line2D
+
+    from dualgen.report import equivalence
+
+    def saved(r):
+        if r["side"] == "above":
+            return f"> {round(r['bound'] - r['n_real']):+d}"
+        if r["side"] == "below":
+            return "none"
+        return f"{round(r['labels_saved']):+d}"
+
+    panels = (("missing_class_iou", "Missing Class IoU"), ("miou", "mIoU"))
+    base_of = dict(zip(table["mix"], table["base"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 5.8), squeeze=False)
+    names = []  # per panel: the labels to place once the layout is fixed
+    for ax, (key, label) in zip(axes[0], panels):
+        curve = table[(table["arm"] == "real only") | (table["mix"] == "SHQ_000")]
+        curve = curve[np.isfinite(curve[key].to_numpy(float))].drop_duplicates("n_real").sort_values("n_real")
+        sizes, scores = curve["n_real"].to_numpy(float), curve[key].to_numpy(float)
+        rows = labels[labels["metric"] == key].reset_index(drop=True)
+        rows = rows.assign(base=rows["mix"].map(base_of))
+        inside = (rows["side"] == "inside").to_numpy()
+        x = np.where(inside, rows["equivalent"].to_numpy(float), rows["bound"].to_numpy(float))
+        y = rows["score"].to_numpy(float)
+        xs = np.concatenate([sizes, x])
+        xs = xs[np.isfinite(xs)]
+        lo_x, hi_x = (xs.min(), xs.max()) if len(xs) else (0.0, 1.0)
+        pad = max(0.07 * (hi_x - lo_x), 0.5)
+        xlim = (lo_x - pad, hi_x + pad)
+        err = np.vstack([scores - curve[f"{key}_lo"], curve[f"{key}_hi"] - scores])
+        err = None if not err.size or np.isnan(err).all() else np.clip(np.nan_to_num(err), 0, None)
+        ax.errorbar(sizes, scores, yerr=err, fmt="o", color="black", ms=5, capsize=2, lw=1, zorder=4)
+        if len(sizes) >= 2:
+            grid = np.linspace(sizes[0], sizes[-1], 200)
+            ax.plot(grid, np.interp(grid, sizes, equivalence.monotone_curve(sizes, scores)), color="k", lw=1.4)
+        for i, r in rows.iterrows():
+            color = BASE_COLORS.get(r["base"], "0.3")
+            low, high = float(r["ci_low"]), float(r["ci_high"])
+            if np.isfinite(y[i]) and not (np.isnan(low) or np.isnan(high)):
+                ax.plot(np.clip([low, high], *xlim), [y[i]] * 2, color=color, lw=1.6, alpha=0.55, zorder=2)
+                for end, mark, edge in ((low, "<", xlim[0]), (high, ">", xlim[1])):
+                    if np.isinf(end):  # an open end: an arrow on the axis edge
+                        ax.plot(edge, y[i], mark, color=color, ms=5, alpha=0.8, clip_on=False, zorder=2)
+                    else:
+                        ax.plot(end, y[i], "|", color=color, ms=6, alpha=0.8, zorder=2)
+            marker = "o" if inside[i] else (">" if r["side"] == "above" else "<")
+            ax.plot(x[i], y[i], marker, color=color, mec="white", mew=0.8, ms=8 if inside[i] else 10, zorder=5)
+        rank = np.where(inside, rows["labels_saved"].to_numpy(float), -np.inf)
+        rank = np.where(rows["side"] == "above", x - rows["n_real"].to_numpy(float), rank)
+        order = np.argsort(-np.nan_to_num(rank, nan=-np.inf), kind="stable")
+        best = rows.iloc[order].drop_duplicates("base").index
+        named = list(dict.fromkeys([*best, *(i for i in order if not inside[i]), *order]))[:max_labels]
+        text = [(x[i], y[i], f"{rows.at[i, 'mix']} ({saved(rows.loc[i])})") for i in named]
+        bars = [
+            (n, v)
+            for n, a, b in zip(sizes, *curve[[f"{key}_lo", f"{key}_hi"]].to_numpy(float).T)
+            for v in np.linspace(a, b, 6)
+        ]  # the labels keep off the curve's error bars too
+        points = np.array([*zip(sizes, scores), *zip(x, y), *bars], dtype=float).reshape(-1, 2)
+        names.append((ax, text, points))
+        ax.set_xlim(*xlim)
+        ax.set_xlabel("real labelled patches (HQ)", fontsize=9)
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.25, lw=0.5)
+    bases = list(dict.fromkeys(labels["mix"].map(base_of).dropna()))
+    by_base = [Line2D([], [], ls="", marker="o", color=BASE_COLORS.get(b, "0.3"), label=b) for b in bases]
+    symbols = [
+        Line2D([], [], ls="", marker="o", color="black", label="real only: mean, interval over seeds"),
+        Line2D([], [], color="black", lw=1.4, label="isotonic fit"),
+        Line2D([], [], color="0.4", lw=1.6, alpha=0.55, label="bootstrap interval of the equivalent"),
+        Line2D([], [], ls="", marker=">", color="0.3", ms=8, label="more than the largest size"),
+        Line2D([], [], ls="", marker="<", color="0.3", ms=8, label="fewer than the smallest size"),
+    ]
+    if by_base:
+        fig.legend(handles=by_base, loc="lower center", bbox_to_anchor=(0.5, 0.045), ncol=len(by_base), fontsize=8)
+    fig.legend(handles=symbols, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(symbols), fontsize=8)
+    fig.suptitle(
+        "What a synthetic pair is worth in labels: each mix placed on the real-only learning curve\n"
+        "(in brackets: the labels a mix saved, its equivalent minus its own real patches)",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.canvas.draw()  # fixes the axes the labels are placed in
+    for ax, text, points in names:
+        before = len(ax.texts)
+        _place_labels(ax, text, points)
+        for note in ax.texts[before:]:  # readable over the interval bars
+            note.set_bbox(dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.75))
+    save(fig, path)
+
+
 def convergence_figure(histories, path, calibration=None):
     """Validation IoU against optimizer updates of chosen mixes, every seed, one panel per base (its 0 % mix solid,
     its largest dashed): a flat end means the budget sufficed. histories: {mix: [history DataFrame per seed]}.

@@ -140,8 +140,9 @@ def _study_tables(folder):
 
 def draw_study(inp, s, out):
     """The study's figures: one per metric, per class, the forest plot, the balanced arm, validation curves of the
-    curve mixes (with the calibration's curves and budget, input ``budget``, under unet.updates: auto) and overlays
-    of the overlay mixes (from the train_unet outputs unet_<mix>_seeds<chunk>)."""
+    curve mixes (with the calibration's curves and budget, input ``budget``, under unet.updates: auto), overlays
+    of the overlay mixes (from the train_unet outputs unet_<mix>_seeds<chunk>) and, when label_equivalence.csv has
+    rows, label_equivalence.png (each mix with synthetic pairs placed on the real-only learning curve)."""
     folder = Path(inp["study"])
     table, comparisons, level = _study_tables(folder)
     for key, label, fig_no in figures.METRICS:
@@ -175,6 +176,10 @@ def draw_study(inp, s, out):
         figures.overlay_figure(
             images[:n], masks[:n], {k: v[:n] for k, v in preds.items()}, s["classes"], out / "overlays.png"
         )
+    if (folder / "label_equivalence.csv").exists():
+        labels = pd.read_csv(folder / "label_equivalence.csv")
+        if len(labels):
+            figures.equivalence_figure(table, labels, out / "label_equivalence.png")
 
 
 def draw_whole(inp, s, out):
