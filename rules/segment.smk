@@ -26,11 +26,14 @@ rule build_mix:
         ENV
     params:
         run=script("build_mix"),
-        pool=lambda wildcards, input: f"--pool {input.pool}" if input.pool else "",
-        patches=lambda wildcards, input: f"--patches {input.patches}" if input.patches else "",
+        # the pool, or the patches (their HQ masks) for the real-only curve: one param, so the command of the other
+        # mixes stays as it was (a changed command reruns a finished study's mixes)
+        pool=lambda wildcards, input: (
+            f"--pool {input.pool}" if input.pool else f"--patches {input.patches}" if input.patches else ""
+        ),
         settings=lambda wildcards: mix_settings(wildcards.mix),
     shell:
-        "{params.run} --datasets {input.datasets} {params.pool} {params.patches} --out {output} "
+        "{params.run} --datasets {input.datasets} {params.pool} --out {output} "
         "--settings {params.settings:q} --log {log}"
 
 
