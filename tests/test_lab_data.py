@@ -683,4 +683,4 @@ def test_the_lab_preset_with_the_readme_recipe_plans_one_prior_and_a_calibrated_
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", text, re.M)}
     assert counts["train_pixelcnn"] == 1 and "train_pixelcnn_conditioned" not in counts, counts
     assert counts["calibrate_budget"] == 4 and counts["choose_budget"] == 1, counts
-    assert counts["train_unet"] == 46 + 1, counts  # the paper's 46 mixes and BMQ_aug
+    assert counts["train_unet"] == 46 + 1 + 6, counts  # the paper's 46 mixes, BMQ_aug and the real-only curve
