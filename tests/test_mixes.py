@@ -15,8 +15,17 @@ CFG = load_yaml(REPO / "config.yaml")
 def test_default_config_has_the_papers_46_mixes_plus_augmentation():
     mixes = enumerate_mixes(CFG["mixes"], CFG["datasets"])
     names = [m.name for m in mixes]
-    assert len(names) == 49 and names[-1] == "BMQ_aug" and names[-3:-1] == ["BMQ_bal050", "BMQ_bal100"]
-    assert len([m for m in mixes if not (m.augment or m.balanced)]) == 46
+    assert len(names) == 55 and names[-7] == "BMQ_aug" and names[-9:-7] == ["BMQ_bal050", "BMQ_bal100"]
+    assert len([m for m in mixes if not (m.augment or m.balanced or m.real_only)]) == 46
+    real = [m for m in mixes if m.real_only]  # the learning curve: 25..300 % of the 16 small-set patches, real HQ only
+    assert [(m.name, m.n_real, m.n_synth) for m in real] == [
+        ("SHQr025", 4, 0),
+        ("SHQr050", 8, 0),
+        ("SHQr075", 12, 0),
+        ("SHQr150", 24, 0),
+        ("SHQr200", 32, 0),
+        ("SHQr300", 48, 0),
+    ]
     assert {"SHQ_000", "SLQ_075", "BLQ_300", "BMQ_100", "SyntLQ_050", "SyntMQ_300"} <= set(names)
     assert not any(n.startswith("SyntMQ_000") for n in names)
     by_name = {m.name: m for m in mixes}
@@ -38,6 +47,7 @@ def test_subset_of_mixes_from_config():
         "pretrain": [],
         "balanced": [],
         "balanced_bases": [],
+        "real_sizes": [],
     }
     assert [m.name for m in enumerate_mixes(sub, CFG["datasets"])] == ["BMQ_000", "BMQ_100"]
 
@@ -76,12 +86,13 @@ def test_pretrain_arm_and_the_reference_of_every_mix():
     all_mixes = enumerate_mixes(cfg, CFG["datasets"])
     by_name = {m.name: m for m in all_mixes}
     pt = by_name["SHQ_pt300"]
-    assert pt.pretrain and (pt.n_real, pt.n_synth, pt.real_from) == (16, 48, "SHQ") and len(all_mixes) == 49 + 8
+    assert pt.pretrain and (pt.n_real, pt.n_synth, pt.real_from) == (16, 48, "SHQ") and len(all_mixes) == 55 + 8
     assert pool_size(cfg, CFG["datasets"]) == 144  # the pretrain arm needs no more than the levels do
     refs = dict(comparison_pairs(all_mixes))
     assert refs["SHQ_pt300"] == "SHQ_000" and refs["SyntLQ_050"] == "BLQ_000" and refs["BMQ_aug"] == "BMQ_000"
     assert refs["BLQ_075"] == "BLQ_000" and "BMQ_000" not in refs and reference(by_name["SHQ_000"]) is None
-    assert len(refs) == len(all_mixes) - 4  # every mix but the four 0 % mixes
+    assert len(refs) == len(all_mixes) - 4 - 6  # every mix but the four 0 % mixes and the real-only curve (6 sizes)
+    assert not any(name.startswith("SHQr") for name in refs)
 
 
 def test_balanced_arm_its_pool_and_its_two_references():
@@ -97,7 +108,9 @@ def test_balanced_arm_its_pool_and_its_two_references():
     assert pool_size(cfg, CFG["datasets"], balanced=True) == 48  # the balanced pool: BMQ_bal100's 48 pairs
     pairs = comparison_pairs(all_mixes)
     assert ("BMQ_bal100", "BMQ_000") in pairs and ("BMQ_bal100", "BMQ_100") in pairs
-    assert ("SHQ_bal050", "SHQ_050") in pairs and len(pairs) == len(all_mixes) - 4 + 4
+    assert ("SHQ_bal050", "SHQ_050") in pairs and len(pairs) == len(
+        all_mixes
+    ) - 4 - 6 + 4  # no pair for 0 % or real-only mixes
     assert fields(by_name["BMQ_100"])["balanced"] is False and fields(bal)["balanced"] is True
     assert Mix(**fields(by_name["BMQ_100"])) == by_name["BMQ_100"] and Mix(**fields(bal)) == bal
     # without bases the arm adds nothing; a base the study leaves out gets no balanced mixes either

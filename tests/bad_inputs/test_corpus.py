@@ -337,6 +337,7 @@ MIXES = {
     "pretrain": [],
     "balanced": [],
     "balanced_bases": [],
+    "real_sizes": [],
 }
 
 
