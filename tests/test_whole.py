@@ -3,6 +3,7 @@ blending weights that sum to one, exact tiling at overlap 0, padding of small im
 flip TTA, the seed ensemble; and the preprocessing ingest and inference share (patches.prepare_image)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -196,6 +197,13 @@ def test_ingest_patches_equal_the_prepared_image(tmp_path):
     for record, patch, _, _ in kept:
         y, x = record["y"], record["x"]
         assert np.array_equal(patch, prepared[y : y + size, x : x + size])
+    # the predict step's path: the band rule exported from what ingest cut (sources.csv), then new_micrograph
+    from dualgen.data import micrographs
+
+    table = pd.DataFrame([dict(s.info, channels=1) for s in sources])
+    preprocess = {"crop": micrographs.crop_rule("auto", table), "scale": 0.5, "channels": 1, "max_pixels": 10**8}
+    new = micrographs.new_micrograph(tmp_path / "images" / "m0.png", preprocess, log=quiet)
+    assert np.array_equal(new.image, prepared) and new.size == (h, w) and new.rows_cut == band
     rgb, _ = patches.prepare_image(read, band, 0.5, channels=3)
     assert rgb.shape[2] == 3 and np.array_equal(rgb, np.repeat(prepared, 3, -1))
     colour, is_gray = patches.prepare_image(read, 0, 0.5)  # the band left in: judged colour
