@@ -1,7 +1,5 @@
 """Demo micrographs: determinism, class shares near the paper's test set, LQ faults, class contrast, scale."""
 
-import time
-
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -13,13 +11,9 @@ PAPER_SHARES = (0.788, 0.080, 0.056, 0.076)  # Table 2: matrix, oxide, Nd-rich, 
 
 @pytest.fixture(scope="module")
 def big():
-    """512 x 512 demo images for seeds 0, 1, 2 (generated once) and the slowest generation time."""
-    out, slowest = {}, 0.0
-    for seed in (0, 1, 2):
-        t = time.perf_counter()
-        out[seed] = phantom.generate(seed, 512, 512)
-        slowest = max(slowest, time.perf_counter() - t)
-    return out, slowest
+    """512 x 512 demo images for seeds 0, 1, 2 (generated once). How fast: make_demo's log (a test never fails on
+    time)."""
+    return {seed: phantom.generate(seed, 512, 512) for seed in (0, 1, 2)}
 
 
 def test_class_names_fixed_by_the_project():
@@ -50,7 +44,7 @@ def test_no_global_random_state_used_or_changed():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_class_shares_near_the_papers_test_set(big, seed):
-    image, hq, lq = big[0][seed]
+    image, hq, lq = big[seed]
     shares = np.bincount(hq.ravel(), minlength=4) / hq.size
     for share, target in zip(shares, PAPER_SHARES):
         assert abs(share - target) < 0.03, shares
@@ -64,13 +58,9 @@ def test_class_shares_hold_for_small_and_odd_sizes(size):
     assert np.allclose(shares, PAPER_SHARES, atol=0.01), shares
 
 
-def test_512_image_is_fast(big):
-    assert big[1] < 3.0, f"generate(seed, 512, 512) took {big[1]:.2f} s"
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lq_mask_is_mostly_right_with_boundary_faults(big, seed):
-    _, hq, lq = big[0][seed]
+    _, hq, lq = big[seed]
     wrong = lq != hq
     assert 0.03 < wrong.mean() < 0.08, wrong.mean()
     # most faults are jittered boundaries, i.e. close to an HQ class boundary ...
@@ -122,7 +112,7 @@ def test_phantom_lq_uses_labelnoise_and_keeps_the_demo_disagreement():
 
 
 def test_classes_differ_in_appearance_but_not_by_one_threshold(big):
-    image, hq, _ = big[0][0]
+    image, hq, _ = big[0]
     img = image.astype(np.float64)
     gray = img.mean(axis=2)
     brightness = [gray[hq == k].mean() for k in range(4)]
@@ -140,7 +130,7 @@ def test_classes_differ_in_appearance_but_not_by_one_threshold(big):
 
 
 def test_image_has_illumination_gradient_and_noise(big):
-    image, hq, _ = big[0][0]
+    image, hq, _ = big[0]
     gray = image.astype(np.float64).mean(axis=2)
     h, w = gray.shape
     quarter = [gray[: h // 2, : w // 2], gray[: h // 2, w // 2 :], gray[h // 2 :, : w // 2], gray[h // 2 :, w // 2 :]]
