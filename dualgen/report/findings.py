@@ -53,11 +53,12 @@ def _effect(comparisons, mix, reference, metric="missing_class_iou"):
     if not len(row):
         return f"no comparison with {reference}"
     r = row.iloc[0]
-    unit = (
-        f"sign-flip over {int(r['n_sources'])} test micrographs"
-        if r["test"] == "sign-flip"
-        else (f"Wilcoxon over {int(r['n_images'])} test patches")
-    )
+    if r["test"] == "sign-flip":
+        n = int(r["n_sources"])
+        unit = f"sign-flip over {n} test micrograph{'' if n == 1 else 's'}"
+    else:
+        n = int(r["n_images"])
+        unit = f"Wilcoxon over {n} test patch{'' if n == 1 else 'es'}"
     return (
         f"{stats._number(r['mean_diff'], True)} [{stats._number(r['ci_low'], True)}, "
         f"{stats._number(r['ci_high'], True)}] Missing Class IoU over {reference} ({unit}, Holm p "
@@ -102,7 +103,9 @@ def front(table, comparisons, labels, validation):
 def write_front(intro, lines, path):
     """The report's first page: ``intro`` (report/workflow.rst, a Jinja template the report renders) and the
     findings ``lines`` under a heading."""
-    text = intro.rstrip() + "\n\n**The answer of this study** (details: Study > Findings; numbers in study/*.csv)\n\n"
+    text = (
+        intro.rstrip() + "\n\n**The answer of this study** (details: Study > Findings; numbers in ``study/*.csv``)\n\n"
+    )
     text += "\n".join(lines) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text)
