@@ -169,8 +169,8 @@ def equivalence_arrays(curve, targets, sizes, clusters=None, n_boot=2000, seed=0
     values = np.where(sides == 1, s[-1] + 10 * span, np.where(sides == 2, s[0] - 10 * span, values))
     alpha = (1 - level) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha], axis=0)
-    low = np.where(low < s[0], -np.inf, low)
-    high = np.where(high > s[-1], np.inf, high)
+    low = np.where(low < s[0], -np.inf, np.where(low > s[-1], np.inf, low))  # both ends past the curve: open
+    high = np.where(high > s[-1], np.inf, np.where(high < s[0], -np.inf, high))
     return {
         "score": score[k:],
         "equivalent": equivalent[0],
