@@ -420,7 +420,8 @@ def _display(statistic, v):
     return float(np.average(values, weights=weights)) if weights.sum() else float("nan")
 
 
-def _ratio(distance, floor):
+def ratio(distance, floor):
+    """distance / floor: NaN when either is NaN or both are 0, inf for a distance over a 0 floor."""
     if np.isnan(distance) or np.isnan(floor):
         return float("nan")
     if floor == 0:
@@ -428,7 +429,8 @@ def _ratio(distance, floor):
     return float(distance / floor)
 
 
-def _nanmean(values):
+def nanmean(values):
+    """The mean of the finite values, NaN when there is none."""
     values = np.asarray(values, np.float64)
     return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
 
@@ -476,7 +478,7 @@ def compare(real_images, real_masks, synth_images, synth_masks, class_names, see
                 ref = real.values(statistic, k, a)
                 floors.append(_distance(statistic, ref, real.values(statistic, k, b)))
                 distances.append(_distance(statistic, ref, synth.values(statistic, k, s)))
-            floor, distance = _nanmean(floors), _nanmean(distances)
+            floor, distance = nanmean(floors), nanmean(distances)
             rows.append(
                 {
                     "variant": variant,
@@ -486,7 +488,7 @@ def compare(real_images, real_masks, synth_images, synth_masks, class_names, see
                     "synthetic_value": _display(statistic, synth.values(statistic, k, all_synth)),
                     "distance": distance,
                     "floor": floor,
-                    "ratio": _ratio(distance, floor),
+                    "ratio": ratio(distance, floor),
                 }
             )
     return pd.DataFrame(

@@ -55,6 +55,7 @@ from scipy.ndimage import binary_erosion
 from scipy.stats import wasserstein_distance
 
 from dualgen.core.errors import DualgenError
+from dualgen.generate import fidelity
 
 IMAGE_STATISTICS = ("spectrum_all", "spectrum_high", "gradient", "edge_density_matrix")
 HIGH = 1.0 / 8.0  # cycles/pixel: the lower edge of the high-frequency band (wavelengths under 8 px)
@@ -269,19 +270,6 @@ def splits(n_real, n_synth, n_splits, seed):
     return out
 
 
-def _ratio(distance, floor):
-    if np.isnan(distance) or np.isnan(floor):
-        return float("nan")
-    if floor == 0:
-        return float("inf") if distance > 0 else float("nan")
-    return float(distance / floor)
-
-
-def _nanmean(values):
-    values = np.asarray(values, np.float64)
-    return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
-
-
 def _display(freqs, v, high):
     """{statistic: a scalar summary} of one ``_Set.values`` for the table."""
     band = freqs > high
@@ -332,7 +320,7 @@ def image_family(
     synth_value = _display(real.freqs, synth.values(np.arange(synth.n)), high)
     rows = []
     for k in floors:
-        floor, distance = _nanmean(floors[k]), _nanmean(distances[k])
+        floor, distance = fidelity.nanmean(floors[k]), fidelity.nanmean(distances[k])
         rows.append(
             {
                 "statistic": names.get(k, k),
@@ -340,7 +328,7 @@ def image_family(
                 "synthetic_value": synth_value[k],
                 "distance": distance,
                 "floor": floor,
-                "ratio": _ratio(distance, floor),
+                "ratio": fidelity.ratio(distance, floor),
             }
         )
     return pd.DataFrame(rows, columns=["statistic", "real_value", "synthetic_value", "distance", "floor", "ratio"])
