@@ -44,6 +44,7 @@ rule predict:
     params:
         run=script("predict"),
         flags=predict_flags(),
+        settings=as_json(determinism=config["determinism"]),
     shell:
         "{params.run} --model {input.model} --images {input.images} --out {output} {params.flags} "
-        "--threads {threads} --log {log}"
+        "--threads {threads} --settings {params.settings:q} --log {log}"

@@ -28,7 +28,8 @@ from dualgen.segment import model_export
 def main(args):
     files = micrographs.list_new(args.images)
     preprocess = model_export.read_preprocess(args.model)
-    env.setup_tensorflow(args.threads, None, "strict")
+    s = cli.settings(args)  # determinism (config's, or config.yaml's when run by hand)
+    env.setup_tensorflow(args.threads, None, s["determinism"])
     from dualgen.segment import unet, whole
 
     models, preprocess, seeds = model_export.load(args.model, args.ensemble)

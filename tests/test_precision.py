@@ -86,11 +86,13 @@ def test_every_model_step_passes_its_mode_from_settings():
         "calibrate_budget.py",
         "decode.py",
         "encode.py",
+        "predict.py",
         "pretest.py",
         "sample.py",
         "train_pixelcnn.py",
         "train_unet.py",
         "train_vqvae.py",
+        "whole_image.py",
     ]
     for name in scripts:
         assert 's["determinism"])' in (REPO / "scripts" / name).read_text(), name
@@ -102,6 +104,8 @@ def test_every_model_step_passes_its_mode_from_settings():
         "rule sample:",
         "rule decode:",
         "rule pretest:",
+        "rule whole_image:",
+        "rule predict:",
         "def unet_settings(",
         "def calibration_settings(",
     ):  # the last two: train_unet's and calibrate_budget's settings
