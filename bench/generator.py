@@ -4,18 +4,23 @@
 Runs `snakemake <results>/fidelity` in a fresh folder (default bench/out/generator) with the default config
 (or --configfile over it): demo data, patches, datasets, then the VQ-VAE training, encode (the reconstruction
 agreement), both PixelCNN priors, the study's pool (sampled, decoded, cleaned) plus the other prior's fidelity.n
-pairs, and the fidelity step against the real BMQ training patches. No U-Net is trained. Prints the time of each
+pairs, and the fidelity step against the real BMQ training patches (with its learned features, the real-only U-Net
+BMQ_000). Prints the time of each
 generator step from Snakemake's benchmark files, the fidelity step's worst ratio of each family of statistics per
 variant, and, last, one line:
-`reconstruction mIoU: <val> (train <train>); fidelity ratios: <worst class/statistic> <ratio>`
-where the mIoU is the VQ-VAE's reconstructed (and cleaned) masks against their inputs on its held-out validation
+`generator: image ratio <r> (worst; median over the prior seeds ...), mask ratio <m>, reconstruction mIoU <x>`
+where r is the pool's worst ratio in the image family (spectrum, gradients, edges, learned features: the fidelity
+step's real-only U-Net, BMQ_000's first seed, is trained for it), m the worst over phase fraction, S2 and chords, the
+mIoU is the VQ-VAE's reconstructed (and cleaned) masks against their inputs on its held-out validation
 patches (reconstruction/meta.json) and the ratio the largest of the study pool's ratios over phase fraction, S2
 and chord lengths of every class (the statistics the generator is held to: fidelity.TARGET_RATIO; fidelity.csv has
 them all).
 ``--prior-seeds 1,2`` also trains the priors again with each of those ``pixelcnn.seed`` values (in copies of the
 folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each (one prior training is one draw
 of the prior's seed).
-Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml] [--keep] [--prior-seeds 1,2]
+``--study`` also runs the study's aggregate and prints each synthetic mix's effect with its interval (with
+``--configfile bench/generator_study.yaml``: SHQ and BMQ at 0 and 100 %, the generator's own study).
+Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml ...] [--keep] [--prior-seeds 1,2] [--study]
 """
 
 import argparse
@@ -35,24 +40,35 @@ REPO = Path(__file__).resolve().parents[1]
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", default="2")
-    ap.add_argument("--configfile", default=None, help="merged over config.yaml (e.g. to try other vqvae settings)")
+    ap.add_argument(
+        "--configfile",
+        action="append",
+        default=[],
+        help="merged over config.yaml in order (e.g. to try other vqvae settings); repeat",
+    )
     ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "generator"))
     ap.add_argument("--keep", action="store_true", help="reuse the folder (only what is missing or changed runs)")
     ap.add_argument("--prior-seeds", default="", help="other pixelcnn.seed values to score, e.g. 1,2")
+    ap.add_argument(
+        "--study",
+        action="store_true",
+        help="also the study's aggregate (with --configfile bench/generator_study.yaml: SHQ and BMQ at 0 and 100 %%) "
+        "and its effect of synthetic data with intervals",
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from dualgen.core.config import load_yaml, merge
 
     config = load_yaml(REPO / "config.yaml")
-    if args.configfile:
-        config = merge(config, load_yaml(args.configfile))
+    for f in args.configfile:
+        config = merge(config, load_yaml(f))
     out = Path(args.workdir) / "results" / config["study"]
     work = Path(args.workdir)
     if work.exists() and not args.keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    configfiles = [str(Path(args.configfile).resolve())] if args.configfile else []
-    rc = run(work, out, args.cores, configfiles)
+    configfiles = [str(Path(f).resolve()) for f in args.configfile]
+    rc = run(work, out, args.cores, configfiles, study=args.study)
     if rc:
         return rc
     import pandas as pd
@@ -71,6 +87,7 @@ def main():
             f"{fmeta['memorisation'][variant]['share_closer']:.3f}"
         )
     w = worst_target(fmeta)
+    image, mask = {config["pixelcnn"]["seed"]: worst_image(fmeta)}, {config["pixelcnn"]["seed"]: w}
     seeds = [int(k) for k in args.prior_seeds.split(",") if k.strip()]
     if seeds:
         scores = {config["pixelcnn"]["seed"]: w}
@@ -82,14 +99,14 @@ def main():
                 work,
                 other,
                 symlinks=True,
-                ignore=lambda d, names: [n for n in names if n.startswith("prior_seed") or n == "unet"],
+                ignore=lambda d, names: [n for n in names if n.startswith("prior_seed")],
             )
             (other / "seed.yaml").write_text(f"pixelcnn: {{seed: {seed}}}\n")
             if run(other, other / out.relative_to(work), args.cores, configfiles + [str(other / "seed.yaml")]):
                 return 1
-            scores[seed] = worst_target(
-                json.loads((other / out.relative_to(work) / "fidelity" / "meta.json").read_text())
-            )
+            other_meta = json.loads((other / out.relative_to(work) / "fidelity" / "meta.json").read_text())
+            scores[seed] = mask[seed] = worst_target(other_meta)
+            image[seed] = worst_image(other_meta)
         ratios = [v["ratio"] for v in scores.values()]
         print(
             "pool's worst ratio by pixelcnn.seed: "
@@ -100,11 +117,44 @@ def main():
         f"reconstruction mIoU: {agreement['val']['miou']:.3f} (train {agreement['train']['miou']:.3f}); "
         f"fidelity ratios: {w['class']}/{w['statistic']} {w['ratio']:.2f}"
     )
+    if args.study:
+        effects(out)
+    print(
+        "image family's worst ratio by pixelcnn.seed: "
+        + ", ".join(f"{k}: {v['class']}/{v['statistic']} {v['ratio']:.2f}" for k, v in image.items())
+    )
+    over = sum(v["ratio"] <= TARGET for v in image.values())
+    print(
+        f"generator: image ratio {median(image):.2f} (worst; median over {len(image)} prior seed(s), "
+        f"<= {TARGET:g} in {over}), mask ratio {median(mask):.2f}, reconstruction mIoU {agreement['val']['miou']:.3f}"
+    )
     return 0
 
 
-def run(work, out, cores, configfiles):
-    """snakemake <out>/fidelity and <out>/reconstruction in ``work``; its exit status."""
+def median(scores):
+    return float(np.median([v["ratio"] for v in scores.values()]))
+
+
+def effects(out):
+    """Print every synthetic mix's difference from its 0 % mix (study/comparisons.csv: micrograph-level bootstrap
+    interval, Holm-corrected p) and the whole-micrograph scores."""
+    import pandas as pd
+
+    comp = pd.read_csv(out / "study" / "comparisons.csv")
+    for _, r in comp.iterrows():
+        print(
+            f"effect {r['mix']} - {r['reference']} {r['metric']}: {r['mean_diff']:+.3f} "
+            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] p_holm {r['p_holm']:.3f}"
+        )
+    whole = out / "study" / "whole_image.csv"
+    if whole.exists():
+        t = pd.read_csv(whole)
+        print("whole micrographs (mean over seeds):")
+        print(t.groupby("mix")[[c for c in ("miou", "missing_class_iou") if c in t]].mean().round(3).to_string())
+
+
+def run(work, out, cores, configfiles, study=False):
+    """snakemake <out>/fidelity and <out>/reconstruction (and <out>/study) in ``work``; its exit status."""
     cmd = [
         str(Path(sys.executable).parent / "snakemake"),
         "-s",
@@ -113,6 +163,7 @@ def run(work, out, cores, configfiles):
         str(work),
         str(out.relative_to(work) / "fidelity"),
         str(out.relative_to(work) / "reconstruction"),
+        *([str(out.relative_to(work) / "study")] if study else []),
         "--cores",
         cores,
     ]
@@ -126,12 +177,21 @@ def run(work, out, cores, configfiles):
     return rc
 
 
-def worst_target(fmeta):
-    """The pool's worst ratio over the families the generator is held to (class, statistic, ratio)."""
-    from dualgen.generate.fidelity import TARGET_FAMILIES
+TARGET = 2.0  # fidelity.TARGET_RATIO
+MASK_FAMILIES = ("phase_fraction", "s2", "chord")  # the mask statistics the generator is held to
 
+
+def worst_target(fmeta):
+    """The pool's worst ratio over the mask families the generator is held to (class, statistic, ratio)."""
     pool = fmeta["worst_by_family"][fmeta["pool_variant"]]
-    return pool[max((f for f in TARGET_FAMILIES if pool[f]["class"]), key=lambda f: pool[f]["ratio"])]
+    return pool[max((f for f in MASK_FAMILIES if pool[f]["class"]), key=lambda f: pool[f]["ratio"])]
+
+
+def worst_image(fmeta):
+    """The pool's worst ratio in the image family (class, statistic, ratio; ratio NaN without one)."""
+    return fmeta["worst_by_family"][fmeta["pool_variant"]].get(
+        "image", {"class": None, "statistic": None, "ratio": float("nan")}
+    )
 
 
 if __name__ == "__main__":

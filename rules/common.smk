@@ -63,9 +63,13 @@ MIX = {m.name: m for m in MIXES}
 POOL_SIZE = pool_size(config["mixes"], config["datasets"])
 PRETEST_MIX = "BMQ_000"
 
+# The trained priors: pixelcnn.kind (the pool's) first, then those pixelcnn.compare names (true: gated beside plain,
+# plain beside gated or maskgit; a list: those kinds).
 PIXELCNN_KINDS = [config["pixelcnn"]["kind"]]
-if config["pixelcnn"]["compare"]:
-    PIXELCNN_KINDS.append("gated" if PIXELCNN_KINDS[0] == "plain" else "plain")
+_COMPARE = config["pixelcnn"]["compare"]
+if _COMPARE is True:
+    _COMPARE = ["gated" if PIXELCNN_KINDS[0] == "plain" else "plain"]
+PIXELCNN_KINDS += [k for k in dict.fromkeys(_COMPARE or []) if k != PIXELCNN_KINDS[0]]
 CONDITION = config["pixelcnn"]["condition"]
 CONDITIONED = CONDITION != "none"
 # The conditioned pools (pixelcnn.condition; rules/generate.smk): "balanced" (sample.targets, the balanced arm's

@@ -94,7 +94,7 @@ rule train_pixelcnn:
     benchmark:
         f"{BENCH}/train_pixelcnn_{{kind}}.tsv"
     wildcard_constraints:
-        kind="plain|gated",
+        kind="plain|gated|maskgit",
     conda:
         ENV
     threads: 4
@@ -102,7 +102,9 @@ rule train_pixelcnn:
         gpu=GPU_PER_JOB,
     params:
         run=script("train_pixelcnn"),
-        settings=as_json(pixelcnn=pixelcnn_settings(), determinism=config["determinism"]),
+        settings=lambda wildcards: as_json(
+            pixelcnn=pixelcnn_settings(wildcards.kind), determinism=config["determinism"]
+        ),
     shell:
         "{params.run} --codes {input.codes} --kind {wildcards.kind} --out {output} "
         "--threads {threads} --settings {params.settings:q} --log {log}"
@@ -238,19 +240,22 @@ rule fidelity:
         f"{BENCH}/fidelity.tsv"
     conda:
         ENV
+    threads: 1
     params:
         run=script("fidelity"),
         variants=lambda wildcards, input: " ".join(
             f"--variant {name}={input[f'variant_{name}']}" for name in scored_variants()
         ),
+        encoder=fidelity_encoder,
         settings=as_json(
             classes=CLASSES,
             fidelity={k: config["fidelity"][k] for k in ("n_splits", "seed")},
             variants=fidelity_variants(),
+            determinism=config["determinism"],
         ),
     shell:
-        "{params.run} --patches {input.patches} --datasets {input.datasets} {params.variants} --out {output} "
-        "--settings {params.settings:q} --log {log}"
+        "{params.run} --patches {input.patches} --datasets {input.datasets} {params.variants} {params.encoder} "
+        "--out {output} --threads {threads} --settings {params.settings:q} --log {log}"
 
 
 # Conditioned generation (pixelcnn.condition): a conditioned prior of each trained kind next to the unconditioned
@@ -275,7 +280,7 @@ rule train_pixelcnn_conditioned:
     benchmark:
         f"{BENCH}/train_pixelcnn_{{kind}}_cond.tsv"
     wildcard_constraints:
-        kind="plain|gated",
+        kind="plain|gated|maskgit",
     conda:
         ENV
     threads: 4
@@ -283,8 +288,10 @@ rule train_pixelcnn_conditioned:
         gpu=GPU_PER_JOB,
     params:
         run=script("train_pixelcnn"),
-        settings=as_json(
-            pixelcnn=pixelcnn_settings(conditioned=True), classes=CLASSES, determinism=config["determinism"]
+        settings=lambda wildcards: as_json(
+            pixelcnn=pixelcnn_settings(wildcards.kind, conditioned=True),
+            classes=CLASSES,
+            determinism=config["determinism"],
         ),
     shell:
         "{params.run} --codes {input.codes} --patches {input.patches} --datasets {input.datasets} "

@@ -13,10 +13,11 @@ def postprocess_settings():
     return {**{k: v for k, v in config["postprocess"].items() if k != "figure_pairs"}, "smooth_keep": THIN_CLASSES}
 
 
-def pixelcnn_settings(conditioned=False):
-    """PixelCNN settings that change the trained model (not which kind the sampler uses); the conditioning mode
-    only for the conditioned prior (switching it on leaves the unconditioned priors as they are)."""
-    drop = ("kind", "compare") + (() if conditioned else ("condition",))
+def pixelcnn_settings(kind, conditioned=False):
+    """The prior settings that change a trained prior of ``kind`` (not which kind the sampler uses); the
+    conditioning mode only for the conditioned prior (switching it on leaves the unconditioned priors as they are);
+    the maskgit section only for a maskgit prior."""
+    drop = ("kind", "compare") + (() if conditioned else ("condition",)) + (() if kind == "maskgit" else ("maskgit",))
     return {k: v for k, v in config["pixelcnn"].items() if k not in drop}
 
 
@@ -59,11 +60,24 @@ def scored_variants():
     return out
 
 
+# The image family's learned features: the encoder of the real-only U-Net the pretest uses (fidelity.features, and
+# only where the study trains that mix).
+FEATURE_ENCODER = config["fidelity"]["features"] and PRETEST_MIX in MIX
+
+
 def fidelity_inputs(wildcards):
-    """The fidelity step reads the real patches and every scored variant's cleaned pairs."""
+    """The fidelity step reads the real patches, every scored variant's cleaned pairs and, with FEATURE_ENCODER,
+    the training chunk that holds the real-only U-Net's first seed."""
     inputs = {"patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
     inputs.update({f"variant_{name}": pool for name, (_, _, pool) in scored_variants().items()})
+    if FEATURE_ENCODER:
+        inputs["encoder"] = unet_chunk(PRETEST_MIX, SEEDS[0])
     return inputs
+
+
+def fidelity_encoder(wildcards):
+    """The --encoder argument: the real-only U-Net's first seed (its folder inside the chunk), or nothing."""
+    return f"--encoder {unet_run(PRETEST_MIX, SEEDS[0])}" if FEATURE_ENCODER else ""
 
 
 def fidelity_variants():

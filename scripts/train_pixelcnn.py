@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Train a PixelCNN prior over the VQ-VAE code grids (paper step 6): plain (masked convolutions, as in the
-paper) or gated (vertical + horizontal stacks, no blind spot). Validation NLL on the VQ-VAE's held-out patches.
+paper) or gated (vertical + horizontal stacks, no blind spot); or maskgit, a parallel prior (a masked-token
+transformer, dualgen.generate.pixelcnn.maskgit; pixelcnn.maskgit: dim, depth, heads, steps). Validation NLL on the
+VQ-VAE's held-out patches (maskgit: the masked-token cross-entropy instead, not an NLL; meta.json val_measure).
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
 comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment
 flips: it also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches
@@ -75,14 +77,17 @@ def main(args):
     )
     hist = pd.DataFrame(history)
     val_nll = float(pixelcnn_train.validation_nll(model, grids[val], cond=cond[val]))
-    extra = {
-        "val_nll": val_nll,
-        "receptive_rows": int(model.receptive_rows),
-        "receptive_cols": int(model.receptive_cols),
-        "condition": pc["condition"],
-        "cond_dim": int(cond.shape[1]),
-    }
-    print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
+    if args.kind == "maskgit":
+        extra = {"val_nll": val_nll, "val_measure": "masked-token cross-entropy (nats per masked cell), not an NLL"}
+        print(f"validation masked-token cross-entropy: {val_nll:.4f} nats per masked cell", flush=True)
+    else:
+        extra = {
+            "val_nll": val_nll,
+            "receptive_rows": int(model.receptive_rows),
+            "receptive_cols": int(model.receptive_cols),
+        }
+        print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
+    extra.update(condition=pc["condition"], cond_dim=int(cond.shape[1]))
     inputs = [codes / "grids.npy"] + ([codes / "flips.npy"] if mirrored else [])
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], inputs, extra) as tmp:
         persist.save(model, tmp / "checkpoint", spec)
@@ -93,7 +98,7 @@ def main(args):
 if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--codes", required=True)
-    p.add_argument("--kind", choices=["plain", "gated"], required=True)
+    p.add_argument("--kind", choices=["plain", "gated", "maskgit"], required=True)
     p.add_argument("--patches", default=None, help="the patches folder (conditioned prior: the masks' fractions)")
     p.add_argument("--datasets", default=None, help="the datasets folder (conditioned prior)")
     p.add_argument("--out", required=True)

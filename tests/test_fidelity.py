@@ -8,7 +8,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from dualgen.core.errors import DualgenError
-from dualgen.generate import fidelity
+from dualgen.generate import fidelity, image_stats
 
 NAMES = ["matrix", "oxide", "nd_rich"]
 MEANS = np.array([60, 130, 200])  # image intensity of each class
@@ -165,8 +165,12 @@ def test_same_generator_gives_ratios_near_one(real):
         "floor",
         "ratio",
     ]
-    assert len(table) == len(NAMES) * (len(fidelity.STATISTICS) + 1)
-    assert set(table["statistic"]) == set(fidelity.STATISTICS) | {"intensity_c0"}
+    image = table["statistic"].map(fidelity.family) == "image"
+    assert (~image).sum() == len(NAMES) * (len(fidelity.STATISTICS) + 1)
+    assert set(table.loc[~image, "statistic"]) == set(fidelity.STATISTICS) | {"intensity_c0"}
+    assert list(table.loc[image, "statistic"]) == list(image_stats.IMAGE_STATISTICS)  # joined on the same splits
+    assert list(table.loc[image, "class"]) == ["all", "all", "all", NAMES[0]]  # the edges inside class 0
+    assert len(fidelity.compare(*real, *synth, NAMES, seed=0, image=False)) == (~image).sum()
     assert (table["floor"] > 0).all() and table["ratio"].notna().all()
     # a ratio of one scalar is |noise| / mean |noise|: over 40 seed pairs ~98 % of the ratios lay in 0.3..3,
     # the rest up to ~4.5 (a small floor or a large offset between the two pools); the bulk sits at 1

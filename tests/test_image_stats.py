@@ -137,8 +137,7 @@ def test_ratios_flag_blur_and_pass_a_second_sample(tables):
     assert (tables["other"]["ratio"] < 2).all(), tables["other"]
     assert tables["blurred"].loc["spectrum_high", "ratio"] > 10
     assert (
-        tables["blurred"].loc["edge_density_matrix", "synthetic_value"]
-        < tables["blurred"].loc["edge_density_matrix", "real_value"]
+        tables["blurred"].loc["edge_density", "synthetic_value"] < tables["blurred"].loc["edge_density", "real_value"]
     )
 
 
@@ -159,7 +158,7 @@ def test_floor_is_the_mean_over_seeded_random_halves(sets, tables):
         ]
     )
     assert tables["other"].loc["spectrum_high", "floor"] == pytest.approx(spectrum)
-    assert tables["other"].loc["edge_density_matrix", "floor"] == pytest.approx(edges)
+    assert tables["other"].loc["edge_density", "floor"] == pytest.approx(edges)
     again = st.image_family(real, masks, *sets["other"], n_splits=5, seed=0).set_index("statistic")
     assert (again["floor"] == tables["other"]["floor"]).all()  # same seed, same floor
     other_seed = st.image_family(real, masks, *sets["other"], n_splits=5, seed=1).set_index("statistic")
@@ -176,3 +175,58 @@ def test_bad_inputs_raise():
         st.image_family(images[:1], masks[:1], images, masks)
     with pytest.raises(DualgenError, match="images of shape"):
         st.radial_power_spectrum(np.zeros((2, 8, 8, 2), np.uint8))
+
+
+# ---------------------------------------------------------------- learned features
+
+
+def test_frechet_distance_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 6))
+    assert st.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    shift = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
+    assert st.frechet_distance(a, a + shift) == pytest.approx((shift**2).sum())  # same covariance: |mu|^2
+    # N(0, I) vs N(0, s^2 I) in d dims: d (1 - s)^2, up to sampling noise
+    b = rng.normal(size=(4000, 6)) * 0.5
+    assert st.frechet_distance(a, b) == pytest.approx(6 * 0.25, rel=0.1)
+    with pytest.raises(DualgenError, match="same d"):
+        st.frechet_distance(a, a[:, :3])
+
+
+def test_feature_sample_is_seeded_and_keeps_every_location_when_few():
+    maps = np.random.default_rng(1).normal(size=(3, 4, 4, 5))
+    assert st.feature_sample(maps, per_patch=64).shape == (3, 16, 5)
+    assert np.array_equal(st.feature_sample(maps, per_patch=64)[1], maps[1].reshape(16, 5))
+    x = st.feature_sample(maps, per_patch=6, seed=2)
+    assert x.shape == (3, 6, 5) and np.array_equal(x, st.feature_sample(maps, per_patch=6, seed=2))
+    assert not np.array_equal(x, st.feature_sample(maps, per_patch=6, seed=3))
+
+
+def test_feature_family_flags_a_shifted_set_and_passes_a_second_sample():
+    rng = np.random.default_rng(3)
+    real = {"s4": rng.normal(size=(40, 32, 4))}
+    other = {"s4": rng.normal(size=(40, 32, 4))}
+    shifted = {"s4": rng.normal(size=(40, 32, 4)) + 0.5}
+    same = st.feature_family(real, other, n_splits=5, seed=0)
+    far = st.feature_family(real, shifted, n_splits=5, seed=0)
+    assert list(same["statistic"]) == ["feature_s4"] and list(same["class"]) == ["all"]
+    assert 0.3 < same["ratio"].iloc[0] < 3
+    assert far["ratio"].iloc[0] > 10
+    assert (same["floor"] == far["floor"]).all()  # the floor depends on the real set and the splits only
+    halves = st.splits(40, 40, 5, 0)
+    floor = np.mean(
+        [st.frechet_distance(real["s4"][a].reshape(-1, 4), real["s4"][b].reshape(-1, 4)) for a, b, _ in halves]
+    )
+    assert same["floor"].iloc[0] == pytest.approx(floor)
+
+
+def test_encoder_vectors_batches_the_feature_function():
+    images, _ = grains(5, seed=0, size=16)
+
+    def features(x):  # two "stages": the pixels at stride 1 and 2x2 means at stride 2
+        pooled = x.reshape(len(x), 8, 2, 8, 2, x.shape[-1]).mean((2, 4))
+        return [x, pooled]
+
+    out = st.encoder_vectors(features, images, strides=(1, 2), per_patch=300, batch_size=2, seed=0)
+    assert set(out) == {"s1", "s2"} and out["s1"].shape == (5, 256, 1) and out["s2"].shape == (5, 64, 1)
+    assert np.array_equal(out["s1"][4, :, 0], images[4].reshape(-1))

@@ -86,6 +86,7 @@ def test_every_model_step_passes_its_mode_from_settings():
         "calibrate_budget.py",
         "decode.py",
         "encode.py",
+        "fidelity.py",
         "predict.py",
         "pretest.py",
         "sample.py",
@@ -100,6 +101,7 @@ def test_every_model_step_passes_its_mode_from_settings():
     for start in (
         "rule train_vqvae:",
         "rule encode:",
+        "rule fidelity:",
         "rule train_pixelcnn:",
         "rule sample:",
         "rule decode:",

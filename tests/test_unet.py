@@ -15,6 +15,7 @@ from dualgen.core import env
 env.setup_tensorflow(1, 0)
 
 import segmentation_models as sm  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from dualgen.core.errors import DualgenError  # noqa: E402
 from dualgen.segment import augment, unet, unet_data, unet_train  # noqa: E402
@@ -136,6 +137,28 @@ def test_a_shallower_unet_is_segmentation_models_unet_without_its_deepest_level(
     loaded, _ = unet.load(tmp_path / "saved")
     x, _ = phantom(2, 5, channels=1, size=64)
     assert np.array_equal(unet.predict(loaded, x), unet.predict(shallow, x))
+
+
+def test_encoder_features_are_the_skip_maps_of_the_loaded_model(tmp_path):
+    """The feature maps behind the image-domain fidelity statistic and the perceptual loss: the encoder's skip
+    layers at strides 4 and 8, from a model as ``load`` rebuilds it, on the images scaled as ``predict`` scales
+    them, differentiable in the images."""
+    model = build_unet(BACKBONE, None, (64, 64, 1), decoder_filters=(64, 32, 16, 8), encoder_depth=4)
+    spec = unet.make_spec(dict(UNET_SETTINGS, encoder_depth=4, decoder_filters=[64, 32, 16, 8]), CLASSES, (64, 64, 1))
+    unet.save(model, tmp_path / "saved", spec)
+    loaded, spec = unet.load(tmp_path / "saved")
+    features = unet.encoder_features(loaded, spec)
+    x, _ = phantom(2, 5, channels=1, size=64)
+    maps = features(x.astype(np.float32))
+    assert [tuple(m.shape) for m in maps] == [(2, 16, 16, 64), (2, 8, 8, 128)]
+    probe = tf.keras.Model(model.input, model.get_layer("stage3_unit1_relu1").get_output_at(-1))
+    assert np.allclose(maps[1].numpy(), probe(x.astype(np.float32) / 255.0, training=False).numpy(), atol=1e-5)
+    images = tf.Variable(x.astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(features(images)[0])
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(loss, images)))) > 0
+    with pytest.raises(DualgenError, match="no encoder feature map at stride 32: use one of 2, 4, 8, 16"):
+        unet.encoder_features(loaded, spec, strides=(32,))
 
 
 def test_missing_imagenet_weights_name_the_file_and_where_it_goes(offline_home):

@@ -194,7 +194,12 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     ]
     assert set(table["variant"]) == {"plain_t1", "gated_t1", "plain_cond_data_t1"}  # + the conditioned prior
     assert set(table["kind"]) == {"plain", "gated", "plain_cond"}
-    assert set(table["class"]) == {c["name"] for c in cfg["classes"]}
+    assert set(table["class"]) == {c["name"] for c in cfg["classes"]} | {"all"}  # "all": the whole image
+    image = table[table["statistic"].isin(["spectrum_all", "spectrum_high", "gradient", "edge_density"])]
+    assert len(image) == 4 * 3 and set(image.loc[image["statistic"] == "edge_density", "class"]) == {"matrix"}
+    features = table[table["statistic"].str.startswith("feature_")]  # the real-only U-Net's encoder (BMQ_000)
+    assert len(features) == 2 * 3 and set(features["statistic"]) == {"feature_s4", "feature_s8"}
+    assert (features["floor"] > 0).all() and (features["ratio"] > 0).all()
     assert {
         "phase_fraction",
         "s2",
@@ -217,7 +222,10 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
         "object_size",
         "boundary_density",
         "intensity",
+        "image",
     }
+    fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
+    assert any(p.endswith("unet/BMQ_000/seeds0_1/seed0/model/best.weights.h5") for p in fmeta["inputs_sha256"])
     memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
     assert list(memo["variant"]) == ["plain_t1", "gated_t1", "plain_cond_data_t1"]
     ref = pd.read_csv(out / "fidelity" / "reference.csv")  # the test patches, scored as a variant is
@@ -236,6 +244,7 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
         "reconstruction agreement",
         "PixelCNN gated: validation NLL",
         "fidelity ratio, S2",
+        "fidelity ratio, image (spectrum, gradients, edges, features)",
         "memorisation",
         "real BMQ validation patches",
         "gated_t1",

@@ -186,6 +186,12 @@ def check_rules(config):
     _check_budget(config)
     _check_mixes(config)
     _check_conditioning(config)
+    mg = config["pixelcnn"].get("maskgit") or {}
+    if mg.get("dim", 0) % mg.get("heads", 1):
+        raise DualgenError(
+            f"config: pixelcnn.maskgit.dim {mg['dim']} does not divide into {mg['heads']} heads: use a multiple of "
+            f"pixelcnn.maskgit.heads (e.g. {mg['heads'] * max(1, mg['dim'] // mg['heads'])})"
+        )
 
 
 def _check_conditioning(config):

@@ -4,7 +4,7 @@ A synthetic set is "real-like" when its statistics differ from the real ones no 
 of the real set differ from each other. Each distance below is therefore divided by that real-vs-real
 *floor*, giving a ratio near 1 for a sample as good as a second real sample and >> 1 for a visibly different
 one. Plain numpy FFTs, scipy and scikit-image only (no porespy, which pulls pyvista/VTK, numba and dask; no
-TensorFlow), so this runs anywhere the reports are built.
+TensorFlow: the learned features come in as arrays), so this runs anywhere the reports are built.
 
 Inputs: masks are integer class-id arrays, one (H, W) patch or a list / (N, H, W) stack, ids 0..K-1; images
 are uint8 (H, W, C) (C = 1 or 3; (H, W) is taken as C = 1), a list or an (N, H, W, C) stack of the same size.
@@ -48,6 +48,13 @@ real patches) gives ratio inf where the synthetic distance is > 0 and NaN where 
 Reading a ratio: for a second sample of the same source it is |noise| / mean |noise|, so about 1 but, for one
 scalar, up to ~3 now and then; a source that differs gives >> 1.
 
+Image-domain statistics (``dualgen.generate.image_stats``, family "image", class "all" but for the edges inside
+class 0): the radially averaged power spectrum (all rings, and the rings above 1/8 cycles/pixel), the |grad I|
+distribution, the density of strong edges inside class 0 (grain boundaries no mask holds) and, given an encoder,
+the Fréchet distance of learned features (the study's real-only U-Net); they join the table with the same splits,
+floor and ratio (``compare``'s image and features arguments). The per-class statistics above cannot see a blurred
+micrograph; these can.
+
 The fidelity step (scripts/fidelity.py) scores each generator variant's pool with ``score_variants``
 (``score_variant`` each), a second real sample with ``reference_sample`` and the HQ vs LQ masks with
 ``label_agreement``; ``step_meta`` picks the ``closest_variant`` and gathers meta.json.
@@ -65,7 +72,8 @@ from dualgen.data import datasets
 
 STATISTICS = ("phase_fraction", "s2", "chord_rows", "chord_cols", "object_size", "boundary_density")
 TARGET_RATIO = 2.0  # the most a target family's ratio to the real-vs-real floor may be
-TARGET_FAMILIES = ("phase_fraction", "s2", "chord")  # the families (``family``) the generator is held to: ratio <= 2
+TARGET_FAMILIES = ("phase_fraction", "s2", "chord", "image")  # the families (``family``) the generator is held to:
+#   ratio <= 2
 _CHUNK = 256  # query pairs per distance block in nearest_distances (bounds memory at ~_CHUNK x N_ref)
 
 
@@ -435,11 +443,25 @@ def nanmean(values):
     return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
 
 
-def compare(real_images, real_masks, synth_images, synth_masks, class_names, seed=0, n_splits=5, variant="synthetic"):
+def compare(
+    real_images,
+    real_masks,
+    synth_images,
+    synth_masks,
+    class_names,
+    seed=0,
+    n_splits=5,
+    variant="synthetic",
+    image=True,
+    features=None,
+):
     """Per-class fidelity table of a synthetic set against the real one (see the module docstring).
 
     Columns: variant, class, statistic, real_value, synthetic_value (mean summaries of the full sets, for
     display), distance (synthetic vs real half A), floor (real half B vs half A), ratio = distance / floor.
+    ``image``: also the image-domain rows (``image_stats.image_family``: spectrum, gradients, the edges inside class
+    0, on the same splits); ``features``: (real, synthetic) learned-feature vectors ({stage: (N, m, d)},
+    ``image_stats.encoder_vectors``) for the rows of ``image_stats.feature_family``, or None.
     """
     names = [str(c) for c in class_names]
     n_classes = len(names)
@@ -491,9 +513,22 @@ def compare(real_images, real_masks, synth_images, synth_masks, class_names, see
                     "ratio": ratio(distance, floor),
                 }
             )
-    return pd.DataFrame(
-        rows, columns=["variant", "class", "statistic", "real_value", "synthetic_value", "distance", "floor", "ratio"]
-    )
+    columns = ["variant", "class", "statistic", "real_value", "synthetic_value", "distance", "floor", "ratio"]
+    parts = [pd.DataFrame(rows, columns=columns)]
+    if image or features is not None:
+        from dualgen.generate import image_stats  # it imports this module
+
+        if image:
+            parts.append(
+                image_stats.image_family(
+                    real.images, real.masks, synth.images, synth.masks, n_splits, seed, cls=0, class_name=names[0]
+                )
+            )
+        if features is not None:
+            parts.append(image_stats.feature_family(features[0], features[1], n_splits, seed))
+        for part in parts[1:]:
+            part.insert(0, "variant", variant)
+    return pd.concat(parts, ignore_index=True)
 
 
 def summary(table):
@@ -565,14 +600,20 @@ FAMILIES = {
     "object_size": "object sizes",
     "boundary_density": "boundary density",
     "intensity": "intensities",
+    "image": "image (spectrum, gradients, edges, features)",
 }
+IMAGE_PREFIXES = ("spectrum_", "gradient", "edge_density", "feature_")  # image_stats' statistics: family "image"
 
 
 def family(statistic):
-    """The family of a statistic of ``compare``: chord_rows / chord_cols -> chord, intensity_c<k> -> intensity."""
-    return (
-        "chord" if statistic.startswith("chord_") else "intensity" if statistic.startswith("intensity_") else statistic
-    )
+    """The family of a statistic of ``compare``: chord_rows / chord_cols -> chord, intensity_c<k> -> intensity, the
+    image-domain statistics (``IMAGE_PREFIXES``: spectrum_all, spectrum_high, gradient, edge_density,
+    feature_s<stride>) -> image."""
+    if statistic.startswith("chord_"):
+        return "chord"
+    if statistic.startswith("intensity_"):
+        return "intensity"
+    return "image" if statistic.startswith(IMAGE_PREFIXES) else statistic
 
 
 def worst_by_family(table):
@@ -610,14 +651,30 @@ REFERENCE = "real_test"  # the second real sample's variant name in reference.cs
 MEMO_KEYS = ("share_closer", "threshold", "novel_lo", "novel_hi", "novel_limit", "synth_median", "val_median")
 
 
-def score_variant(variant, images, masks, real, val, class_names, seed, n_splits):
+def _learned(features, images):
+    """``compare``'s features argument from (the real vectors, an encoding function) or None."""
+    return None if features is None else (features[0], features[1](images))
+
+
+def score_variant(variant, images, masks, real, val, class_names, seed, n_splits, features=None):
     """(table, memorisation row, profiles) of one generator variant's cleaned pairs (``images``, ``masks``) against
     the real training pairs ``real`` and validation pairs ``val`` ((images, masks) each). ``variant``: a dict with
     name, kind, temperature and pool. table: ``compare`` with kind, temperature, pool and n_synthetic inserted after
     the variant; row: variant, n_synthetic, n_train, n_val and ``memorisation`` (NaN without validation pairs);
-    profiles: ``profile`` under "<name>__<statistic>"."""
+    profiles: ``profile`` under "<name>__<statistic>". ``features``: (the real pairs' learned-feature vectors, the
+    function that makes them from images: ``image_stats.encoder_vectors`` bound to an encoder) or None."""
     n = len(class_names)
-    table = compare(real[0], real[1], images, masks, class_names, seed=seed, n_splits=n_splits, variant=variant["name"])
+    table = compare(
+        real[0],
+        real[1],
+        images,
+        masks,
+        class_names,
+        seed=seed,
+        n_splits=n_splits,
+        variant=variant["name"],
+        features=_learned(features, images),
+    )
     table.insert(1, "kind", variant["kind"])
     table.insert(2, "temperature", float(variant["temperature"]))
     table.insert(3, "pool", bool(variant["pool"]))
@@ -627,9 +684,10 @@ def score_variant(variant, images, masks, real, val, class_names, seed, n_splits
     return table, row, {f"{variant['name']}__{k}": a for k, a in profile(images, masks, n).items()}
 
 
-def score_variants(variants, paths, real, val, class_names, seed, n_splits):
+def score_variants(variants, paths, real, val, class_names, seed, n_splits, features=None):
     """(table, memorisation rows, profiles) of every variant (``score_variant``, in the order of ``variants``) from
-    the cleaned pairs of its postprocess folder ``paths[name]`` (pool.csv); table: the variants' tables concatenated.
+    the cleaned pairs of its postprocess folder ``paths[name]`` (pool.csv); table: the variants' tables concatenated;
+    ``features`` as in ``score_variant``.
     Raises DualgenError for an empty pool or pairs of another shape than the real ones."""
     tables, memo, profiles = [], [], {}
     for v in variants:
@@ -642,7 +700,7 @@ def score_variants(variants, paths, real, val, class_names, seed, n_splits):
                 f"{real[0].shape[1:]}: the pool is from another study; rerun its steps"
             )
         print(f"variant {v['name']}: {len(ids)} synthetic pairs vs {len(real[1])} real training patches", flush=True)
-        table, row, curves = score_variant(v, images, masks, real, val, class_names, seed, n_splits)
+        table, row, curves = score_variant(v, images, masks, real, val, class_names, seed, n_splits, features)
         tables.append(table)
         memo.append(row)
         profiles.update(curves)
@@ -660,7 +718,8 @@ def step_meta(variants, table, memo, reference, n_real, n_real_val, agreement):
     pool = next(v["name"] for v in variants if v["pool"])
     summaries = {name: summary(table[table["variant"] == name]) for name in worst}
     print(
-        f"pool ({pool}): {summaries[pool]['line']}; closest to real data on phase fraction, S2 and chords: {closest}",
+        f"pool ({pool}): {summaries[pool]['line']}; closest to real data on phase fraction, S2, chords and the "
+        f"image family: {closest}",
         flush=True,
     )
     return {
@@ -693,14 +752,22 @@ def closest_variant(worst, memo):
     )
 
 
-def reference_sample(real_images, real_masks, images, masks, class_names, seed, n_splits):
+def reference_sample(real_images, real_masks, images, masks, class_names, seed, n_splits, features=None):
     """(table, meta) of a second real sample (``images``, ``masks``: e.g. the test patches) scored against the real
-    training pairs exactly as a variant is (``compare``, variant ``REFERENCE``); an empty table and None when it has
-    fewer than 2 pairs."""
+    training pairs exactly as a variant is (``compare``, variant ``REFERENCE``; ``features`` as in
+    ``score_variant``); an empty table and None when it has fewer than 2 pairs."""
     if len(masks) < 2:
         return pd.DataFrame(columns=["variant", "class", "statistic", "ratio"]), None
     table = compare(
-        real_images, real_masks, images, masks, class_names, seed=seed, n_splits=n_splits, variant=REFERENCE
+        real_images,
+        real_masks,
+        images,
+        masks,
+        class_names,
+        seed=seed,
+        n_splits=n_splits,
+        variant=REFERENCE,
+        features=_learned(features, images),
     )
     line = summary(table[table["statistic"].map(family).isin(TARGET_FAMILIES)])["line"]
     return table, {

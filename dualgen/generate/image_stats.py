@@ -57,12 +57,14 @@ from scipy.stats import wasserstein_distance
 from dualgen.core.errors import DualgenError
 from dualgen.generate import fidelity
 
-IMAGE_STATISTICS = ("spectrum_all", "spectrum_high", "gradient", "edge_density_matrix")
+IMAGE_STATISTICS = ("spectrum_all", "spectrum_high", "gradient", "edge_density")
 HIGH = 1.0 / 8.0  # cycles/pixel: the lower edge of the high-frequency band (wavelengths under 8 px)
 EDGE_PERCENTILE = 90.0  # the edge threshold: this percentile of the real patches' |grad I|
 N_SAMPLE = 200_000  # pixels per set in the |grad I| subsample (W1 and the edge threshold)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luminance of R, G, B
 _CHUNK = 64  # patches per FFT / gradient block (bounds the float64 working memory)
+ALL = "all"  # the class column of a statistic of the whole image
+COLUMNS = ["class", "statistic", "real_value", "synthetic_value", "distance", "floor", "ratio"]
 _TINY = 1e-12  # the least power before log10 (only a set of constant patches gets near it)
 _CROSS = np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool)  # 4-connected, within each patch of a stack
 
@@ -295,8 +297,9 @@ def image_family(
 ):
     """Image-domain fidelity table of a synthetic set against the real one (see the module docstring).
 
-    One row per statistic: spectrum_all, spectrum_high, gradient, edge_density_<class_name> (of class ``cls``,
-    thresholded at ``edge_threshold`` of all real patches). Columns: statistic; real_value, synthetic_value
+    One row per statistic: spectrum_all, spectrum_high, gradient (class "all": the whole image) and edge_density
+    (class ``class_name``: the edges inside class ``cls``, thresholded at ``edge_threshold`` of all real patches).
+    Columns: class, statistic; real_value, synthetic_value
     (scalar summaries of the full sets, for display: mean log10 power over all rings / over the rings above
     ``high``, mean |grad I|, edge density); distance (synthetic S vs real half A), floor (real half B vs half A),
     each averaged over ``n_splits`` seeded splits (``splits``); ratio = distance / floor.
@@ -308,7 +311,6 @@ def image_family(
             f"image_stats: real patches {real.images.shape[1:3]} and synthetic patches "
             f"{synth.images.shape[1:3]} differ in size"
         )
-    names = {"edge_density": f"edge_density_{class_name}"}
     floors, distances = {}, {}
     for a, b, s in splits(real.n, synth.n, n_splits, seed):
         ref = real.values(a)
@@ -323,7 +325,8 @@ def image_family(
         floor, distance = fidelity.nanmean(floors[k]), fidelity.nanmean(distances[k])
         rows.append(
             {
-                "statistic": names.get(k, k),
+                "class": str(class_name) if k == "edge_density" else ALL,
+                "statistic": k,
                 "real_value": real_value[k],
                 "synthetic_value": synth_value[k],
                 "distance": distance,
@@ -331,4 +334,96 @@ def image_family(
                 "ratio": fidelity.ratio(distance, floor),
             }
         )
-    return pd.DataFrame(rows, columns=["statistic", "real_value", "synthetic_value", "distance", "floor", "ratio"])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# ---------------------------------------------------------------- learned features
+
+FEATURE_SAMPLE = 64  # feature vectors per patch and encoder stage (seeded random locations)
+
+
+def feature_sample(maps, per_patch=FEATURE_SAMPLE, seed=0):
+    """(N, m, d) float64 feature vectors at m = min(h w, ``per_patch``) seeded random locations of each patch's
+    (h, w, d) feature map (``maps``: (N, h, w, d); without replacement within a patch; all locations when
+    m = h w, in raster order)."""
+    f = np.asarray(maps, np.float64)
+    if f.ndim != 4 or not len(f):
+        raise DualgenError(f"image_stats: feature maps of shape {f.shape}: expected a non-empty (N, h, w, d) stack")
+    n, h, w, d = f.shape
+    flat = f.reshape(n, h * w, d)
+    m = int(min(h * w, max(1, int(per_patch))))
+    if m == h * w:
+        return flat
+    rng = np.random.default_rng(seed)
+    return np.stack([flat[i, np.sort(rng.choice(h * w, m, replace=False))] for i in range(n)])
+
+
+def _psd_sqrt(c):
+    w, v = np.linalg.eigh(c)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(a, b):
+    """The Fréchet distance between Gaussians fitted to the rows of ``a`` and ``b`` (n, d) (Heusel et al. 2017, as
+    in FID): |mu_a - mu_b|^2 + tr(C_a) + tr(C_b) - 2 tr((C_a C_b)^(1/2)), the covariances with ``np.cov`` (n - 1).
+    tr((C_a C_b)^(1/2)) is the sum of the square roots of the eigenvalues of the symmetric C_a^(1/2) C_b C_a^(1/2)
+    (same eigenvalues, no complex rounding); the result is clipped at 0 (a set against itself is 0 up to rounding).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise DualgenError(
+            f"image_stats: feature sets {a.shape} and {b.shape}: expected (n, d) arrays of the same d, n >= 2"
+        )
+    ca, cb = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root = _psd_sqrt(ca)
+    inner = root @ cb @ root
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
+    mean_gap = float(((a.mean(0) - b.mean(0)) ** 2).sum())
+    return max(0.0, mean_gap + float(np.trace(ca) + np.trace(cb) - 2 * trace_root))
+
+
+def feature_family(real_features, synth_features, n_splits=5, seed=0):
+    """Learned-feature fidelity rows: for each stage name of the dicts ``real_features`` / ``synth_features``
+    ({name: (N, m, d) vectors, ``feature_sample``}), statistic ``feature_<name>`` (class "all"): the Fréchet
+    distance (``frechet_distance``) between the pooled vectors of the synthetic subset S and the real half A, the
+    floor the same between the real halves B and A, over the same seeded ``splits`` as ``image_family`` (so as
+    ``fidelity.compare``), averaged; ratio = distance / floor. real_value / synthetic_value: the mean norm of the
+    vectors of the full sets (for display). Columns: ``COLUMNS``."""
+    rows = []
+    for name, real in real_features.items():
+        real, synth = np.asarray(real, np.float64), np.asarray(synth_features[name], np.float64)
+        if real.shape[2:] != synth.shape[2:]:
+            raise DualgenError(f"image_stats: {name} features of width {real.shape[2:]} and {synth.shape[2:]} differ")
+        floors, distances = [], []
+        for a, b, s in splits(len(real), len(synth), n_splits, seed):
+            ref = real[a].reshape(-1, real.shape[-1])
+            floors.append(frechet_distance(ref, real[b].reshape(-1, real.shape[-1])))
+            distances.append(frechet_distance(ref, synth[s].reshape(-1, real.shape[-1])))
+        floor, distance = fidelity.nanmean(floors), fidelity.nanmean(distances)
+        rows.append(
+            {
+                "class": ALL,
+                "statistic": f"feature_{name}",
+                "real_value": float(np.linalg.norm(real, axis=-1).mean()),
+                "synthetic_value": float(np.linalg.norm(synth, axis=-1).mean()),
+                "distance": distance,
+                "floor": floor,
+                "ratio": fidelity.ratio(distance, floor),
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def encoder_vectors(features, images, strides, per_patch=FEATURE_SAMPLE, seed=0, batch_size=32):
+    """{"s<stride>": (N, m, d) vectors} (``feature_sample``, seeded per stage) of uint8 images (N, H, W, C) through
+    ``features`` (a function of float images in [0, 255] to the list of feature maps at ``strides``, in that order:
+    ``dualgen.segment.unet.encoder_features``), in batches of ``batch_size``."""
+    im = _as_images(images)
+    maps = [[] for _ in strides]
+    for i in range(0, len(im), int(batch_size)):
+        for store, out in zip(maps, features(im[i : i + int(batch_size)].astype(np.float32))):
+            store.append(np.asarray(out, np.float32))
+    return {
+        f"s{s}": feature_sample(np.concatenate(store), per_patch, seed + j)
+        for j, (s, store) in enumerate(zip(strides, maps))
+    }

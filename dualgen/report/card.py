@@ -52,12 +52,14 @@ def tables(vmeta, cmeta, fmeta, priors, sample_meta=None, pretest_meta=None):
     for name, pmeta, hist in priors:
         k = v["num_embeddings"]
         kind = name[len("pixelcnn_") :].replace("_cond", f", conditioned on {pmeta['condition']}")
+        maskgit = "val_measure" in pmeta  # a MaskGIT prior's number is not a likelihood
+        measure = "masked-token cross-entropy (nats)" if maskgit else "NLL (nats per code)"
         rows.append(
             [
-                f"PixelCNN {kind}: validation NLL (nats per code)",
+                f"{'MaskGIT' if maskgit else 'PixelCNN'} {kind}: validation {measure}",
                 f"{pmeta['val_nll']:.3f}",
-                f"training NLL {hist['train_nll'].iloc[-1]:.3f}; uniform over K={k}: {np.log(k):.3f}",
-                "lower",
+                f"training {hist['train_nll'].iloc[-1]:.3f}; uniform over K={k}: {np.log(k):.3f}",
+                "lower" + (" (not comparable with a PixelCNN's NLL)" if maskgit else ""),
             ]
         )
     if sample_meta is not None:
@@ -147,7 +149,8 @@ def tables(vmeta, cmeta, fmeta, priors, sample_meta=None, pretest_meta=None):
         "Generator variants side by side (worst ratio per statistic)",
         ["variant"] + [fidelity.FAMILIES[f] for f in families] + ["memorisation share"],
         side,
-        "*closest*: the variant whose worst ratio over phase fraction, S2 and chord lengths is lowest "
+        "*closest*: the variant whose worst ratio over phase fraction, S2, chord lengths and the image family is "
+        "lowest "
         "(among those whose memorisation share is no higher than real data's: a copying generator is not "
         "close). "
         "The reference row scores real patches of other micrographs the same way: what new real data reads "

@@ -189,8 +189,9 @@ def pixelcnn_history(hist, kind, path):
     for col in [c for c in hist.columns if c != "epoch"]:
         ax.plot(hist["epoch"] if "epoch" in hist else hist.index, hist[col], label=col)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("NLL (nats per grid cell)")
-    ax.set_title(f"PixelCNN prior ({kind})")
+    maskgit = kind.startswith("maskgit")
+    ax.set_ylabel("masked-token cross-entropy (nats per masked cell)" if maskgit else "NLL (nats per grid cell)")
+    ax.set_title(f"{'MaskGIT' if maskgit else 'PixelCNN'} prior ({kind})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
@@ -914,10 +915,11 @@ def fidelity_curves(profiles, variants, table, classes, out):
 
 def fidelity_ratios(table, variants, classes, path, target):
     """Heat maps of the ratios to the real-vs-real floor (class x statistic), one per variant; 1 = as close as
-    two halves of the real data, cells above ``target`` framed."""
+    two halves of the real data, cells above ``target`` framed. The image family's statistics of the whole image
+    (class "all") get a row of their own."""
     from matplotlib.colors import LogNorm
 
-    names = [c["name"] for c in classes]
+    names = [c["name"] for c in classes] + (["all"] if (table["class"] == "all").any() else [])
     stats = list(dict.fromkeys(table["statistic"]))
     fig, axes = plt.subplots(
         len(variants),

@@ -17,6 +17,8 @@
   ``spec.json`` (``build_unet``'s arguments: backbone, encoder_weights (also for ``preprocess``), num_classes,
   input_shape, bn_momentum, mixed_precision, decoder_filters, encoder_depth; ``make_spec``) into a folder;
   ``load(folder)`` rebuilds the model from them (never needing the ImageNet weights file).
+- Learned features (``encoder_features``): the encoder's feature maps at given strides, the feature space of the
+  image-domain fidelity statistic and of a VQ-VAE's perceptual loss (no ImageNet weights needed).
 - Nearest upsampling: ``build_unet`` swaps segmentation_models' ``UpSampling2D`` for
   ``dualgen.segment.upsampling.DeterministicUpSampling2D`` (same values, a gradient that runs on a GPU under op
   determinism).
@@ -338,6 +340,49 @@ def load(folder):
             f"{folder} and rerun train_unet"
         ) from None
     return model, spec
+
+
+FEATURE_STRIDES = (4, 8)  # the encoder stages ``encoder_features`` returns by default (texture and edges: 1/4, 1/8)
+_STRIDES = (16, 8, 4, 2)  # the order of segmentation_models' get_feature_layers(backbone, n=4)
+
+
+def _layer(model, name):
+    """The layer ``name`` of ``model``, else None."""
+    return next((layer for layer in model.layers if layer.name == name), None)
+
+
+def encoder_features(model, spec, strides=FEATURE_STRIDES):
+    """A frozen function of float images (N, H, W, C) in [0, 255] (a tensor or an array; differentiable in them)
+    to the list of the U-Net encoder's feature maps (float32, N, H/s, W/s, d_s) at each stride s of ``strides``:
+    the backbone's skip layers (segmentation_models' ``get_feature_layers``: the input of a stage, after its
+    activation). The images are scaled as ``preprocess`` scales them (random init: / 255; ImageNet weights: gray
+    repeated to 3 channels, then the backbone's own preprocessing). ``spec``: the model's (``load``)."""
+    names = dict(zip(_STRIDES, sm.Backbones.get_feature_layers(spec["backbone"], n=4)))
+    layers = []
+    for s in strides:
+        layer = _layer(model, names.get(int(s), ""))
+        if layer is None:
+            have = [k for k in _STRIDES if _layer(model, names[k]) is not None]
+            raise DualgenError(
+                f"U-Net ({spec['backbone']}, encoder_depth {spec['encoder_depth']}): no encoder feature map at "
+                f"stride {s}: use one of {', '.join(map(str, sorted(have)))}"
+            )
+        layers.append(layer.get_output_at(-1))  # its call in the final graph (build_unet rewires the upsampling)
+    extractor = tf.keras.Model(model.input, layers)
+    extractor.trainable = False
+    imagenet = bool(spec["encoder_weights"])
+    scale = None if not imagenet else sm.get_preprocessing(spec["backbone"])
+
+    def features(images):
+        x = tf.cast(images, tf.float32)
+        if imagenet:
+            x = scale(tf.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x)
+        else:
+            x = x / 255.0
+        out = extractor(x, training=False)
+        return [tf.cast(o, tf.float32) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+    return features
 
 
 def preprocessor(spec):

@@ -262,6 +262,13 @@ def config_unknown_determinism(root, out):
 
 
 @case
+def config_maskgit_dim_not_divisible_by_heads(root, out):
+    return config_cmd(root, "pixelcnn: {kind: maskgit, maskgit: {dim: 30, heads: 4}}\n"), (
+        "pixelcnn.maskgit.dim 30 does not divide into 4 heads"
+    )
+
+
+@case
 def config_predict_mix_not_in_the_study(root, out):
     return config_cmd(root, "predict: {mix: BMQ_999}\n"), "predict.mix: 'BMQ_999' is not a mix of this study"
 

@@ -1,6 +1,7 @@
 """Sampling the PixelCNN prior: the exact fast sampler (``sample_fast``: the network on each cell's window only,
 ``PixelCNN.window_logits``), the whole-network reference (``sample_naive``) and the calibration of per-code logit
-offsets (``calibrate``)."""
+offsets (``calibrate``). A MaskGIT prior (``maskgit``, kind "maskgit") goes the same way: ``sample_fast`` and
+``calibrate`` hand it to ``maskgit.sample_maskgit`` (its spec's decoding steps)."""
 
 import numpy as np
 import tensorflow as tf
@@ -78,6 +79,22 @@ def _fill_fast(model, u, temperature, rows, cond, bias):
     return canvas.grids()
 
 
+def check_bias(model, bias):
+    """``bias`` as a float64 (K,) array of finite logit offsets (None stays None); otherwise one DualgenError."""
+    if bias is not None:
+        bias = np.asarray(bias, np.float64)
+        if bias.shape != (model.num_embeddings,) or not np.isfinite(bias).all():
+            raise DualgenError(
+                f"sample: a calibration bias of shape {bias.shape} for a prior of "
+                f"{model.num_embeddings} codes (finite values needed): rerun sample"
+            )
+    return bias
+
+
+def _is_maskgit(model):
+    return getattr(model, "kind", None) == "maskgit"
+
+
 def _sample(fill, model, n, height, width, seed, temperature, batch_size, rows, cond, bias=None, stream=()):
     if temperature <= 0:
         raise DualgenError(f"sample.temperature {temperature} must be > 0: use e.g. 1.0")
@@ -86,13 +103,7 @@ def _sample(fill, model, n, height, width, seed, temperature, batch_size, rows, 
             f"sample: cannot draw {n} grids of {height}x{width} in batches of {batch_size}: use positive sizes"
         )
     cond = check_cond(model, cond, n, "sample cond")
-    if bias is not None:
-        bias = np.asarray(bias, np.float64)
-        if bias.shape != (model.num_embeddings,) or not np.isfinite(bias).all():
-            raise DualgenError(
-                f"sample: a calibration bias of shape {bias.shape} for a prior of "
-                f"{model.num_embeddings} codes (finite values needed): rerun sample"
-            )
+    bias = check_bias(model, bias)
     rows = height if rows is None else min(rows, height)
     out = np.zeros((n, height, width), np.int32)
     for start in range(0, n, batch_size):
@@ -108,13 +119,50 @@ def sample_naive(model, n, height, width, *, seed, temperature, batch_size, rows
     for every pixel: a deliberate reference implementation, what ``sample_fast`` must equal (tests,
     bench/sampling.py). ``rows``: fill only the first rows (the rest stay 0), for timing. ``cond``:
     (n, cond_dim) float32, row i conditions grid i (required for a conditional model). ``bias``: (K,) logit offsets
-    added after the temperature (``calibrate``)."""
+    added after the temperature (``calibrate``). A PixelCNN's only: a MaskGIT prior has no raster order."""
+    if _is_maskgit(model):
+        raise DualgenError(
+            "sample_naive: a MaskGIT prior (kind maskgit) has no raster-order reference: sample it with sample_fast "
+            "(or maskgit.sample_maskgit)"
+        )
     return _sample(_fill_naive, model, n, height, width, seed, temperature, batch_size, rows, cond, bias)
 
 
 def sample_fast(model, n, height, width, *, seed, temperature, batch_size, rows=None, cond=None, bias=None):
-    """Same grids as ``sample_naive`` (same seed, cond and bias), running the network only on each pixel's window."""
+    """Same grids as ``sample_naive`` (same seed, cond and bias), running the network only on each pixel's window.
+    A MaskGIT prior: ``maskgit.sample_maskgit`` with its spec's steps (same seed, temperature, batch_size, cond, bias;
+    ``rows`` must be None, the prior has no raster order)."""
+    if _is_maskgit(model):
+        if rows is not None:
+            raise DualgenError(
+                f"sample: rows={rows} fills the first rows of a PixelCNN's grids; a MaskGIT prior has none"
+            )
+        return _sample_maskgit(model, n, height, width, seed, temperature, batch_size, cond, bias)
     return _sample(_fill_fast, model, n, height, width, seed, temperature, batch_size, rows, cond, bias)
+
+
+def _sample_maskgit(model, n, height, width, seed, temperature, batch_size, cond, bias, stream=()):
+    from dualgen.generate.pixelcnn import maskgit  # it imports this module (draw, check_bias)
+
+    return maskgit.sample_maskgit(
+        model,
+        n,
+        height,
+        width,
+        seed=seed,
+        temperature=temperature,
+        batch_size=batch_size,
+        cond=cond,
+        bias=bias,
+        stream=stream,
+    )
+
+
+def _calibration_draws(model, n, height, width, seed, temperature, batch_size, bias, stream):
+    """The grids of one calibration round (unconditioned), by the prior's own sampler."""
+    if _is_maskgit(model):
+        return _sample_maskgit(model, n, height, width, seed, temperature, batch_size, None, bias, stream)
+    return _sample(_fill_fast, model, n, height, width, seed, temperature, batch_size, None, None, bias, stream=stream)
 
 
 CALIBRATION_GRIDS = 64  # grids sampled per calibration round
@@ -185,7 +233,8 @@ def calibrate(
     Other statistics of the draws: ``measure(grids)`` gives the (D,) frequencies ``target`` holds (e.g. the class
     fractions of the decoded pairs) and ``features`` (K, D) how each code counts towards them (e.g. the share of
     each class in the cells of each code): the step adds ``features @ log(target / drawn)``, the tilt by the
-    expected class counts. ``stream`` keeps each stage's draws apart; ``what`` names the statistic in the log."""
+    expected class counts. ``stream`` keeps each stage's draws apart; ``what`` names the statistic in the log. A
+    MaskGIT prior draws with ``maskgit.sample_maskgit`` (the bias enters its code draws and their confidences)."""
     k = int(model.num_embeddings)
     target = np.asarray(target, np.float64)
     measure = measure or (lambda g: code_frequencies(g, k))
@@ -200,19 +249,8 @@ def calibrate(
     for r in range(int(rounds)):
         drawn = np.asarray(
             measure(
-                _sample(
-                    _fill_fast,
-                    model,
-                    int(grids),
-                    height,
-                    width,
-                    seed,
-                    temperature,
-                    batch_size,
-                    None,
-                    None,
-                    bias,
-                    stream=(int(stream), r),
+                _calibration_draws(
+                    model, int(grids), height, width, seed, temperature, batch_size, bias, (int(stream), r)
                 )
             ),
             np.float64,

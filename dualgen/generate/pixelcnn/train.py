@@ -1,5 +1,6 @@
 """Training the PixelCNN prior: Adam on the negative log-likelihood of the code grids (``train_pixelcnn``), the
-validation NLL (``validation_nll``)."""
+validation NLL (``validation_nll``). Both hand a MaskGIT prior (kind "maskgit") to ``maskgit.train_maskgit`` and
+``maskgit.validation_nll`` (a masked-token cross-entropy, not an NLL)."""
 
 import numpy as np
 import sonnet as snt
@@ -33,8 +34,17 @@ def _check_grids(model, grids, what):
     return grids.astype(np.int32)
 
 
+def _is_maskgit(model):
+    return getattr(model, "kind", None) == "maskgit"
+
+
 def validation_nll(model, grids, batch_size=EVAL_BATCH, cond=None):
-    """Mean NLL (nats per grid cell) over ``grids`` (row i of ``cond`` conditions grid i); NaN when there are none."""
+    """Mean NLL (nats per grid cell) over ``grids`` (row i of ``cond`` conditions grid i); NaN when there are none.
+    A MaskGIT prior: ``maskgit.validation_nll`` (the masked-token cross-entropy, not an NLL)."""
+    if _is_maskgit(model):
+        from dualgen.generate.pixelcnn import maskgit
+
+        return maskgit.validation_nll(model, grids, batch_size, cond)
     grids = _check_grids(model, grids, "validation grids")
     cond = check_cond(model, cond, len(grids), "validation cond")
     if len(grids) == 0:
@@ -54,7 +64,25 @@ def train_pixelcnn(
 
     With validation grids the model ends with the weights of the epoch of lowest validation NLL (the last such epoch
     on ties), not those of the last epoch: on a few dozen grids the prior overfits within tens of epochs, and an
-    overfitted prior samples degenerate grids. Without validation grids: the last epoch."""
+    overfitted prior samples degenerate grids. Without validation grids: the last epoch.
+
+    A MaskGIT prior is trained by ``maskgit.train_maskgit`` (the same arguments; the history's numbers are its
+    masked-token cross-entropies)."""
+    if _is_maskgit(model):
+        from dualgen.generate.pixelcnn import maskgit
+
+        return maskgit.train_maskgit(
+            model,
+            train_grids,
+            val_grids,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            cond=train_cond,
+            val_cond=val_cond,
+            log=log,
+        )
     train = _check_grids(model, train_grids, "training grids")
     val = _check_grids(model, val_grids, "validation grids")
     if len(train) == 0:
