@@ -9,8 +9,7 @@ include: "generate_helpers.smk"
 
 rule train_vqvae:
     input:
-        patches=rules.patches.output[0],
-        datasets=rules.datasets.output[0],
+        unpack(vqvae_inputs),
     output:
         report(
             directory(f"{OUT}/vqvae"), patterns=["{name}.png"], caption="../report/vqvae.rst", category="2 Generator"
@@ -27,10 +26,11 @@ rule train_vqvae:
     params:
         run=script("train_vqvae"),
         work=lambda wildcards, output: work_dir(output[0]),
+        features=vqvae_features,
         settings=as_json(vqvae=config["vqvae"], classes=CLASSES, determinism=config["determinism"]),
     shell:
-        "{params.run} --patches {input.patches} --datasets {input.datasets} --work {params.work} --out {output} "
-        "--threads {threads} --settings {params.settings:q} --log {log}"
+        "{params.run} --patches {input.patches} --datasets {input.datasets} {params.features} --work {params.work} "
+        "--out {output} --threads {threads} --settings {params.settings:q} --log {log}"
 
 
 rule encode:

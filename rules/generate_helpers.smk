@@ -65,6 +65,29 @@ def scored_variants():
 FEATURE_ENCODER = config["fidelity"]["features"] and PRETEST_MIX in MIX
 
 
+# The VQ-VAE's perceptual term (vqvae.perceptual.weight > 0) takes its features from the same real-only U-Net.
+PERCEPTUAL = config["vqvae"]["perceptual"]["weight"] > 0
+if PERCEPTUAL and PRETEST_MIX not in MIX:
+    raise SystemExit(
+        f"dualgen: error: config: vqvae.perceptual.weight > 0 takes its features from the real-only U-Net "
+        f"{PRETEST_MIX}, which this study does not train: add BMQ to mixes.bases and 0 to mixes.levels, or set "
+        "vqvae.perceptual.weight: 0"
+    )
+
+
+def vqvae_inputs(wildcards):
+    """The VQ-VAE reads the patches and, with PERCEPTUAL, the real-only U-Net's training chunk."""
+    inputs = {"patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"}
+    if PERCEPTUAL:
+        inputs["features"] = unet_chunk(PRETEST_MIX, SEEDS[0])
+    return inputs
+
+
+def vqvae_features(wildcards):
+    """The --features-model argument: the real-only U-Net's first seed's saved model, or nothing."""
+    return f"--features-model {unet_run(PRETEST_MIX, SEEDS[0])}/model" if PERCEPTUAL else ""
+
+
 def fidelity_inputs(wildcards):
     """The fidelity step reads the real patches, every scored variant's cleaned pairs and, with FEATURE_ENCODER,
     the training chunk that holds the real-only U-Net's first seed."""

@@ -10,7 +10,7 @@ import pytest
 
 from dualgen.core.config import load_yaml, merge
 from dualgen.segment.mixes import enumerate_mixes
-from tests.conftest import REPO, snakemake
+from tests.conftest import REPO, assert_one_line_error, snakemake
 
 pytestmark = pytest.mark.slow
 CI = REPO / "presets" / "ci.yaml"
@@ -96,6 +96,7 @@ def test_ci_study_produces_every_artifact(ci_run):
         "codes",
         "pixelcnn/plain",
         "pixelcnn/gated",
+        "pixelcnn/maskgit",
         "synthetic/codes",
         "synthetic/raw",
         "synthetic/clean",
@@ -192,13 +193,14 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
         "floor",
         "ratio",
     ]
-    assert set(table["variant"]) == {"plain_t1", "gated_t1", "plain_cond_data_t1"}  # + the conditioned prior
-    assert set(table["kind"]) == {"plain", "gated", "plain_cond"}
+    variants = {"plain_t1", "gated_t1", "maskgit_t1", "plain_cond_data_t1"}  # pixelcnn.compare, the conditioned prior
+    assert set(table["variant"]) == variants
+    assert set(table["kind"]) == {"plain", "gated", "maskgit", "plain_cond"}
     assert set(table["class"]) == {c["name"] for c in cfg["classes"]} | {"all"}  # "all": the whole image
     image = table[table["statistic"].isin(["spectrum_all", "spectrum_high", "gradient", "edge_density"])]
-    assert len(image) == 4 * 3 and set(image.loc[image["statistic"] == "edge_density", "class"]) == {"matrix"}
+    assert len(image) == 4 * 4 and set(image.loc[image["statistic"] == "edge_density", "class"]) == {"matrix"}
     features = table[table["statistic"].str.startswith("feature_")]  # the real-only U-Net's encoder (BMQ_000)
-    assert len(features) == 2 * 3 and set(features["statistic"]) == {"feature_s4", "feature_s8"}
+    assert len(features) == 2 * 4 and set(features["statistic"]) == {"feature_s4", "feature_s8"}
     assert (features["floor"] > 0).all() and (features["ratio"] > 0).all()
     assert {
         "phase_fraction",
@@ -227,9 +229,9 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
     fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
     assert any(p.endswith("unet/BMQ_000/seeds0_1/seed0/model/best.weights.h5") for p in fmeta["inputs_sha256"])
     memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
-    assert list(memo["variant"]) == ["plain_t1", "gated_t1", "plain_cond_data_t1"]
+    assert list(memo["variant"]) == ["plain_t1", "gated_t1", "maskgit_t1", "plain_cond_data_t1"]
     ref = pd.read_csv(out / "fidelity" / "reference.csv")  # the test patches, scored as a variant is
-    assert set(ref["variant"]) == {"real_test"} and len(ref) == len(table) // 3
+    assert set(ref["variant"]) == {"real_test"} and len(ref) == len(table) // 4
     n_test = int((pd.read_csv(out / "datasets" / "BMQ.csv")["split"] == "test").sum())
     assert meta["reference"]["n"] == n_test >= 2 and (ref["ratio"].dropna() >= 0).all()
     assert memo["share_closer"].between(0, 1).all()
@@ -243,6 +245,7 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
         "Generator report card",
         "reconstruction agreement",
         "PixelCNN gated: validation NLL",
+        "MaskGIT maskgit: validation masked-token cross-entropy",
         "fidelity ratio, S2",
         "fidelity ratio, image (spectrum, gradients, edges, features)",
         "memorisation",
@@ -387,10 +390,35 @@ def test_pixelcnn_setting_reruns_from_pixelcnn_not_vqvae(ci_run):
     cfg = ci_config()
     synthetic = [m for m in enumerate_mixes(cfg["mixes"], cfg["datasets"]) if m.n_synth > 0]
     jobs = _override(ci_run, "pixelcnn", "pixelcnn: {epochs: 3}\n")
-    assert jobs.get("train_pixelcnn") == 2 and jobs.get("sample") == 1 and jobs.get("postprocess") == 1
-    assert jobs.get("train_pixelcnn_conditioned") == 2 and jobs.get("sample_conditioned") == 2
+    assert jobs.get("train_pixelcnn") == 3 and jobs.get("sample") == 1 and jobs.get("postprocess") == 1
+    assert jobs.get("train_pixelcnn_conditioned") == 3 and jobs.get("sample_conditioned") == 2
     assert jobs.get("train_unet") == _train_jobs(len(synthetic))  # 0 % mixes need no generator
     assert "train_vqvae" not in jobs and "encode" not in jobs
+
+
+def test_maskgit_setting_retrains_only_the_maskgit_priors(ci_run):
+    """pixelcnn.maskgit reaches the maskgit priors and what is sampled from them (a fidelity variant here), not the
+    PixelCNNs, the pool or any U-Net."""
+    jobs = _override(ci_run, "maskgit", "pixelcnn: {maskgit: {dim: 8}}\n")
+    assert jobs.get("train_pixelcnn") == 1 and jobs.get("train_pixelcnn_conditioned") == 1, jobs
+    assert jobs.get("fidelity_sample") == 1 and jobs.get("fidelity") == 1, jobs
+    assert not {"train_vqvae", "sample", "sample_conditioned", "train_unet"} & set(jobs), jobs
+
+
+def test_perceptual_vqvae_waits_for_the_real_only_unet(ci_run):
+    """vqvae.perceptual.weight > 0: the VQ-VAE's command gets the real-only U-Net's saved model, its job depends on
+    that training, and everything generated reruns; without BMQ_000 in the study the config is refused at load."""
+    path = ci_run / "perceptual.yaml"
+    path.write_text("vqvae: {perceptual: {weight: 0.5}}\n")
+    proc = snakemake("-n", "-p", "--configfile", CI, path, workdir=ci_run)
+    assert proc.returncode == 0, proc.stderr
+    assert "--features-model results/ci/unet/BMQ_000/seeds0_1/seed0/model" in proc.stdout
+    jobs = planned_jobs(proc)
+    assert jobs.get("train_vqvae") == 1 and "train_unet" in jobs and "make_demo" not in jobs, jobs
+    path.write_text("vqvae: {perceptual: {weight: 0.5}}\nmixes: {bases: [SHQ]}\n")
+    assert_one_line_error(
+        snakemake("-n", "--configfile", CI, path, workdir=ci_run), "vqvae.perceptual.weight > 0", "BMQ_000"
+    )
 
 
 def test_calibrate_resamples_the_unconditioned_pools_only(ci_run):

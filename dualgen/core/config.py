@@ -7,6 +7,7 @@ schema does not mark ``required`` takes config.yaml's value when a config (or a 
 """
 
 import copy
+import math
 from pathlib import Path
 
 import yaml
@@ -186,6 +187,14 @@ def check_rules(config):
     _check_budget(config)
     _check_mixes(config)
     _check_conditioning(config)
+    v = config["vqvae"]
+    if v["quantizer"] == "fsq" and v["num_embeddings"] != math.prod(v["fsq_levels"]):
+        raise DualgenError(
+            f"config: vqvae.num_embeddings {v['num_embeddings']} but vqvae.fsq_levels {v['fsq_levels']} make "
+            f"{math.prod(v['fsq_levels'])} codes: set num_embeddings to {math.prod(v['fsq_levels'])}"
+        )
+    if v["mask_head"] == "xent" and v["mask_encoding"] != "onehot":
+        raise DualgenError("config: vqvae.mask_head xent needs vqvae.mask_encoding onehot (one channel per class)")
     mg = config["pixelcnn"].get("maskgit") or {}
     if mg.get("dim", 0) % mg.get("heads", 1):
         raise DualgenError(

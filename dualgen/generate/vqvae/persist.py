@@ -1,7 +1,10 @@
 """A VQ-VAE's spec (the constructor's arguments), saved and loaded with its weights.
 
 ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (``make_spec``) into a
-folder; ``load(folder)`` rebuilds the model from them.
+folder; ``load(folder)`` rebuilds the model from them. A spec holds ``SPEC_KEYS``, and ``fsq_levels`` where the
+quantizer is fsq (only there: the specs of ema / vq models, saved before fsq existed or after, are unchanged).
+Training-only settings (``vqvae.adversarial``, ``perceptual``, ``mask_head``) are not part of it: the saved model
+is the VQ-VAE alone.
 """
 
 from pathlib import Path
@@ -12,7 +15,7 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.artifacts import read_spec, write_spec
 from dualgen.core.errors import DualgenError
 from dualgen.generate.mask_codec import MaskCodec
-from dualgen.generate.vqvae.model import VQVAE, build_variables, describe
+from dualgen.generate.vqvae.model import VQVAE, build_variables, check_fsq_levels, describe, fsq_codes
 
 # the constructor's arguments a spec holds (channels: the model's, i.e. the micrograph's C + the mask's channels)
 SPEC_KEYS = (
@@ -28,18 +31,34 @@ SPEC_KEYS = (
     "downsample",
     "mask_encoding",
 )
+FSQ_KEYS = ("fsq_levels",)  # what a spec holds besides SPEC_KEYS where its quantizer is fsq
 
 
 def make_spec(settings, image_channels, num_classes):
     """The spec of a VQ-VAE for micrographs of ``image_channels`` (1 or 3) and masks of ``num_classes`` classes from
-    config's ``vqvae`` settings."""
+    config's ``vqvae`` settings. With ``quantizer`` fsq the spec adds ``fsq_levels`` and its ``num_embeddings`` is
+    their product (the settings' num_embeddings may be null, else it must equal the product: the PixelCNN prior's K
+    is the spec's)."""
     codec = MaskCodec(settings["mask_encoding"], num_classes)
-    return {"channels": int(image_channels) + codec.channels, **{k: settings[k] for k in SPEC_KEYS if k != "channels"}}
+    if settings["quantizer"] != "fsq":
+        return {
+            "channels": int(image_channels) + codec.channels,
+            **{k: settings[k] for k in SPEC_KEYS if k != "channels"},
+        }
+    levels = check_fsq_levels(settings.get("fsq_levels"))
+    codes, given = fsq_codes(levels), settings.get("num_embeddings")
+    if given is not None and int(given) != codes:
+        raise DualgenError(
+            f"vqvae.num_embeddings is {given} but vqvae.fsq_levels {levels} make {codes} codes: "
+            f"set num_embeddings to {codes} (or null) with quantizer fsq"
+        )
+    rest = {k: settings.get(k) for k in SPEC_KEYS if k not in ("channels", "num_embeddings")}
+    return {"channels": int(image_channels) + codec.channels, "num_embeddings": codes, **rest, "fsq_levels": levels}
 
 
 def build(spec):
     """A fresh (untrained) VQ-VAE from a spec."""
-    return VQVAE(**{k: spec[k] for k in SPEC_KEYS})
+    return VQVAE(**{k: spec[k] for k in SPEC_KEYS}, **{k: spec[k] for k in FSQ_KEYS if k in spec})
 
 
 def save(model, folder, spec):
@@ -54,6 +73,8 @@ def save(model, folder, spec):
 def load(folder):
     """(model, spec) from a folder ``save`` wrote; a missing or damaged one is a DualgenError naming it."""
     spec = read_spec(folder, "VQ-VAE", SPEC_KEYS, "train_vqvae")
+    if spec["quantizer"] == "fsq":
+        spec = read_spec(folder, "VQ-VAE", SPEC_KEYS + FSQ_KEYS, "train_vqvae")
     return _restore(build(spec), folder), spec
 
 
