@@ -78,7 +78,11 @@ def main():
             f"{str(f.relative_to(out / 'benchmarks')).removesuffix('.tsv'):32s} "
             f"{float(pd.read_csv(f, sep=chr(9))['s'].iloc[0]):7.1f} s"
         )
-    agreement = json.loads((out / "reconstruction" / "meta.json").read_text())["recon_mask_agreement"]
+    recon = json.loads((out / "reconstruction" / "meta.json").read_text())
+    agreement = recon["recon_mask_agreement"]
+    if "recon_image_ratio" in recon:  # the VQ-VAE alone: its reconstructions of the training patches
+        r = recon["recon_image_ratio"]
+        print(f"reconstructed micrographs: image-family ratio {r['statistic']} {r['ratio']:.2f}")
     fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
     for variant, worst in fmeta["worst_by_family"].items():
         cells = ", ".join(f"{family} {w['ratio']:.2f} ({w['class']})" for family, w in worst.items() if w["class"])

@@ -72,7 +72,11 @@ rule reconstruction:
         ENV
     params:
         run=script("reconstruction"),
-        settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
+        settings=as_json(
+            classes=CLASSES,
+            postprocess=postprocess_settings(),
+            fidelity={k: config["fidelity"][k] for k in ("n_splits", "seed")},
+        ),
     shell:
         "{params.run} --codes {input.codes} --patches {input.patches} --datasets {input.datasets} --out {output} "
         "--settings {params.settings:q} --log {log}"

@@ -3,8 +3,13 @@
 classification of the VQ-VAE's mask encoding, recorded in the encode step's meta.json: k-means to the class levels or
 the largest class score; small objects filled: the postprocess settings) and score them against the real masks (mIoU and
 Missing Class IoU, on the VQ-VAE's training and held-out validation patches). numpy only.
-Writes OUT/cleaned.npz (cleaned reconstructed masks, class ids), OUT/agreement.json, meta.json
-(``recon_mask_agreement``: the generator's reconstruction figure of merit).
+The reconstructed micrographs of the training patches are scored against the real ones with the image family of
+the fidelity statistics (dualgen.generate.image_stats.image_family: spectrum, gradients, edges inside class 0; the
+fidelity settings' splits): what the VQ-VAE alone keeps of the fine structure, before any prior samples a code
+(a synthetic pool cannot be sharper than the reconstructions its decoder makes).
+Writes OUT/cleaned.npz (cleaned reconstructed masks, class ids), OUT/agreement.json, OUT/image_fidelity.csv,
+meta.json (``recon_mask_agreement``: the generator's reconstruction figure of merit; ``recon_image_ratio``: the worst
+ratio of image_fidelity.csv with its statistic).
 """
 
 from pathlib import Path
@@ -14,7 +19,7 @@ import pandas as pd
 
 from dualgen.core import artifacts, cli
 from dualgen.generate import common as generation
-from dualgen.generate import postprocess
+from dualgen.generate import image_stats, postprocess
 from dualgen.segment import metrics
 
 
@@ -24,7 +29,7 @@ def main(args):
     codes = Path(args.codes)
     raw = np.load(codes / "recon.npz", allow_pickle=False)["raw_masks"]
     split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
-    _, _, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
+    _, images, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
     codec = generation.mask_codec(codes, "encode", n)
     options = postprocess.cleaning_options(pp, [c["name"] for c in s["classes"]], raw.shape[1])
     min_px = options["min_object_px"]
@@ -41,10 +46,31 @@ def main(args):
         f"{agreement['train']['miou']:.3f}",
         flush=True,
     )
-    extra = {"min_object_px": min_px, "recon_mask_agreement": agreement}
+    train = split == "train"
+    recon_images = np.load(codes / "recon.npz", allow_pickle=False)["images"]
+    fs = s["fidelity"]
+    image = image_stats.image_family(
+        images[train],
+        masks[train],
+        recon_images[train],
+        cleaned[train],
+        fs["n_splits"],
+        fs["seed"],
+        class_name=s["classes"][0]["name"],
+    )
+    worst = image.loc[image["ratio"].astype(float).idxmax()]
+    print(
+        f"reconstructed micrographs vs real: image-family ratio {worst['statistic']} {worst['ratio']:.2f}", flush=True
+    )
+    extra = {
+        "min_object_px": min_px,
+        "recon_mask_agreement": agreement,
+        "recon_image_ratio": {"statistic": worst["statistic"], "ratio": float(worst["ratio"])},
+    }
     with artifacts.artifact_dir(args.out, "reconstruction", s, pp["seed"], [codes / "recon.npz"], extra) as tmp:
         np.savez(tmp / "cleaned.npz", masks=cleaned.astype(np.uint8))
         artifacts.write_json(tmp / "agreement.json", agreement)
+        image.to_csv(tmp / "image_fidelity.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def main(args):
     spec = persist.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = persist.build(spec)
     mirrored = " (and their mirror images)" if pc["augment"] == "flips" else ""
+    prior = "MaskGIT" if args.kind == "maskgit" else "PixelCNN"
     print(
-        f"PixelCNN ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
+        f"{prior} ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
         f"{int((split == 'train').sum())} training{mirrored} / {int((split == 'val').sum())} "
         f"validation grids of {grids.shape[1]}x{grids.shape[2]}, K={k}",
         flush=True,

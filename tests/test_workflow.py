@@ -226,6 +226,10 @@ def test_ci_fidelity_step_scores_every_generator_variant(ci_run):
         "intensity",
         "image",
     }
+    recon = pd.read_csv(out / "reconstruction" / "image_fidelity.csv")  # the VQ-VAE alone, before any prior
+    assert list(recon["statistic"]) == ["spectrum_all", "spectrum_high", "gradient", "edge_density"]
+    rmeta = json.loads((out / "reconstruction" / "meta.json").read_text())["recon_image_ratio"]
+    assert rmeta["ratio"] == recon["ratio"].max() > 0
     fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
     assert any(p.endswith("unet/BMQ_000/seeds0_1/seed0/model/best.weights.h5") for p in fmeta["inputs_sha256"])
     memo = pd.read_csv(out / "fidelity" / "memorisation.csv")
