@@ -27,7 +27,7 @@ rule train_vqvae:
         run=script("train_vqvae"),
         work=lambda wildcards, output: work_dir(output[0]),
         features=vqvae_features,
-        settings=as_json(vqvae=config["vqvae"], classes=CLASSES, determinism=config["determinism"]),
+        settings=as_json(vqvae=vqvae_settings(), classes=CLASSES, determinism=config["determinism"]),
     shell:
         "{params.run} --patches {input.patches} --datasets {input.datasets} {params.features} --work {params.work} "
         "--out {output} --threads {threads} --settings {params.settings:q} --log {log}"
@@ -160,6 +160,7 @@ rule decode:
 
 rule postprocess:
     input:
+        **NOISE_INPUTS,
         raw=rules.decode.output[0],
     output:
         directory(f"{OUT}/synthetic/clean"),
@@ -173,7 +174,7 @@ rule postprocess:
         run=script("postprocess"),
         settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     shell:
-        "{params.run} --raw {input.raw} --out {output} --settings {params.settings:q} --log {log}"
+        "{params.run} --raw {input.raw} " + NOISE_ARGS + "--out {output} --settings {params.settings:q} --log {log}"
 
 
 # Generator variants for the fidelity step: the study's pool (pixelcnn.kind at sample.temperature) and each trained
@@ -216,6 +217,7 @@ use rule decode as fidelity_decode with:
 
 use rule postprocess as fidelity_postprocess with:
     input:
+        **NOISE_INPUTS,
         raw=f"{VARIANT_DIR}/{{variant}}/raw",
     output:
         directory(f"{VARIANT_DIR}/{{variant}}/clean"),
@@ -343,6 +345,7 @@ use rule decode as decode_conditioned with:
 
 use rule postprocess as postprocess_conditioned with:
     input:
+        **NOISE_INPUTS,
         raw=f"{COND_DIR}/{{target}}/raw",
     output:
         directory(f"{COND_DIR}/{{target}}/clean"),

@@ -7,10 +7,36 @@ THIN_CLASSES = [c["name"] for c in config["classes"] if c.get("thin")]  # only t
 COND_KIND = f"{config['pixelcnn']['kind']}_cond"  # the conditioned prior the conditioned pools come from
 
 
+# The decoder's noise (postprocess.image_noise: residual) is measured on the encode step's reconstructions of the
+# VQ-VAE's training patches: every postprocess rule then reads them.
+IMAGE_NOISE = config["postprocess"]["image_noise"] == "residual"
+NOISE_INPUTS = (
+    {"codes": f"{OUT}/codes", "patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"} if IMAGE_NOISE else {}
+)
+NOISE_ARGS = "--codes {input.codes} --patches {input.patches} --datasets {input.datasets} " if IMAGE_NOISE else ""
+
+
 def postprocess_settings():
-    """The post-processing settings that change the cleaned masks (not the figure's pair count), with the classes
-    the smoothing leaves alone (classes[].thin) as smooth_keep."""
-    return {**{k: v for k, v in config["postprocess"].items() if k != "figure_pairs"}, "smooth_keep": THIN_CLASSES}
+    """The post-processing settings that change the cleaned pairs (not the figure's pair count), with the classes
+    the smoothing leaves alone (classes[].thin) as smooth_keep; image_noise only when on (a study cleaned before the
+    option existed is not redone)."""
+    drop = ("figure_pairs",) + (() if IMAGE_NOISE else ("image_noise",))
+    return {**{k: v for k, v in config["postprocess"].items() if k not in drop}, "smooth_keep": THIN_CLASSES}
+
+
+# The VQ-VAE's edge options at their off values change nothing, so its settings leave them out: a VQ-VAE trained
+# before they existed is not retrained.
+VQVAE_OFF = {
+    "adversarial": lambda v: v["weight"] == 0,
+    "perceptual": lambda v: v["weight"] == 0,
+    "mask_head": lambda v: v == "mse",
+    "fsq_levels": lambda v: config["vqvae"]["quantizer"] != "fsq",
+}
+
+
+def vqvae_settings():
+    """The vqvae section as the VQ-VAE's training depends on it (VQVAE_OFF's options left out when off)."""
+    return {k: v for k, v in config["vqvae"].items() if not (k in VQVAE_OFF and VQVAE_OFF[k](v))}
 
 
 def pixelcnn_settings(kind, conditioned=False):

@@ -8,6 +8,9 @@ area (classes marked thin in config left alone: smooth_keep; dualgen.generate.po
 One-hot raw masks (vqvae.mask_encoding onehot, recorded in the decode step's meta.json: (N, H, W, K) class scores)
 take the class of the largest score instead of k-means and rims; small objects and smoothing as above (the default
 config switches both off).
+With postprocess.image_noise residual (--codes, --patches, --datasets: the encode step's reconstructions of the
+VQ-VAE's training patches and the patches themselves) each micrograph gets the decoder's noise back: phase-randomised
+residuals of real minus reconstructed training patches (dualgen.generate.noise), seeded by postprocess.seed.
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/first_classes.npy (the first
 classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
 meta.json.
@@ -16,11 +19,30 @@ meta.json.
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dualgen.core import artifacts, cli
+from dualgen.core.errors import DualgenError
 from dualgen.data import datasets
 from dualgen.generate import common as generation
-from dualgen.generate import postprocess
+from dualgen.generate import noise, postprocess
+
+
+def decoder_noise(args, ids, raw_dir, seed):
+    """The decoded micrographs with the decoder's noise (``noise.add_residual_noise``) from the residuals of the
+    VQ-VAE's training patches."""
+    from dualgen.data import io
+
+    if not (args.codes and args.patches and args.datasets):
+        raise DualgenError("postprocess.image_noise residual needs --codes, --patches and --datasets")
+    codes = Path(args.codes)
+    split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
+    _, real, _ = generation.generator_patches(args.patches, args.datasets)  # the order encode used
+    recon = np.load(codes / "recon.npz", allow_pickle=False)["images"]
+    amplitudes = noise.residual_amplitudes(noise.residuals(real[split == "train"], recon[split == "train"]))
+    decoded = np.stack([io.read_png(raw_dir / "images" / f"{i}.png") for i in ids])
+    print(f"decoder noise: phase-randomised residuals of {len(amplitudes)} training patches", flush=True)
+    return noise.add_residual_noise(decoded, amplitudes, seed)
 
 
 def main(args):
@@ -50,6 +72,9 @@ def main(args):
         if (i + 1) % 25 == 0 or i + 1 == len(raws):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
+    images = None
+    if pp.get("image_noise", "none") == "residual":
+        images = decoder_noise(args, ids, raw_dir, pp["seed"])
     changed = float(np.mean([np.mean(a != b) for a, b in zip(first, cleaned)]))  # rims, small objects, smoothing
     extra = {
         "n": len(raws),
@@ -60,8 +85,9 @@ def main(args):
         "patch_size": int(raws.shape[1]),
         "fraction_changed_by_cleaning": changed,
     }
-    with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], [raw_dir / "raw_masks.npy"], extra) as tmp:
-        fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images")
+    inputs = [raw_dir / "raw_masks.npy"] + ([Path(args.codes) / "recon.npz"] if images is not None else [])
+    with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], inputs, extra) as tmp:
+        fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images", images=images)
         extra["class_fractions"] = {c["name"]: float(fractions[:, k].mean()) for k, c in enumerate(classes)}
         np.save(tmp / "first_classes.npy", np.stack(first).astype(np.uint8), allow_pickle=False)
 
@@ -69,5 +95,8 @@ def main(args):
 if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--raw", required=True, help="the decode step's folder")
+    p.add_argument("--codes", default=None, help="the encode step's folder (postprocess.image_noise residual)")
+    p.add_argument("--patches", default=None, help="the patches folder (postprocess.image_noise residual)")
+    p.add_argument("--datasets", default=None, help="the datasets folder (postprocess.image_noise residual)")
     p.add_argument("--out", required=True)
     cli.run(main, p)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from dualgen.core.config import load_yaml, merge
+from dualgen.data import datasets
 from dualgen.segment.mixes import enumerate_mixes
-from tests.conftest import REPO, assert_one_line_error, snakemake
+from tests.conftest import REPO, assert_one_line_error, run_script, snakemake
 
 pytestmark = pytest.mark.slow
 CI = REPO / "presets" / "ci.yaml"
@@ -290,6 +291,27 @@ def test_ci_whole_micrographs_and_the_exported_model(ci_run):
         c["name"] for c in cfg["classes"]
     ]
     assert sorted(p.name for p in (out / "model" / "seeds").iterdir()) == [f"seed{k}" for k in seeds]
+
+
+def test_decoder_noise_changes_the_micrographs_not_the_masks(ci_run, tmp_path):
+    """postprocess.image_noise residual: every postprocess rule reads the reconstructions (what reruns: the cleaning
+    of every pool and what trains on it, no generator model), and the step run on the study's decoded pairs gives
+    the same masks with noisier micrographs, seeded."""
+    jobs = _override(ci_run, "noise", "postprocess: {image_noise: residual}\n")
+    assert {"postprocess", "fidelity_postprocess", "postprocess_conditioned", "fidelity", "train_unet"} <= set(jobs)
+    assert not {"train_vqvae", "encode", "train_pixelcnn", "sample", "decode"} & set(jobs), jobs
+    out = ci_run / "results" / "ci"
+    settings = json.loads((out / "synthetic" / "clean" / "meta.json").read_text())["settings"]
+    settings["postprocess"]["image_noise"] = "residual"
+    args = ["--raw", out / "synthetic" / "raw", "--codes", out / "codes", "--patches", out / "patches"]
+    args += ["--datasets", out / "datasets", "--settings", json.dumps(settings)]
+    for name in ("a", "b"):
+        proc = run_script("postprocess.py", *args, "--out", tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+    plain, noisy = datasets.read_pool(out / "synthetic" / "clean"), datasets.read_pool(tmp_path / "a")
+    assert plain[0] == noisy[0] and np.array_equal(plain[2], noisy[2])
+    assert np.abs(plain[1].astype(int) - noisy[1]).mean() > 0.5
+    assert np.array_equal(noisy[1], datasets.read_pool(tmp_path / "b")[1])
 
 
 def test_predict_rule_segments_new_micrographs_and_only_its_settings_rerun_it(ci_run):

@@ -353,12 +353,17 @@ def real_manifest(mix, base_manifests, has_hq):
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"]), len(order)
 
 
-def write_pool(pool_dir, ids, masks, n_classes, images_from):
+def write_pool(pool_dir, ids, masks, n_classes, images_from=None, images=None):
     """Write a synthetic pool in the layout ``read_pool`` and ``pool_fractions`` read: images/<id>.png (copied from
-    the folder ``images_from``), masks/<id>.png (class ids), pool.csv (synth_id and the class fractions ``frac_k``
-    of each mask). Returns the (N, n_classes) fractions."""
+    the folder ``images_from``, or written from the uint8 arrays ``images``, one per id), masks/<id>.png (class ids),
+    pool.csv (synth_id and the class fractions ``frac_k`` of each mask). Returns the (N, n_classes) fractions."""
     pool_dir = Path(pool_dir)
-    shutil.copytree(images_from, pool_dir / "images")
+    if images is None:
+        shutil.copytree(images_from, pool_dir / "images")
+    else:
+        (pool_dir / "images").mkdir()
+        for i, image in zip(ids, images, strict=True):
+            io.write_png(pool_dir / "images" / f"{i}.png", image[..., 0] if image.shape[-1] == 1 else image)
     (pool_dir / "masks").mkdir()
     for i, mask in zip(ids, masks, strict=True):
         io.write_png(pool_dir / "masks" / f"{i}.png", mask)
