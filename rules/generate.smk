@@ -24,13 +24,12 @@ rule train_vqvae:
     resources:
         gpu=GPU_PER_JOB,
     params:
-        run=script("train_vqvae"),
+        run=vqvae_command,
         work=lambda wildcards, output: work_dir(output[0]),
-        features=vqvae_features,
         settings=as_json(vqvae=vqvae_settings(), classes=CLASSES, determinism=config["determinism"]),
     shell:
-        "{params.run} --patches {input.patches} --datasets {input.datasets} {params.features} --work {params.work} "
-        "--out {output} --threads {threads} --settings {params.settings:q} --log {log}"
+        "{params.run} --patches {input.patches} --datasets {input.datasets} --work {params.work} --out {output} "
+        "--threads {threads} --settings {params.settings:q} --log {log}"
 
 
 rule encode:
@@ -171,10 +170,10 @@ rule postprocess:
     conda:
         ENV
     params:
-        run=script("postprocess"),
+        run=postprocess_command,
         settings=as_json(classes=CLASSES, postprocess=postprocess_settings()),
     shell:
-        "{params.run} --raw {input.raw} " + NOISE_ARGS + "--out {output} --settings {params.settings:q} --log {log}"
+        "{params.run} --raw {input.raw} --out {output} --settings {params.settings:q} --log {log}"
 
 
 # Generator variants for the fidelity step: the study's pool (pixelcnn.kind at sample.temperature) and each trained

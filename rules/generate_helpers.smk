@@ -13,7 +13,13 @@ IMAGE_NOISE = config["postprocess"]["image_noise"] == "residual"
 NOISE_INPUTS = (
     {"codes": f"{OUT}/codes", "patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"} if IMAGE_NOISE else {}
 )
-NOISE_ARGS = "--codes {input.codes} --patches {input.patches} --datasets {input.datasets} " if IMAGE_NOISE else ""
+
+
+def postprocess_command(wildcards, input):
+    """The postprocess script, with --codes, --patches and --datasets where IMAGE_NOISE (without the noise the
+    command is what it was before the option existed, so a finished study does not rerun)."""
+    noise = f" --codes {input.codes} --patches {input.patches} --datasets {input.datasets}" if IMAGE_NOISE else ""
+    return script("postprocess") + noise
 
 
 def postprocess_settings():
@@ -109,9 +115,10 @@ def vqvae_inputs(wildcards):
     return inputs
 
 
-def vqvae_features(wildcards):
-    """The --features-model argument: the real-only U-Net's first seed's saved model, or nothing."""
-    return f"--features-model {unet_run(PRETEST_MIX, SEEDS[0])}/model" if PERCEPTUAL else ""
+def vqvae_command(wildcards):
+    """The train_vqvae script, with --features-model (the real-only U-Net's first seed's saved model) where
+    PERCEPTUAL (without it the command is what it was before the option existed)."""
+    return script("train_vqvae") + (f" --features-model {unet_run(PRETEST_MIX, SEEDS[0])}/model" if PERCEPTUAL else "")
 
 
 def fidelity_inputs(wildcards):
