@@ -42,7 +42,7 @@ import tensorflow as tf
 import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
 from dualgen.generate.pixelcnn import sample as pixelcnn_sample
-from dualgen.generate.pixelcnn.model import COND_SEED
+from dualgen.generate.pixelcnn.model import COND_SEED, check_cond, cond_tensor
 
 KIND = "maskgit"
 DEFAULTS = {"dim": 64, "depth": 2, "heads": 4, "steps": 12}  # pixelcnn.maskgit.* when the config leaves them out
@@ -124,6 +124,7 @@ class MaskGIT(snt.Module):
     float32. ``steps``: the sampler's default number of decoding steps (``sample_maskgit``; the spec's)."""
 
     kind = KIND
+    label = "MaskGIT"  # in error messages
 
     def __init__(self, num_embeddings, grid_shape, dim, depth, heads, seed, cond_dim=0, steps=None, name=None):
         super().__init__(name=name)
@@ -172,18 +173,7 @@ class MaskGIT(snt.Module):
         return self.grid_shape[0] * self.grid_shape[1]
 
     def _cond_tensor(self, cond, batch):
-        """``cond`` as float32 (B, cond_dim), checked where its shape is known; None when unconditioned."""
-        if cond is None:
-            if self.cond_dim:
-                raise DualgenError(_cond_message("cond", batch, self.cond_dim, "None"))
-            return None
-        cond = tf.cast(cond, tf.float32)
-        shape = cond.shape
-        if shape.rank != 2 or any(
-            n is not None and want is not None and n != want for n, want in zip(shape, (batch, self.cond_dim))
-        ):
-            raise DualgenError(_cond_message("cond", batch, self.cond_dim, tuple(shape)))
-        return cond if self.cond_dim else None
+        return cond_tensor(self, cond, batch)
 
     def __call__(self, grids, cond=None):
         grids = tf.cast(grids, tf.int32)
@@ -210,35 +200,6 @@ class MaskGIT(snt.Module):
         """Compiled ``model(grids, cond)``. Pass cond (B, cond_dim) float32 always ((B, 0) when unconditioned), so
         one trace serves all calls."""
         return self(grids, cond)
-
-
-def _cond_message(what, n, cond_dim, got):
-    rows = "B" if n is None else n
-    if cond_dim == 0:
-        return (
-            f"MaskGIT {what}: the model is unconditioned (cond_dim 0): pass no cond (None or a ({rows}, 0) "
-            f"array), got {got}"
-        )
-    return (
-        f"MaskGIT {what}: expected a ({rows}, {cond_dim}) float array (one row of {cond_dim} conditioning "
-        f"values per grid), got {got}"
-    )
-
-
-def check_cond(model, cond, n, what):
-    """``cond`` for ``n`` grids as a float32 (n, cond_dim) array ((n, 0) for an unconditioned model given None);
-    missing (conditional model), of the wrong shape or not finite: one DualgenError naming ``what``."""
-    if cond is None:
-        if model.cond_dim:
-            raise DualgenError(_cond_message(what, n, model.cond_dim, "None"))
-        return np.zeros((n, 0), np.float32)
-    array = np.asarray(cond)
-    if array.shape != (n, model.cond_dim) or array.dtype.kind not in "biuf":
-        raise DualgenError(_cond_message(what, n, model.cond_dim, f"{array.dtype} {array.shape}"))
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise DualgenError(f"MaskGIT {what}: holds NaN/Inf values: check the conditioning vectors")
-    return array
 
 
 def check_grids(model, grids, what):

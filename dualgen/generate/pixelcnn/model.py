@@ -196,6 +196,8 @@ class PixelCNN(snt.Module):
     (B, H, W, K) logits, cell (r, c) conditioned on the cells before it in raster order. With ``cond_dim > 0``
     also on a global vector per grid: ``model(grids, cond)``, cond (B, cond_dim) float32."""
 
+    label = "PixelCNN"  # in error messages
+
     def __init__(self, num_embeddings, filters, num_blocks, kind, seed, cond_dim=0, grid_shape=None, name=None):
         super().__init__(name=name)
         if kind not in KINDS:
@@ -244,18 +246,7 @@ class PixelCNN(snt.Module):
         return self.forward(grids, Frame(), cond)
 
     def _cond_tensor(self, cond, batch):
-        """``cond`` as float32 (B, cond_dim), checked where its shape is known; None when unconditioned."""
-        if cond is None:
-            if self.cond_dim:
-                raise DualgenError(_cond_message("cond", batch, self.cond_dim, "None"))
-            return None
-        cond = tf.cast(cond, tf.float32)
-        shape = cond.shape
-        if shape.rank != 2 or any(
-            n is not None and want is not None and n != want for n, want in zip(shape, (batch, self.cond_dim))
-        ):
-            raise DualgenError(_cond_message("cond", batch, self.cond_dim, tuple(shape)))
-        return cond if self.cond_dim else None
+        return cond_tensor(self, cond, batch)
 
     def _position(self, frame, x, pos):
         """The position term added to the logits: (1, H, 1, K) on the whole grid, (1, 1, 1, K) for the window of
@@ -307,30 +298,47 @@ class PixelCNN(snt.Module):
         return self.forward(codes, Frame(inside), cond, pos)[:, 0, 0]
 
 
-def _cond_message(what, n, cond_dim, got):
-    rows = "B" if n is None else n
+def _cond_message(model, what, n, got):
+    rows, cond_dim = "B" if n is None else n, model.cond_dim
     if cond_dim == 0:
         return (
-            f"PixelCNN {what}: the model is unconditioned (cond_dim 0): pass no cond (None or a ({rows}, 0) "
+            f"{model.label} {what}: the model is unconditioned (cond_dim 0): pass no cond (None or a ({rows}, 0) "
             f"array), got {got}"
         )
     return (
-        f"PixelCNN {what}: expected a ({rows}, {cond_dim}) float array (one row of {cond_dim} conditioning "
+        f"{model.label} {what}: expected a ({rows}, {cond_dim}) float array (one row of {cond_dim} conditioning "
         f"values per grid), got {got}"
     )
 
 
-def check_cond(model, cond, n, what):
-    """``cond`` for ``n`` grids as a float32 (n, cond_dim) array ((n, 0) for an unconditioned model given None);
-    missing (conditional model), of the wrong shape or not finite: one DualgenError naming ``what``."""
+def cond_tensor(model, cond, batch):
+    """``cond`` as float32 (B, cond_dim) for a call of ``model`` (a PixelCNN or a MaskGIT: ``cond_dim``,
+    ``label``), checked where its shape is known; None when unconditioned."""
     if cond is None:
         if model.cond_dim:
-            raise DualgenError(_cond_message(what, n, model.cond_dim, "None"))
+            raise DualgenError(_cond_message(model, "cond", batch, "None"))
+        return None
+    cond = tf.cast(cond, tf.float32)
+    shape = cond.shape
+    if shape.rank != 2 or any(
+        n is not None and want is not None and n != want for n, want in zip(shape, (batch, model.cond_dim))
+    ):
+        raise DualgenError(_cond_message(model, "cond", batch, tuple(shape)))
+    return cond if model.cond_dim else None
+
+
+def check_cond(model, cond, n, what):
+    """``cond`` for ``n`` grids as a float32 (n, cond_dim) array ((n, 0) for an unconditioned model given None);
+    missing (conditional model), of the wrong shape or not finite: one DualgenError naming ``what`` (the model: a
+    PixelCNN or a MaskGIT)."""
+    if cond is None:
+        if model.cond_dim:
+            raise DualgenError(_cond_message(model, what, n, "None"))
         return np.zeros((n, 0), np.float32)
     array = np.asarray(cond)
     if array.shape != (n, model.cond_dim) or array.dtype.kind not in "biuf":
-        raise DualgenError(_cond_message(what, n, model.cond_dim, f"{array.dtype} {array.shape}"))
+        raise DualgenError(_cond_message(model, what, n, f"{array.dtype} {array.shape}"))
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise DualgenError(f"PixelCNN {what}: holds NaN/Inf values: check the conditioning vectors")
+        raise DualgenError(f"{model.label} {what}: holds NaN/Inf values: check the conditioning vectors")
     return array
