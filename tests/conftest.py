@@ -31,6 +31,7 @@ TINY_VQVAE = dict(
     decay=0.99,
     downsample=4,
     mask_encoding="level",
+    fsq_levels=None,
 )
 
 

@@ -194,7 +194,7 @@ class VQVAE(snt.Module):
         quantizer,
         downsample,
         mask_encoding,
-        fsq_levels=None,
+        fsq_levels,
         name=None,
     ):
         super().__init__(name=name)

@@ -58,7 +58,7 @@ def make_spec(settings, image_channels, num_classes):
 
 def build(spec):
     """A fresh (untrained) VQ-VAE from a spec."""
-    return VQVAE(**{k: spec[k] for k in SPEC_KEYS}, **{k: spec[k] for k in FSQ_KEYS if k in spec})
+    return VQVAE(**{k: spec[k] for k in SPEC_KEYS}, **{k: spec.get(k) for k in FSQ_KEYS})  # None: not fsq
 
 
 def save(model, folder, spec):
