@@ -19,6 +19,7 @@ from dualgen.generate.vqvae import losses as L
 from dualgen.generate.vqvae import model as M
 from dualgen.generate.vqvae import persist as P
 from dualgen.generate.vqvae import train as T
+from tests.test_vqvae import pairs  # noqa: E402  (blocky pairs of K_CLASSES classes)
 
 REPO = Path(__file__).resolve().parents[1]
 K_CLASSES = 4
@@ -36,16 +37,6 @@ def tiny(**over):
 
 def train(model, train_x, val_x, **kw):
     return T.train_vqvae(model, train_x, val_x, **{**TRAIN, "log": lambda m: None, **kw})
-
-
-def pairs(n, size=32, seed=0):
-    """Blocky masks and RGB images whose colour follows the class (plus noise), as uint8."""
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, K_CLASSES, (n, size // 8, size // 8))
-    masks = np.kron(ids, np.ones((1, 8, 8), np.int64)).astype(np.uint8)
-    colours = np.array([[40, 40, 50], [200, 60, 60], [240, 230, 90], [90, 160, 220]], np.int16)
-    images = np.clip(colours[masks] + rng.integers(-15, 16, masks.shape + (3,)), 0, 255).astype(np.uint8)
-    return images, masks
 
 
 @pytest.fixture(scope="module")

@@ -392,13 +392,14 @@ def test_unet_setting_reruns_only_training_evaluation_and_aggregation(ci_run):
 def test_a_budget_change_retrains_but_never_touches_the_generator(ci_run):
     """unet.updates reaches the trainings and what reads them; a calibrated budget (auto) adds the calibration of
     each base's 0 % mix (its mix is built already) and the budget step before them. Neither touches the data, the
-    generator, its pools or the mixes."""
+    generator, its pools or the mixes; the fidelity step reruns (its learned features are the retrained BMQ_000
+    U-Net's encoder), and only it."""
     cfg = ci_config()
     n_mixes = len(enumerate_mixes(cfg["mixes"], cfg["datasets"]))
     n = n_mixes * len(cfg["unet"]["seeds"])
     upstream = {"make_demo", "patches", "datasets", "train_vqvae", "encode", "reconstruction", "train_pixelcnn"}
     upstream |= {"train_pixelcnn_conditioned", "sample", "sample_conditioned", "decode", "decode_conditioned"}
-    upstream |= {"postprocess", "postprocess_conditioned", "conditioning", "build_mix", "fidelity"}
+    upstream |= {"postprocess", "postprocess_conditioned", "conditioning", "build_mix"}
     upstream |= {"fidelity_sample", "fidelity_decode", "fidelity_postprocess"}
     for name, text in (
         ("updates", f"unet: {{updates: {cfg['unet']['updates'] + 4}}}\n"),
@@ -408,6 +409,7 @@ def test_a_budget_change_retrains_but_never_touches_the_generator(ci_run):
         assert jobs.get("train_unet") == _train_jobs(n_mixes) and jobs.get("evaluate") == n, (name, jobs)
         assert jobs.get("aggregate") == 1 and jobs.get("figure_study") == 1, (name, jobs)
         assert not upstream & set(jobs), (name, jobs)
+        assert jobs.get("fidelity") == 1, (name, jobs)  # fidelity.features: the BMQ_000 encoder changed
         calibration = {"calibrate_budget": len(cfg["mixes"]["bases"]), "choose_budget": 1} if name == "auto" else {}
         assert {k: jobs[k] for k in ("calibrate_budget", "choose_budget") if k in jobs} == calibration, (name, jobs)
 
@@ -585,7 +587,7 @@ def test_a_postprocess_setting_reruns_from_postprocess_not_the_generator(ci_run)
         "figure_synthetic": 1,
         "pretest": 1,
         "figure_pretest": 1,
-        "fidelity_postprocess": 1,
+        "fidelity_postprocess": 2,  # pixelcnn.compare: gated and maskgit
         "fidelity": 1,
         "figure_fidelity": 1,
         "figure_generator_card": 1,
