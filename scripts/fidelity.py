@@ -33,7 +33,8 @@ from dualgen.generate import fidelity, image_stats
 
 
 def learned_features(folder, threads, seed, determinism):
-    """(name, a function of uint8 images to their feature vectors) of the U-Net trained in ``folder``."""
+    """The function of uint8 images to their learned-feature vectors ({"s4", "s8": (N, m, d)}) under the encoder of
+    the U-Net trained in ``folder`` (its model/)."""
     env.setup_tensorflow(threads, seed, determinism)
     from dualgen.segment import unet
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from dualgen.core import artifacts, cli
 from dualgen.core.errors import DualgenError
-from dualgen.data import datasets
+from dualgen.data import datasets, io
 from dualgen.generate import common as generation
 from dualgen.generate import noise, postprocess
 
@@ -31,8 +31,6 @@ from dualgen.generate import noise, postprocess
 def decoder_noise(args, ids, raw_dir, seed):
     """The decoded micrographs with the decoder's noise (``noise.add_residual_noise``) from the residuals of the
     VQ-VAE's training patches."""
-    from dualgen.data import io
-
     if not (args.codes and args.patches and args.datasets):
         raise DualgenError("postprocess.image_noise residual needs --codes, --patches and --datasets")
     codes = Path(args.codes)
