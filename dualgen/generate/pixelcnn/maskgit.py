@@ -43,6 +43,7 @@ import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
 from dualgen.generate.pixelcnn import sample as pixelcnn_sample
 from dualgen.generate.pixelcnn.model import COND_SEED, check_cond, cond_tensor
+from dualgen.generate.pixelcnn.train import BestEpoch
 
 KIND = "maskgit"
 DEFAULTS = {"dim": 64, "depth": 2, "heads": 4, "steps": 12}  # pixelcnn.maskgit.* when the config leaves them out
@@ -315,7 +316,7 @@ def train_maskgit(
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "train_nll": [], "val_nll": []}
     last_finite = None
-    best, best_epoch, best_weights = np.inf, None, None
+    best = BestEpoch()
     steps = -(-len(train) // batch_size)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
@@ -347,14 +348,10 @@ def train_maskgit(
             f"epoch {epoch}/{epochs}: {steps}/{steps} steps - {time.perf_counter() - started:.1f}s - masked-token CE "
             f"{history['train_nll'][-1]:.4f} (train), {history['val_nll'][-1]:.4f} (validation) nats per masked cell"
         )
-        if history["val_nll"][-1] <= best:  # NaN (no validation grids) is never <=
-            best, best_epoch = history["val_nll"][-1], epoch
-            best_weights = None if epoch == epochs else [v.numpy() for v in model.variables]
-    if best_weights is not None:
-        for v, w_ in zip(model.variables, best_weights):
-            v.assign(w_)
+        best.update(model, history["val_nll"][-1], epoch, epochs)
+    if best.restore(model):
         log(
-            f"kept the weights of epoch {best_epoch} (lowest validation masked-token CE {best:.4f}), "
+            f"kept the weights of epoch {best.epoch} (lowest validation masked-token CE {best.value:.4f}), "
             f"not of epoch {epochs}"
         )
     return history

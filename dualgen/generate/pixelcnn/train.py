@@ -56,6 +56,28 @@ def validation_nll(model, grids, batch_size=EVAL_BATCH, cond=None):
     return total / len(grids)
 
 
+class BestEpoch:
+    """The epoch of the lowest validation number so far and its weights (a copy, unless it is the last epoch, whose
+    weights the model holds anyway); a NaN number (no validation grids) never counts. Shared by the PixelCNN's and
+    the MaskGIT's training loops."""
+
+    def __init__(self):
+        self.value, self.epoch, self.weights = np.inf, None, None
+
+    def update(self, model, value, epoch, last_epoch):
+        if value <= self.value:
+            self.value, self.epoch = value, epoch
+            self.weights = None if epoch == last_epoch else [v.numpy() for v in model.variables]
+
+    def restore(self, model):
+        """Put the kept weights back into ``model``; False when the last epoch was the best (nothing to do)."""
+        if self.weights is None:
+            return False
+        for v, w in zip(model.variables, self.weights):
+            v.assign(w)
+        return True
+
+
 def train_pixelcnn(
     model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print, train_cond=None, val_cond=None
 ):
@@ -104,7 +126,7 @@ def train_pixelcnn(
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "train_nll": [], "val_nll": []}
     last_finite = None
-    best_nll, best_epoch, best_weights = np.inf, None, None
+    best = BestEpoch()
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(train))
         losses = []
@@ -125,11 +147,7 @@ def train_pixelcnn(
             f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
             f"{history['val_nll'][-1]:.4f} (validation) nats per cell"
         )
-        if history["val_nll"][-1] <= best_nll:  # NaN (no validation grids) is never <=
-            best_nll, best_epoch = history["val_nll"][-1], epoch
-            best_weights = None if epoch == epochs else [v.numpy() for v in model.variables]
-    if best_weights is not None:
-        for v, w in zip(model.variables, best_weights):
-            v.assign(w)
-        log(f"kept the weights of epoch {best_epoch} (lowest validation NLL {best_nll:.4f}), not of epoch {epochs}")
+        best.update(model, history["val_nll"][-1], epoch, epochs)
+    if best.restore(model):
+        log(f"kept the weights of epoch {best.epoch} (lowest validation NLL {best.value:.4f}), not of epoch {epochs}")
     return history
