@@ -18,9 +18,13 @@ them all).
 ``--prior-seeds 1,2`` also trains the priors again with each of those ``pixelcnn.seed`` values (in copies of the
 folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for each (one prior training is one draw
 of the prior's seed).
+``--rerun-from RULE[,RULE]`` (with --keep, in a copy of another run's folder: an option that changes only a later step,
+such as postprocess.image_noise) reruns RULE and what depends on it, and nothing else (Snakemake's
+``--rerun-triggers mtime --forcerun RULE``; the prior seeds' copies then force train_pixelcnn).
 ``--study`` also runs the study's aggregate and prints each synthetic mix's effect with its interval (with
 ``--configfile bench/generator_study.yaml``: SHQ and BMQ at 0 and 100 %, the generator's own study).
-Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml ...] [--keep] [--prior-seeds 1,2] [--study]
+Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml ...] [--keep [--rerun-from RULE]]
+[--prior-seeds 1,2] [--study]
 """
 
 import argparse
@@ -48,6 +52,12 @@ def main():
     )
     ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "generator"))
     ap.add_argument("--keep", action="store_true", help="reuse the folder (only what is missing or changed runs)")
+    ap.add_argument(
+        "--rerun-from",
+        default=None,
+        help="with --keep: rerun these rules (comma-separated) and what depends on them, nothing else (e.g. "
+        "postprocess,fidelity_postprocess)",
+    )
     ap.add_argument("--prior-seeds", default="", help="other pixelcnn.seed values to score, e.g. 1,2")
     ap.add_argument(
         "--study",
@@ -56,6 +66,8 @@ def main():
         "and its effect of synthetic data with intervals",
     )
     args = ap.parse_args()
+    if args.rerun_from and not args.keep:
+        ap.error("--rerun-from needs --keep (a folder to reuse)")
     sys.path.insert(0, str(REPO))
     from dualgen.core.config import load_yaml, merge
 
@@ -68,7 +80,7 @@ def main():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     configfiles = [str(Path(f).resolve()) for f in args.configfile]
-    rc = run(work, out, args.cores, configfiles, study=args.study)
+    rc = run(work, out, args.cores, configfiles, study=args.study, forcerun=args.rerun_from)
     if rc:
         return rc
     import pandas as pd
@@ -106,7 +118,8 @@ def main():
                 ignore=lambda d, names: [n for n in names if n.startswith("prior_seed")],
             )
             (other / "seed.yaml").write_text(f"pixelcnn: {{seed: {seed}}}\n")
-            if run(other, other / out.relative_to(work), args.cores, configfiles + [str(other / "seed.yaml")]):
+            force = "train_pixelcnn" if args.rerun_from else None  # mtime triggers miss the seed's change
+            if run(other, other / out.relative_to(work), args.cores, configfiles + [str(other / "seed.yaml")], force):
                 return 1
             other_meta = json.loads((other / out.relative_to(work) / "fidelity" / "meta.json").read_text())
             scores[seed] = mask[seed] = worst_target(other_meta)
@@ -157,8 +170,9 @@ def effects(out):
         print(t.groupby("mix")[[c for c in ("miou", "missing_class_iou") if c in t]].mean().round(3).to_string())
 
 
-def run(work, out, cores, configfiles, study=False):
-    """snakemake <out>/fidelity and <out>/reconstruction (and <out>/study) in ``work``; its exit status."""
+def run(work, out, cores, configfiles, study=False, forcerun=None):
+    """snakemake <out>/fidelity and <out>/reconstruction (and <out>/study) in ``work``; its exit status. With
+    ``forcerun``, only file times trigger reruns, and that rule reruns."""
     cmd = [
         str(Path(sys.executable).parent / "snakemake"),
         "-s",
@@ -171,6 +185,8 @@ def run(work, out, cores, configfiles, study=False):
         "--cores",
         cores,
     ]
+    if forcerun:
+        cmd += ["--rerun-triggers", "mtime", "--forcerun", *forcerun.split(",")]
     if configfiles:
         cmd += ["--configfile", *configfiles]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

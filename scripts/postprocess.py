@@ -9,8 +9,10 @@ One-hot raw masks (vqvae.mask_encoding onehot, recorded in the decode step's met
 take the class of the largest score instead of k-means and rims; small objects and smoothing as above (the default
 config switches both off).
 With postprocess.image_noise residual (--codes, --patches, --datasets: the encode step's reconstructions of the
-VQ-VAE's training patches and the patches themselves) each micrograph gets the decoder's noise back: phase-randomised
-residuals of real minus reconstructed training patches (dualgen.generate.noise), seeded by postprocess.seed.
+VQ-VAE's training patches and the patches themselves) each micrograph gets the decoder's noise back
+(dualgen.generate.noise): filtered by the Wiener gain of real on reconstructed training patches, plus Gaussian noise
+of their residuals' spectrum, scaled by the noise level of each pixel's class in the cleaned mask; seeded by
+postprocess.seed.
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/first_classes.npy (the first
 classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
 meta.json.
@@ -28,19 +30,20 @@ from dualgen.generate import common as generation
 from dualgen.generate import noise, postprocess
 
 
-def decoder_noise(args, ids, raw_dir, seed):
-    """The decoded micrographs with the decoder's noise (``noise.add_residual_noise``) from the residuals of the
-    VQ-VAE's training patches."""
+def decoder_noise(args, ids, raw_dir, masks, n_classes, seed):
+    """The decoded micrographs with the decoder's noise (``noise.fit`` on the VQ-VAE's training patches and their
+    reconstructions, ``noise.add_noise`` under the cleaned masks) and the fit's summary for meta.json."""
     if not (args.codes and args.patches and args.datasets):
         raise DualgenError("postprocess.image_noise residual needs --codes, --patches and --datasets")
     codes = Path(args.codes)
-    split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
-    _, real, _ = generation.generator_patches(args.patches, args.datasets)  # the order encode used
+    train = pd.read_csv(codes / "codes.csv")["split"].to_numpy() == "train"
+    _, real, real_masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
     recon = np.load(codes / "recon.npz", allow_pickle=False)["images"]
-    amplitudes = noise.residual_amplitudes(noise.residuals(real[split == "train"], recon[split == "train"]))
+    model = noise.fit(real[train], recon[train], real_masks[train], n_classes)
     decoded = np.stack([io.read_png(raw_dir / "images" / f"{i}.png") for i in ids])
-    print(f"decoder noise: phase-randomised residuals of {len(amplitudes)} training patches", flush=True)
-    return noise.add_residual_noise(decoded, amplitudes, seed)
+    summary = dict(model.summary(), train_patches=int(train.sum()))
+    print(f"decoder noise from {summary['train_patches']} training patches: {summary}", flush=True)
+    return noise.add_noise(decoded, np.stack(masks), model, seed), summary
 
 
 def main(args):
@@ -70,9 +73,9 @@ def main(args):
         if (i + 1) % 25 == 0 or i + 1 == len(raws):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
-    images = None
+    images, fitted = None, None
     if pp.get("image_noise", "none") == "residual":
-        images = decoder_noise(args, ids, raw_dir, pp["seed"])
+        images, fitted = decoder_noise(args, ids, raw_dir, cleaned, n, pp["seed"])
     changed = float(np.mean([np.mean(a != b) for a, b in zip(first, cleaned)]))  # rims, small objects, smoothing
     extra = {
         "n": len(raws),
@@ -83,6 +86,8 @@ def main(args):
         "patch_size": int(raws.shape[1]),
         "fraction_changed_by_cleaning": changed,
     }
+    if fitted is not None:
+        extra["decoder_noise"] = fitted
     inputs = [raw_dir / "raw_masks.npy"] + ([Path(args.codes) / "recon.npz"] if images is not None else [])
     with artifacts.artifact_dir(args.out, "postprocess", s, pp["seed"], inputs, extra) as tmp:
         fractions = datasets.write_pool(tmp, ids, cleaned, n, images_from=raw_dir / "images", images=images)

@@ -1,5 +1,5 @@
-"""The decoder's noise: phase-randomised residuals with the residuals' spectrum, seeded, and what it does to the
-image-domain fidelity statistics of a blurred set."""
+"""The decoder's noise: the Wiener gain, Gaussian noise of the residuals' cross-spectrum scaled per class, seeded,
+and what it does to the image-domain fidelity statistics of a blurred set."""
 
 import numpy as np
 import pytest
@@ -10,59 +10,99 @@ from dualgen.generate import image_stats, noise
 from tests.test_image_stats import blur, grains
 
 
+def _textured(n, seed, channels=1):
+    rng = np.random.default_rng(seed)
+    smooth = gaussian_filter(rng.normal(0, 1, (n, 32, 32)), (0, 2, 2)) * 60
+    return np.repeat((128 + smooth)[..., None], channels, axis=-1)
+
+
+def test_an_exact_reconstruction_has_unit_gain_and_adds_nothing():
+    real = np.clip(np.rint(_textured(12, 0)), 0, 255).astype(np.uint8)
+    model = noise.fit(real, real, np.zeros(real.shape[:3], int), 1)
+    assert np.allclose(model.gain, 1.0)
+    assert np.array_equal(noise.add_noise(real, np.zeros(real.shape[:3], int), model, seed=0), real)
+
+
 def test_white_residuals_give_noise_of_their_variance_and_no_offset():
     rng = np.random.default_rng(0)
     recon = np.full((20, 32, 32, 1), 128.0)
     real = recon + rng.normal(0, 6.0, recon.shape) + 5.0  # a brightness offset of 5 is not noise
-    amp = noise.residual_amplitudes(noise.residuals(real, recon))
+    model = noise.fit(real, recon, np.zeros(real.shape[:3], int), 1)
+    assert model.summary()["noise_sd"] == pytest.approx(6.0, rel=0.05)
     flat = np.full((50, 32, 32, 1), 128, np.uint8)
-    out = noise.add_residual_noise(flat, amp, seed=3).astype(np.float64)
+    out = noise.add_noise(flat, np.zeros(flat.shape[:3], int), model, seed=3).astype(np.float64)
     assert abs(out.mean() - 128) < 0.2  # the offset is removed with each residual's mean
-    assert out.std() == pytest.approx(6.0, rel=0.05)  # Parseval: the residuals' power, rounding aside
+    assert out.std() == pytest.approx(6.0, rel=0.05)  # the residuals' power, rounding aside
 
 
-def test_noise_keeps_the_residual_spectrum_and_the_channels_correlation():
+def test_the_noise_keeps_the_channels_correlation_shared_or_not():
     rng = np.random.default_rng(1)
-    base = rng.normal(0, 1, (30, 32, 32))
-    smooth = gaussian_filter(base, (0, 1.5, 1.5)) * 20  # correlated, low-pass residuals, the same in R, G, B
-    real = 128 + np.repeat(smooth[..., None], 3, axis=-1)
-    recon = np.full(real.shape, 128.0)
-    amp = noise.residual_amplitudes(noise.residuals(real, recon))
-    out = noise.add_residual_noise(np.full((30, 32, 32, 3), 128, np.uint8), amp, seed=0)
-    f, spec_real = image_stats.radial_power_spectrum(np.clip(np.rint(real), 0, 255).astype(np.uint8))
-    _, spec_noise = image_stats.radial_power_spectrum(out)
-    assert np.abs(spec_real - spec_noise)[f <= 0.25].mean() < 0.15  # decades, where the residuals have power
-    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    recon = np.full((30, 32, 32, 3), 128.0)
+    zeros = np.zeros((30, 32, 32), int)
+    shared = recon + rng.normal(0, 5, (30, 32, 32, 1))  # the same noise in R, G and B
+    own = recon + rng.normal(0, 5, recon.shape)  # independent noise per channel
+    flat = np.full((40, 32, 32, 3), 128, np.uint8)
+    masks = np.zeros(flat.shape[:3], int)
+    a = noise.add_noise(flat, masks, noise.fit(shared, recon, zeros, 1), seed=0).astype(float)
+    b = noise.add_noise(flat, masks, noise.fit(own, recon, zeros, 1), seed=0).astype(float)
+    assert np.corrcoef(a[..., 0].ravel(), a[..., 2].ravel())[0, 1] > 0.99
+    assert abs(np.corrcoef(b[..., 0].ravel(), b[..., 2].ravel())[0, 1]) < 0.05
+    assert a.std() == pytest.approx(5.0, rel=0.05) and b.std() == pytest.approx(5.0, rel=0.05)
+
+
+def test_each_class_gets_its_own_noise_level():
+    rng = np.random.default_rng(2)
+    masks = np.zeros((20, 32, 32), int)
+    masks[:, :, 16:] = 1
+    recon = np.full((20, 32, 32, 1), 100.0)
+    real = recon + rng.normal(0, 1, recon.shape) * np.where(masks == 1, 8.0, 4.0)[..., None]
+    model = noise.fit(real, recon, masks, 3)
+    assert model.class_scale[1] / model.class_scale[0] == pytest.approx(2.0, rel=0.05)
+    assert model.class_scale[2] == 1.0  # a class the training masks lack
+    out = noise.add_noise(np.full((40, 32, 32, 1), 100, np.uint8), np.tile(masks[:1], (40, 1, 1)), model, 0)
+    left, right = out[:, :, :16].std(), out[:, :, 16:].std()
+    assert right / left == pytest.approx(2.0, rel=0.1)
+
+
+def test_the_noise_brings_a_blurred_set_to_the_real_spectrum():
+    """Reconstructions = the real grains blurred by a Gaussian H: the Wiener gain undoes the blur (1 / H) where the
+    blurred image is coherent with the real one (low frequencies), and the filtered,
+    noisy second blurred sample has the real spectrum (a ratio near the floor); the noise restores power and
+    edges inside the matrix, not the grain boundaries' structure."""
+    real, masks = grains(40, seed=1)
+    model = noise.fit(real, blur(real), masks, 2)
+    freqs = np.arange(len(model.gain)) / 64
+    low = (freqs > 0) & (freqs < 0.05)
+    inverse_blur = np.exp((2 * np.pi * freqs[low] * 1.5) ** 2 / 2)
+    assert np.allclose(model.gain[low], inverse_blur, rtol=0.03)
+    other, other_masks = grains(40, seed=2)
+    plain = blur(other)
+    noisy = noise.add_noise(plain, other_masks, model, seed=0)
+    before = image_stats.image_family(real, masks, plain, other_masks, n_splits=3).set_index("statistic")
+    after = image_stats.image_family(real, masks, noisy, other_masks, n_splits=3).set_index("statistic")
+    assert before.loc["spectrum_high", "ratio"] > 10
+    assert after.loc["spectrum_high", "ratio"] < 3
+    assert before.loc["edge_density", "synthetic_value"] == 0 < after.loc["edge_density", "synthetic_value"]
 
 
 def test_noise_is_seeded_per_image():
     rng = np.random.default_rng(2)
-    amp = noise.residual_amplitudes(rng.normal(0, 4, (5, 16, 16, 1)))
+    recon = np.full((5, 16, 16, 1), 100.0)
+    model = noise.fit(recon + rng.normal(0, 4, recon.shape), recon, np.zeros((5, 16, 16), int), 1)
     images = rng.integers(0, 255, (6, 16, 16, 1)).astype(np.uint8)
-    a = noise.add_residual_noise(images, amp, seed=7)
-    assert np.array_equal(a, noise.add_residual_noise(images, amp, seed=7))
-    assert np.array_equal(a[:3], noise.add_residual_noise(images[:3], amp, seed=7))  # independent of N
-    assert not np.array_equal(a, noise.add_residual_noise(images, amp, seed=8))
-
-
-def test_noise_brings_a_blurred_set_back_towards_real_power():
-    """Reconstructions = the real grains blurred; a second blurred sample with the residuals' noise has a
-    high-frequency spectrum far closer to real than without it, and edges inside the matrix again. It restores power,
-    not structure: here the residuals are the grain boundaries themselves, and as noise their gradients overshoot."""
-    real, masks = grains(40, seed=1)
-    amp = noise.residual_amplitudes(noise.residuals(real, blur(real)))
-    other, other_masks = grains(40, seed=2)
-    plain = blur(other)
-    noisy = noise.add_residual_noise(plain, amp, seed=0)
-    before = image_stats.image_family(real, masks, plain, other_masks, n_splits=3).set_index("statistic")
-    after = image_stats.image_family(real, masks, noisy, other_masks, n_splits=3).set_index("statistic")
-    assert after.loc["spectrum_high", "ratio"] < before.loc["spectrum_high", "ratio"] / 10
-    assert before.loc["edge_density", "synthetic_value"] == 0 < after.loc["edge_density", "synthetic_value"]
-    assert after.loc["gradient", "synthetic_value"] > after.loc["gradient", "real_value"]  # the overshoot
+    masks = np.zeros((6, 16, 16), int)
+    a = noise.add_noise(images, masks, model, seed=7)
+    assert np.array_equal(a, noise.add_noise(images, masks, model, seed=7))
+    assert np.array_equal(a[:3], noise.add_noise(images[:3], masks[:3], model, seed=7))  # independent of N
+    assert not np.array_equal(a, noise.add_noise(images, masks, model, seed=8))
 
 
 def test_mismatched_shapes_raise():
+    zeros = np.zeros((2, 8, 8), int)
     with pytest.raises(DualgenError, match="differ"):
-        noise.residuals(np.zeros((2, 8, 8, 1)), np.zeros((2, 8, 8, 3)))
-    with pytest.raises(DualgenError, match="do not fit"):
-        noise.add_residual_noise(np.zeros((2, 8, 8, 1), np.uint8), np.zeros((2, 16, 16, 1)), seed=0)
+        noise.fit(np.zeros((2, 8, 8, 1)), np.zeros((2, 8, 8, 3)), zeros, 1)
+    model = noise.fit(np.ones((2, 16, 16, 1)), np.zeros((2, 16, 16, 1)), np.zeros((2, 16, 16), int), 1)
+    with pytest.raises(DualgenError, match="does not fit"):
+        noise.add_noise(np.zeros((2, 8, 8, 1), np.uint8), zeros, model, seed=0)
+    with pytest.raises(DualgenError, match="class 1"):
+        noise.add_noise(np.zeros((2, 16, 16, 1), np.uint8), np.ones((2, 16, 16), int), model, seed=0)

@@ -1,29 +1,42 @@
-"""The decoder's noise: what a VQ-VAE's decoder leaves out of a micrograph, put back as random noise of the same
-spectrum (``postprocess.image_noise: residual``).
+"""The decoder's noise: what a VQ-VAE's decoder leaves out of a micrograph, put back (``postprocess.image_noise:
+residual``).
 
 A decoder trained with a squared error returns the mean of the micrographs its codes stand for: detector noise and
 the finest texture average out, so a decoded micrograph has too little power at high spatial frequencies even where
 its edges are right (the reconstruction step's image-family ratios show it before any prior samples a code). A VAE
-would sample its likelihood instead of taking its mean; this is that sample, with the likelihood measured rather than
-assumed:
+would sample its likelihood instead of taking its mean; this samples a Gaussian likelihood measured on the VQ-VAE's
+own training patches (real x, reconstruction y), in three parts:
 
-- ``residuals``: the residuals r = real - reconstruction of the VQ-VAE's own training patches (codes/recon.npz
-  against the real patches, float, per channel), each patch's mean removed (a brightness offset is not noise);
-- ``residual_amplitudes``: |FFT(r)| per patch and channel, the amplitude spectrum, anisotropy included;
-- ``add_residual_noise``: for synthetic image i, a residual patch j drawn at random (seeded) lends its amplitude
-  spectrum A_j; the phases are random: theta = the phase of the FFT of white Gaussian noise, which is
-  Hermitian-symmetric, so n = real(IFFT(A_j exp(i theta))) is a real field (phase randomisation, the classic
-  surrogate of a stationary signal: the same power spectrum, no structure). One theta serves all channels, so the
-  channels keep their correlation (detector noise is shared by R, G and B). The image becomes
-  clip(round(image + n), 0, 255).
+- ``wiener_gain``: the part of x that y predicts, per spatial frequency: the Wiener filter W(f) = S_xy / S_yy of the
+  gray images (the cross- and auto-spectra, each patch's mean removed, 2-D Hann window as in
+  ``image_stats.radial_power_spectrum``, averaged over the patches and over rings of |f|, so W depends on |f| only;
+  DC and the corners beyond 0.5 cycles/pixel take the nearest ring's value, DC 1). Where the decoder's output is
+  coherent with the real image (low frequencies) W is about 1 (1 / H(f) if y is x blurred by H(f): the filter
+  undoes a blur where it can); where it is not (the finest scales, whose decoded
+  content is the decoder's own guess) W falls towards 0 and the noise takes over. The same W filters every channel.
+- ``fit``: the residuals r = x - W * y (each patch and channel's mean removed: a brightness offset is not noise),
+  their cross-spectral density S(f), a C x C Hermitian matrix per frequency (the same window, normalised so that
+  white noise of variance s^2 gives S = s^2 at every frequency; anisotropy and the correlation of the channels
+  kept: detector noise may be shared by R, G and B or not), its Cholesky factor L(f), and the noise level of each
+  class: the standard deviation of r inside the class over that of all of r (noise and texture differ between
+  phases; 1 for a class the training masks lack).
+- ``add_noise``: image i becomes clip(round(W * image + s[mask] n), 0, 255), n = IFFT(L z) with z the FFT of white
+  Gaussian noise per channel (seeded by ``np.random.default_rng([seed, i])``, so a pair's noise does not depend on
+  how many pairs are made): a stationary Gaussian field with the residuals' mean spectrum, scaled per pixel by the
+  noise level of its class in the synthetic mask.
 
-The noise knows nothing of the mask: it adds no object and moves no boundary; it only restores the power the decoder
-averaged away, at the level measured on the training data.
+The filter and the noise add no object and move no boundary; they restore the power the decoder averaged away, at
+the level measured on the training data, so the power spectrum of the result matches the real one (W y and the
+noise are uncorrelated and their powers add up to S_xx). They cannot add structure the decoder never made: a grain
+boundary that no code holds stays absent.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from dualgen.core.errors import DualgenError
+from dualgen.generate import image_stats
 
 
 def _float_stack(images):
@@ -35,40 +48,124 @@ def _float_stack(images):
     return im.astype(np.float64)
 
 
-def residuals(real_images, recon_images):
-    """(N, H, W, C) float64 real - reconstruction, each patch and channel's mean removed."""
+def _window(h, w):
+    """The 2-D Hann window and the factor that makes windowed power that of the whole patch."""
+    window = np.outer(np.hanning(h), np.hanning(w))
+    return window, 1.0 / np.sqrt((window**2).mean())
+
+
+def _ring_field(h, w):
+    """The ring index of each FFT frequency, clipped to the rings 1..L // 2 (DC keeps 0)."""
+    size = min(h, w)
+    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    return np.minimum(np.rint(f * size).astype(np.int64), size // 2)
+
+
+def wiener_gain(real_images, recon_images):
+    """(L // 2 + 1,) W(|f|) = S_xy / S_yy per ring (index 0: DC, 1), from the gray real and reconstructed patches."""
     real, recon = _float_stack(real_images), _float_stack(recon_images)
     if real.shape != recon.shape:
         raise DualgenError(
             f"noise: real patches {real.shape} and reconstructions {recon.shape} differ: the codes folder is from "
             "another VQ-VAE or other patches; rerun the encode step"
         )
-    r = real - recon
-    return r - r.mean((1, 2), keepdims=True)
+    h, w = real.shape[1:3]
+    window, _ = _window(h, w)
+    ring = _ring_field(h, w).ravel()
+
+    def spectrum(images):
+        g = image_stats.gray(images)
+        g = g - g.mean((1, 2), keepdims=True)
+        return np.fft.fft2(g * window).reshape(len(g), -1)
+
+    x, y = spectrum(real), spectrum(recon)
+    counts = np.bincount(ring)
+    s_xy = np.bincount(ring, weights=(x * np.conj(y)).real.mean(0)) / counts
+    s_yy = np.bincount(ring, weights=(np.abs(y) ** 2).mean(0)) / counts
+    s_xx = np.bincount(ring, weights=(np.abs(x) ** 2).mean(0)) / counts
+    floor = 1e-12 * max(float(s_xx.max()), float(s_yy.max()), np.finfo(float).tiny)  # a flat reconstruction
+    gain = np.where(s_yy > floor, s_xy / np.maximum(s_yy, floor), 0.0)
+    gain[0] = 1.0
+    return gain
 
 
-def residual_amplitudes(residual):
-    """(N, H, W, C) float32 amplitude spectra |FFT2| of each residual patch and channel."""
-    return np.abs(np.fft.fft2(np.asarray(residual, np.float64), axes=(1, 2))).astype(np.float32)
-
-
-def add_residual_noise(images, amplitudes, seed):
-    """uint8 images (N, H, W, C) with phase-randomised residual noise added (see the module docstring); image i
-    draws its residual and its phases from ``np.random.default_rng([seed, i])``, so a pair's noise does not depend
-    on how many pairs are made."""
+def apply_gain(images, gain):
+    """(N, H, W, C) float64 images filtered by the ring gain (each image's mean kept)."""
     im = _float_stack(images)
-    amp = np.asarray(amplitudes, np.float64)
-    if amp.ndim != 4 or amp.shape[1:] != im.shape[1:]:
+    h, w = im.shape[1:3]
+    gain = np.asarray(gain, np.float64)
+    if len(gain) != min(h, w) // 2 + 1:
+        raise DualgenError(f"noise: a gain of {len(gain)} rings does not fit {h} x {w} px images")
+    field = gain[_ring_field(h, w)][None, :, :, None]
+    mean = im.mean((1, 2), keepdims=True)
+    return np.fft.ifft2(np.fft.fft2(im - mean, axes=(1, 2)) * field, axes=(1, 2)).real + mean
+
+
+@dataclass
+class DecoderNoise:
+    """The fitted likelihood: the Wiener ring gain, the Cholesky factor of the residuals' cross-spectral density
+    (H, W, C, C) and the noise level of each class."""
+
+    gain: np.ndarray
+    chol: np.ndarray
+    class_scale: np.ndarray
+
+    def summary(self):
+        """What meta.json records: the gain at 1/8 and 1/4 cycles/pixel, the noise's standard deviation (gray
+        levels, per channel, before the class scaling: the trace of S averaged over the frequencies) and the noise
+        level of each class."""
+        n = len(self.gain) - 1  # rings 1..n stand for n / (2 n) = 0.5 cycles/pixel at most
+        h, w, c = self.chol.shape[:3]
+        return {
+            "wiener_gain_at_0.125": float(self.gain[max(1, round(n / 4))]),
+            "wiener_gain_at_0.25": float(self.gain[max(1, round(n / 2))]),
+            "noise_sd": float(np.sqrt((np.abs(self.chol) ** 2).sum() / (h * w * c))),
+            "class_scale": [round(float(v), 4) for v in self.class_scale],
+        }
+
+
+def fit(real_images, recon_images, real_masks, n_classes):
+    """The decoder's likelihood (see the module docstring) from the VQ-VAE's training patches, their
+    reconstructions and their masks (N, H, W) of class ids < ``n_classes``."""
+    gain = wiener_gain(real_images, recon_images)
+    real = _float_stack(real_images)
+    masks = np.asarray(real_masks)
+    if masks.shape != real.shape[:3]:
+        raise DualgenError(f"noise: masks {masks.shape} do not fit the patches {real.shape}")
+    r = real - apply_gain(recon_images, gain)
+    r -= r.mean((1, 2), keepdims=True)
+    h, w, c = r.shape[1:]
+    window, norm = _window(h, w)
+    spec = np.fft.fft2(r * window[None, :, :, None], axes=(1, 2)) * norm
+    csd = np.einsum("nhwc,nhwd->hwcd", spec, np.conj(spec)) / (len(r) * h * w)
+    jitter = 1e-9 * max(float(np.abs(csd).max()), 1.0) * np.eye(c)
+    chol = np.linalg.cholesky(csd + jitter)
+    overall = r.std()
+    scale = np.ones(n_classes)
+    for k in range(n_classes):
+        inside = masks == k
+        if inside.any() and overall > 0:
+            scale[k] = r[inside].std() / overall
+    return DecoderNoise(gain, chol, scale)
+
+
+def add_noise(images, masks, model, seed):
+    """uint8 images (N, H, W, C): each filtered by the model's gain plus its Gaussian noise, scaled by the noise
+    level of each pixel's class in ``masks`` (N, H, W); see the module docstring."""
+    im = _float_stack(images)
+    masks = np.asarray(masks)
+    if model.chol.shape[:3] != im.shape[1:] or masks.shape != im.shape[:3]:
         raise DualgenError(
-            f"noise: residual spectra {amp.shape[1:]} do not fit images {im.shape[1:]}: the residuals are from "
-            "patches of another size or channel count"
+            f"noise: the fitted noise {model.chol.shape[:3]} does not fit images {im.shape[1:]} with masks "
+            f"{masks.shape}: the residuals are from patches of another size or channel count"
         )
+    if masks.max(initial=0) >= len(model.class_scale):
+        raise DualgenError(f"noise: a mask holds class {int(masks.max())}, the fit knows {len(model.class_scale)}")
+    filtered = apply_gain(im, model.gain)
     out = np.empty(im.shape, np.uint8)
-    for i, image in enumerate(im):
+    for i in range(len(im)):
         rng = np.random.default_rng([int(seed), i])
-        j = int(rng.integers(len(amp)))
-        white = np.fft.fft2(rng.standard_normal(image.shape[:2]))
-        phase = white / np.maximum(np.abs(white), 1e-12)
-        noise = np.fft.ifft2(amp[j] * phase[..., None], axes=(0, 1)).real
-        out[i] = np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
+        z = np.fft.fft2(rng.standard_normal(im.shape[1:]), axes=(0, 1))
+        n = np.fft.ifft2(np.einsum("hwcd,hwd->hwc", model.chol, z), axes=(0, 1)).real
+        out[i] = np.clip(np.rint(filtered[i] + model.class_scale[masks[i]][..., None] * n), 0, 255)
     return out
