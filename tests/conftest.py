@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,16 @@ def make_user_data(root, n=3, h=96, w=96, rgb=True, fmt="png", hq_for=None, seed
 @pytest.fixture
 def user_data(tmp_path):
     return make_user_data(tmp_path / "data")
+
+
+def planned_jobs(proc):
+    """The job counts of a dry run: {rule: count}."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    counts = {}
+    table = text.split("job ", 1)[1] if "job " in text else ""
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts

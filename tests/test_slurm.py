@@ -4,7 +4,8 @@
 
 The module starts the test cluster (skipped with start.sh's reason when it cannot, unless CI=true: then it
 fails), runs `snakemake --profile profiles/slurm --profile tests/slurm/profile --workflow-profile none` in one
-temporary folder and `snakemake --cores 2` in another, and checks that every step ran as its own Slurm job and
+temporary folder and `snakemake --cores 2` in another (both on the ci preset slimmed by tests/slurm/study.yaml:
+every rule of the ci study, fewer mixes), and checks that every step ran as its own Slurm job and
 that both runs made the same results. tests/slurm/stop.sh ends the daemons afterwards.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PY, REPO, env, snakemake
+from tests.conftest import PY, REPO, env, planned_jobs, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TARGET = None  # the whole ci study; "results/ci/datasets" for the data stage only
 STUDY = "results/ci"
 CI_PRESET = REPO / "presets" / "ci.yaml"
+CONFIGS = [CI_PRESET, REPO / "tests" / "slurm" / "study.yaml"]  # every rule of the ci study, fewer mixes
 PROFILES = [
     "--profile",
     REPO / "profiles" / "slurm",
@@ -91,7 +93,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
         str(workdir),
         *map(str, PROFILES),
         "--configfile",
-        str(CI_PRESET),
+        *map(str, CONFIGS),
     ]
     started = time.time()
     try:
@@ -133,7 +135,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
 def local_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("local_run")
     started = time.time()
-    proc = snakemake(*_targets(), "--cores", "2", "--configfile", CI_PRESET, workdir=workdir, timeout=SLURM_TIMEOUT)
+    proc = snakemake(*_targets(), "--cores", "2", "--configfile", *CONFIGS, workdir=workdir, timeout=SLURM_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-6000:]
     return {"workdir": workdir, "wall": time.time() - started}
 
@@ -144,7 +146,7 @@ def _metas(workdir):
     return {p.relative_to(workdir): json.loads(p.read_text()) for p in paths}
 
 
-def test_every_step_ran_as_a_slurm_job(slurm_run):
+def test_every_step_ran_as_a_slurm_job(slurm_run, tmp_path):
     workdir, submitted, queue = slurm_run["workdir"], slurm_run["submitted"], slurm_run["squeue"]
     assert slurm_run["run_id"], "no 'SLURM run ID' in Snakemake's output: not run by the Slurm executor?"
     assert submitted, "no job was submitted to Slurm"
@@ -167,6 +169,10 @@ def test_every_step_ran_as_a_slurm_job(slurm_run):
     for path, meta in metas.items():
         step = queue[meta["slurm_job_id"]]["comment"]
         assert step.startswith("rule_"), (path, step)
+    # the slimmed study (tests/slurm/study.yaml) still runs every rule of the whole ci study under Slurm
+    ran = {re.sub(r"_wildcards_.*$", "", j["comment"]).removeprefix("rule_") for j in queue.values()}
+    ci_rules = set(planned_jobs(snakemake("-n", "--configfile", CI_PRESET, workdir=tmp_path))) - {"all"}
+    assert ci_rules <= ran, f"rules of the ci study that never ran under Slurm: {sorted(ci_rules - ran)}"
     # the plugin's per-job logs (kept: slurm-keep-successful-logs in tests/slurm/profile)
     logs = {p.stem for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert slurm_ids <= logs, (slurm_ids, logs)

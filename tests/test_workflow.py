@@ -2,7 +2,6 @@
 and the report."""
 
 import json
-import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ import pytest
 from dualgen.core.config import load_yaml, merge
 from dualgen.data import datasets
 from dualgen.segment.mixes import enumerate_mixes
-from tests.conftest import REPO, assert_one_line_error, run_script, snakemake
+from tests.conftest import REPO, assert_one_line_error, planned_jobs, run_script, snakemake
 
 pytestmark = pytest.mark.slow
 CI = REPO / "presets" / "ci.yaml"
@@ -27,19 +26,6 @@ def ci_run(tmp_path_factory):
     proc = snakemake("--cores", "2", "--configfile", CI, workdir=work)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return work
-
-
-def planned_jobs(proc):
-    """The job counts of a dry run: {rule: count}."""
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout + proc.stderr
-    counts = {}
-    table = text.split("job ", 1)[1] if "job " in text else ""
-    for line in table.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def test_ci_study_produces_every_artifact(ci_run):
