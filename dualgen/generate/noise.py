@@ -11,13 +11,15 @@ own training patches (real x, reconstruction y), in three parts:
   gray images (the cross- and auto-spectra, each patch's mean removed, 2-D Hann window as in
   ``image_stats.radial_power_spectrum``, averaged over the patches and over rings of |f|, so W depends on |f| only;
   DC and the corners beyond 0.5 cycles/pixel take the nearest ring's value, DC 1). Where the decoder's output is
-  coherent with the real image (low frequencies) W is about 1 (1 / H(f) if y is x blurred by H(f): the filter
-  undoes a blur where it can); where it is not (the finest scales, whose decoded
-  content is the decoder's own guess) W falls towards 0 and the noise takes over. The same W filters every channel.
+  coherent with the real image (low frequencies) W is about 1, or 1 / H(f) where y is x blurred by H(f): the filter
+  undoes a blur where it can. Where it is not (the finest scales, whose decoded content is the decoder's own
+  guess) W falls towards 0 and the noise takes over. The same W filters every channel.
 - ``fit``: the residuals r = x - W * y (each patch and channel's mean removed: a brightness offset is not noise),
   their cross-spectral density S(f), a C x C Hermitian matrix per frequency (the same window, normalised so that
-  white noise of variance s^2 gives S = s^2 at every frequency; anisotropy and the correlation of the channels
-  kept: detector noise may be shared by R, G and B or not), its Cholesky factor L(f), and the noise level of each
+  white noise of variance s^2 gives S = s^2 at every frequency; without the window the jump where a patch wraps
+  around adds power at every frequency, and noise drawn from that spectrum had twice the real high-frequency
+  power on the demo; anisotropy and the correlation of the channels kept: detector noise may be shared by R, G
+  and B or not), its Cholesky factor L(f), and the noise level of each
   class: the standard deviation of r inside the class over that of all of r (noise and texture differ between
   phases; 1 for a class the training masks lack).
 - ``add_noise``: image i becomes clip(round(W * image + s[mask] n), 0, 255), n = IFFT(L z) with z the FFT of white
