@@ -10,7 +10,7 @@ own training patches (real x, reconstruction y), in three parts:
 - ``wiener_gain``: the part of x that y predicts, per spatial frequency: the Wiener filter W(f) = S_xy / S_yy of the
   gray images (the cross- and auto-spectra, each patch's mean removed, 2-D Hann window as in
   ``image_stats.radial_power_spectrum``, averaged over the patches and over rings of |f|, so W depends on |f| only;
-  DC and the corners beyond 0.5 cycles/pixel take the nearest ring's value, DC 1). Where the decoder's output is
+  the corners beyond 0.5 cycles/pixel count with the last ring, DC is 1). Where the decoder's output is
   coherent with the real image (low frequencies) W is about 1, or 1 / H(f) where y is x blurred by H(f): the filter
   undoes a blur where it can. Where it is not (the finest scales, whose decoded content is the decoder's own
   guess) W falls towards 0 and the noise takes over. The same W filters every channel.
@@ -57,7 +57,8 @@ def _window(h, w):
 
 
 def _ring_field(h, w):
-    """The ring index of each FFT frequency, clipped to the rings 1..L // 2 (DC keeps 0)."""
+    """The ring index k = round(|f| L) of each FFT frequency, L = min(H, W) (DC: 0); the corners beyond 0.5
+    cycles/pixel count with the last ring, L // 2."""
     size = min(h, w)
     f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
     return np.minimum(np.rint(f * size).astype(np.int64), size // 2)
@@ -116,7 +117,7 @@ class DecoderNoise:
         """What meta.json records: the gain at 1/8 and 1/4 cycles/pixel, the noise's standard deviation (gray
         levels, per channel, before the class scaling: the trace of S averaged over the frequencies) and the noise
         level of each class."""
-        n = len(self.gain) - 1  # rings 1..n stand for n / (2 n) = 0.5 cycles/pixel at most
+        n = len(self.gain) - 1  # ring k is k / (2 n) cycles/pixel
         h, w, c = self.chol.shape[:3]
         return {
             "wiener_gain_at_0.125": float(self.gain[max(1, round(n / 4))]),
