@@ -172,7 +172,7 @@ def effects(out):
 
 def run(work, out, cores, configfiles, study=False, forcerun=None):
     """snakemake <out>/fidelity and <out>/reconstruction (and <out>/study) in ``work``; its exit status. With
-    ``forcerun``, only file times trigger reruns, and that rule reruns."""
+    ``forcerun`` (rules, comma-separated), only file times trigger reruns, and those rules rerun."""
     cmd = [
         str(Path(sys.executable).parent / "snakemake"),
         "-s",
