@@ -118,13 +118,18 @@ def _rings(h, w):
     return ring, np.bincount(ring[ring >= 0], minlength=n_rings), np.arange(1, n_rings + 1) / size
 
 
+def hann_window(h, w):
+    """The 2-D Hann window (``np.hanning`` rows x columns) every spectrum here is taken through."""
+    return np.outer(np.hanning(h), np.hanning(w))
+
+
 def _patch_power(images):
     """(frequencies, (N, R) ring-averaged power of each patch)."""
     im = _as_images(images)
     n, h, w = im.shape[:3]
     ring, counts, freqs = _rings(h, w)
     keep = ring >= 0
-    window = np.outer(np.hanning(h), np.hanning(w))
+    window = hann_window(h, w)
     norm = (window**2).sum()
     out = np.empty((n, len(counts)))
     for sl in _chunks(n):

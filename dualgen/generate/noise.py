@@ -51,8 +51,8 @@ def _float_stack(images):
 
 
 def _window(h, w):
-    """The 2-D Hann window and the factor that makes windowed power that of the whole patch."""
-    window = np.outer(np.hanning(h), np.hanning(w))
+    """The Hann window of ``image_stats`` and the factor that makes windowed power that of the whole patch."""
+    window = image_stats.hann_window(h, w)
     return window, 1.0 / np.sqrt((window**2).mean())
 
 
