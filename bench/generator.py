@@ -20,7 +20,8 @@ folder: the VQ-VAE and codes are reused) and prints the pool's worst ratio for e
 of the prior's seed).
 ``--rerun-from RULE[,RULE]`` (with --keep, in a copy of another run's folder: an option that changes only a later step,
 such as postprocess.image_noise) reruns RULE and what depends on it, and nothing else (Snakemake's
-``--rerun-triggers mtime --forcerun RULE``; the prior seeds' copies then force train_pixelcnn).
+``--rerun-triggers mtime --forcerun RULE``; the prior seeds' copies then force train_pixelcnn and
+train_pixelcnn_conditioned).
 ``--study`` also runs the study's aggregate and prints each synthetic mix's effect with its interval (with
 ``--configfile bench/generator_study.yaml``: SHQ and BMQ at 0 and 100 %, the generator's own study).
 Usage: python bench/generator.py [--cores 2] [--configfile presets/x.yaml ...] [--keep [--rerun-from RULE]]
@@ -118,8 +119,10 @@ def main():
                 ignore=lambda d, names: [n for n in names if n.startswith("prior_seed")],
             )
             (other / "seed.yaml").write_text(f"pixelcnn: {{seed: {seed}}}\n")
-            force = "train_pixelcnn" if args.rerun_from else None  # mtime triggers miss the seed's change
-            if run(other, other / out.relative_to(work), args.cores, configfiles + [str(other / "seed.yaml")], force):
+            # mtime triggers miss the seed's change: the priors rerun by force
+            force = "train_pixelcnn,train_pixelcnn_conditioned" if args.rerun_from else None
+            seed_files = configfiles + [str(other / "seed.yaml")]
+            if run(other, other / out.relative_to(work), args.cores, seed_files, forcerun=force):
                 return 1
             other_meta = json.loads((other / out.relative_to(work) / "fidelity" / "meta.json").read_text())
             scores[seed] = mask[seed] = worst_target(other_meta)

@@ -7,9 +7,9 @@ THIN_CLASSES = [c["name"] for c in config["classes"] if c.get("thin")]  # only t
 COND_KIND = f"{config['pixelcnn']['kind']}_cond"  # the conditioned prior the conditioned pools come from
 
 
-# The decoder's noise (postprocess.image_noise: residual) is measured on the encode step's reconstructions of the
-# VQ-VAE's training patches: every postprocess rule then reads them.
-IMAGE_NOISE = config["postprocess"]["image_noise"] == "residual"
+# The decoder's noise (postprocess.image_noise: residual) or spectrum (spectrum) is measured on the encode step's
+# reconstructions of the VQ-VAE's training patches: every postprocess rule then reads them.
+IMAGE_NOISE = config["postprocess"]["image_noise"] != "none"
 NOISE_INPUTS = (
     {"codes": f"{OUT}/codes", "patches": f"{OUT}/patches", "datasets": f"{OUT}/datasets"} if IMAGE_NOISE else {}
 )

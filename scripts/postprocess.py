@@ -12,7 +12,8 @@ With postprocess.image_noise residual (--codes, --patches, --datasets: the encod
 VQ-VAE's training patches and the patches themselves) each micrograph gets the decoder's noise back
 (dualgen.generate.noise): filtered by the Wiener gain of real on reconstructed training patches, plus Gaussian noise
 of their residuals' spectrum, scaled by the noise level of each pixel's class in the cleaned mask; seeded by
-postprocess.seed.
+postprocess.seed. With postprocess.image_noise spectrum (same inputs) each micrograph is only filtered, by the gain
+sqrt(S_xx / S_yy) that gives the reconstructions the real power spectrum (no noise).
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/first_classes.npy (the first
 classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
 meta.json.
@@ -30,20 +31,27 @@ from dualgen.generate import common as generation
 from dualgen.generate import noise, postprocess
 
 
-def decoder_noise(args, ids, raw_dir, masks, n_classes, seed):
-    """The decoded micrographs with the decoder's noise (``noise.fit`` on the VQ-VAE's training patches and their
-    reconstructions, ``noise.add_noise`` under the cleaned masks) and the fit's summary for meta.json."""
+def decoder_noise(args, ids, raw_dir, masks, n_classes, seed, mode):
+    """The decoded micrographs with the decoder's noise (``mode`` residual: ``noise.fit`` on the VQ-VAE's training
+    patches and their reconstructions, ``noise.add_noise`` under the cleaned masks) or its spectrum (``mode``
+    spectrum: ``noise.power_gain``, ``noise.equalise``), and the fit's summary for meta.json."""
     if not (args.codes and args.patches and args.datasets):
-        raise DualgenError("postprocess.image_noise residual needs --codes, --patches and --datasets")
+        raise DualgenError(f"postprocess.image_noise {mode} needs --codes, --patches and --datasets")
     codes = Path(args.codes)
     train = pd.read_csv(codes / "codes.csv")["split"].to_numpy() == "train"
     _, real, real_masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
     recon = np.load(codes / "recon.npz", allow_pickle=False)["images"]
-    model = noise.fit(real[train], recon[train], real_masks[train], n_classes)
     decoded = np.stack([io.read_png(raw_dir / "images" / f"{i}.png") for i in ids])
-    summary = dict(model.summary(), train_patches=int(train.sum()))
-    print(f"decoder noise from {summary['train_patches']} training patches: {summary}", flush=True)
-    return noise.add_noise(decoded, np.stack(masks), model, seed), summary
+    if mode == "spectrum":
+        gain = noise.power_gain(real[train], recon[train])
+        summary = dict(noise.gain_summary(gain, "power_gain"), mode=mode, train_patches=int(train.sum()))
+        images = noise.equalise(decoded, gain)
+    else:
+        model = noise.fit(real[train], recon[train], real_masks[train], n_classes)
+        summary = dict(model.summary(), mode=mode, train_patches=int(train.sum()))
+        images = noise.add_noise(decoded, np.stack(masks), model, seed)
+    print(f"decoder {mode} from {summary['train_patches']} training patches: {summary}", flush=True)
+    return images, summary
 
 
 def main(args):
@@ -74,8 +82,8 @@ def main(args):
             print(f"cleaned {i + 1}/{len(raws)}", flush=True)
     ids = sorted(p.stem for p in (raw_dir / "images").glob("synth_*.png"))
     images, fitted = None, None
-    if pp.get("image_noise", "none") == "residual":
-        images, fitted = decoder_noise(args, ids, raw_dir, cleaned, n, pp["seed"])
+    if pp.get("image_noise", "none") != "none":
+        images, fitted = decoder_noise(args, ids, raw_dir, cleaned, n, pp["seed"], pp["image_noise"])
     changed = float(np.mean([np.mean(a != b) for a, b in zip(first, cleaned)]))  # rims, small objects, smoothing
     extra = {
         "n": len(raws),
@@ -98,8 +106,8 @@ def main(args):
 if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--raw", required=True, help="the decode step's folder")
-    p.add_argument("--codes", default=None, help="the encode step's folder (postprocess.image_noise residual)")
-    p.add_argument("--patches", default=None, help="the patches folder (postprocess.image_noise residual)")
-    p.add_argument("--datasets", default=None, help="the datasets folder (postprocess.image_noise residual)")
+    p.add_argument("--codes", default=None, help="the encode step's folder (postprocess.image_noise not none)")
+    p.add_argument("--patches", default=None, help="the patches folder (postprocess.image_noise not none)")
+    p.add_argument("--datasets", default=None, help="the datasets folder (postprocess.image_noise not none)")
     p.add_argument("--out", required=True)
     cli.run(main, p)

@@ -1,5 +1,5 @@
 """The decoder's noise: the Wiener gain, Gaussian noise of the residuals' cross-spectrum scaled per class, seeded,
-and what it does to the image-domain fidelity statistics of a blurred set."""
+and what it does to the image-domain fidelity statistics of a blurred set; the power gain (the spectrum alone)."""
 
 import numpy as np
 import pytest
@@ -83,6 +83,44 @@ def test_the_noise_brings_a_blurred_set_to_the_real_spectrum():
     assert before.loc["spectrum_high", "ratio"] > 10
     assert after.loc["spectrum_high", "ratio"] < 3
     assert before.loc["edge_density", "synthetic_value"] == 0 < after.loc["edge_density", "synthetic_value"]
+
+
+def test_the_power_gain_inverts_a_blur_and_damps_added_power():
+    """sqrt(S_xx / S_yy): 1 / H(f) for a Gaussian blur H (as the Wiener gain, at low f), sqrt(S / (S + N)) where the
+    reconstructions carry extra white noise of power N (the Wiener gain would be S / (S + N)); the equalised
+    training reconstructions have the real spectrum (up to the uint8 rounding), a second blurred sample nearly so."""
+    real, masks = grains(40, seed=1)
+    gain = noise.power_gain(real, blur(real))
+    freqs = np.arange(len(gain)) / 64
+    low = (freqs > 0) & (freqs < 0.05)
+    assert np.allclose(gain[low], np.exp((2 * np.pi * freqs[low] * 1.5) ** 2 / 2), rtol=0.03)
+    flat = np.full((60, 32, 32, 1), 128.0)
+    rng = np.random.default_rng(4)
+    signal = flat + rng.normal(0, 6.0, flat.shape)
+    noisy = signal + rng.normal(0, 8.0, flat.shape)
+    gain = noise.power_gain(signal, noisy)[1:]
+    assert np.allclose(gain, np.sqrt(36 / (36 + 64)), rtol=0.08)
+    assert np.allclose(noise.wiener_gain(signal, noisy)[1:], 36 / (36 + 64), rtol=0.12)
+    f, target = image_stats.radial_power_spectrum(real)
+    trained = noise.equalise(blur(real, 0.5), noise.power_gain(real, blur(real, 0.5)))  # G under the cap
+    gap = np.abs(image_stats.radial_power_spectrum(trained)[1] - target)  # decades; rounding and the window aside
+    assert np.abs(image_stats.radial_power_spectrum(blur(real, 0.5))[1] - target).mean() > 0.2 > 0.03 > gap.mean()
+    other, other_masks = grains(40, seed=2)
+    table = {}
+    for sigma in (0.5, 1.5):  # a mild blur (G up to about 3.4) and a heavy one (capped from 0.2 up)
+        plain = blur(other, sigma)
+        sharp = noise.equalise(plain, noise.power_gain(real, blur(real, sigma)))
+        for name, images in (("before", plain), ("after", sharp)):
+            t = image_stats.image_family(real, masks, images, other_masks, n_splits=3).set_index("statistic")
+            table[sigma, name] = t["ratio"]
+    assert sharp.dtype == np.uint8 and np.array_equal(noise.equalise(plain, np.ones(33)), plain)
+    assert noise.power_gain(real, blur(real, 1.5)).max() == noise.MAX_GAIN
+    mild_before, mild_after = table[0.5, "before"], table[0.5, "after"]
+    assert mild_before["spectrum_high"] > 10 > 2 > mild_after["spectrum_high"]
+    assert mild_before["gradient"] > 10 > 5 > mild_after["gradient"]
+    heavy_before, heavy_after = table[1.5, "before"], table[1.5, "after"]
+    assert heavy_after["spectrum_high"] < heavy_before["spectrum_high"]  # restored only up to the cap,
+    assert heavy_after["gradient"] < heavy_before["gradient"]  # so the rounding noise is not made a texture
 
 
 def test_noise_is_seeded_per_image():

@@ -9,6 +9,7 @@ import pytest
 
 from dualgen.core.config import load_yaml, merge
 from dualgen.data import datasets
+from dualgen.generate import noise
 from dualgen.segment.mixes import enumerate_mixes
 from tests.conftest import REPO, assert_one_line_error, planned_jobs, run_script, snakemake
 
@@ -282,7 +283,7 @@ def test_ci_whole_micrographs_and_the_exported_model(ci_run):
 def test_decoder_noise_changes_the_micrographs_not_the_masks(ci_run, tmp_path):
     """postprocess.image_noise residual: every postprocess rule reads the reconstructions (what reruns: the cleaning
     of every pool and what trains on it, no generator model), and the step run on the study's decoded pairs gives
-    the same masks with noisier micrographs, seeded."""
+    the same masks with noisier micrographs, seeded; spectrum: the same masks with filtered micrographs."""
     jobs = _override(ci_run, "noise", "postprocess: {image_noise: residual}\n")
     assert {"postprocess", "fidelity_postprocess", "postprocess_conditioned", "fidelity", "train_unet"} <= set(jobs)
     assert not {"train_vqvae", "encode", "train_pixelcnn", "sample", "decode"} & set(jobs), jobs
@@ -294,10 +295,18 @@ def test_decoder_noise_changes_the_micrographs_not_the_masks(ci_run, tmp_path):
     for name in ("a", "b"):
         proc = run_script("postprocess.py", *args, "--out", tmp_path / name)
         assert proc.returncode == 0, proc.stderr
+    settings["postprocess"]["image_noise"] = "spectrum"  # the filter alone: no noise, nothing to seed
+    args[-1] = json.dumps(settings)
+    proc = run_script("postprocess.py", *args, "--out", tmp_path / "spectrum")
+    assert proc.returncode == 0, proc.stderr
     plain, noisy = datasets.read_pool(out / "synthetic" / "clean"), datasets.read_pool(tmp_path / "a")
     assert plain[0] == noisy[0] and np.array_equal(plain[2], noisy[2])
     assert np.abs(plain[1].astype(int) - noisy[1]).mean() > 0.5
     assert np.array_equal(noisy[1], datasets.read_pool(tmp_path / "b")[1])
+    filtered = datasets.read_pool(tmp_path / "spectrum")
+    assert np.array_equal(plain[2], filtered[2]) and not np.array_equal(plain[1], filtered[1])
+    fit = json.loads((tmp_path / "spectrum" / "meta.json").read_text())["decoder_noise"]
+    assert fit["mode"] == "spectrum" and 0 < fit["power_gain_at_0.25"] <= noise.MAX_GAIN
 
 
 def test_predict_rule_segments_new_micrographs_and_only_its_settings_rerun_it(ci_run):

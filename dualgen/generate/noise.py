@@ -1,5 +1,5 @@
 """The decoder's noise: what a VQ-VAE's decoder leaves out of a micrograph, put back (``postprocess.image_noise:
-residual``).
+residual``, or the spectrum alone: ``spectrum``).
 
 A decoder trained with a squared error returns the mean of the micrographs its codes stand for: detector noise and
 the finest texture average out, so a decoded micrograph has too little power at high spatial frequencies even where
@@ -27,6 +27,19 @@ own training patches (real x, reconstruction y), in three parts:
   how many pairs are made): a stationary Gaussian field with the residuals' mean spectrum, scaled per pixel by the
   noise level of its class in the synthetic mask.
 
+``postprocess.image_noise: spectrum`` is the deterministic alternative: no noise, only the filter
+G(f) = sqrt(S_xx / S_yy) (``power_gain``; same spectra, rings and window), which gives the training
+reconstructions the real patches' ring-averaged gray power spectrum (exactly, under the cap), by amplifying (or damping) what the
+decoder made at each scale (``equalise``). Where the decoder's fine content is right but too weak (a blur), G
+sharpens it; where it is the decoder's own texture (a perceptual decoder), G keeps that texture instead of replacing
+it with Gaussian noise, which the Wiener gain would do; at frequencies the decoder overshoots (an upsampling's
+checkerboard) G < 1 damps them. It cannot add what the decoder never made: where the reconstructions hold no power
+G is 0, and G is capped at ``MAX_GAIN`` = 4 (16x the power): a decoder's content that much weaker than the real one
+at some scale is mostly the 8-bit rounding noise of its output, which a larger gain turns into a texture of its own
+(grains blurred by a Gaussian of 1.5 px need gains up to 100 at the finest scales; uncapped, the spectrum reads real
+and the gradient ratio triples; capped, both improve a little). Where the decoder's loss is milder (the demo's
+default VQ-VAE: G at most 2) the cap does not act.
+
 The filter and the noise add no object and move no boundary; they restore the power the decoder averaged away, at
 the level measured on the training data, so the power spectrum of the result matches the real one (W y and the
 noise are uncorrelated and their powers add up to S_xx). They cannot add structure the decoder never made: a grain
@@ -39,6 +52,8 @@ import numpy as np
 
 from dualgen.core.errors import DualgenError
 from dualgen.generate import image_stats
+
+MAX_GAIN = 4.0  # the most ``power_gain`` amplifies a frequency (16x its power): see the module docstring
 
 
 def _float_stack(images):
@@ -64,8 +79,9 @@ def _ring_field(h, w):
     return np.minimum(np.rint(f * size).astype(np.int64), size // 2)
 
 
-def wiener_gain(real_images, recon_images):
-    """(L // 2 + 1,) W(|f|) = S_xy / S_yy per ring (index 0: DC, 1), from the gray real and reconstructed patches."""
+def _ring_spectra(real_images, recon_images):
+    """(S_xx, S_xy, S_yy) per ring (index 0: DC) of the gray real and reconstructed patches, and a floor under which
+    a reconstruction's power counts as none."""
     real, recon = _float_stack(real_images), _float_stack(recon_images)
     if real.shape != recon.shape:
         raise DualgenError(
@@ -87,7 +103,23 @@ def wiener_gain(real_images, recon_images):
     s_yy = np.bincount(ring, weights=(np.abs(y) ** 2).mean(0)) / counts
     s_xx = np.bincount(ring, weights=(np.abs(x) ** 2).mean(0)) / counts
     floor = 1e-12 * max(float(s_xx.max()), float(s_yy.max()), np.finfo(float).tiny)  # a flat reconstruction
+    return s_xx, s_xy, s_yy, floor
+
+
+def wiener_gain(real_images, recon_images):
+    """(L // 2 + 1,) W(|f|) = S_xy / S_yy per ring (index 0: DC, 1), from the gray real and reconstructed patches."""
+    _, s_xy, s_yy, floor = _ring_spectra(real_images, recon_images)
     gain = np.where(s_yy > floor, s_xy / np.maximum(s_yy, floor), 0.0)
+    gain[0] = 1.0
+    return gain
+
+
+def power_gain(real_images, recon_images):
+    """(L // 2 + 1,) G(|f|) = min(sqrt(S_xx / S_yy), MAX_GAIN) per ring (index 0: DC, 1; 0 where the reconstructions
+    hold no power): the filter that gives the reconstructions the real patches' power spectrum
+    (``postprocess.image_noise: spectrum``, see the module docstring)."""
+    s_xx, _, s_yy, floor = _ring_spectra(real_images, recon_images)
+    gain = np.where(s_yy > floor, np.minimum(np.sqrt(s_xx / np.maximum(s_yy, floor)), MAX_GAIN), 0.0)
     gain[0] = 1.0
     return gain
 
@@ -104,6 +136,17 @@ def apply_gain(images, gain):
     return np.fft.ifft2(np.fft.fft2(im - mean, axes=(1, 2)) * field, axes=(1, 2)).real + mean
 
 
+def equalise(images, gain):
+    """uint8 images (N, H, W, C) filtered by the ring gain (``power_gain``), rounded and clipped to 0..255."""
+    return np.clip(np.rint(apply_gain(images, gain)), 0, 255).astype(np.uint8)
+
+
+def gain_summary(gain, name):
+    """What meta.json records of a ring gain: its value at 1/8 and 1/4 cycles/pixel."""
+    n = len(gain) - 1  # ring k is k / (2 n) cycles/pixel
+    return {f"{name}_at_0.125": float(gain[max(1, round(n / 4))]), f"{name}_at_0.25": float(gain[max(1, round(n / 2))])}
+
+
 @dataclass
 class DecoderNoise:
     """The fitted likelihood: the Wiener ring gain, the Cholesky factor of the residuals' cross-spectral density
@@ -117,11 +160,9 @@ class DecoderNoise:
         """What meta.json records: the gain at 1/8 and 1/4 cycles/pixel, the noise's standard deviation (gray
         levels, per channel, before the class scaling: the trace of S averaged over the frequencies) and the noise
         level of each class."""
-        n = len(self.gain) - 1  # ring k is k / (2 n) cycles/pixel
         h, w, c = self.chol.shape[:3]
         return {
-            "wiener_gain_at_0.125": float(self.gain[max(1, round(n / 4))]),
-            "wiener_gain_at_0.25": float(self.gain[max(1, round(n / 2))]),
+            **gain_summary(self.gain, "wiener_gain"),
             "noise_sd": float(np.sqrt((np.abs(self.chol) ** 2).sum() / (h * w * c))),
             "class_scale": [round(float(v), 4) for v in self.class_scale],
         }
