@@ -28,8 +28,8 @@ own training patches (real x, reconstruction y), in three parts:
   noise level of its class in the synthetic mask.
 
 ``postprocess.image_noise: spectrum`` is the deterministic alternative: no noise, only the filter
-G(f) = sqrt(S_xx / S_yy) (``power_gain``; same spectra, rings and window), which gives the training
-reconstructions the real patches' ring-averaged gray power spectrum (exactly, under the cap), by amplifying (or damping) what the
+G(f) = sqrt(S_xx / S_yy) (``power_gain``; same spectra, rings and window), which gives the training reconstructions
+the real patches' ring-averaged gray power spectrum (exactly, under the cap), by amplifying (or damping) what the
 decoder made at each scale (``equalise``). Where the decoder's fine content is right but too weak (a blur), G
 sharpens it; where it is the decoder's own texture (a perceptual decoder), G keeps that texture instead of replacing
 it with Gaussian noise, which the Wiener gain would do; at frequencies the decoder overshoots (an upsampling's
