@@ -144,9 +144,17 @@ def main():
         + ", ".join(f"{k}: {v['class']}/{v['statistic']} {v['ratio']:.2f}" for k, v in image.items())
     )
     over = sum(v["ratio"] <= TARGET for v in image.values())
+    ref = reference(fmeta)
+    if ref:
+        print(
+            f"a second real sample ({fmeta['reference']['source']}, scored alike): image ratio "
+            f"{ref['image']['ratio']:.2f} ({ref['image']['class']}/{ref['image']['statistic']}), mask ratio "
+            f"{ref['mask']['ratio']:.2f} ({ref['mask']['class']}/{ref['mask']['statistic']})"
+        )
     print(
         f"generator: image ratio {median(image):.2f} (worst; median over {len(image)} prior seed(s), "
         f"<= {TARGET:g} in {over}), mask ratio {median(mask):.2f}, reconstruction mIoU {agreement['val']['miou']:.3f}"
+        + (f"; a second real sample: image {ref['image']['ratio']:.2f}, mask {ref['mask']['ratio']:.2f}" if ref else "")
     )
     return 0
 
@@ -204,10 +212,28 @@ TARGET = 2.0  # fidelity.TARGET_RATIO
 MASK_FAMILIES = ("phase_fraction", "s2", "chord")  # the mask statistics the generator is held to
 
 
+def worst_mask(worst):
+    """The worst ratio over the mask families the generator is held to (class, statistic, ratio), of a
+    ``worst_by_family`` dictionary."""
+    return worst[max((f for f in MASK_FAMILIES if worst[f]["class"]), key=lambda f: worst[f]["ratio"])]
+
+
 def worst_target(fmeta):
-    """The pool's worst ratio over the mask families the generator is held to (class, statistic, ratio)."""
-    pool = fmeta["worst_by_family"][fmeta["pool_variant"]]
-    return pool[max((f for f in MASK_FAMILIES if pool[f]["class"]), key=lambda f: pool[f]["ratio"])]
+    """The pool's worst ratio over the mask families the generator is held to."""
+    return worst_mask(fmeta["worst_by_family"][fmeta["pool_variant"]])
+
+
+def reference(fmeta):
+    """The worst image-family and mask ratios of the fidelity step's second real sample (the test patches, scored as
+    the pool is), the yardstick of what real data reaches; None without one."""
+    ref = fmeta.get("reference")
+    if not ref or not ref.get("worst_by_family"):
+        return None
+    worst = ref["worst_by_family"]
+    return {
+        "image": worst.get("image", {"class": None, "statistic": None, "ratio": float("nan")}),
+        "mask": worst_mask(worst),
+    }
 
 
 def worst_image(fmeta):

@@ -16,7 +16,8 @@ postprocess.seed. With postprocess.image_noise spectrum (same inputs) each micro
 sqrt(S_xx / S_yy) that gives the reconstructions the real power spectrum (no noise).
 Writes OUT/images (the synthetic micrographs), OUT/masks (class ids), OUT/pool.csv, OUT/first_classes.npy (the first
 classification, k-means or largest score, before rims, small objects and smoothing; for scripts/figure.py cleaning),
-meta.json.
+meta.json; with image_noise on also OUT/decoded (the micrographs as decoded, which the fidelity step's memorisation
+check judges: new noise or a sharpening filter would hide a copy).
 """
 
 from pathlib import Path

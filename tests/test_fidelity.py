@@ -372,6 +372,15 @@ def test_score_variant_closest_variant_and_the_reference_sample():
         n_splits=2,
     )
     assert all(math.isnan(row[k]) for k in fidelity.MEMO_KEYS)  # no validation pairs: no memorisation
+    rng = np.random.default_rng(0)
+    near = (np.clip(real[0][:12] + rng.normal(0, 8, real[0][:12].shape), 0, 255).astype(np.uint8), real[1][:12])
+    noisy = np.clip(real[0] + rng.normal(0, 40, real[0].shape), 0, 255).astype(np.uint8)  # copies, noise added
+    shares = {}
+    for name, decoded in (("noisy", None), ("decoded", real[0])):  # validation pairs near training pairs
+        variant = {"name": name, "kind": "plain", "temperature": 1, "pool": False}
+        _, row, _ = fidelity.score_variant(variant, noisy, real[1], real, near, NAMES, 0, 2, decoded=decoded)
+        shares[name] = (row["share_closer"], row["judged_on"])
+    assert shares == {"noisy": (0.0, "images"), "decoded": (1.0, "decoded")}  # the noise hid the copies
     table, meta = fidelity.reference_sample(*real, *like, NAMES, seed=0, n_splits=2)
     assert set(table["variant"]) == {fidelity.REFERENCE} and meta["n"] == 16 and meta["line"].startswith("fidelity")
     table, meta = fidelity.reference_sample(*real, like[0][:1], like[1][:1], NAMES, seed=0, n_splits=2)

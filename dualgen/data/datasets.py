@@ -353,14 +353,21 @@ def real_manifest(mix, base_manifests, has_hq):
     return pd.DataFrame(rows, columns=["origin", "id", "split", "mask"]), len(order)
 
 
+DECODED = "decoded"  # a pool's micrographs as the decoder made them, where postprocess changed them (image_noise)
+
+
 def write_pool(pool_dir, ids, masks, n_classes, images_from=None, images=None):
     """Write a synthetic pool in the layout ``read_pool`` and ``pool_fractions`` read: images/<id>.png (copied from
     the folder ``images_from``, or written from the uint8 arrays ``images``, one per id), masks/<id>.png (class ids),
-    pool.csv (synth_id and the class fractions ``frac_k`` of each mask). Returns the (N, n_classes) fractions."""
+    pool.csv (synth_id and the class fractions ``frac_k`` of each mask). With both ``images`` and ``images_from``,
+    the folder's micrographs are kept as decoded/<id>.png (``DECODED``: what the decoder made, before a filter or
+    noise changed it; ``read_pool(decoded=True)``). Returns the (N, n_classes) fractions."""
     pool_dir = Path(pool_dir)
     if images is None:
         shutil.copytree(images_from, pool_dir / "images")
     else:
+        if images_from is not None:
+            shutil.copytree(images_from, pool_dir / DECODED)
         (pool_dir / "images").mkdir()
         for i, image in zip(ids, images, strict=True):
             io.write_png(pool_dir / "images" / f"{i}.png", image[..., 0] if image.shape[-1] == 1 else image)
@@ -382,12 +389,15 @@ def pool_fractions(pool_dir, n_classes):
     return table[[f"frac_{k}" for k in range(int(n_classes))]].to_numpy(float)
 
 
-def read_pool(pool_dir, ids=None):
+def read_pool(pool_dir, ids=None, decoded=False):
     """The synthetic pool (postprocess output): (ids, images uint8 (N,H,W,C), masks uint8 (N,H,W)); all pairs in
-    pool.csv order, or the given ids. The one reader of the pool's layout: images/<id>.png, masks/<id>.png."""
+    pool.csv order, or the given ids. The one reader of the pool's layout: images/<id>.png, masks/<id>.png.
+    decoded=True: the micrographs as decoded (decoded/<id>.png, ``write_pool``) where the pool has them, else its
+    images."""
     pool_dir = Path(pool_dir)
     ids = list(pd.read_csv(pool_dir / "pool.csv")["synth_id"]) if ids is None else list(ids)
-    images = [io.read_png(pool_dir / "images" / f"{i}.png") for i in ids]
+    folder = pool_dir / (DECODED if decoded and (pool_dir / DECODED).is_dir() else "images")
+    images = [io.read_png(folder / f"{i}.png") for i in ids]
     images = [img[..., None] if img.ndim == 2 else img for img in images]
     masks = [io.read_png(pool_dir / "masks" / f"{i}.png") for i in ids]
     if not ids:

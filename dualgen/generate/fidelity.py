@@ -656,13 +656,17 @@ def _learned(features, images):
     return None if features is None else (features[0], features[1](images))
 
 
-def score_variant(variant, images, masks, real, val, class_names, seed, n_splits, features=None):
+def score_variant(variant, images, masks, real, val, class_names, seed, n_splits, features=None, decoded=None):
     """(table, memorisation row, profiles) of one generator variant's cleaned pairs (``images``, ``masks``) against
     the real training pairs ``real`` and validation pairs ``val`` ((images, masks) each). ``variant``: a dict with
     name, kind, temperature and pool. table: ``compare`` with kind, temperature, pool and n_synthetic inserted after
-    the variant; row: variant, n_synthetic, n_train, n_val and ``memorisation`` (NaN without validation pairs);
+    the variant; row: variant, n_synthetic, n_train, n_val, ``memorisation`` (NaN without validation pairs) and
+    judged_on (images or decoded, below);
     profiles: ``profile`` under "<name>__<statistic>". ``features``: (the real pairs' learned-feature vectors, the
-    function that makes them from images: ``image_stats.encoder_vectors`` bound to an encoder) or None."""
+    function that makes them from images: ``image_stats.encoder_vectors`` bound to an encoder) or None.
+    ``decoded``: the micrographs as decoded, where postprocess filtered them or added noise (the pool's decoded/):
+    memorisation judges those, since new noise or a sharpening filter moves every pair away from its training
+    pair and would hide a copy."""
     n = len(class_names)
     table = compare(
         real[0],
@@ -679,8 +683,10 @@ def score_variant(variant, images, masks, real, val, class_names, seed, n_splits
     table.insert(2, "temperature", float(variant["temperature"]))
     table.insert(3, "pool", bool(variant["pool"]))
     table.insert(4, "n_synthetic", len(masks))
-    memo = memorisation((images, masks), real, val, n) if len(val[1]) else {k: float("nan") for k in MEMO_KEYS}
+    copies = (images if decoded is None else decoded, masks)
+    memo = memorisation(copies, real, val, n) if len(val[1]) else {k: float("nan") for k in MEMO_KEYS}
     row = {"variant": variant["name"], "n_synthetic": len(masks), "n_train": len(real[1]), "n_val": len(val[1]), **memo}
+    row["judged_on"] = "images" if decoded is None else "decoded"
     return table, row, {f"{variant['name']}__{k}": a for k, a in profile(images, masks, n).items()}
 
 
@@ -700,7 +706,11 @@ def score_variants(variants, paths, real, val, class_names, seed, n_splits, feat
                 f"{real[0].shape[1:]}: the pool is from another study; rerun its steps"
             )
         print(f"variant {v['name']}: {len(ids)} synthetic pairs vs {len(real[1])} real training patches", flush=True)
-        table, row, curves = score_variant(v, images, masks, real, val, class_names, seed, n_splits, features)
+        decoded = datasets.read_pool(paths[v["name"]], decoded=True)[1]
+        decoded = None if np.array_equal(decoded, images) else decoded
+        table, row, curves = score_variant(
+            v, images, masks, real, val, class_names, seed, n_splits, features, decoded=decoded
+        )
         tables.append(table)
         memo.append(row)
         profiles.update(curves)
