@@ -96,6 +96,9 @@ def main():
     if "recon_image_ratio" in recon:  # the VQ-VAE alone: its reconstructions of the training patches
         r = recon["recon_image_ratio"]
         print(f"reconstructed micrographs: image-family ratio {r['statistic']} {r['ratio']:.2f}")
+    if "recon_image_ratio_postprocessed" in recon:  # ... as the pool's micrographs are made (image_noise)
+        r = recon["recon_image_ratio_postprocessed"]
+        print(f"reconstructed micrographs, postprocessed: image-family ratio {r['statistic']} {r['ratio']:.2f}")
     fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
     for variant, worst in fmeta["worst_by_family"].items():
         cells = ", ".join(f"{family} {w['ratio']:.2f} ({w['class']})" for family, w in worst.items() if w["class"])

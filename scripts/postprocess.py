@@ -33,9 +33,9 @@ from dualgen.generate import noise, postprocess
 
 
 def decoder_noise(args, ids, raw_dir, masks, n_classes, seed, mode):
-    """The decoded micrographs with the decoder's noise (``mode`` residual: ``noise.fit`` on the VQ-VAE's training
-    patches and their reconstructions, ``noise.add_noise`` under the cleaned masks) or its spectrum (``mode``
-    spectrum: ``noise.power_gain``, ``noise.equalise``), and the fit's summary for meta.json."""
+    """The decoded micrographs with the decoder's noise or spectrum put back (``noise.restore``, fitted on the VQ-VAE's
+    training patches and their reconstructions; the noise under the cleaned masks), and the fit's summary for
+    meta.json."""
     if not (args.codes and args.patches and args.datasets):
         raise DualgenError(f"postprocess.image_noise {mode} needs --codes, --patches and --datasets")
     codes = Path(args.codes)
@@ -43,14 +43,10 @@ def decoder_noise(args, ids, raw_dir, masks, n_classes, seed, mode):
     _, real, real_masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
     recon = np.load(codes / "recon.npz", allow_pickle=False)["images"]
     decoded = np.stack([io.read_png(raw_dir / "images" / f"{i}.png") for i in ids])
-    if mode == "spectrum":
-        gain = noise.power_gain(real[train], recon[train])
-        summary = dict(noise.gain_summary(gain, "power_gain"), mode=mode, train_patches=int(train.sum()))
-        images = noise.equalise(decoded, gain)
-    else:
-        model = noise.fit(real[train], recon[train], real_masks[train], n_classes)
-        summary = dict(model.summary(), mode=mode, train_patches=int(train.sum()))
-        images = noise.add_noise(decoded, np.stack(masks), model, seed)
+    images, summary = noise.restore(
+        mode, real[train], recon[train], real_masks[train], n_classes, decoded, np.stack(masks), seed
+    )
+    summary["train_patches"] = int(train.sum())
     print(f"decoder {mode} from {summary['train_patches']} training patches: {summary}", flush=True)
     return images, summary
 

@@ -309,6 +309,17 @@ def test_decoder_noise_changes_the_micrographs_not_the_masks(ci_run, tmp_path):
     assert np.array_equal(plain[2], filtered[2]) and not np.array_equal(plain[1], filtered[1])
     fit = json.loads((tmp_path / "spectrum" / "meta.json").read_text())["decoder_noise"]
     assert fit["mode"] == "spectrum" and 0 < fit["power_gain_at_0.25"] <= noise.MAX_GAIN
+    recon = json.loads((out / "reconstruction" / "meta.json").read_text())["settings"]  # the reconstructions too
+    recon["postprocess"]["image_noise"] = "spectrum"
+    args = ["--codes", out / "codes", "--patches", out / "patches", "--datasets", out / "datasets"]
+    proc = run_script("reconstruction.py", *args, "--settings", json.dumps(recon), "--out", tmp_path / "recon")
+    assert proc.returncode == 0, proc.stderr
+    raw, restored = (pd.read_csv(tmp_path / "recon" / f"image_fidelity{x}.csv") for x in ("", "_postprocessed"))
+    assert list(restored["statistic"]) == list(raw["statistic"])
+    high = [float(t.set_index("statistic").loc["spectrum_high", "ratio"]) for t in (restored, raw)]
+    assert high[0] < high[1]  # the filter gives the reconstructions the real spectrum, up to its cap
+    worst = json.loads((tmp_path / "recon" / "meta.json").read_text())["recon_image_ratio_postprocessed"]
+    assert worst["ratio"] == restored["ratio"].max()
 
 
 def test_predict_rule_segments_new_micrographs_and_only_its_settings_rerun_it(ci_run):

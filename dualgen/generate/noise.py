@@ -213,3 +213,16 @@ def add_noise(images, masks, model, seed):
         n = np.fft.ifft2(np.einsum("hwcd,hwd->hwc", model.chol, z), axes=(0, 1)).real
         out[i] = np.clip(np.rint(filtered[i] + model.class_scale[masks[i]][..., None] * n), 0, 255)
     return out
+
+
+def restore(mode, real_images, recon_images, real_masks, n_classes, images, masks, seed):
+    """(uint8 images, summary for meta.json): ``images`` (decoded micrographs, with their cleaned ``masks``) with the
+    decoder's noise (``mode`` residual: ``fit`` on the training patches, their reconstructions and masks,
+    ``add_noise`` seeded by ``seed``) or its spectrum (``mode`` spectrum: ``power_gain``, ``equalise``) put back."""
+    if mode == "spectrum":
+        gain = power_gain(real_images, recon_images)
+        return equalise(images, gain), dict(gain_summary(gain, "power_gain"), mode=mode)
+    if mode != "residual":
+        raise DualgenError(f"noise: image_noise {mode!r} is none of residual, spectrum")
+    model = fit(real_images, recon_images, real_masks, n_classes)
+    return add_noise(images, masks, model, seed), dict(model.summary(), mode=mode)
