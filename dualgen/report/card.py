@@ -96,9 +96,11 @@ def tables(vmeta, cmeta, fmeta, priors, sample_meta=None, pretest_meta=None):
         target = f"<= {TARGET_RATIO:g}" if family in fidelity.TARGET_FAMILIES else "about 1"
         rows.append([f"fidelity ratio, {label_text} (worst class)", _ratio_cell(w), floor, target])
     memo = fmeta["memorisation"][pool]
+    decoded = memo.get("judged_on") == "decoded"  # image_noise on: the micrographs before the filter or noise
     rows.append(
         [
-            "memorisation: share of synthetic pairs nearer a training patch than 99 % of real validation patches",
+            "memorisation: share of synthetic pairs nearer a training patch than 99 % of real validation patches"
+            + (" (judged on the micrographs as decoded, before image_noise)" if decoded else ""),
             (f"{memo['share_closer']:.3f}", _mark(not fidelity.copies_more_than_real(memo))),
             f"{memo['novel_lo']:.3f} .. {memo['novel_hi']:.3f} (a sample as novel as real data, on average, with "
             f"{memo['n_val']} real validation patches)",
