@@ -303,8 +303,8 @@ def test_decoder_noise_changes_the_micrographs_not_the_masks(ci_run, tmp_path):
     assert plain[0] == noisy[0] and np.array_equal(plain[2], noisy[2])
     assert np.abs(plain[1].astype(int) - noisy[1]).mean() > 0.5
     assert np.array_equal(noisy[1], datasets.read_pool(tmp_path / "b")[1])
-    assert np.array_equal(datasets.read_pool(tmp_path / "a", decoded=True)[1], plain[1])  # kept for memorisation
-    assert np.array_equal(datasets.read_pool(out / "synthetic" / "clean", decoded=True)[1], plain[1])
+    assert np.array_equal(datasets.read_decoded(tmp_path / "a", noisy[0]), plain[1])  # kept for memorisation
+    assert datasets.read_decoded(out / "synthetic" / "clean", plain[0]) is None  # no image_noise: no copy
     filtered = datasets.read_pool(tmp_path / "spectrum")
     assert np.array_equal(plain[2], filtered[2]) and not np.array_equal(plain[1], filtered[1])
     fit = json.loads((tmp_path / "spectrum" / "meta.json").read_text())["decoder_noise"]

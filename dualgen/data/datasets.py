@@ -361,7 +361,7 @@ def write_pool(pool_dir, ids, masks, n_classes, images_from=None, images=None):
     the folder ``images_from``, or written from the uint8 arrays ``images``, one per id), masks/<id>.png (class ids),
     pool.csv (synth_id and the class fractions ``frac_k`` of each mask). With both ``images`` and ``images_from``,
     the folder's micrographs are kept as decoded/<id>.png (``DECODED``: what the decoder made, before a filter or
-    noise changed it; ``read_pool(decoded=True)``). Returns the (N, n_classes) fractions."""
+    noise changed it; ``read_decoded``). Returns the (N, n_classes) fractions."""
     pool_dir = Path(pool_dir)
     if images is None:
         shutil.copytree(images_from, pool_dir / "images")
@@ -389,20 +389,28 @@ def pool_fractions(pool_dir, n_classes):
     return table[[f"frac_{k}" for k in range(int(n_classes))]].to_numpy(float)
 
 
-def read_pool(pool_dir, ids=None, decoded=False):
+def _stack_images(folder, ids):
+    images = [io.read_png(Path(folder) / f"{i}.png") for i in ids]
+    return [img[..., None] if img.ndim == 2 else img for img in images]
+
+
+def read_pool(pool_dir, ids=None):
     """The synthetic pool (postprocess output): (ids, images uint8 (N,H,W,C), masks uint8 (N,H,W)); all pairs in
-    pool.csv order, or the given ids. The one reader of the pool's layout: images/<id>.png, masks/<id>.png.
-    decoded=True: the micrographs as decoded (decoded/<id>.png, ``write_pool``) where the pool has them, else its
-    images."""
+    pool.csv order, or the given ids. The one reader of the pool's layout: images/<id>.png, masks/<id>.png."""
     pool_dir = Path(pool_dir)
     ids = list(pd.read_csv(pool_dir / "pool.csv")["synth_id"]) if ids is None else list(ids)
-    folder = pool_dir / (DECODED if decoded and (pool_dir / DECODED).is_dir() else "images")
-    images = [io.read_png(folder / f"{i}.png") for i in ids]
-    images = [img[..., None] if img.ndim == 2 else img for img in images]
+    images = _stack_images(pool_dir / "images", ids)
     masks = [io.read_png(pool_dir / "masks" / f"{i}.png") for i in ids]
     if not ids:
         return [], np.zeros((0, 0, 0, 0), np.uint8), np.zeros((0, 0, 0), np.uint8)
     return ids, np.stack(images), np.stack(masks)
+
+
+def read_decoded(pool_dir, ids):
+    """uint8 (N, H, W, C): the pool's micrographs ``ids`` as decoded (decoded/<id>.png, ``write_pool``: before
+    postprocess.image_noise changed them); None where the pool has no such copy (its images are the decoded ones)."""
+    folder = Path(pool_dir) / DECODED
+    return np.stack(_stack_images(folder, ids)) if folder.is_dir() and len(ids) else None
 
 
 def load_mix(manifest, patches_dir, synth_dir, split_name):

@@ -706,8 +706,7 @@ def score_variants(variants, paths, real, val, class_names, seed, n_splits, feat
                 f"{real[0].shape[1:]}: the pool is from another study; rerun its steps"
             )
         print(f"variant {v['name']}: {len(ids)} synthetic pairs vs {len(real[1])} real training patches", flush=True)
-        decoded = datasets.read_pool(paths[v["name"]], decoded=True)[1]
-        decoded = None if np.array_equal(decoded, images) else decoded
+        decoded = datasets.read_decoded(paths[v["name"]], ids)
         table, row, curves = score_variant(
             v, images, masks, real, val, class_names, seed, n_splits, features, decoded=decoded
         )
