@@ -87,6 +87,64 @@ def test_fast_sampler_draws_the_naive_samplers_grids(kind):
     )
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_dilated_blocks_reach_further_stay_causal_and_the_window_stays_exact(kind):
+    """pixelcnn.dilations [1, 3]: the receptive field is 3 + 1 + 3 = 7 cells (2 blocks of 1 reach 5), no cell at or
+    after the target is seen, the far ends are, and the fast sampler's window logits equal the whole network's."""
+    m = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, dilations=[1, 3])
+    R, C = m.receptive_rows, m.receptive_cols
+    assert (R, C) == (7, 7)
+    g = random_grids(2, 10, 17, seed=4)
+    r, c = 8, 8
+    base = m(g).numpy()[:, r, c]
+    seen = np.zeros(g.shape[1:], bool)
+    for i in range(g.shape[1]):
+        for j in range(g.shape[2]):
+            other = g.copy()
+            other[:, i, j] = (other[:, i, j] + 1) % K
+            seen[i, j] = np.abs(m(other).numpy()[:, r, c] - base).max() > 0
+    earlier = np.zeros_like(seen)
+    earlier[:r] = True
+    earlier[r, :c] = True
+    window = np.zeros_like(seen)
+    window[r - R : r + 1, c - C : c + C + 1] = True
+    assert not (seen & ~earlier).any() and not (seen & ~window).any()
+    assert seen[r - R, c] and seen[r, c - C] and seen[r - 1, c] and seen[r, c - 1]
+    assert seen.sum() > tiny(kind).receptive_rows ** 2  # more cells than the undilated network's window holds
+    full = m(g).numpy()
+    canvas = S.Canvas(m, g)
+    worst = max(
+        np.abs(m.window_logits(*canvas.window(i, j)).numpy() - full[:, i, j]).max()
+        for i in range(10)
+        for j in range(17)
+    )
+    assert worst <= 1e-5
+    same = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, dilations=[1, 1])
+    assert np.array_equal(same(g).numpy(), tiny(kind)(g).numpy())  # ones: the paper's network, weight for weight
+    assert np.array_equal(
+        S.sample_fast(m, 3, 6, 9, seed=2, temperature=1.0, batch_size=2),
+        S.sample_naive(m, 3, 6, 9, seed=2, temperature=1.0, batch_size=2),
+    )
+
+
+@pytest.mark.parametrize("dilations", [[1], [1, 0], [1, 2.0], "2", [1, True]])
+def test_dilations_must_be_one_positive_integer_per_block(dilations):
+    with pytest.raises(DualgenError, match="pixelcnn.dilations"):
+        M.PixelCNN(K, filters=8, num_blocks=2, kind="plain", seed=0, dilations=dilations)
+
+
+def test_a_dilated_spec_saves_and_loads_and_an_undilated_spec_has_no_key(tmp_path):
+    assert "dilations" not in PS.make_spec({"filters": 8, "num_blocks": 2, "dilations": None}, "plain", K, (6, 6))
+    spec = PS.make_spec({"filters": 8, "num_blocks": 2, "dilations": [1, 2]}, "gated", K, (6, 6))
+    assert spec["dilations"] == [1, 2]
+    m = PS.build(spec)
+    PS.save(m, tmp_path / "saved", spec)
+    other, loaded = PS.load(tmp_path / "saved")
+    g = random_grids(2, 6, 6)
+    assert loaded == spec and other.dilations == (1, 2)
+    assert np.array_equal(m(g).numpy(), other(g).numpy())
+
+
 def stripes(n, size=8, seed=0):
     """Horizontal stripes: row i holds code (a + i) % 4, a random per grid."""
     a = np.random.default_rng(seed).integers(0, 4, n)

@@ -195,7 +195,13 @@ def check_rules(config):
         )
     if v["mask_head"] == "xent" and v["mask_encoding"] != "onehot":
         raise DualgenError("config: vqvae.mask_head xent needs vqvae.mask_encoding onehot (one channel per class)")
-    mg = config["pixelcnn"].get("maskgit") or {}
+    pc = config["pixelcnn"]
+    if pc["dilations"] is not None and len(pc["dilations"]) != pc["num_blocks"]:
+        raise DualgenError(
+            f"config: pixelcnn.dilations {pc['dilations']} has {len(pc['dilations'])} values for "
+            f"{pc['num_blocks']} blocks (pixelcnn.num_blocks): give one per block, or null"
+        )
+    mg = pc.get("maskgit") or {}
     if mg.get("dim", 0) % mg.get("heads", 1):
         raise DualgenError(
             f"config: pixelcnn.maskgit.dim {mg['dim']} does not divide into {mg['heads']} heads: use a multiple of "

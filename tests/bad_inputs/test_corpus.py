@@ -269,6 +269,13 @@ def config_maskgit_dim_not_divisible_by_heads(root, out):
 
 
 @case
+def config_dilations_not_one_per_block(root, out):
+    return config_cmd(root, "pixelcnn: {num_blocks: 4, dilations: [1, 2, 4]}\n"), (
+        "pixelcnn.dilations [1, 2, 4] has 3 values for 4 blocks"
+    )
+
+
+@case
 def config_predict_mix_not_in_the_study(root, out):
     return config_cmd(root, "predict: {mix: BMQ_999}\n"), "predict.mix: 'BMQ_999' is not a mix of this study"
 

@@ -1,9 +1,10 @@
 """A PixelCNN's spec, saved and loaded with its weights.
 
 ``save(model, folder, spec)`` writes the weights (a tf.train.Checkpoint) and ``spec.json`` (kind, num_embeddings,
-filters, num_blocks, the code grid's shape, cond_dim and position, ``make_spec``) into a folder; ``load(folder)``
-rebuilds the model from them. Kind "maskgit" (``maskgit.MaskGIT``) has the spec keys ``MASKGIT_SPEC_KEYS`` instead
-(kind, num_embeddings, grid_shape, cond_dim and pixelcnn.maskgit's dim, depth, heads, steps).
+filters, num_blocks, the code grid's shape, cond_dim and position, and the blocks' dilations where set, ``make_spec``)
+into a folder; ``load(folder)`` rebuilds the model from them. Kind "maskgit" (``maskgit.MaskGIT``) has the spec keys
+``MASKGIT_SPEC_KEYS`` instead (kind, num_embeddings, grid_shape, cond_dim and pixelcnn.maskgit's dim, depth, heads,
+steps).
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ import tensorflow as tf
 import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.artifacts import read_spec, write_spec
 from dualgen.core.errors import DualgenError
-from dualgen.generate.pixelcnn.model import PixelCNN
+from dualgen.generate.pixelcnn.model import PixelCNN, check_dilations
 
 SPEC_KEYS = ("kind", "num_embeddings", "filters", "num_blocks", "grid_shape", "cond_dim", "position")
 MASKGIT_SPEC_KEYS = ("kind", "num_embeddings", "grid_shape", "cond_dim", "dim", "depth", "heads", "steps")
@@ -22,15 +23,15 @@ WEIGHT_SEED = 0  # the stateless seed of a built model's initial weights (pixelc
 
 def make_spec(settings, kind, num_embeddings, grid_shape, cond_dim=0, position=True):
     """The spec of a PixelCNN of ``kind`` over (H, W) = ``grid_shape`` grids of ``num_embeddings`` codes, with
-    config's ``pixelcnn`` settings (filters, num_blocks), conditioned on ``cond_dim`` values per grid (0: none),
-    with the position term (``position``, see ``model``).
+    config's ``pixelcnn`` settings (filters, num_blocks, dilations), conditioned on ``cond_dim`` values per grid (0:
+    none), with the position term (``position``, see ``model``).
 
     Kind "maskgit": reads ``settings.get("maskgit", {})`` instead (dim, depth, heads, steps; a key left out takes
     ``maskgit.DEFAULTS``: 64, 2, 4, 12); ``position`` is ignored (the transformer always embeds every cell's
     position)."""
     if kind == "maskgit":
         return _maskgit_spec(settings, num_embeddings, grid_shape, cond_dim)
-    return {
+    spec = {
         "kind": kind,
         "num_embeddings": int(num_embeddings),
         "filters": int(settings["filters"]),
@@ -39,6 +40,9 @@ def make_spec(settings, kind, num_embeddings, grid_shape, cond_dim=0, position=T
         "cond_dim": int(cond_dim),
         "position": bool(position),
     }
+    if settings.get("dilations") is not None:  # left out otherwise: a spec from before dilations reads the same
+        spec["dilations"] = list(check_dilations(settings["dilations"], spec["num_blocks"]))
+    return spec
 
 
 def _maskgit_spec(settings, num_embeddings, grid_shape, cond_dim):
@@ -94,6 +98,7 @@ def build(spec):
         seed=WEIGHT_SEED,
         cond_dim=spec["cond_dim"],
         grid_shape=spec["grid_shape"] if spec["position"] else None,
+        dilations=spec.get("dilations"),
     )
 
 
