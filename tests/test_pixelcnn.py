@@ -125,6 +125,9 @@ def test_dilated_blocks_reach_further_stay_causal_and_the_window_stays_exact(kin
         S.sample_fast(m, 3, 6, 9, seed=2, temperature=1.0, batch_size=2),
         S.sample_naive(m, 3, 6, 9, seed=2, temperature=1.0, batch_size=2),
     )
+    grids = stripes(12, size=10)  # it trains (a dilated conv has a gradient on a CPU) and learns the stripes
+    hist = T.train_pixelcnn(m, grids[:8], grids[8:], epochs=3, batch_size=4, learning_rate=3e-3, seed=0, log=print)
+    assert hist["val_nll"][-1] < hist["val_nll"][0]
 
 
 @pytest.mark.parametrize("dilations", [[1], [1, 0], [1, 2.0], "2", [1, True]])

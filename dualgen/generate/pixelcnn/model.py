@@ -93,7 +93,11 @@ class MaskedConv(snt.Module):
 
     def __call__(self, x, cond=None):
         w = self.w if self._mask is None else self.w * self._mask
-        y = tf.nn.bias_add(tf.nn.conv2d(x, w, strides=1, padding="VALID", dilations=self.dilation), self.b)
+        if self.dilation == 1:
+            y = tf.nn.conv2d(x, w, strides=1, padding="VALID")
+        else:  # conv2d's dilations have no gradient on a CPU; the atrous conv (space to batch) has, same numbers
+            y = tf.nn.atrous_conv2d(x, w, self.dilation, padding="VALID")
+        y = tf.nn.bias_add(y, self.b)
         if self.cond_dim:
             y += tf.matmul(cond, self.cond_w)[:, None, None, :]  # (B, 1, 1, C): the same at every position
         return y
