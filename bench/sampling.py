@@ -32,7 +32,7 @@ def main():
     from dualgen.generate.pixelcnn import model as pixelcnn_model
     from dualgen.generate.pixelcnn import sample as P
 
-    model = pixelcnn_model.PixelCNN(K, filters=FILTERS, num_blocks=BLOCKS, kind=args.kind, seed=0)
+    model = pixelcnn_model.PixelCNN(K, filters=FILTERS, num_blocks=BLOCKS, kind=args.kind, seed=0, dilations=None)
     print(
         f"PixelCNN {args.kind}: grid {SIZE}x{SIZE}, K={K}, {FILTERS} filters, {model.num_blocks} blocks, random "
         f"weights; batch {BATCH}, {args.threads} threads; fast window {model.receptive_rows + 1}x"

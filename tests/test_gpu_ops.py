@@ -228,7 +228,7 @@ def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, mixed_precisi
 def test_pixelcnn_training_step_runs_under_gpu_determinism(kind, cond_dim):
     grids = np.random.default_rng(0).integers(0, 5, (3, 6, 6)).astype(np.int32)
     cond = np.random.default_rng(1).dirichlet(np.ones(3), 3).astype(np.float32)[:, :cond_dim]
-    model = pixelcnn.PixelCNN(5, filters=8, num_blocks=1, kind=kind, seed=0, cond_dim=cond_dim)
+    model = pixelcnn.PixelCNN(5, filters=8, num_blocks=1, kind=kind, seed=0, cond_dim=cond_dim, dilations=None)
     with determinism_tools.captured_functions(pixelcnn_train) as graphs:  # the real train_pixelcnn, one update
         pixelcnn_train.train_pixelcnn(
             model,

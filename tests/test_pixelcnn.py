@@ -23,7 +23,7 @@ DRAW = dict(temperature=1.0, batch_size=16)  # sampling settings where a test do
 
 
 def tiny(kind, blocks=2, seed=0):
-    return M.PixelCNN(K, filters=16, num_blocks=blocks, kind=kind, seed=seed)
+    return M.PixelCNN(K, filters=16, num_blocks=blocks, kind=kind, seed=seed, dilations=None)
 
 
 def random_grids(n, h, w, seed=0):
@@ -156,7 +156,7 @@ def stripes(n, size=8, seed=0):
 
 def test_training_lowers_the_nll_and_save_load_restores_it(tmp_path):
     grids = stripes(24)
-    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, kind="plain")
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, kind="plain", dilations=None)
     hist = T.train_pixelcnn(
         m, grids[:20], grids[20:], epochs=5, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None
     )
@@ -186,25 +186,25 @@ def test_training_keeps_the_epoch_of_lowest_validation_nll():
     """Four random grids to memorise, other random grids to validate on: the validation NLL falls towards log K, then
     rises as the model memorises; the model must end with the weights of the best epoch, not of the last one."""
     train, val = random_grids(4, 8, 8, seed=1), random_grids(8, 8, 8, seed=2)
-    m = M.PixelCNN(K, filters=32, num_blocks=2, seed=0, kind="plain")
+    m = M.PixelCNN(K, filters=32, num_blocks=2, seed=0, kind="plain", dilations=None)
     hist = T.train_pixelcnn(m, train, val, epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
     best = int(np.argmin(hist["val_nll"]))
     assert best < len(hist["val_nll"]) - 1 and hist["val_nll"][-1] > hist["val_nll"][best] + 0.1  # it did overfit
     assert abs(T.validation_nll(m, val) - hist["val_nll"][best]) < 1e-5
     # without validation grids: the last epoch's weights
-    m2 = M.PixelCNN(K, filters=32, num_blocks=2, seed=0, kind="plain")
+    m2 = M.PixelCNN(K, filters=32, num_blocks=2, seed=0, kind="plain", dilations=None)
     T.train_pixelcnn(m2, train, val[:0], epochs=40, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None)
     assert np.allclose(T.validation_nll(m2, val), hist["val_nll"][-1], atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_fast_logits_equal_the_whole_network_with_position(kind, tmp_path):
-    m = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, grid_shape=(9, 11))
+    m = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, grid_shape=(9, 11), dilations=None)
     rng = np.random.default_rng(3)
     m.last_row_bias.assign(rng.normal(0, 1, m.last_row_bias.shape).astype(np.float32))  # trained-like, not zero
     grids = random_grids(2, 9, 11, seed=4)
     full = m(grids).numpy()
-    plain = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0)(grids).numpy()
+    plain = M.PixelCNN(K, filters=16, num_blocks=2, kind=kind, seed=0, dilations=None)(grids).numpy()
     assert np.abs(full[:, -1] - plain[:, -1]).max() > 1e-3 and np.array_equal(full[:, :-1], plain[:, :-1])
     worst = max(
         np.abs(S.logits_at(m, grids, r, c, fast=True) - full[:, r, c]).max() for r in range(9) for c in range(11)
@@ -228,7 +228,9 @@ def test_position_lets_the_prior_put_a_border_code_on_the_last_row_only():
     grids[:, -1] = 1
     shares = {}
     for position in (False, True):
-        m = M.PixelCNN(K, filters=16, num_blocks=1, seed=0, grid_shape=(10, 8) if position else None, kind="plain")
+        m = M.PixelCNN(
+            K, filters=16, num_blocks=1, seed=0, grid_shape=(10, 8) if position else None, kind="plain", dilations=None
+        )
         T.train_pixelcnn(
             m, grids[:12], grids[12:], epochs=80, batch_size=4, learning_rate=1e-2, seed=0, log=lambda *a: None
         )
@@ -250,14 +252,14 @@ def test_load_errors_name_the_folder(tmp_path):
 
 def test_nan_loss_stops_with_one_clear_error():
     grids = stripes(8)
-    m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0)
+    m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0, dilations=None)
     with pytest.raises(
         DualgenError,
         match=r"PixelCNN loss became NaN/Inf at epoch \d+ step \d+ \(last finite loss "
         r"[-0-9.e+]+\): lower pixelcnn.learning_rate",
     ):
         T.train_pixelcnn(m, grids, grids[:2], epochs=20, batch_size=4, learning_rate=1e9, seed=0, log=lambda *a: None)
-    m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0)
+    m = M.PixelCNN(4, filters=16, num_blocks=1, kind="plain", seed=0, dilations=None)
     m.logits.b.assign([np.nan, 0.0, 0.0, 0.0])  # a diverged weight: NaN at the first step
     with pytest.raises(DualgenError, match=r"at epoch 1 step 1 \(last finite loss None\)"):
         T.train_pixelcnn(m, grids, grids[:2], epochs=1, batch_size=4, learning_rate=1e-3, seed=0, log=lambda *a: None)
@@ -265,8 +267,8 @@ def test_nan_loss_stops_with_one_clear_error():
 
 def test_bad_settings_and_data_are_one_clear_error():
     with pytest.raises(DualgenError, match="pixelcnn.kind 'pixel' is unknown"):
-        M.PixelCNN(4, kind="pixel", filters=64, num_blocks=4, seed=0)
-    m = M.PixelCNN(4, filters=16, num_blocks=0, kind="plain", seed=0)
+        M.PixelCNN(4, kind="pixel", filters=64, num_blocks=4, seed=0, dilations=None)
+    m = M.PixelCNN(4, filters=16, num_blocks=0, kind="plain", seed=0, dilations=None)
     with pytest.raises(DualgenError, match="outside 0..3"):
         T.train_pixelcnn(m, stripes(4) + 4, stripes(2), epochs=1, batch_size=2, learning_rate=1e-3, seed=0)
     with pytest.raises(DualgenError, match="temperature 0 must be > 0"):
@@ -282,7 +284,9 @@ CD = 3  # conditioning values per grid in the conditional tests
 
 
 def tiny_cond(kind, cond_dim=CD, blocks=2, seed=0, name=None):
-    return M.PixelCNN(5, filters=8, num_blocks=blocks, kind=kind, seed=seed, cond_dim=cond_dim, name=name)
+    return M.PixelCNN(
+        5, filters=8, num_blocks=blocks, kind=kind, seed=seed, cond_dim=cond_dim, name=name, dilations=None
+    )
 
 
 def random_cond(n, seed=0, cond_dim=CD):
@@ -379,7 +383,7 @@ def two_class_grids(n, seed=0):
 
 def test_conditional_training_follows_the_condition_and_save_load_keeps_it(tmp_path):
     grids, cond = two_class_grids(40)
-    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, cond_dim=2, kind="plain")
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, cond_dim=2, kind="plain", dilations=None)
     untrained = T.validation_nll(m, grids[32:], cond=cond[32:])
     hist = T.train_pixelcnn(
         m,
@@ -454,7 +458,7 @@ def test_bad_cond_is_one_clear_error():
             lambda: S.sample_fast(tiny("plain", blocks=0), 1, 4, 4, seed=0, cond=np.zeros((1, 2)), **DRAW),
             r"sample cond: the model is unconditioned \(cond_dim 0\): pass no cond",
         ),
-        (lambda: M.PixelCNN(4, 64, 4, "plain", 0, cond_dim=-1), r"cond_dim must be an integer >= 0"),
+        (lambda: M.PixelCNN(4, 64, 4, "plain", 0, cond_dim=-1, dilations=None), r"cond_dim must be an integer >= 0"),
     ]:
         with pytest.raises(DualgenError, match=match):
             call()
@@ -545,7 +549,7 @@ def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
     prior draws leaves it unbiased. The calibration's draws do not touch the pool's random streams."""
     rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
     grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
-    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain")
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain", dilations=None)
     T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None)
     plain = S.sample_fast(m, 48, 8, 8, seed=3, **DRAW)
     target = np.array([0.55, 0.25, 0.15, 0.05])
@@ -579,7 +583,7 @@ def test_calibration_on_another_statistic_moves_the_codes_by_their_features():
     class's codes raised together; the stage's draws are a stream of their own."""
     rows = np.random.default_rng(5).integers(0, 4, (40, 8, 1))
     grids = np.broadcast_to(rows, (40, 8, 8)).astype(np.int32)
-    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain")
+    m = M.PixelCNN(4, filters=16, num_blocks=1, seed=0, grid_shape=(8, 8), kind="plain", dilations=None)
     T.train_pixelcnn(m, grids[:36], grids[36:], epochs=8, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None)
     features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
 

@@ -224,7 +224,7 @@ class PixelCNN(snt.Module):
     label = "PixelCNN"  # in error messages
 
     def __init__(
-        self, num_embeddings, filters, num_blocks, kind, seed, cond_dim=0, grid_shape=None, dilations=None, name=None
+        self, num_embeddings, filters, num_blocks, kind, seed, cond_dim=0, grid_shape=None, *, dilations, name=None
     ):
         super().__init__(name=name)
         if kind not in KINDS:
