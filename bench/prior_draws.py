@@ -50,7 +50,8 @@ def main():
     summary = []
     for prior in args.priors:
         worst = []
-        for seed in [int(s) for s in args.seeds.split(",")] if prior != "codes" else [None]:
+        seeds = [int(s) for s in args.seeds.split(",")] if prior != "codes" else [None]
+        for seed in seeds:
             t0 = time.perf_counter()
             if prior == "codes":
                 drawn = grids[train]
