@@ -6,9 +6,9 @@ of that study or of copies of it trained with other pixelcnn settings): each pri
 with ``sample_fast`` at temperature 1, *without* the sample step's calibration (so the priors are compared as
 trained, and a dilated prior's slow sampler is timed on the draws alone), each seed of ``--seeds``; the VQ-VAE
 decodes them, the micrographs get the decoder's spectrum (``noise.restore`` "spectrum", as
-``postprocess.image_noise: spectrum``), the masks their nearest class (``MaskCodec.nearest``), and ``image_stats.image_family``
-scores them against the real BMQ training patches (ratios to the real-vs-real floor). ``codes`` as a prior: the
-training grids themselves (the bound a prior reaches that draws the training codes).
+``postprocess.image_noise: spectrum``), the masks their nearest class (``MaskCodec.nearest``), and
+``image_stats.image_family`` scores them against the real BMQ training patches (ratios to the real-vs-real floor).
+``codes`` as a prior: the training grids themselves (the bound a prior reaches that draws the training codes).
 Last line: `prior draws: <name> image ratio <r> (worst, median over seeds), ...` for each prior.
 Usage: python bench/prior_draws.py RESULTS_DIR PRIOR_DIR|codes [...] [--seeds 0,1] [--threads 2]
 """
