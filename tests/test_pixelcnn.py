@@ -30,13 +30,9 @@ def random_grids(n, h, w, seed=0):
     return np.random.default_rng(seed).integers(0, K, (n, h, w)).astype(np.int32)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_logits_see_only_earlier_cells_inside_the_window(kind):
-    m = tiny(kind)
-    R, C = m.receptive_rows, m.receptive_cols
-    assert (R, C) == (5, 5)  # 7x7 first layer (3) + one row/column per 3x3 block
-    g = random_grids(2, 9, 15)
-    r, c = 7, 7
+def cells_seen(m, g, r, c):
+    """(seen, earlier, window) boolean maps over the grid: the cells whose change moves cell (r, c)'s logits, the
+    cells before it in raster order, and its receptive window (receptive_rows above, receptive_cols each side)."""
     base = m(g).numpy()[:, r, c]
     seen = np.zeros(g.shape[1:], bool)
     for i in range(g.shape[1]):
@@ -48,7 +44,19 @@ def test_logits_see_only_earlier_cells_inside_the_window(kind):
     earlier[:r] = True
     earlier[r, :c] = True
     window = np.zeros_like(seen)
+    R, C = m.receptive_rows, m.receptive_cols
     window[r - R : r + 1, c - C : c + C + 1] = True
+    return seen, earlier, window
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_logits_see_only_earlier_cells_inside_the_window(kind):
+    m = tiny(kind)
+    R, C = m.receptive_rows, m.receptive_cols
+    assert (R, C) == (5, 5)  # 7x7 first layer (3) + one row/column per 3x3 block
+    g = random_grids(2, 9, 15)
+    r, c = 7, 7
+    seen, earlier, window = cells_seen(m, g, r, c)
     assert not (seen & ~earlier).any(), "a cell at or after the target changes its logits"
     assert not (seen & ~window).any(), "a cell outside the receptive window changes the logits"
     assert seen[r - 1, c] and seen[r, c - 1] and seen[r - R, c] and seen[r, c - C]
@@ -96,18 +104,7 @@ def test_dilated_blocks_reach_further_stay_causal_and_the_window_stays_exact(kin
     assert (R, C) == (7, 7)
     g = random_grids(2, 10, 17, seed=4)
     r, c = 8, 8
-    base = m(g).numpy()[:, r, c]
-    seen = np.zeros(g.shape[1:], bool)
-    for i in range(g.shape[1]):
-        for j in range(g.shape[2]):
-            other = g.copy()
-            other[:, i, j] = (other[:, i, j] + 1) % K
-            seen[i, j] = np.abs(m(other).numpy()[:, r, c] - base).max() > 0
-    earlier = np.zeros_like(seen)
-    earlier[:r] = True
-    earlier[r, :c] = True
-    window = np.zeros_like(seen)
-    window[r - R : r + 1, c - C : c + C + 1] = True
+    seen, earlier, window = cells_seen(m, g, r, c)
     assert not (seen & ~earlier).any() and not (seen & ~window).any()
     assert seen[r - R, c] and seen[r, c - C] and seen[r - 1, c] and seen[r, c - 1]
     assert seen.sum() > tiny(kind).receptive_rows ** 2  # more cells than the undilated network's window holds
