@@ -31,7 +31,8 @@ def main(args):
     s = cli.settings(args)
     n, pp = len(s["classes"]), s["postprocess"]
     codes = Path(args.codes)
-    raw = np.load(codes / "recon.npz", allow_pickle=False)["raw_masks"]
+    recon_npz = np.load(codes / "recon.npz", allow_pickle=False)
+    raw = recon_npz["raw_masks"]
     split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
     _, images, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
     codec = generation.mask_codec(codes, "encode", n)
@@ -51,7 +52,7 @@ def main(args):
         flush=True,
     )
     train = split == "train"
-    recon_images = np.load(codes / "recon.npz", allow_pickle=False)["images"]
+    recon_images = recon_npz["images"]
     fs = s["fidelity"]
 
     def score(synthetic):  # the image family of reconstructed training patches against the real ones
