@@ -2,7 +2,8 @@
 them (the reconstruction's agreement with the real masks is measured by the reconstruction step, which cleans the
 masks like synthetic ones: so a post-processing setting never reruns this step or the priors after it).
 Writes OUT/grids.npy (N, h, w) int32, OUT/flips.npy (3, N, h, w) int32 (the codes of each patch's mirror images,
-generation.FLIPS: the priors' pixelcnn.augment), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed
+generation.FLIPS: the priors' pixelcnn.augment), OUT/turns.npy (4, N, h, w) int32 (of its 90-degree turns,
+generation.TURNS: pixelcnn.augment dihedral), OUT/codes.csv (patch id, split), OUT/recon.npz (reconstructed
 images uint8, raw reconstructed masks: float32 in level units, or class scores for a one-hot mask), OUT/classes.npz
 (the training grids' code -> class composition and the class fractions of their masks: sample.calibrate classes),
 usage.png, meta.json (with the VQ-VAE's mask_encoding, which the reconstruction step reads).
@@ -35,6 +36,7 @@ def main(args):
     grids = data.encode(model, x)
     recon = data.reconstruct(model, x)
     flipped = np.stack([data.encode(model, f) for f in generation.flips(x)])
+    turned = np.stack([data.encode(model, f) for f in generation.turns(x)])
     rec_images, raw = data.from_model_output(recon, codec)
     val = set(vmeta["val_ids"])
     split = ["val" if i in val else "train" for i in ids]
@@ -53,6 +55,7 @@ def main(args):
     with artifacts.artifact_dir(args.out, "encode", s, None, inputs, extra) as tmp:
         np.save(tmp / "grids.npy", grids, allow_pickle=False)
         np.save(tmp / "flips.npy", flipped, allow_pickle=False)
+        np.save(tmp / "turns.npy", turned, allow_pickle=False)
         pd.DataFrame({"patch_id": ids, "split": split}).to_csv(tmp / "codes.csv", index=False)
         np.savez(tmp / "recon.npz", images=rec_images.astype(np.uint8), raw_masks=raw.astype(np.float32))
         np.savez(tmp / "classes.npz", composition=composition, fractions=class_fractions)

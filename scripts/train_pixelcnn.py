@@ -6,7 +6,7 @@ VQ-VAE's held-out patches (maskgit: the masked-token cross-entropy instead, not 
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
 comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment
 flips: it also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches
-as they are).
+as they are); dihedral: also on their 90-degree turns (8x).
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
 
@@ -52,7 +52,10 @@ def main(args):
     cond = condition_vectors(args, s, list(pd.read_csv(codes / "codes.csv")["patch_id"]))
     spec = persist.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = persist.build(spec)
-    mirrored = " (and their mirror images)" if pc["augment"] == "flips" else ""
+    copies = {"flips": ["flips.npy"], "dihedral": ["flips.npy", "turns.npy"]}.get(pc["augment"], [])
+    mirrored = {"flips": " (and their mirror images)", "dihedral": " (and their mirror images and turns)"}.get(
+        pc["augment"], ""
+    )
     prior = "MaskGIT" if args.kind == "maskgit" else "PixelCNN"
     print(
         f"{prior} ({args.kind}{', conditioned on ' + pc['condition'] if cond.shape[1] else ''}): "
@@ -61,10 +64,11 @@ def main(args):
         flush=True,
     )
     train, val = split == "train", split == "val"
-    flipped = np.load(codes / "flips.npy", allow_pickle=False) if (codes / "flips.npy").exists() else None
-    train_grids, train_cond = generation.training_grids(
-        grids[train], None if flipped is None else flipped[:, train], cond[train], pc["augment"]
+    flipped, turned = (
+        np.load(codes / name, allow_pickle=False)[:, train] if (codes / name).exists() else None
+        for name in ("flips.npy", "turns.npy")
     )
+    train_grids, train_cond = generation.training_grids(grids[train], flipped, cond[train], pc["augment"], turned)
     history = pixelcnn_train.train_pixelcnn(
         model,
         train_grids,
@@ -89,7 +93,7 @@ def main(args):
         }
         print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
     extra.update(condition=pc["condition"], cond_dim=int(cond.shape[1]))
-    inputs = [codes / "grids.npy"] + ([codes / "flips.npy"] if mirrored else [])
+    inputs = [codes / "grids.npy"] + [codes / name for name in copies]
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], inputs, extra) as tmp:
         persist.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)

@@ -539,6 +539,32 @@ def test_flips_and_the_augmented_training_grids():
         generation.training_grids(grids, encoded, cond, "rotations")
 
 
+def test_turns_and_the_dihedral_training_grids():
+    """The flips and the turns are the eight symmetries of a square patch, each once (the turns: a 90-degree turn
+    either way, the transpose, the anti-transpose); dihedral training grids are the grids, their encoded mirror images,
+    then their encoded turns, the cond rows repeated; a missing turns.npy is one error."""
+    x = np.arange(2 * 4 * 4).reshape(2, 4, 4)
+    t = generation.turns(x)
+    assert t.shape == (4, 2, 4, 4) and len(generation.TURNS) == 4
+    assert (t[0][1] == x[1].T).all()
+    assert any((c[1] == np.rot90(x[1], 1)).all() for c in t) and any((c[1] == np.rot90(x[1], -1)).all() for c in t)
+    assert (t[3][1] == np.rot90(x[1], 2).T).all()  # the anti-transpose
+    all8 = {c[0].tobytes() for c in [x, *generation.flips(x), *t]}
+    assert len(all8) == 8  # no symmetry twice
+    grids = np.arange(2 * 5 * 5).reshape(2, 5, 5)
+    flipped = 100 + np.arange(3 * 2 * 5 * 5).reshape(3, 2, 5, 5)
+    turned = 1000 + np.arange(4 * 2 * 5 * 5).reshape(4, 2, 5, 5)
+    cond = np.array([[0.1, 0.9], [0.6, 0.4]], np.float32)
+    g, c = generation.training_grids(grids, flipped, cond, "dihedral", turned)
+    assert g.shape == (16, 5, 5) and (g[:2] == grids).all() and (g[2:4] == flipped[0]).all()
+    assert (g[8:10] == turned[0]).all() and (g[14:] == turned[3]).all()
+    assert (c == np.tile(cond, (8, 1))).all()
+    g, _ = generation.training_grids(grids, flipped, cond, "flips", turned)  # flips ignores the turns
+    assert g.shape == (8, 5, 5)
+    with pytest.raises(DualgenError, match="turns.npy.*rerun encode"):
+        generation.training_grids(grids, flipped, cond, "dihedral")
+
+
 def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():
     """A prior trained on grids whose rows each hold one random code (25 % each) draws such rows; asked for
     55 / 25 / 15 / 5 % it must hit those shares as a tilt of the prior (rows stay uniform, far more often than

@@ -105,8 +105,10 @@ def test_ci_study_produces_every_artifact(ci_run):
     assert 0 <= recon["recon_mask_agreement"]["val"]["miou"] <= 1
     grids, flips = np.load(out / "codes" / "grids.npy"), np.load(out / "codes" / "flips.npy")
     assert flips.shape == (3, *grids.shape) and not np.array_equal(flips[0], grids)  # pixelcnn.augment: flips
+    assert np.load(out / "codes" / "turns.npy").shape == (4, *grids.shape)  # pixelcnn.augment: dihedral
     prior = json.loads((out / "pixelcnn" / "plain" / "meta.json").read_text())
     assert any(name.endswith("flips.npy") for name in prior["inputs_sha256"])
+    assert not any(name.endswith("turns.npy") for name in prior["inputs_sha256"])  # flips: not the turns
     cal = json.loads((out / "synthetic" / "codes" / "meta.json").read_text())["calibration"]  # sample.calibrate
     assert cal["mode"] == "classes" and len(cal["rounds"]) == 6 and len(cal["classes"]["rounds"]) == 8
     assert abs(sum(cal["drawn"]) - 1) < 1e-9 and len(cal["bias"]) == len(cal["target"]) == len(cal["drawn"])

@@ -63,6 +63,8 @@ def condition_vectors(mode, patches_dir, datasets_dir, n_classes):
 
 
 FLIPS = ("left-right", "up-down", "both")  # the mirror images of a patch, in the order of encode's flips.npy
+TURNS = ("transposed", "turned left", "turned right", "anti-transposed")  # encode's turns.npy: transpose and its FLIPS
+AUGMENTS = ("none", "flips", "dihedral")  # pixelcnn.augment: the copies of each training patch a prior trains on
 
 
 def flips(x):
@@ -72,18 +74,32 @@ def flips(x):
     return np.stack([x[:, :, ::-1], x[:, ::-1, :], x[:, ::-1, ::-1]])
 
 
-def training_grids(grids, flipped, cond, augment):
+def turns(x):
+    """(4, N, ...) the other half of the square patches' eight symmetries (``TURNS``): each (N, H, W, ...) patch
+    transposed, and that transpose's mirror images (``flips``): the 90-degree turns. Rows become columns, so only
+    for a microstructure without a direction."""
+    xt = np.swapaxes(np.asarray(x), 1, 2)
+    return np.concatenate([xt[None], flips(xt)])
+
+
+def training_grids(grids, flipped, cond, augment, turned=None):
     """The prior's training grids and their cond rows: ``grids`` (N, h, w) and, with ``augment`` "flips", also the
     codes of each patch's mirror images (``flipped``: (3, N, h, w) from encode; the VQ-VAE encodes each mirror
     image itself, since a code is not mirror-symmetric), their cond rows repeated (class fractions and mean
-    intensity do not change under a flip). ``augment`` "none": as given."""
+    intensity do not change under a flip or turn); "dihedral": also the codes of the 90-degree turns (``turned``:
+    (4, N, h, w), encode's turns.npy), 8x the grids. ``augment`` "none": as given."""
     if augment == "none":
         return grids, cond
-    if augment != "flips":
-        raise DualgenError(f"config: pixelcnn.augment: unknown '{augment}' (none or flips)")
-    if flipped is None or flipped.shape[1:] != grids.shape:
-        raise DualgenError("pixelcnn.augment flips: the codes folder has no flips.npy for these grids: rerun encode")
-    return np.concatenate([grids, *flipped]), np.concatenate([cond] * (1 + len(flipped)))
+    if augment not in AUGMENTS:
+        raise DualgenError(f"config: pixelcnn.augment: unknown '{augment}' (one of {', '.join(AUGMENTS)})")
+    copies = [("flips.npy", flipped)] + ([("turns.npy", turned)] if augment == "dihedral" else [])
+    for name, codes in copies:
+        if codes is None or codes.shape[1:] != grids.shape:
+            raise DualgenError(
+                f"pixelcnn.augment {augment}: the codes folder has no {name} for these grids: rerun encode"
+            )
+    stacked = [grids] + [g for _, codes in copies for g in codes]
+    return np.concatenate(stacked), np.concatenate([cond] * len(stacked))
 
 
 def holdout(n, n_val, seed):
