@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from dualgen.core import env
 
@@ -42,10 +41,9 @@ def main():
     vqvae, _ = generation.load_vqvae(root / "vqvae")
     n_classes = len(np.load(root / "codes" / "classes.npz", allow_pickle=False)["fractions"])
     codec = generation.mask_codec(root / "codes", "encode", n_classes)
-    train = pd.read_csv(root / "codes" / "codes.csv")["split"].to_numpy() == "train"
-    _, real, real_masks = generation.generator_patches(root / "patches", root / "datasets")
-    real, real_masks = real[train], real_masks[train]
-    recon = np.load(root / "codes" / "recon.npz", allow_pickle=False)["images"][train]
+    enc = generation.encoded_patches(root / "codes", root / "patches", root / "datasets")
+    train = enc.train
+    real, real_masks, recon = enc.images[train], enc.masks[train], enc.recon_images[train]
     grids = np.load(root / "codes" / "grids.npy", allow_pickle=False)
     summary = []
     for prior in args.priors:

@@ -23,7 +23,6 @@ check judges: new noise or a sharpening filter would hide a copy).
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from dualgen.core import artifacts, cli
 from dualgen.core.errors import DualgenError
@@ -38,13 +37,11 @@ def decoder_noise(args, ids, raw_dir, masks, n_classes, seed, mode):
     meta.json."""
     if not (args.codes and args.patches and args.datasets):
         raise DualgenError(f"postprocess.image_noise {mode} needs --codes, --patches and --datasets")
-    codes = Path(args.codes)
-    train = pd.read_csv(codes / "codes.csv")["split"].to_numpy() == "train"
-    _, real, real_masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
-    recon = np.load(codes / "recon.npz", allow_pickle=False)["images"]
+    enc = generation.encoded_patches(args.codes, args.patches, args.datasets)
+    train = enc.train
     decoded = np.stack([io.read_png(raw_dir / "images" / f"{i}.png") for i in ids])
     images, summary = noise.restore(
-        mode, real[train], recon[train], real_masks[train], n_classes, decoded, np.stack(masks), seed
+        mode, enc.images[train], enc.recon_images[train], enc.masks[train], n_classes, decoded, np.stack(masks), seed
     )
     summary["train_patches"] = int(train.sum())
     print(f"decoder {mode} from {summary['train_patches']} training patches: {summary}", flush=True)

@@ -19,7 +19,6 @@ image_fidelity_postprocessed.csv).
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from dualgen.core import artifacts, cli
 from dualgen.generate import common as generation
@@ -31,10 +30,8 @@ def main(args):
     s = cli.settings(args)
     n, pp = len(s["classes"]), s["postprocess"]
     codes = Path(args.codes)
-    recon_npz = np.load(codes / "recon.npz", allow_pickle=False)
-    raw = recon_npz["raw_masks"]
-    split = pd.read_csv(codes / "codes.csv")["split"].to_numpy()
-    _, images, masks = generation.generator_patches(args.patches, args.datasets)  # the order encode used
+    enc = generation.encoded_patches(codes, args.patches, args.datasets)
+    raw, split, images, masks = enc.recon_masks, enc.split, enc.images, enc.masks
     codec = generation.mask_codec(codes, "encode", n)
     options = postprocess.cleaning_options(pp, [c["name"] for c in s["classes"]], raw.shape[1])
     min_px = options["min_object_px"]
@@ -51,8 +48,7 @@ def main(args):
         f"{agreement['train']['miou']:.3f}",
         flush=True,
     )
-    train = split == "train"
-    recon_images = recon_npz["images"]
+    train, recon_images = enc.train, enc.recon_images
     fs = s["fidelity"]
 
     def score(synthetic):  # the image family of reconstructed training patches against the real ones

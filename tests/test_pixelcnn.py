@@ -657,3 +657,35 @@ def test_code_class_composition():
     assert np.allclose(comp, [[0, 1, 0], [0.5, 0, 0.5], [0, 0, 0]])
     with pytest.raises(DualgenError, match="do not tile"):
         generation.code_class_composition(grids, masks[:, :, :3], 3, 3)
+
+
+def test_encoded_patches_reads_what_encode_saw(tmp_path):
+    """The encode step's split and reconstructions next to the patches it encoded, row by row in encode's order
+    (BMQ's train then val patches); patches other than encode's (another manifest) are one error: rerun encode."""
+    import pandas as pd
+
+    from dualgen.data import io
+
+    rng = np.random.default_rng(0)
+    ids = ["p_b", "p_a", "p_c"]
+    for i, pid in enumerate(ids):
+        io.write_png(tmp_path / "patches" / "images" / f"{pid}.png", np.full((8, 8, 3), 10 * i, np.uint8))
+        io.write_png(tmp_path / "patches" / "HQ" / f"{pid}.png", np.full((8, 8), i, np.uint8))
+    (tmp_path / "datasets").mkdir()
+    pd.DataFrame({"patch_id": ids, "split": ["val", "train", "train"], "mask": "HQ"}).to_csv(
+        tmp_path / "datasets" / "BMQ.csv", index=False
+    )
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    order = ["p_a", "p_c", "p_b"]  # train first, then val: generator_patches
+    pd.DataFrame({"patch_id": order, "split": ["train", "val", "train"]}).to_csv(codes / "codes.csv", index=False)
+    recon = rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    raw = rng.random((3, 8, 8, 1)).astype(np.float32)
+    np.savez(codes / "recon.npz", images=recon, raw_masks=raw)
+    enc = generation.encoded_patches(codes, tmp_path / "patches", tmp_path / "datasets")
+    assert list(enc.split) == ["train", "val", "train"] and list(enc.train) == [True, False, True]
+    assert [int(m[0, 0]) for m in enc.masks] == [1, 2, 0] and [int(im[0, 0, 0]) for im in enc.images] == [10, 20, 0]
+    assert np.array_equal(enc.recon_images, recon) and np.array_equal(enc.recon_masks, raw)
+    pd.DataFrame({"patch_id": ids, "split": ["train", "train", "val"]}).to_csv(codes / "codes.csv", index=False)
+    with pytest.raises(DualgenError, match="codes.csv.*rerun encode"):
+        generation.encoded_patches(codes, tmp_path / "patches", tmp_path / "datasets")

@@ -5,6 +5,7 @@ codec of an artifact's raw masks."""
 import json
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,35 @@ def generator_patches(patches_dir, datasets_dir, base="BMQ"):
         images.append(im)
         masks.append(m)
     return ids, np.concatenate(images), np.concatenate(masks)
+
+
+class Encoded(NamedTuple):
+    """The generator's patches as the encode step saw them, in its order: ``split`` (N,) "train" / "val" (the
+    VQ-VAE's held-out patches), the real ``images`` and ``masks``, and their reconstructions (``recon_images`` uint8,
+    ``recon_masks``: the raw masks, as the decode step writes them)."""
+
+    split: np.ndarray
+    images: np.ndarray
+    masks: np.ndarray
+    recon_images: np.ndarray
+    recon_masks: np.ndarray
+
+    @property
+    def train(self):
+        """(N,) bool: the VQ-VAE's training patches."""
+        return self.split == "train"
+
+
+def encoded_patches(codes_dir, patches_dir, datasets_dir):
+    """``Encoded`` from the encode step's folder (codes.csv, recon.npz) and the patches it encoded
+    (``generator_patches``). Raises DualgenError when the patches are not the ones encode saw (rerun encode)."""
+    codes = Path(codes_dir)
+    table = pd.read_csv(codes / "codes.csv", dtype={"patch_id": str})
+    ids, images, masks = generator_patches(patches_dir, datasets_dir)
+    if list(table["patch_id"]) != [str(i) for i in ids]:
+        raise DualgenError(f"{codes / 'codes.csv'}: not the generator patches of {datasets_dir}: rerun encode")
+    recon = np.load(codes / "recon.npz", allow_pickle=False)
+    return Encoded(table["split"].to_numpy(), images, masks, recon["images"], recon["raw_masks"])
 
 
 def code_class_composition(grids, masks, num_embeddings, num_classes):
