@@ -245,15 +245,19 @@ def test_memorisation_of_copies_and_of_independent_samples():
     assert m["synth_median"] == pytest.approx(m["val_median"], rel=0.1)
 
 
-def test_mirrored_copies_count_as_copies():
-    """A prior may train on the training pairs' mirror images (pixelcnn.augment flips): a flipped copy of a training
-    pair is at distance 0 from the reference, and real validation pairs are not helped by the mirror images."""
-    from dualgen.generate.common import flips
+@pytest.mark.parametrize("symmetry", ["flips", "turns"])
+def test_mirrored_and_turned_copies_count_as_copies(symmetry):
+    """A prior may train on the training pairs' mirror images and 90-degree turns (pixelcnn.augment flips,
+    dihedral): a flipped or turned copy of a training pair is at distance 0 from the reference, and real validation
+    pairs are not helped by them."""
+    from dualgen.generate import common
 
     train = blobs(60, sigma=3, seed=20)
     val = blobs(100, sigma=3, seed=31)
-    mirrored = tuple(np.concatenate(list(flips(x[:15]))) for x in train)  # 45 pairs, each a flip of a training pair
-    assert not any((mirrored[1][k] == train[1][k % 15]).all() for k in range(45))  # blobs are not symmetric
+    copy = getattr(common, symmetry)
+    mirrored = tuple(np.concatenate(list(copy(x[:15]))) for x in train)  # 45 or 60 pairs, each a training pair copied
+    k = len(mirrored[1])
+    assert not any((mirrored[1][j] == train[1][j % 15]).all() for j in range(k))  # blobs are not symmetric
     m = fidelity.memorisation(mirrored, train, val, 3)
     assert m["share_closer"] == 1.0 and m["synth_median"] == pytest.approx(0, abs=1e-6)
     assert fidelity.copies_more_than_real(m)

@@ -549,8 +549,10 @@ def test_turns_and_the_dihedral_training_grids():
     assert (t[0][1] == x[1].T).all()
     assert any((c[1] == np.rot90(x[1], 1)).all() for c in t) and any((c[1] == np.rot90(x[1], -1)).all() for c in t)
     assert (t[3][1] == np.rot90(x[1], 2).T).all()  # the anti-transpose
-    all8 = {c[0].tobytes() for c in [x, *generation.flips(x), *t]}
-    assert len(all8) == 8  # no symmetry twice
+    all8 = generation.symmetric_copies(x)
+    assert all8.shape == (16, 4, 4) and (all8[:2] == x).all() and (all8[8:10] == t[0]).all()
+    assert len({c.tobytes() for c in all8[::2]}) == 8  # no symmetry twice
+    assert generation.symmetric_copies(np.zeros((2, 4, 6))).shape == (8, 4, 6)  # not square: the mirror images
     grids = np.arange(2 * 5 * 5).reshape(2, 5, 5)
     flipped = 100 + np.arange(3 * 2 * 5 * 5).reshape(3, 2, 5, 5)
     turned = 1000 + np.arange(4 * 2 * 5 * 5).reshape(4, 2, 5, 5)

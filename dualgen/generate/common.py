@@ -112,6 +112,13 @@ def turns(x):
     return np.concatenate([xt[None], flips(xt)])
 
 
+def symmetric_copies(x):
+    """(N * S, ...) every (N, H, W, ...) patch followed by its other symmetries, block by block: the mirror images
+    (``flips``) and, for square patches, the 90-degree turns (``turns``); S = 8 (square) or 4."""
+    x = np.asarray(x)
+    return np.concatenate([x, *flips(x), *(turns(x) if x.shape[1] == x.shape[2] else [])])
+
+
 def training_grids(grids, flipped, cond, augment, turned=None):
     """The prior's training grids and their cond rows: ``grids`` (N, h, w) and, with ``augment`` "flips", also the
     codes of each patch's mirror images (``flipped``: (3, N, h, w) from encode; the VQ-VAE encodes each mirror

@@ -316,18 +316,18 @@ def novel_share_limit(n_val, n_synth, level=0.975, percentile=MEMO_PERCENTILE):
 def memorisation(synth, train, val, n_classes):
     """Does the generator copy its training pairs? ``synth``, ``train``, ``val`` are (images, masks) pairs.
 
-    Training pairs count with their mirror images (``generation.flips``; a prior may train on them,
-    pixelcnn.augment), for the real validation pairs as for the synthetic ones.
+    Training pairs count with their mirror images and 90-degree turns (``generation.symmetric_copies``; a prior may
+    train on them, pixelcnn.augment), for the real validation pairs as for the synthetic ones.
     share_closer: the share of synthetic pairs nearer to a training pair than ``threshold``, the 1st percentile
     of the real validation pairs' nearest-training distances (1 for copies); novel_lo / novel_hi: what a sample as
     novel as real data scores on average (``novel_share_bounds``); novel_limit: the 97.5 % quantile of that share
     (``novel_share_limit``: a share above it copies more than real data would, beyond the noise of so few
     validation pairs and of len(synth) pairs); synth_median / val_median: the median nearest-training distances.
     """
-    from dualgen.generate.common import flips
+    from dualgen.generate.common import symmetric_copies
 
-    images, masks = _as_pairs(*train)  # the training pairs and their mirror images: a flipped copy is a copy too
-    train = np.concatenate([images, *flips(images)]), np.concatenate([masks, *flips(masks)])
+    images, masks = _as_pairs(*train)  # the training pairs, mirrored and turned: a flipped or turned copy is a copy too
+    train = symmetric_copies(images), symmetric_copies(masks)
     d_synth = nearest_distances(*synth, *train, n_classes)
     d_val = nearest_distances(*val, *train, n_classes)
     threshold = float(np.percentile(d_val, MEMO_PERCENTILE))
