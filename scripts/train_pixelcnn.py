@@ -52,7 +52,7 @@ def main(args):
     cond = condition_vectors(args, s, list(pd.read_csv(codes / "codes.csv")["patch_id"]))
     spec = persist.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = persist.build(spec)
-    copies = {"flips": ["flips.npy"], "dihedral": ["flips.npy", "turns.npy"]}.get(pc["augment"], [])
+    copies = generation.AUGMENTS.get(pc["augment"], ())
     mirrored = {"flips": " (and their mirror images)", "dihedral": " (and their mirror images and turns)"}.get(
         pc["augment"], ""
     )

@@ -547,7 +547,8 @@ def test_turns_and_the_dihedral_training_grids():
     t = generation.turns(x)
     assert t.shape == (4, 2, 4, 4) and len(generation.TURNS) == 4
     assert (t[0][1] == x[1].T).all()
-    assert any((c[1] == np.rot90(x[1], 1)).all() for c in t) and any((c[1] == np.rot90(x[1], -1)).all() for c in t)
+    assert generation.TURNS[1:3] == ("turned right", "turned left")
+    assert (t[1][1] == np.rot90(x[1], -1)).all() and (t[2][1] == np.rot90(x[1], 1)).all()  # clockwise, then counter-
     assert (t[3][1] == np.rot90(x[1], 2).T).all()  # the anti-transpose
     all8 = generation.symmetric_copies(x)
     assert all8.shape == (16, 4, 4) and (all8[:2] == x).all() and (all8[8:10] == t[0]).all()

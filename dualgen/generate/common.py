@@ -93,8 +93,9 @@ def condition_vectors(mode, patches_dir, datasets_dir, n_classes):
 
 
 FLIPS = ("left-right", "up-down", "both")  # the mirror images of a patch, in the order of encode's flips.npy
-TURNS = ("transposed", "turned left", "turned right", "anti-transposed")  # encode's turns.npy: transpose and its FLIPS
-AUGMENTS = ("none", "flips", "dihedral")  # pixelcnn.augment: the copies of each training patch a prior trains on
+TURNS = ("transposed", "turned right", "turned left", "anti-transposed")  # encode's turns.npy: the transpose, its FLIPS
+# pixelcnn.augment -> the encode step's files of the copies of each training patch that a prior also trains on
+AUGMENTS = {"none": (), "flips": ("flips.npy",), "dihedral": ("flips.npy", "turns.npy")}
 
 
 def flips(x):
@@ -129,7 +130,7 @@ def training_grids(grids, flipped, cond, augment, turned=None):
         return grids, cond
     if augment not in AUGMENTS:
         raise DualgenError(f"config: pixelcnn.augment: unknown '{augment}' (one of {', '.join(AUGMENTS)})")
-    copies = [("flips.npy", flipped)] + ([("turns.npy", turned)] if augment == "dihedral" else [])
+    copies = [(name, {"flips.npy": flipped, "turns.npy": turned}[name]) for name in AUGMENTS[augment]]
     for name, codes in copies:
         if codes is None or codes.shape[1:] != grids.shape:
             raise DualgenError(
