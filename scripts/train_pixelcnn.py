@@ -52,7 +52,6 @@ def main(args):
     cond = condition_vectors(args, s, list(pd.read_csv(codes / "codes.csv")["patch_id"]))
     spec = persist.make_spec(pc, args.kind, k, grids.shape[1:], cond_dim=cond.shape[1])
     model = persist.build(spec)
-    copies = generation.AUGMENTS.get(pc["augment"], ())
     mirrored = {"flips": " (and their mirror images)", "dihedral": " (and their mirror images and turns)"}.get(
         pc["augment"], ""
     )
@@ -64,11 +63,8 @@ def main(args):
         flush=True,
     )
     train, val = split == "train", split == "val"
-    flipped, turned = (
-        np.load(codes / name, allow_pickle=False)[:, train] if (codes / name).exists() else None
-        for name in ("flips.npy", "turns.npy")
-    )
-    train_grids, train_cond = generation.training_grids(grids[train], flipped, cond[train], pc["augment"], turned)
+    copies = generation.augment_copies(codes, pc["augment"], train)
+    train_grids, train_cond = generation.training_grids(grids[train], cond[train], pc["augment"], copies)
     history = pixelcnn_train.train_pixelcnn(
         model,
         train_grids,
@@ -93,7 +89,7 @@ def main(args):
         }
         print(f"validation NLL: {val_nll:.4f} nats per cell", flush=True)
     extra.update(condition=pc["condition"], cond_dim=int(cond.shape[1]))
-    inputs = [codes / "grids.npy"] + [codes / name for name in copies]
+    inputs = [codes / "grids.npy"] + [codes / name for name in copies]  # the files it trained on
     with artifacts.artifact_dir(args.out, "train_pixelcnn", s, pc["seed"], inputs, extra) as tmp:
         persist.save(model, tmp / "checkpoint", spec)
         hist.to_csv(tmp / "history.csv", index=False)

@@ -525,18 +525,18 @@ def test_flips_and_the_augmented_training_grids():
     grids = np.arange(2 * 5 * 5).reshape(2, 5, 5)
     encoded = 100 + np.arange(3 * 2 * 5 * 5).reshape(3, 2, 5, 5)  # any codes: the VQ-VAE's, not flipped grids
     cond = np.array([[0.1, 0.9], [0.6, 0.4]], np.float32)
-    g, c = generation.training_grids(grids, encoded, cond, "flips")
+    g, c = generation.training_grids(grids, cond, "flips", {"flips.npy": encoded})
     assert g.shape == (8, 5, 5) and (g[:2] == grids).all()
     assert (g[2:4] == encoded[0]).all() and (g[6:] == encoded[2]).all()
     assert (c == np.tile(cond, (4, 1))).all()
-    g, c = generation.training_grids(grids, None, cond, "none")
+    g, c = generation.training_grids(grids, cond, "none", {"flips.npy": encoded})
     assert g is grids and c is cond
     with pytest.raises(DualgenError, match="flips.npy.*rerun encode"):
-        generation.training_grids(grids, None, cond, "flips")
+        generation.training_grids(grids, cond, "flips", {})
     with pytest.raises(DualgenError, match="flips.npy"):
-        generation.training_grids(grids, encoded[:, :1], cond, "flips")
+        generation.training_grids(grids, cond, "flips", {"flips.npy": encoded[:, :1]})
     with pytest.raises(DualgenError, match="pixelcnn.augment"):
-        generation.training_grids(grids, encoded, cond, "rotations")
+        generation.training_grids(grids, cond, "rotations", {"flips.npy": encoded})
 
 
 def test_turns_and_the_dihedral_training_grids():
@@ -558,14 +558,33 @@ def test_turns_and_the_dihedral_training_grids():
     flipped = 100 + np.arange(3 * 2 * 5 * 5).reshape(3, 2, 5, 5)
     turned = 1000 + np.arange(4 * 2 * 5 * 5).reshape(4, 2, 5, 5)
     cond = np.array([[0.1, 0.9], [0.6, 0.4]], np.float32)
-    g, c = generation.training_grids(grids, flipped, cond, "dihedral", turned)
+    copies = {"flips.npy": flipped, "turns.npy": turned}
+    g, c = generation.training_grids(grids, cond, "dihedral", copies)
     assert g.shape == (16, 5, 5) and (g[:2] == grids).all() and (g[2:4] == flipped[0]).all()
     assert (g[8:10] == turned[0]).all() and (g[14:] == turned[3]).all()
     assert (c == np.tile(cond, (8, 1))).all()
-    g, _ = generation.training_grids(grids, flipped, cond, "flips", turned)  # flips ignores the turns
+    g, _ = generation.training_grids(grids, cond, "flips", copies)  # flips ignores the turns
     assert g.shape == (8, 5, 5)
     with pytest.raises(DualgenError, match="turns.npy.*rerun encode"):
-        generation.training_grids(grids, flipped, cond, "dihedral")
+        generation.training_grids(grids, cond, "dihedral", {"flips.npy": flipped})
+
+
+def test_augment_copies_reads_only_the_files_of_its_mode(tmp_path):
+    """augment_copies loads exactly the encode files AUGMENTS names for the mode, cut to the given rows: flips does
+    not read turns.npy (here not even a numpy file), none reads nothing; a missing file and an unknown mode are one
+    error each."""
+    flipped = np.arange(3 * 4 * 2 * 2).reshape(3, 4, 2, 2)
+    np.save(tmp_path / "flips.npy", flipped)
+    (tmp_path / "turns.npy").write_text("not codes")
+    rows = np.array([True, False, True, False])
+    copies = generation.augment_copies(tmp_path, "flips", rows)
+    assert list(copies) == ["flips.npy"] and (copies["flips.npy"] == flipped[:, rows]).all()
+    assert generation.augment_copies(tmp_path, "none", rows) == {}
+    (tmp_path / "turns.npy").unlink()
+    with pytest.raises(DualgenError, match="turns.npy is missing: rerun encode"):
+        generation.augment_copies(tmp_path, "dihedral", rows)
+    with pytest.raises(DualgenError, match="pixelcnn.augment: unknown 'rotations'"):
+        generation.augment_copies(tmp_path, "rotations", rows)
 
 
 def test_calibration_matches_the_code_frequencies_and_keeps_the_arrangement():

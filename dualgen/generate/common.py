@@ -120,23 +120,41 @@ def symmetric_copies(x):
     return np.concatenate([x, *flips(x), *(turns(x) if x.shape[1] == x.shape[2] else [])])
 
 
-def training_grids(grids, flipped, cond, augment, turned=None):
-    """The prior's training grids and their cond rows: ``grids`` (N, h, w) and, with ``augment`` "flips", also the
-    codes of each patch's mirror images (``flipped``: (3, N, h, w) from encode; the VQ-VAE encodes each mirror
-    image itself, since a code is not mirror-symmetric), their cond rows repeated (class fractions and mean
-    intensity do not change under a flip or turn); "dihedral": also the codes of the 90-degree turns (``turned``:
-    (4, N, h, w), encode's turns.npy), 8x the grids. ``augment`` "none": as given."""
-    if augment == "none":
-        return grids, cond
+def _augment_files(augment):
     if augment not in AUGMENTS:
         raise DualgenError(f"config: pixelcnn.augment: unknown '{augment}' (one of {', '.join(AUGMENTS)})")
-    copies = [(name, {"flips.npy": flipped, "turns.npy": turned}[name]) for name in AUGMENTS[augment]]
-    for name, codes in copies:
+    return AUGMENTS[augment]
+
+
+def augment_copies(codes_dir, augment, rows):
+    """{file name: (c, n, h, w) codes} of the copies a prior trains on with ``augment``: exactly the encode files
+    ``AUGMENTS`` names for it (none for "none"), each cut to the patches ``rows`` (a boolean mask or indices of
+    codes.csv's rows). A missing file is one error ("rerun encode"); files of other modes are not read."""
+    copies = {}
+    for name in _augment_files(augment):
+        path = Path(codes_dir) / name
+        if not path.exists():
+            raise DualgenError(f"pixelcnn.augment {augment}: {path} is missing: rerun encode")
+        copies[name] = np.load(path, allow_pickle=False)[:, rows]
+    return copies
+
+
+def training_grids(grids, cond, augment, copies):
+    """The prior's training grids and their cond rows: ``grids`` (N, h, w) followed by the codes of each patch's
+    copies that ``AUGMENTS[augment]`` names, in its order (``copies``: {file name: (c, N, h, w)}, e.g.
+    ``augment_copies``; the VQ-VAE encodes each copy itself, since a code is not mirror-symmetric): "flips" the
+    3 mirror images (4x the grids), "dihedral" also the 4 90-degree turns (8x); "none": as given. The cond rows are
+    repeated (class fractions and mean intensity do not change under a flip or turn)."""
+    stacked = [grids]
+    for name in _augment_files(augment):
+        codes = copies.get(name)
         if codes is None or codes.shape[1:] != grids.shape:
             raise DualgenError(
                 f"pixelcnn.augment {augment}: the codes folder has no {name} for these grids: rerun encode"
             )
-    stacked = [grids] + [g for _, codes in copies for g in codes]
+        stacked.extend(codes)
+    if len(stacked) == 1:
+        return grids, cond
     return np.concatenate(stacked), np.concatenate([cond] * len(stacked))
 
 
