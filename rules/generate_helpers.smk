@@ -48,8 +48,11 @@ def vqvae_settings():
 def pixelcnn_settings(kind, conditioned=False):
     """The prior settings that change a trained prior of ``kind`` (not which kind the sampler uses); the
     conditioning mode only for the conditioned prior (switching it on leaves the unconditioned priors as they are);
-    the maskgit section only for a maskgit prior."""
+    the maskgit section only for a maskgit prior; dropout only for a PixelCNN, and only when on (a prior trained
+    without it keeps its settings)."""
     drop = ("kind", "compare") + (() if conditioned else ("condition",)) + (() if kind == "maskgit" else ("maskgit",))
+    if kind == "maskgit" or not config["pixelcnn"]["dropout"]:
+        drop += ("dropout",)
     return {k: v for k, v in config["pixelcnn"].items() if k not in drop}
 
 

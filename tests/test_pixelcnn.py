@@ -711,3 +711,46 @@ def test_encoded_patches_reads_what_encode_saw(tmp_path):
     pd.DataFrame({"patch_id": ids, "split": ["train", "train", "val"]}).to_csv(codes / "codes.csv", index=False)
     with pytest.raises(DualgenError, match="codes.csv.*rerun encode"):
         generation.encoded_patches(codes, tmp_path / "patches", tmp_path / "datasets")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dropout_is_seeded_training_only_and_trains(kind):
+    """pixelcnn.dropout: the training call with a Dropout changes the logits, the same seed gives the same logits and
+    another seed others; rate 0 and no Dropout give the network's own logits (sampling, validation); a prior trained
+    with dropout learns the stripes and the same seed retrains it to the same history; out-of-range rates and a MaskGIT
+    prior are refused."""
+    m = tiny(kind, blocks=2)
+    g = random_grids(3, 6, 7)
+    plain = m(g).numpy()
+    seed = tf.constant([0, 1], tf.int32)
+    dropped = m(g, dropout=M.Dropout(0.5, seed)).numpy()
+    assert not np.allclose(dropped, plain)
+    assert np.array_equal(dropped, m(g, dropout=M.Dropout(0.5, seed)).numpy())
+    assert not np.allclose(dropped, m(g, dropout=M.Dropout(0.5, tf.constant([0, 2], tf.int32))).numpy())
+    assert np.array_equal(m(g, dropout=M.Dropout(0.0, seed)).numpy(), plain)
+    grids = stripes(12, size=8)
+    for rate in (-0.1, 1.0):
+        with pytest.raises(DualgenError, match="pixelcnn.dropout"):
+            T.train_pixelcnn(m, grids, grids[:2], epochs=1, batch_size=4, learning_rate=1e-3, seed=0, dropout=rate)
+    if kind == "plain":
+        return  # training: the gated kind's (the same loop; its traces take the time)
+
+    def train(dropout):
+        net = tiny(kind, blocks=2)
+        hist = T.train_pixelcnn(
+            net, grids[:8], grids[8:], epochs=3, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None, dropout=dropout
+        )
+        return hist["val_nll"]
+
+    first = train(0.3)
+    assert first[-1] < first[0] and train(0.3) == first and train(0.0) != first
+
+
+def test_dropout_is_not_for_a_maskgit_prior():
+    spec = PS.make_spec(
+        {"filters": 8, "num_blocks": 1, "maskgit": {"dim": 8, "depth": 1, "heads": 2, "steps": 2}}, "maskgit", K, (4, 4)
+    )
+    with pytest.raises(DualgenError, match="pixelcnn.dropout is for the PixelCNN kinds"):
+        T.train_pixelcnn(
+            PS.build(spec), random_grids(4, 4, 4), None, epochs=1, batch_size=2, learning_rate=1e-3, seed=0, dropout=0.1
+        )

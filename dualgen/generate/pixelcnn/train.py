@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import dualgen  # noqa: F401  (environment before TensorFlow)
 from dualgen.core.errors import DualgenError
-from dualgen.generate.pixelcnn.model import check_cond
+from dualgen.generate.pixelcnn.model import Dropout, check_cond
 
 EVAL_BATCH = 16  # grids per call of validation_nll unless a batch size is given
 
@@ -79,7 +79,18 @@ class BestEpoch:
 
 
 def train_pixelcnn(
-    model, train_grids, val_grids, *, epochs, batch_size, learning_rate, seed, log=print, train_cond=None, val_cond=None
+    model,
+    train_grids,
+    val_grids,
+    *,
+    epochs,
+    batch_size,
+    learning_rate,
+    seed,
+    log=print,
+    train_cond=None,
+    val_cond=None,
+    dropout=0.0,
 ):
     """Adam on the NLL, shuffled each epoch with ``seed`` (the cond rows move with their grids). Returns the history
     {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps).
@@ -89,10 +100,17 @@ def train_pixelcnn(
     overfitted prior samples degenerate grids. Without validation grids: the last epoch.
 
     A MaskGIT prior is trained by ``maskgit.train_maskgit`` (the same arguments; the history's numbers are its
-    masked-token cross-entropies)."""
+    masked-token cross-entropies; ``dropout`` must then be 0).
+
+    ``dropout`` > 0: each update drops the blocks' new features at that rate (``model.Dropout``, seeded by ``seed``
+    and the update's number); the validation NLL is the network's without dropout."""
+    if not 0 <= dropout < 1:
+        raise DualgenError(f"pixelcnn.dropout {dropout} must be in [0, 1): e.g. 0.1")
     if _is_maskgit(model):
         from dualgen.generate.pixelcnn import maskgit
 
+        if dropout:
+            raise DualgenError("pixelcnn.dropout is for the PixelCNN kinds (plain, gated), not a MaskGIT prior")
         return maskgit.train_maskgit(
             model,
             train_grids,
@@ -114,11 +132,15 @@ def train_pixelcnn(
     optimizer = snt.optimizers.Adam(learning_rate)
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None, None, None], tf.int32), tf.TensorSpec([None, model.cond_dim], tf.float32)]
+        input_signature=[
+            tf.TensorSpec([None, None, None], tf.int32),
+            tf.TensorSpec([None, model.cond_dim], tf.float32),
+            tf.TensorSpec([2], tf.int32),
+        ]
     )
-    def train_step(batch, cond):
+    def train_step(batch, cond, drop_seed):
         with tf.GradientTape() as tape:
-            loss = nll(model(batch, cond), batch)
+            loss = nll(model(batch, cond, Dropout(dropout, drop_seed) if dropout else None), batch)
         params = model.trainable_variables
         optimizer.apply(tape.gradient(loss, params), params)
         return loss
@@ -127,12 +149,15 @@ def train_pixelcnn(
     history = {"epoch": [], "train_nll": [], "val_nll": []}
     last_finite = None
     best = BestEpoch()
+    update = 0
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(train))
         losses = []
         for step, start in enumerate(range(0, len(train), batch_size), 1):
             rows = order[start : start + batch_size]
-            loss = float(train_step(tf.constant(train[rows]), tf.constant(train_cond[rows])))
+            update += 1
+            drop_seed = tf.constant([int(seed) % (1 << 31), update], tf.int32)
+            loss = float(train_step(tf.constant(train[rows]), tf.constant(train_cond[rows]), drop_seed))
             if not np.isfinite(loss):
                 raise DualgenError(
                     f"PixelCNN loss became NaN/Inf at epoch {epoch} step {step} "
