@@ -738,7 +738,15 @@ def test_dropout_is_seeded_training_only_and_trains(kind):
     def train(dropout):
         net = tiny(kind, blocks=2)
         hist = T.train_pixelcnn(
-            net, grids[:8], grids[8:], epochs=3, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None, dropout=dropout
+            net,
+            grids[:8],
+            grids[8:],
+            epochs=3,
+            batch_size=4,
+            learning_rate=3e-3,
+            seed=0,
+            log=lambda *a: None,
+            dropout=dropout,
         )
         return hist["val_nll"]
 
