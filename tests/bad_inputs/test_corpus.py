@@ -276,6 +276,11 @@ def config_dilations_not_one_per_block(root, out):
 
 
 @case
+def config_dropout_of_one(root, out):
+    return config_cmd(root, "pixelcnn: {dropout: 1.0}\n"), "pixelcnn.dropout"
+
+
+@case
 def config_predict_mix_not_in_the_study(root, out):
     return config_cmd(root, "predict: {mix: BMQ_999}\n"), "predict.mix: 'BMQ_999' is not a mix of this study"
 
