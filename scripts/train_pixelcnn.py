@@ -6,7 +6,8 @@ VQ-VAE's held-out patches (maskgit: the masked-token cross-entropy instead, not 
 With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), a conditioned prior: every grid
 comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment
 flips: it also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches
-as they are); dihedral: also on their 90-degree turns (8x).
+as they are); dihedral: also on their 90-degree turns (8x). pixelcnn.dropout (PixelCNN kinds): training-time dropout
+on the blocks' new features.
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
 
