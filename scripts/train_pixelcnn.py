@@ -76,7 +76,7 @@ def main(args):
         seed=pc["seed"],
         train_cond=train_cond,
         val_cond=cond[val],
-        dropout=pc.get("dropout", 0.0),  # left out of a maskgit prior's settings (rules: pixelcnn_settings)
+        dropout=pc["dropout"],
     )
     hist = pd.DataFrame(history)
     val_nll = float(pixelcnn_train.validation_nll(model, grids[val], cond=cond[val]))

@@ -224,8 +224,10 @@ def test_vqvae_training_step_runs_under_gpu_determinism(quantizer, mixed_precisi
     assert_runs_on_gpu(f"VQ-VAE (quantizer {quantizer}{', mixed precision' if mixed_precision else ''})", graphs)
 
 
-@pytest.mark.parametrize("kind, cond_dim", [("plain", 0), ("gated", 0), ("plain", 3), ("gated", 3)])
-def test_pixelcnn_training_step_runs_under_gpu_determinism(kind, cond_dim):
+@pytest.mark.parametrize(
+    "kind, cond_dim, dropout", [("plain", 0, 0.0), ("gated", 0, 0.2), ("plain", 3, 0.2), ("gated", 3, 0.0)]
+)
+def test_pixelcnn_training_step_runs_under_gpu_determinism(kind, cond_dim, dropout):
     grids = np.random.default_rng(0).integers(0, 5, (3, 6, 6)).astype(np.int32)
     cond = np.random.default_rng(1).dirichlet(np.ones(3), 3).astype(np.float32)[:, :cond_dim]
     model = pixelcnn.PixelCNN(5, filters=8, num_blocks=1, kind=kind, seed=0, cond_dim=cond_dim, dilations=None)
@@ -241,6 +243,7 @@ def test_pixelcnn_training_step_runs_under_gpu_determinism(kind, cond_dim):
             log=lambda *a: None,
             train_cond=cond[:2],
             val_cond=cond[2:],
+            dropout=dropout,  # pixelcnn.dropout: stateless random ops in the step
         )
     assert any("Conv2DBackpropFilter" in determinism_tools.op_types(g) for g in graphs), "no training step traced"
     logits = model.grid_logits.get_concrete_function(tf.constant(grids), tf.constant(cond))
