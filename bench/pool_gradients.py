@@ -40,11 +40,12 @@ def pair_shares(grids, k, axis):
 
 
 def code_distances(a, b, k):
-    """Total variation distances (codes, row pairs, column pairs) between two sets of code grids."""
-    shares = np.bincount(a.ravel(), minlength=k) / a.size, np.bincount(b.ravel(), minlength=k) / b.size
-    out = [0.5 * np.abs(shares[0] - shares[1]).sum()]
-    for axis in (2, 1):
-        out.append(0.5 * np.abs(pair_shares(a, k, axis) - pair_shares(b, k, axis)).sum())
+    """Total variation distances (codes, row pairs, column pairs) between two sets of code grids (the sampler's
+    ``code_frequencies`` and ``share_distance``)."""
+    from dualgen.generate.pixelcnn.sample import code_frequencies, share_distance
+
+    out = [share_distance(code_frequencies(a, k), code_frequencies(b, k))]
+    out += [share_distance(pair_shares(a, k, axis), pair_shares(b, k, axis)) for axis in (2, 1)]
     return np.array(out)
 
 
