@@ -70,11 +70,9 @@ def main():
     if args.rerun_from and not args.keep:
         ap.error("--rerun-from needs --keep (a folder to reuse)")
     sys.path.insert(0, str(REPO))
-    from dualgen.core.config import load_yaml, merge
+    from dualgen.core.config import merged
 
-    config = load_yaml(REPO / "config.yaml")
-    for f in args.configfile:
-        config = merge(config, load_yaml(f))
+    config = merged(args.configfile)
     out = Path(args.workdir) / "results" / config["study"]
     work = Path(args.workdir)
     if work.exists() and not args.keep:

@@ -57,10 +57,17 @@ def layouts(images, train, k_top, px, seed):
     return km.predict(means.reshape(-1, means.shape[-1])).reshape(means.shape[:3]).astype(np.int32)
 
 
+def as_cond(top):
+    """(N, h, w) layout codes as the (N, h * w) float32 ``cond`` rows the layout model reads."""
+    return np.asarray(top).reshape(len(top), -1).astype(np.float32)
+
+
 def make_layout_model(base_cls, k_top, top_shape, block, every=False, **kw):
     """A ``base_cls`` (the library's PixelCNN) whose head and logits also see each cell's layout neighbourhood;
     ``every``: also added (a learned 1x1 projection per block) to the features entering each block (plain kind)."""
     import tensorflow as tf
+
+    from dualgen.generate.pixelcnn import model as pmodel
 
     class LayoutPixelCNN(base_cls):
         def __init__(self):
@@ -103,16 +110,11 @@ def make_layout_model(base_cls, k_top, top_shape, block, every=False, **kw):
             return self._layout(cond, rows, cols)
 
         def forward(self, codes, frame, cond=None, pos=None, dropout=None):
+            """The library's forward pass (``PixelCNN.forward``) with the layout terms added."""
             x = tf.one_hot(tf.cast(codes, tf.int32), self.num_embeddings, dtype=tf.float32)
-            if frame.inside is None:
-                rows, cols = tf.range(tf.shape(codes)[1]), tf.range(tf.shape(codes)[2])
-            else:
-                rows, cols = pos[0:1], pos[1:2]
-            lay = self._layout(cond, rows, cols)
-            r0 = 3
             if self.kind == "plain":
                 h = tf.nn.relu(frame.conv(self.first, x))
-                frame.shrink(r0, r0, r0)
+                frame.shrink(*[pmodel.FIRST_REACH] * 3)
                 for i, block in enumerate(self.blocks):
                     if self.every:
                         h = h + tf.einsum("brcs,sf->brcf", self._region(cond, frame, pos, h), self.layout_blocks[i])
@@ -121,21 +123,12 @@ def make_layout_model(base_cls, k_top, top_shape, block, every=False, **kw):
                 v, h = self.first(x, x, frame)
                 for i, block in enumerate(self.blocks):
                     v, h = block(v, h, frame, None, dropout, i)
+            lay = self._region(cond, frame, pos, h)  # the output's cells: the grid, or the window's own cell
             y = self.head(tf.nn.relu(h)) + tf.einsum("brcs,sf->brcf", lay, self.layout_head)
             out = self.logits(tf.nn.relu(y)) + tf.einsum("brcs,sk->brck", lay, self.layout_logits)
             return out + self._position(frame, x, pos)
 
     return LayoutPixelCNN()
-
-
-def load_config(configfiles):
-    """config.yaml merged with ``configfiles`` in order, as Snakemake merges them."""
-    from dualgen.core.config import load_yaml, merge
-
-    config = load_yaml(REPO / "config.yaml")
-    for f in configfiles:
-        config = merge(config, load_yaml(f))
-    return config
 
 
 def main():
@@ -153,7 +146,9 @@ def main():
         help="a diagnostic bound: the pool's layouts are the training patches' own (cycled), not the top prior's",
     )
     args = ap.parse_args()
-    config = load_config(args.configfile)
+    from dualgen.core.config import merged
+
+    config = merged(args.configfile)
     if args.every and config["pixelcnn"]["kind"] != "plain":
         ap.error("--every is built for the plain kind only")
 
@@ -190,9 +185,7 @@ def main():
     top_train, _ = generation.training_grids(
         top[train], np.zeros((int(train.sum()), 0), np.float32), pc["augment"], top_copies
     )
-    bottom_train, cond_train = generation.training_grids(
-        grids[train], top[train].reshape(int(train.sum()), -1).astype(np.float32), pc["augment"], copies
-    )
+    bottom_train, cond_train = generation.training_grids(grids[train], as_cond(top[train]), pc["augment"], copies)
     fit = dict(epochs=pc["epochs"], batch_size=pc["batch_size"], learning_rate=pc["learning_rate"], seed=seed)
     top_model = pmodel.PixelCNN(
         args.k_top, pc["filters"], pc["num_blocks"], "plain", seed, grid_shape=(th, tw), dilations=None
@@ -213,9 +206,9 @@ def main():
         grid_shape=grids.shape[1:],
         dilations=pc["dilations"],
     )
-    vcond = top[val].reshape(int(val.sum()), -1).astype(np.float32)
+    vcond = as_cond(top[val])
     ptrain.train_pixelcnn(
-        model, bottom_train, grids[val], **fit, train_cond=cond_train, val_cond=vcond, dropout=pc.get("dropout", 0.0)
+        model, bottom_train, grids[val], **fit, train_cond=cond_train, val_cond=vcond, dropout=pc["dropout"]
     )
     folder_nll = json.loads((out / "pixelcnn" / pc["kind"] / "meta.json").read_text())["val_nll"]
     print(
@@ -242,7 +235,7 @@ def main():
     )
 
     def calibration_draws(model_, n, height, width, seed_, temperature, batch_size, bias, stream):
-        lay = draw_layouts(n, seed_, (202, *stream)).reshape(n, -1).astype(np.float32)
+        lay = as_cond(draw_layouts(n, seed_, (202, *stream)))
         return psample._sample(
             psample._fill_fast, model_, n, height, width, seed_, temperature, batch_size, None, lay, bias, stream=stream
         )
@@ -253,9 +246,9 @@ def main():
     bias, _ = pool_calibrate.calibrate(sm, model, h, w, k, codes, out / "vqvae")
     n = json.loads((out / "synthetic" / "codes" / "meta.json").read_text())["n"]
     if args.real_layouts:
-        lay = np.resize(top[train].reshape(int(train.sum()), -1), (n, th * tw)).astype(np.float32)
+        lay = as_cond(np.resize(top[train], (n, th, tw)))
     else:
-        lay = draw_layouts(n, sm["seed"], (303,)).reshape(n, -1).astype(np.float32)
+        lay = as_cond(draw_layouts(n, sm["seed"], (303,)))
     pool = psample.sample_fast(
         model, n, h, w, seed=sm["seed"], temperature=sm["temperature"], batch_size=sm["batch_size"], cond=lay, bias=bias
     )

@@ -8,14 +8,12 @@ Prints `ok: <mixes> mixes, pool of <n> synthetic pairs` or one `dualgen: error: 
 from pathlib import Path
 
 from dualgen.core import cli
-from dualgen.core.config import check_config, load_yaml, merge
+from dualgen.core.config import check_config, merged
 from dualgen.segment.mixes import enumerate_mixes, pool_size
 
 
 def main(args):
-    config = load_yaml(args.base)
-    for f in args.files:
-        config = merge(config, load_yaml(f))
+    config = merged(args.files, args.base)
     check_config(config)
     mixes = enumerate_mixes(config["mixes"], config["datasets"])
     print(f"ok: {len(mixes)} mixes, pool of {pool_size(config['mixes'], config['datasets'])} synthetic pairs")

@@ -395,6 +395,15 @@ def check_config(config):
     return config
 
 
+def merged(files, base=DEFAULTS_PATH):
+    """The config file ``base`` (config.yaml) with the config ``files`` merged over it in order, as Snakemake merges
+    --configfile files over the workflow's config (unchecked: ``check_config`` checks it)."""
+    config = load_yaml(base)
+    for f in files:
+        config = merge(config, load_yaml(f))
+    return config
+
+
 def merge(base, over):
     """Merge ``over`` into a copy of ``base`` recursively (dicts merge, everything else replaces), as Snakemake
     merges --configfile files over the workflow's config."""
