@@ -48,11 +48,10 @@ def vqvae_settings():
 def pixelcnn_settings(kind, conditioned=False):
     """The prior settings that change a trained prior of ``kind`` (not which kind the sampler uses); the
     conditioning mode only for the conditioned prior (switching it on leaves the unconditioned priors as they are);
-    the maskgit section only for a maskgit prior; dropout only for a PixelCNN, and only when on (a prior trained
-    without it keeps its settings; the step takes 0, config.LEFT_OUT)."""
+    the maskgit section only for a maskgit prior; dropout and ema only for a PixelCNN, and each only when on (a
+    prior trained without them keeps its settings; the step takes 0, config.LEFT_OUT)."""
     drop = ("kind", "compare") + (() if conditioned else ("condition",)) + (() if kind == "maskgit" else ("maskgit",))
-    if kind == "maskgit" or not config["pixelcnn"]["dropout"]:
-        drop += ("dropout",)
+    drop += tuple(k for k in ("dropout", "ema") if kind == "maskgit" or not config["pixelcnn"][k])
     return {k: v for k, v in config["pixelcnn"].items() if k not in drop}
 
 

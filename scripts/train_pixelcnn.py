@@ -7,7 +7,7 @@ With pixelcnn.condition (and --patches/--datasets: the encoded patches' masks), 
 comes with its patch's class fractions (dualgen.generate.conditioning), which every layer sees. pixelcnn.augment
 flips: it also trains on the codes of the training patches' mirror images (4x the grids; validation on the patches
 as they are); dihedral: also on their 90-degree turns (8x). pixelcnn.dropout (PixelCNN kinds): training-time dropout
-on the blocks' new features.
+on the blocks' new features; pixelcnn.ema (PixelCNN kinds): the prior kept is the moving average of its weights.
 Writes OUT/checkpoint, history.csv, nll.png, meta.json (validation NLL in nats per grid cell).
 """
 
@@ -77,6 +77,7 @@ def main(args):
         train_cond=train_cond,
         val_cond=cond[val],
         dropout=pc["dropout"],
+        ema=pc["ema"],
     )
     hist = pd.DataFrame(history)
     val_nll = float(pixelcnn_train.validation_nll(model, grids[val], cond=cond[val]))

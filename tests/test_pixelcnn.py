@@ -754,11 +754,62 @@ def test_dropout_is_seeded_training_only_and_trains(kind):
     assert first[-1] < first[0] and train(0.3) == first and train(0.0) != first
 
 
-def test_dropout_is_not_for_a_maskgit_prior():
+@pytest.mark.parametrize("option", ["dropout", "ema"])
+def test_dropout_and_ema_are_not_for_a_maskgit_prior(option):
     spec = PS.make_spec(
         {"filters": 8, "num_blocks": 1, "maskgit": {"dim": 8, "depth": 1, "heads": 2, "steps": 2}}, "maskgit", K, (4, 4)
     )
-    with pytest.raises(DualgenError, match="pixelcnn.dropout is for the PixelCNN kinds"):
+    with pytest.raises(DualgenError, match=f"pixelcnn.{option} is for the PixelCNN kinds"):
         T.train_pixelcnn(
-            PS.build(spec), random_grids(4, 4, 4), None, epochs=1, batch_size=2, learning_rate=1e-3, seed=0, dropout=0.1
+            PS.build(spec),
+            random_grids(4, 4, 4),
+            None,
+            epochs=1,
+            batch_size=2,
+            learning_rate=1e-3,
+            seed=0,
+            **{option: 0.1},
         )
+
+
+def test_weight_average_by_hand():
+    """pixelcnn.ema's average on numbers worked by hand: the first updates weigh by (1 + u) / (10 + u), later ones by
+    the decay; inside ``swapped`` the variables hold the average, after it the trained weights; decays outside (0, 1)
+    are refused."""
+    assert T.ema_decay(0.5, 1) == pytest.approx(2 / 11) and T.ema_decay(0.5, 2) == 0.25 and T.ema_decay(0.5, 90) == 0.5
+    v = tf.Variable([0.0, 4.0])
+    avg = T.WeightAverage([v], 0.5)
+    v.assign([10.0, 4.0])
+    avg.update(1)  # 2/11 * 0 + 9/11 * 10
+    v.assign([20.0, 4.0])
+    avg.update(2)  # 0.25 * 90/11 + 0.75 * 20
+    want = [0.25 * 90 / 11 + 15, 4.0]
+    with avg.swapped():
+        assert np.allclose(v.numpy(), want)
+    assert np.array_equal(v.numpy(), [20.0, 4.0])
+    avg.assign()
+    assert np.allclose(v.numpy(), want)
+    for decay in (0.0, 1.0):
+        with pytest.raises(DualgenError, match="pixelcnn.ema"):
+            T.WeightAverage([v], decay)
+
+
+def test_ema_prior_is_the_average_of_its_kept_epoch():
+    """pixelcnn.ema: the prior returned is the weight average of the epoch of lowest validation NLL (its NLL is that
+    epoch's, recomputed), it learns the stripes, it differs from the prior trained without the average, and a decay
+    outside [0, 1) is refused."""
+    grids = stripes(12, size=8)
+
+    def train(ema):
+        net = tiny("gated", blocks=2)
+        hist = T.train_pixelcnn(
+            net, grids[:8], grids[8:], epochs=4, batch_size=4, learning_rate=3e-3, seed=0, log=lambda *a: None, ema=ema
+        )
+        return net, hist["val_nll"]
+
+    net, val = train(0.9)
+    assert val[-1] < val[0]
+    assert T.validation_nll(net, grids[8:], 4) == pytest.approx(min(val), abs=1e-5)
+    assert train(0.0)[1] != val
+    with pytest.raises(DualgenError, match="pixelcnn.ema"):
+        T.train_pixelcnn(tiny("plain"), grids, grids[:2], epochs=1, batch_size=4, learning_rate=1e-3, seed=0, ema=1.0)

@@ -20,9 +20,9 @@ DEFAULTS_PATH = REPO_ROOT / "config.yaml"
 
 # Keys a rule leaves out of a step's settings on purpose, and what the step takes for them instead of config.yaml's
 # value: the rule train_pixelcnn passes the pixelcnn section without ``condition`` (it trains the unconditioned
-# prior; train_pixelcnn_conditioned passes the mode), and without ``dropout`` when it is off or the prior is a MaskGIT
-# (rules: pixelcnn_settings). Not defaults: a config that leaves the key out gets config.yaml's.
-LEFT_OUT = {"pixelcnn": {"condition": "none", "dropout": 0.0}}
+# prior; train_pixelcnn_conditioned passes the mode), and without ``dropout`` or ``ema`` when off or the prior is a
+# MaskGIT (rules: pixelcnn_settings). Not defaults: a config that leaves the key out gets config.yaml's.
+LEFT_OUT = {"pixelcnn": {"condition": "none", "dropout": 0.0, "ema": 0.0}}
 
 # Names checked when the workflow loads, without importing TensorFlow or albumentations (seconds per snakemake
 # call). Tests keep them equal to the libraries' lists: dualgen.segment.augment.AUGMENTATIONS and

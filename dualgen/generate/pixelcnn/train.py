@@ -2,6 +2,8 @@
 validation NLL (``validation_nll``). Both hand a MaskGIT prior (kind "maskgit") to ``maskgit.train_maskgit`` and
 ``maskgit.validation_nll`` (a masked-token cross-entropy, not an NLL)."""
 
+import contextlib
+
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
@@ -56,6 +58,45 @@ def validation_nll(model, grids, batch_size=EVAL_BATCH, cond=None):
     return total / len(grids)
 
 
+def ema_decay(decay, update):
+    """The averaging weight of update ``update`` (1, 2, ...) for ``pixelcnn.ema`` = ``decay``: min(decay, (1 + u) /
+    (10 + u)), TensorFlow's ExponentialMovingAverage with num_updates, so the first updates are not drowned by the
+    initial weights."""
+    return min(float(decay), (1.0 + update) / (10.0 + update))
+
+
+class WeightAverage:
+    """An exponential moving average of ``variables`` (Polyak averaging): ``update(u)`` after update u moves the
+    average by ``ema_decay``; ``swapped()`` is a context in which the variables hold the average (validation, the
+    best epoch's copy) and after which they hold the trained weights again; ``assign()`` puts the average in for
+    good."""
+
+    def __init__(self, variables, decay):
+        if not 0 < decay < 1:
+            raise DualgenError(f"pixelcnn.ema {decay} must be in (0, 1) (or 0: off): e.g. 0.99")
+        self.variables, self.decay = list(variables), float(decay)
+        self.average = [tf.Variable(v, trainable=False) for v in self.variables]
+
+    def update(self, update):
+        d = ema_decay(self.decay, update)
+        for a, v in zip(self.average, self.variables):
+            a.assign(d * a + (1.0 - d) * v)
+
+    def assign(self):
+        for a, v in zip(self.average, self.variables):
+            v.assign(a)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        trained = [v.numpy() for v in self.variables]
+        self.assign()
+        try:
+            yield
+        finally:
+            for v, w in zip(self.variables, trained):
+                v.assign(w)
+
+
 class BestEpoch:
     """The epoch of the lowest validation number so far and its weights (a copy, unless it is the last epoch, whose
     weights the model holds anyway); a NaN number (no validation grids) never counts. Shared by the PixelCNN's and
@@ -91,6 +132,7 @@ def train_pixelcnn(
     train_cond=None,
     val_cond=None,
     dropout=0.0,
+    ema=0.0,
 ):
     """Adam on the NLL, shuffled each epoch with ``seed`` (the cond rows move with their grids). Returns the history
     {"epoch", "train_nll", "val_nll"} (nats per grid cell; train = mean over the epoch's steps).
@@ -103,14 +145,21 @@ def train_pixelcnn(
     masked-token cross-entropies; ``dropout`` must then be 0).
 
     ``dropout`` > 0: each update drops the blocks' new features at that rate (``model.Dropout``, seeded by ``seed``
-    and the update's number); the validation NLL is the network's without dropout."""
+    and the update's number); the validation NLL is the network's without dropout.
+
+    ``ema`` > 0 (a decay, e.g. 0.99): an exponential moving average of the weights over the updates
+    (``WeightAverage``); the validation NLL, the kept epoch and the model returned are the average's. 0: the weights
+    as trained."""
     if not 0 <= dropout < 1:
         raise DualgenError(f"pixelcnn.dropout {dropout} must be in [0, 1): e.g. 0.1")
+    if not 0 <= ema < 1:
+        raise DualgenError(f"pixelcnn.ema {ema} must be in [0, 1) (0: off): e.g. 0.99")
     if _is_maskgit(model):
         from dualgen.generate.pixelcnn import maskgit
 
-        if dropout:
-            raise DualgenError("pixelcnn.dropout is for the PixelCNN kinds (plain, gated), not a MaskGIT prior")
+        for name, value in (("dropout", dropout), ("ema", ema)):
+            if value:
+                raise DualgenError(f"pixelcnn.{name} is for the PixelCNN kinds (plain, gated), not a MaskGIT prior")
         return maskgit.train_maskgit(
             model,
             train_grids,
@@ -145,6 +194,7 @@ def train_pixelcnn(
         optimizer.apply(tape.gradient(loss, params), params)
         return loss
 
+    average = WeightAverage(model.trainable_variables, ema) if ema else None
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "train_nll": [], "val_nll": []}
     last_finite = None
@@ -165,14 +215,19 @@ def train_pixelcnn(
                 )
             last_finite = loss
             losses.append(loss)
+            if average:
+                average.update(update)
         history["epoch"].append(epoch)
         history["train_nll"].append(float(np.mean(losses)))
-        history["val_nll"].append(validation_nll(model, val, batch_size, val_cond))
+        with average.swapped() if average else contextlib.nullcontext():
+            history["val_nll"].append(validation_nll(model, val, batch_size, val_cond))
+            best.update(model, history["val_nll"][-1], epoch, epochs)
         log(
             f"epoch {epoch}/{epochs}: NLL {history['train_nll'][-1]:.4f} (train), "
-            f"{history['val_nll'][-1]:.4f} (validation) nats per cell"
+            f"{history['val_nll'][-1]:.4f} (validation{', weight average' if average else ''}) nats per cell"
         )
-        best.update(model, history["val_nll"][-1], epoch, epochs)
+    if average:
+        average.assign()  # the last epoch's average: what BestEpoch holds for it
     if best.restore(model):
         log(f"kept the weights of epoch {best.epoch} (lowest validation NLL {best.value:.4f}), not of epoch {epochs}")
     return history
