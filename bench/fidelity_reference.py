@@ -64,13 +64,13 @@ def main():
     ap.add_argument("--workdir", default=str(REPO / "bench" / "out" / "fidelity_reference"))
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from dualgen.core.config import fill_defaults, merged
+    from dualgen.core.config import fill_defaults, merged_or_exit
     from dualgen.data import datasets
     from dualgen.generate import fidelity
 
     extra = [str(Path(args.configfile).resolve())] if args.configfile else []
     configfiles = [str(REPO / "config.yaml"), *extra]
-    config = fill_defaults(merged(extra))
+    config = fill_defaults(merged_or_exit(extra))
     if config["data"]["source"] != "demo":
         raise SystemExit("fidelity_reference: data.source is not demo: a second real sample needs the demo generator")
     base_seed = int(config["data"]["demo"]["seed"])

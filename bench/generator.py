@@ -70,9 +70,9 @@ def main():
     if args.rerun_from and not args.keep:
         ap.error("--rerun-from needs --keep (a folder to reuse)")
     sys.path.insert(0, str(REPO))
-    from dualgen.core.config import merged
+    from dualgen.core.config import merged_or_exit
 
-    config = merged(args.configfile)
+    config = merged_or_exit(args.configfile)
     out = Path(args.workdir) / "results" / config["study"]
     work = Path(args.workdir)
     if work.exists() and not args.keep:

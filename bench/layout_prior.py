@@ -146,9 +146,9 @@ def main():
         help="a diagnostic bound: the pool's layouts are the training patches' own (cycled), not the top prior's",
     )
     args = ap.parse_args()
-    from dualgen.core.config import merged
+    from dualgen.core.config import merged_or_exit
 
-    config = merged(args.configfile)
+    config = merged_or_exit(args.configfile)
     if args.every and config["pixelcnn"]["kind"] != "plain":
         ap.error("--every is built for the plain kind only")
 

@@ -27,3 +27,23 @@ def test_required_keys_get_no_default():
     assert "study" not in filled and "classes" not in filled
     assert not {"source", "images", "masks"} & set(filled["data"])
     assert filled["data"]["max_band"] == 0.2 and filled["stats"]["level"] == 0.95
+
+
+def test_a_benchmark_given_a_missing_config_file_says_so_in_one_line(tmp_path):
+    """bench/generator.py (and the other benchmarks, through config.merged_or_exit) with a --configfile that is not
+    there: one line naming the file, status 1, no traceback, and the work folder is not touched."""
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "kept.txt").write_text("x")
+    missing = tmp_path / "nope.yaml"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "generator.py"), "--configfile", str(missing), "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"dualgen: error: {missing}: file not found"
+    assert (work / "kept.txt").read_text() == "x"

@@ -404,6 +404,15 @@ def merged(files, base=DEFAULTS_PATH):
     return config
 
 
+def merged_or_exit(files, base=DEFAULTS_PATH):
+    """``merged`` for a command line (the benchmarks): a missing or unreadable file exits with its one line
+    (``dualgen: error: ...``, status 1), not a traceback."""
+    try:
+        return merged(files, base)
+    except DualgenError as err:
+        raise SystemExit(f"dualgen: error: {err}") from None
+
+
 def merge(base, over):
     """Merge ``over`` into a copy of ``base`` recursively (dicts merge, everything else replaces), as Snakemake
     merges --configfile files over the workflow's config."""
