@@ -244,5 +244,15 @@ def worst_image(fmeta):
     )
 
 
+def pool_ratios(fmeta):
+    """The pool's worst image-family and mask ratios as the prototypes' last lines give them:
+    ``image ratio <r> (<class>/<statistic>), mask ratio <m> (<class>/<statistic>)``."""
+    image, mask = worst_image(fmeta), worst_target(fmeta)
+    return (
+        f"image ratio {image['ratio']:.2f} ({image['class']}/{image['statistic']}), "
+        f"mask ratio {mask['ratio']:.2f} ({mask['class']}/{mask['statistic']})"
+    )
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -136,7 +136,7 @@ def main():
         ap.error("built for the edges VQ-VAE: vqvae.quantizer fsq, mask_encoding onehot, downsample 2")
     top_levels = [int(k) for k in args.top_levels.split(",")]
 
-    from generator import worst_image, worst_target  # bench/generator.py: the families its line reports
+    from generator import pool_ratios  # bench/generator.py: the families its line reports
     from layout_prior import as_cond, make_layout_model
 
     from dualgen.core import env
@@ -276,12 +276,9 @@ def main():
     ]  # fmt: skip
     with open(work / "hier_snakemake.log", "w") as log:  # postprocess, fidelity, the figure on the new pairs
         subprocess.run(cmd, cwd=work, check=True, stdout=log, stderr=subprocess.STDOUT)
-    fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
-    image, mask = worst_image(fmeta), worst_target(fmeta)
     print(
-        f"hierarchical VQ-VAE: image ratio {image['ratio']:.2f} ({image['class']}/{image['statistic']}), "
-        f"mask ratio {mask['ratio']:.2f} ({mask['class']}/{mask['statistic']}), reconstruction mIoU "
-        f"{miou['hierarchical']:.3f}"
+        f"hierarchical VQ-VAE: {pool_ratios(json.loads((out / 'fidelity' / 'meta.json').read_text()))}, "
+        f"reconstruction mIoU {miou['hierarchical']:.3f}"
     )
 
 

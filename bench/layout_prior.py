@@ -152,7 +152,7 @@ def main():
     if args.every and config["pixelcnn"]["kind"] != "plain":
         ap.error("--every is built for the plain kind only")
 
-    from generator import worst_image, worst_target  # bench/generator.py: the families its line reports
+    from generator import pool_ratios  # bench/generator.py: the families its line reports
 
     from dualgen.core import env
 
@@ -263,12 +263,7 @@ def main():
     ]  # fmt: skip
     with open(work / "layout_snakemake.log", "w") as log:  # decode, postprocess, fidelity on the new grids
         subprocess.run(cmd, cwd=work, check=True, stdout=log, stderr=subprocess.STDOUT)
-    fmeta = json.loads((out / "fidelity" / "meta.json").read_text())
-    image, mask = worst_image(fmeta), worst_target(fmeta)
-    print(
-        f"layout prior: image ratio {image['ratio']:.2f} ({image['class']}/{image['statistic']}), "
-        f"mask ratio {mask['ratio']:.2f} ({mask['class']}/{mask['statistic']})"
-    )
+    print(f"layout prior: {pool_ratios(json.loads((out / 'fidelity' / 'meta.json').read_text()))}")
 
 
 if __name__ == "__main__":
