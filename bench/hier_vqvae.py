@@ -25,6 +25,9 @@ Usage (in a copy of a ``bench/generator.py`` folder whose VQ-VAE uses FSQ, with 
 python bench/hier_vqvae.py --workdir <copy> --configfile ... [--top-levels 4,4,4] [--seed 0] [--cores 2]
 Prints the reconstruction mIoU of both VQ-VAEs on the held-out patches, the priors' validation NLLs and, last:
 ``hierarchical VQ-VAE: image ratio <r> (<statistic>), mask ratio <m> (<statistic>), reconstruction mIoU <x>``.
+Then ``--score --compare <the single-level folder>`` (the same folder and config files; the trained VQ-VAE is
+reused) prints, for each VQ-VAE, the worst image-family ratio of its reconstructions and of its pool, as decoded
+and with the spectrum gain fitted on its own reconstructions (``score``).
 """
 
 import argparse
@@ -120,6 +123,60 @@ def mask_miou(raw, masks, num_classes):
     return float(np.nanmean(metrics.ious(metrics.confusion(masks, pred, num_classes))))
 
 
+def image_worst(real_images, real_masks, synth_images, synth_masks, fs, class_name):
+    """(statistic, ratio) of the worst image-family ratio of synthetic against real patches (the fidelity step's
+    ``image_stats.image_family``, its splits and seed)."""
+    from dualgen.generate import image_stats
+
+    table = image_stats.image_family(
+        real_images, real_masks, synth_images, synth_masks, fs["n_splits"], fs["seed"], class_name=class_name
+    )
+    worst = table.loc[table["ratio"].astype(float).idxmax()]
+    return f"{worst['statistic']} {float(worst['ratio']):.2f}"
+
+
+def score(args, config, out, model, x, images, masks, tr, codec, ids):
+    """``--score``: the image family against the BMQ training patches (the fidelity step's real set) of (1) their
+    reconstructions by both VQ-VAEs, as decoded and with ``postprocess.image_noise`` fitted on that VQ-VAE's own
+    reconstructions of the generator's training patches (as the postprocess step fits it), and (2) the single-level
+    pool (``--compare``: another folder's) and the hierarchical pool (this folder's) as decoded
+    (``synthetic/clean/decoded``), and each with the gain of its own VQ-VAE (the pipeline's postprocess step fitted
+    the single-level VQ-VAE's gain to both)."""
+    from dualgen.data import datasets, io
+    from dualgen.generate import common as generation
+    from dualgen.generate import noise
+    from dualgen.generate.vqvae import data
+
+    n, fs, mode = len(config["classes"]), config["fidelity"], config["postprocess"]["image_noise"]
+    name = config["classes"][0]["name"]
+    folder_vq, _ = generation.load_vqvae(out / "vqvae")
+    bmq, real, real_masks = datasets.load(out / "patches", out / "datasets" / "BMQ.csv", "train")
+    rows = [list(ids).index(i) for i in bmq]
+    recon = {
+        "single-level": data.from_model_output(data.reconstruct(folder_vq, x), codec)[0],
+        "hierarchical": data.from_model_output(batched(lambda a: model(a, is_training=False)["x_recon"], x), codec)[0],
+    }
+    pools = {"hierarchical": out, "single-level": Path(args.compare) / out.relative_to(args.workdir)}
+    for level, rec in recon.items():
+        line = f"{level}: reconstructions {image_worst(real, real_masks, rec[rows], real_masks, fs, name)}"
+        clean = pools[level] / "synthetic" / "clean"
+        pairs = sorted(p.stem for p in (clean / "decoded").glob("*.png"))
+        decoded = np.stack([io.read_png(clean / "decoded" / f"{i}.png") for i in pairs])
+        pool_masks = np.stack([io.read_png(clean / "masks" / f"{i}.png") for i in pairs])
+        line += f"; pool as decoded {image_worst(real, real_masks, decoded, pool_masks, fs, name)}"
+        if mode != "none":
+            fit = (images[tr], rec[tr], masks[tr], n)
+            seed = config["postprocess"]["seed"]
+            restored = noise.restore(mode, *fit, rec[rows], real_masks, seed)[0]
+            pool = noise.restore(mode, *fit, decoded, pool_masks, seed)[0]
+            line += (
+                f"; with image_noise {mode} of its own VQ-VAE: reconstructions "
+                f"{image_worst(real, real_masks, restored, real_masks, fs, name)}, pool "
+                f"{image_worst(real, real_masks, pool, pool_masks, fs, name)}"
+            )
+        print(line, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", required=True, help="a COPY of a finished bench/generator.py folder (FSQ VQ-VAE)")
@@ -127,7 +184,15 @@ def main():
     ap.add_argument("--top-levels", default="4,4,4", help="FSQ levels of the top code (product: its codebook)")
     ap.add_argument("--seed", type=int, default=None, help="pixelcnn.seed (default: the folder prior's)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument(
+        "--score",
+        action="store_true",
+        help="after a run in this folder: score the reconstructions and pools of both VQ-VAEs (``score``)",
+    )
+    ap.add_argument("--compare", default=None, help="with --score: the folder of the single-level pool")
     args = ap.parse_args()
+    if args.score and not args.compare:
+        ap.error("--score needs --compare <folder of the single-level pool>")
     from dualgen.core.config import merged_or_exit
 
     config = merged_or_exit(args.configfile)
@@ -182,6 +247,8 @@ def main():
         mask_head=mask_head, features=features,
     )  # fmt: skip
     tf.train.Checkpoint(model=model).read(str(vq_work / "best" / "ckpt")).expect_partial()
+    if args.score:
+        return score(args, config, out, model, x, images, masks, tr, codec, ids)
     folder_vq, _ = generation.load_vqvae(out / "vqvae")
     recon = {
         "folder": batched(lambda a: folder_vq(a, is_training=False)["x_recon"], x[va]),
