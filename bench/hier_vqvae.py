@@ -124,8 +124,8 @@ def mask_miou(raw, masks, num_classes):
 
 
 def image_worst(real_images, real_masks, synth_images, synth_masks, fs, class_name):
-    """(statistic, ratio) of the worst image-family ratio of synthetic against real patches (the fidelity step's
-    ``image_stats.image_family``, its splits and seed)."""
+    """``"<statistic> <ratio>"``: the worst image-family ratio of synthetic against real patches (the fidelity
+    step's ``image_stats.image_family``, its splits and seed)."""
     from dualgen.generate import image_stats
 
     table = image_stats.image_family(
